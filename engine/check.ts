@@ -1,0 +1,149 @@
+/**
+ * `check`: turn two inventories into blocking errors and warnings, each with
+ * the fix. Pure: every fact it needs is passed in, so each rule is unit-tested.
+ */
+import type { Inventory } from './inspect';
+import { qualified } from './inspect';
+import { formatBytes } from './units';
+
+export type Strategy = 'dump-restore' | 'logical' | 'pglogical' | 'bucardo';
+export const STRATEGIES: readonly Strategy[] = ['dump-restore', 'logical', 'pglogical', 'bucardo'];
+
+export interface Finding {
+  readonly level: 'error' | 'warning' | 'info';
+  readonly code: string;
+  readonly message: string;
+  readonly fix: string;
+}
+
+export interface CheckFacts {
+  readonly source: Inventory;
+  readonly target: Inventory;
+  readonly strategy: Strategy;
+  readonly force: boolean;
+  /** Same host, port and database on both sides. */
+  readonly sameEndpoint: boolean;
+  /** Client tools: the major found, or the error text when none fits. */
+  readonly tools: { readonly major: number; readonly version: string } | { readonly error: string; readonly fix: string };
+  /** Free bytes where dumps are written (dump-restore only). */
+  readonly workDirFree?: number;
+  readonly workDir?: string;
+}
+
+const list = (names: string[], max = 8): string =>
+  names.slice(0, max).join(', ') + (names.length > max ? ` and ${names.length - max} more` : '');
+
+/** Bytes a directory-format dump needs, conservatively: the table data, uncompressed. */
+export function estimateDumpBytes(inv: Inventory): number {
+  const tableBytes = inv.database.tables.reduce((s, t) => s + t.bytes, 0);
+  return Math.max(tableBytes, 16 * 1024 * 1024);
+}
+
+export function runChecks(f: CheckFacts): Finding[] {
+  const out: Finding[] = [];
+  const { source: s, target: t } = f;
+  const err = (code: string, message: string, fix: string): void => void out.push({ level: 'error', code, message, fix });
+  const warn = (code: string, message: string, fix: string): void => void out.push({ level: 'warning', code, message, fix });
+  const info = (code: string, message: string, fix = ''): void => void out.push({ level: 'info', code, message, fix });
+
+  if (f.sameEndpoint) {
+    err('same-database', 'Source and target are the same database.', 'Point --target at a different server or database.');
+  }
+  if (t.server.major < s.server.major) {
+    err(
+      'target-older',
+      `The target runs PostgreSQL ${t.server.major}, older than the source's ${s.server.major}; PostgreSQL does not support moving data to an older major.`,
+      `Create the target with PostgreSQL ${s.server.major} or newer.`,
+    );
+  }
+  if (t.database.userObjectCount > 0) {
+    if (f.force) {
+      warn(
+        'target-not-empty',
+        `The target database "${t.database.name}" already holds ${t.database.userObjectCount} objects; --force was given, so objects the migration brings will replace them.`,
+        'Use an empty database to keep everything already on the target.',
+      );
+    } else {
+      err(
+        'target-not-empty',
+        `The target database "${t.database.name}" is not empty (${t.database.userObjectCount} tables, types, functions or large objects).`,
+        'Use an empty database, drop its objects, or pass --force to let pgferry replace the objects the migration brings.',
+      );
+    }
+  }
+  if (!t.database.canCreate) {
+    err(
+      'target-no-create',
+      `User "${t.server.currentUser}" may not create schemas in the target database "${t.database.name}".`,
+      `GRANT CREATE ON DATABASE "${t.database.name}" TO "${t.server.currentUser}", or connect as the database owner.`,
+    );
+  }
+  if (!t.server.canCreateRole) {
+    warn(
+      'target-no-createrole',
+      `User "${t.server.currentUser}" cannot create roles on the target: roles and grants from the source are skipped, and objects owned by missing roles fail to restore.`,
+      'Connect as a user with CREATEROLE (the managed admin user), or create the roles first.',
+    );
+  }
+  const unreadable = s.database.tables.filter((x) => !x.readable).map((x) => qualified(x));
+  if (unreadable.length > 0) {
+    err(
+      'source-unreadable',
+      `User "${s.server.currentUser}" cannot read ${unreadable.length} source tables: ${list(unreadable)}.`,
+      s.server.major >= 14
+        ? `GRANT pg_read_all_data TO "${s.server.currentUser}", or connect as the owner or a superuser.`
+        : `GRANT SELECT on those tables to "${s.server.currentUser}", or connect as the owner or a superuser.`,
+    );
+  }
+  const available = new Set(t.database.availableExtensions);
+  const missing = s.database.extensions.filter((e) => e.name !== 'plpgsql' && !available.has(e.name)).map((e) => e.name);
+  if (missing.length > 0) {
+    err(
+      'extension-missing',
+      `Extensions used by the source are not available on the target: ${list(missing)}.`,
+      'Install them on the target server (or enable them in the managed service), or drop them from the source first.',
+    );
+  }
+  if (s.server.settings['server_encoding'] && t.server.settings['server_encoding'] !== s.server.settings['server_encoding']) {
+    warn(
+      'encoding-differs',
+      `Server encodings differ (source ${s.server.settings['server_encoding']}, target ${t.server.settings['server_encoding']}); characters the target cannot encode fail to restore.`,
+      'Create the target database with the source encoding (CREATE DATABASE … ENCODING).',
+    );
+  }
+  if ('error' in f.tools) {
+    if (f.strategy === 'dump-restore') err('client-tools', f.tools.error, f.tools.fix);
+  } else {
+    info('client-tools', `Using pg_dump ${f.tools.version}.`);
+  }
+  if (f.strategy === 'dump-restore' && f.workDirFree !== undefined) {
+    const need = estimateDumpBytes(s);
+    if (f.workDirFree < need) {
+      err(
+        'disk-space',
+        `The dump needs up to ${formatBytes(need)} in ${f.workDir ?? 'the work directory'}, which has ${formatBytes(f.workDirFree)} free.`,
+        'Free space there or pass --work-dir pointing at a larger disk.',
+      );
+    }
+  }
+  if (s.database.largeObjects > 0) {
+    info('large-objects', `The source holds ${s.database.largeObjects} large objects; they are copied with the data.`);
+  }
+  const unlogged = s.database.tables.filter((x) => x.unlogged).map((x) => qualified(x));
+  if (unlogged.length > 0) info('unlogged-tables', `Unlogged tables are copied as unlogged: ${list(unlogged)}.`);
+  if (s.server.inRecovery && s.server.major < 10) {
+    info('standby-source', 'The source is a pre-10 standby: pg_dump runs with --no-synchronized-snapshots; stop writes on the primary for a consistent copy.');
+  }
+  if (f.strategy !== 'dump-restore') {
+    err(
+      'strategy-unavailable',
+      `Strategy "${f.strategy}" is not available in this version of pgferry.`,
+      'Use --strategy dump-restore.',
+    );
+  }
+  return out;
+}
+
+export function hasErrors(findings: readonly Finding[]): boolean {
+  return findings.some((x) => x.level === 'error');
+}

@@ -1,0 +1,265 @@
+/**
+ * Strategy `dump-restore` (seeds 000, 001, 003 automated): roles, then
+ * `pg_dump -Fd -j N` and `pg_restore -j N` with classified restore errors,
+ * `VACUUM ANALYZE`, and verification. Writes must be stopped for the whole
+ * run: its duration is the downtime, and the report says so.
+ */
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { connect, withClient, type ConnInfo } from './conn';
+import { PgferryError } from './errors';
+import { applyGlobals, planGlobals, type GlobalsOutcome } from './globals';
+import type { Preflight } from './preflight';
+import { parseRestoreErrors, type RestoreError } from './restore-errors';
+import { ProgressMeter, type Step } from './runner';
+import { libpqUrl, runTool } from './tool-exec';
+import type { ClientTools } from './tools';
+import { verify, type VerifyMode, type VerifyResult } from './verify';
+
+export interface DumpRestoreOptions {
+  /** Parallel jobs for pg_dump, pg_restore, vacuum and verify. */
+  readonly jobs: number;
+  /** Where the directory-format dump is written. */
+  readonly workDir: string;
+  /** Replace objects on a non-empty target (pg_restore --clean --if-exists). */
+  readonly force: boolean;
+  /** Do not migrate roles (pg_dumpall --globals-only). */
+  readonly skipGlobals: boolean;
+  /** pg_restore --no-owner: objects belong to the target user. */
+  readonly noOwner: boolean;
+  /** pg_restore --no-privileges: no GRANTs. */
+  readonly noPrivileges: boolean;
+  /** pg_dump compression level (0 = none, fastest on a local disk). */
+  readonly compress: number;
+  /** Keep the dump directory after a successful run. */
+  readonly keepDump: boolean;
+  readonly verify: VerifyMode | 'none';
+}
+
+export interface DumpRestoreContext {
+  readonly runId: string;
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly pre: Preflight;
+  readonly tools: ClientTools;
+  readonly opts: DumpRestoreOptions;
+  readonly dumpDir: string;
+  globals?: GlobalsOutcome | { skipped: string };
+  restoreErrors?: RestoreError[];
+  verification?: VerifyResult;
+}
+
+/** Arguments for pg_dump. Pure, tested. */
+export function pgDumpArgs(ctx: { source: ConnInfo; dumpDir: string; opts: Pick<DumpRestoreOptions, 'jobs' | 'compress'>; sourceVersionNum: number; sourceInRecovery: boolean }): string[] {
+  const args = ['-Fd', '-j', String(ctx.opts.jobs), '-f', ctx.dumpDir, '-v', '--no-tablespaces', '--exclude-schema=pgferry', '-Z', String(ctx.opts.compress)];
+  // Synchronized snapshots need 9.2+, and on a standby 10+ (seed 003: Heroku followers).
+  if (ctx.sourceVersionNum < 90200 || (ctx.sourceInRecovery && ctx.sourceVersionNum < 100000)) args.push('--no-synchronized-snapshots');
+  args.push('-d', libpqUrl(ctx.source));
+  return args;
+}
+
+/** Arguments for pg_restore. Pure, tested. */
+export function pgRestoreArgs(ctx: { target: ConnInfo; dumpDir: string; opts: Pick<DumpRestoreOptions, 'jobs' | 'force' | 'noOwner' | 'noPrivileges'> }): string[] {
+  const args = ['-Fd', '-j', String(ctx.opts.jobs), '-v', '--no-tablespaces'];
+  if (ctx.opts.force) args.push('--clean', '--if-exists');
+  if (ctx.opts.noOwner) args.push('--no-owner');
+  if (ctx.opts.noPrivileges) args.push('--no-privileges');
+  args.push('-d', libpqUrl(ctx.target), ctx.dumpDir);
+  return args;
+}
+
+function dirBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  for (const f of readdirSync(dir)) {
+    const st = statSync(path.join(dir, f));
+    total += st.isDirectory() ? dirBytes(path.join(dir, f)) : st.size;
+  }
+  return total;
+}
+
+/** Tail of a tool's stderr without the verbose chatter. */
+function errorLines(stderr: string, n = 12): string {
+  const lines = stderr.split('\n').filter((l) => /error|fatal|could not|failed|denied/i.test(l));
+  return (lines.length ? lines : stderr.split('\n')).slice(-n).join('\n');
+}
+
+const globalsStep: Step<DumpRestoreContext> = {
+  name: 'globals',
+  async run(ctx, emit) {
+    if (ctx.opts.skipGlobals) {
+      ctx.globals = { skipped: '--skip-globals' };
+      return ctx.globals;
+    }
+    if (!ctx.pre.target.server.canCreateRole) {
+      ctx.globals = { skipped: 'the target user cannot create roles' };
+      emit({ type: 'log', level: 'warn', message: 'roles skipped: the target user cannot create roles' });
+      return ctx.globals;
+    }
+    const base = ['--globals-only', '--no-tablespaces', '-d', libpqUrl(ctx.source)];
+    let r = await runTool(ctx.tools.pgDumpAll, base, [ctx.source], { captureStdout: true });
+    let passwords = true;
+    if (r.exitCode !== 0 && /pg_authid|permission denied/i.test(r.stderr)) {
+      // Managed sources (RDS, Cloud SQL) do not let anyone read password hashes.
+      r = await runTool(ctx.tools.pgDumpAll, ['--no-role-passwords', ...base], [ctx.source], { captureStdout: true });
+      passwords = false;
+      emit({ type: 'log', level: 'warn', message: 'the source does not expose role passwords: roles are created without them; set passwords on the target before the switch' });
+    }
+    if (r.exitCode !== 0) {
+      throw new PgferryError('globals-failed', `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`, 'Connect to the source as a superuser or the managed admin user, or pass --skip-globals and create the roles yourself.');
+    }
+    const outcome = await withClient(ctx.target, 'target', async (c) => {
+      const roles = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
+      const plan = planGlobals(r.stdout, {
+        admin: ctx.pre.target.server.currentUser,
+        isSuperuser: ctx.pre.target.server.isSuperuser,
+        existingRoles: new Set(roles.rows.map((x) => x.rolname)),
+      });
+      return applyGlobals(c, plan);
+    });
+    for (const w of outcome.warnings) emit({ type: 'log', level: 'warn', message: `roles: ${w.error} (${w.sql.slice(0, 120)})` });
+    ctx.globals = outcome;
+    if (outcome.failed.length > 0) {
+      throw new PgferryError(
+        'globals-failed',
+        `${outcome.failed.length} role statements failed on the target: ${outcome.failed
+          .slice(0, 5)
+          .map((f) => `${f.error} [${f.sql.slice(0, 160)}]`)
+          .join('; ')}`,
+        'Fix the roles on the target (or pass --skip-globals and create them yourself), then rerun.',
+        outcome,
+      );
+    }
+    return { applied: outcome.applied, skipped: outcome.skipped.length, expectedErrors: outcome.expected.length, warnings: outcome.warnings.length, passwords };
+  },
+};
+
+const dumpStep: Step<DumpRestoreContext> = {
+  name: 'dump',
+  async run(ctx, emit) {
+    rmSync(ctx.dumpDir, { recursive: true, force: true });
+    const tables = ctx.pre.source.database.tables;
+    const total = tables.reduce((s, t) => s + t.bytes, 0);
+    const byName = new Map<string, number>();
+    for (const t of tables) byName.set(t.name, (byName.get(t.name) ?? 0) + t.bytes);
+    const meter = new ProgressMeter(emit, 'dump', total, 'bytes');
+    let done = 0;
+    const r = await runTool(
+      ctx.tools.pgDump,
+      pgDumpArgs({ source: ctx.source, dumpDir: ctx.dumpDir, opts: ctx.opts, sourceVersionNum: ctx.pre.source.server.versionNum, sourceInRecovery: ctx.pre.source.server.inRecovery }),
+      [ctx.source],
+      {
+        onStderrLine: (line) => {
+          const m = /finished item \d+ TABLE DATA (.+)$/.exec(line);
+          if (m) {
+            done += byName.get(m[1]!.trim()) ?? 0;
+            meter.update(Math.min(done, total), m[1]);
+          }
+        },
+      },
+    );
+    if (r.exitCode !== 0) {
+      throw new PgferryError('dump-failed', `pg_dump failed (exit ${r.exitCode}): ${errorLines(r.stderr)}`, 'Fix the cause above on the source (privileges, locks, connection limits) and rerun; nothing was written to the target.');
+    }
+    meter.update(total, undefined, true);
+    return { dir: ctx.dumpDir, bytes: dirBytes(ctx.dumpDir), tableBytes: total, pgDump: ctx.tools.version, jobs: ctx.opts.jobs };
+  },
+};
+
+const restoreStep: Step<DumpRestoreContext> = {
+  name: 'restore',
+  async run(ctx, emit) {
+    const tables = ctx.pre.source.database.tables.filter((t) => t.kind === 'r');
+    const byName = new Map<string, number>();
+    for (const t of tables) byName.set(t.name, (byName.get(t.name) ?? 0) + t.bytes);
+    const total = tables.reduce((s, t) => s + t.bytes, 0);
+    const meter = new ProgressMeter(emit, 'restore', total, 'bytes');
+    let done = 0;
+    const r = await runTool(ctx.tools.pgRestore, pgRestoreArgs(ctx), [ctx.target], {
+      onStderrLine: (line) => {
+        const m = /finished item \d+ TABLE DATA (.+)$/.exec(line);
+        if (m) {
+          done += byName.get(m[1]!.trim()) ?? 0;
+          meter.update(Math.min(done, total), m[1]);
+        }
+      },
+    });
+    const errors = parseRestoreErrors(r.stderr);
+    ctx.restoreErrors = errors;
+    const real = errors.filter((e) => !e.expected);
+    const expected = errors.filter((e) => e.expected);
+    for (const e of expected) emit({ type: 'log', level: 'info', message: `restore: expected on this target: ${e.message}` });
+    if (real.length > 0 || (r.exitCode !== 0 && errors.length === 0)) {
+      const shown = real.length > 0 ? real.slice(0, 8).map((e) => `${e.message}${e.command ? ` [${e.command.slice(0, 160)}]` : ''}`).join('\n  ') : errorLines(r.stderr);
+      throw new PgferryError(
+        'restore-failed',
+        `pg_restore reported ${real.length || 'unclassified'} real error(s)${expected.length ? ` (and ${expected.length} expected ones)` : ''}:\n  ${shown}`,
+        'Fix the cause on the source or target (missing roles, extensions, privileges), then rerun with --force to replace what was restored.',
+        { errors },
+      );
+    }
+    meter.update(total, undefined, true);
+    return { jobs: ctx.opts.jobs, expectedErrors: expected.map((e) => ({ message: e.message, reason: e.reason })), realErrors: 0 };
+  },
+};
+
+const vacuumStep: Step<DumpRestoreContext> = {
+  name: 'vacuum-analyze',
+  async run(ctx, emit) {
+    const rels = await withClient(ctx.target, 'target', async (c) =>
+      (
+        await c.query<{ q: string; kind: string }>(
+          `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind::text AS kind
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry')
+              AND n.nspname NOT LIKE 'pg\\_%' ORDER BY pg_table_size(c.oid) DESC`,
+        )
+      ).rows,
+    );
+    const meter = new ProgressMeter(emit, 'vacuum-analyze', rels.length, 'tables');
+    const clients = await Promise.all(Array.from({ length: Math.min(ctx.opts.jobs, Math.max(1, rels.length)) }, () => connect(ctx.target, 'target')));
+    try {
+      const limit = pLimit(clients.length);
+      let done = 0;
+      await Promise.all(
+        rels.map((r) =>
+          limit(async () => {
+            const c = clients.pop()!;
+            try {
+              // A partitioned parent has no storage to vacuum; ANALYZE gives the planner its statistics.
+              await c.query(r.kind === 'p' ? `ANALYZE ${r.q}` : `VACUUM (ANALYZE) ${r.q}`);
+            } finally {
+              clients.push(c);
+            }
+            meter.update(++done, r.q);
+          }),
+        ),
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+    return { relations: rels.length };
+  },
+};
+
+const verifyStep: Step<DumpRestoreContext> = {
+  name: 'verify',
+  async run(ctx, emit) {
+    if (ctx.opts.verify === 'none') return { skipped: true };
+    const meter = new ProgressMeter(emit, 'verify', ctx.pre.source.database.tables.length, 'tables');
+    const v = await verify(ctx.source, ctx.target, { mode: ctx.opts.verify, jobs: ctx.opts.jobs, onProgress: (d) => meter.update(d) });
+    ctx.verification = v;
+    if (!v.ok) {
+      throw new PgferryError(
+        'verify-failed',
+        `Verification found ${v.mismatches.length} difference(s):\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
+        'Writes may have reached the source during the run (stop them for dump-restore), or the restore was partial; rerun with --force after fixing.',
+        v,
+      );
+    }
+    return { mode: v.mode, tables: v.tables.length, rows: v.rows, sequences: v.sequences.length, largeObjects: v.largeObjects.source, seconds: v.seconds };
+  },
+};
+
+export const DUMP_RESTORE_STEPS: readonly Step<DumpRestoreContext>[] = [globalsStep, dumpStep, restoreStep, vacuumStep, verifyStep];

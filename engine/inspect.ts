@@ -1,0 +1,283 @@
+/**
+ * `inspect`: read what a migration needs to know about one server and one
+ * database — version, settings, privileges, databases, tables with sizes,
+ * keys and replica identity, sequences, materialized views, large objects,
+ * extensions and roles. Read-only.
+ */
+import type pg from 'pg';
+import { withClient, type ConnInfo } from './conn';
+
+export interface TableInfo {
+  readonly schema: string;
+  readonly name: string;
+  /** r = table, p = partitioned parent (holds no rows itself). */
+  readonly kind: 'r' | 'p';
+  readonly unlogged: boolean;
+  readonly partitionOf: string | null;
+  readonly rowEstimate: number;
+  readonly bytes: number;
+  readonly totalBytes: number;
+  /** Primary key columns, empty when the table has none. */
+  readonly primaryKey: readonly string[];
+  /** d = default (PK), n = nothing, f = full, i = index. */
+  readonly replicaIdentity: 'd' | 'n' | 'f' | 'i';
+  /** A unique, non-partial, non-deferrable index on NOT NULL columns exists (usable as replica identity). */
+  readonly hasUsableUniqueIndex: boolean;
+  readonly readable: boolean;
+}
+
+export interface SequenceInfo {
+  readonly schema: string;
+  readonly name: string;
+  readonly ownedBy: string | null;
+}
+
+export interface RoleInfo {
+  readonly name: string;
+  readonly superuser: boolean;
+  readonly login: boolean;
+  readonly replication: boolean;
+}
+
+export interface DatabaseInfo {
+  readonly name: string;
+  readonly bytes: number | null;
+  readonly owner: string;
+}
+
+export interface ServerInfo {
+  readonly versionNum: number;
+  readonly major: number;
+  readonly version: string;
+  readonly inRecovery: boolean;
+  readonly settings: Readonly<Record<string, string>>;
+  readonly currentUser: string;
+  readonly isSuperuser: boolean;
+  readonly canCreateRole: boolean;
+  readonly canCreateDb: boolean;
+  readonly canReplicate: boolean;
+  /** Managed-service admin roles the current user belongs to (rds_superuser, azure_pg_admin, …). */
+  readonly managedAdminOf: readonly string[];
+  readonly databases: readonly DatabaseInfo[];
+  readonly roles: readonly RoleInfo[];
+}
+
+export interface DatabaseInventory {
+  readonly name: string;
+  readonly bytes: number;
+  readonly canCreate: boolean;
+  readonly tables: readonly TableInfo[];
+  readonly sequences: readonly SequenceInfo[];
+  readonly matviews: readonly { schema: string; name: string; populated: boolean }[];
+  readonly views: number;
+  readonly functions: number;
+  readonly largeObjects: number;
+  readonly extensions: readonly { name: string; version: string; schema: string }[];
+  readonly availableExtensions: readonly string[];
+  /** Schemas other than system ones, public and pgferry's own, that hold anything. */
+  readonly userObjectCount: number;
+}
+
+export interface Inventory {
+  readonly server: ServerInfo;
+  readonly database: DatabaseInventory;
+}
+
+/** Schemas pgferry never migrates or counts. */
+export const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+
+/** Objects that belong to an extension are created by CREATE EXTENSION, not copied. */
+const NOT_EXTENSION_MEMBER = (classId: string, oidCol: string): string =>
+  `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${classId}'::regclass AND d.objid = ${oidCol} AND d.deptype = 'e')`;
+
+const SETTINGS = [
+  'wal_level',
+  'max_replication_slots',
+  'max_wal_senders',
+  'max_logical_replication_workers',
+  'max_worker_processes',
+  'server_encoding',
+  'lc_collate',
+  'shared_preload_libraries',
+  'rds.logical_replication',
+];
+
+async function rows<T extends pg.QueryResultRow>(c: pg.Client, sql: string, params: unknown[] = []): Promise<T[]> {
+  return (await c.query<T>(sql, params)).rows;
+}
+
+export async function inspectServer(c: pg.Client): Promise<ServerInfo> {
+  const v = (await rows<{ num: string; version: string; rec: boolean; usr: string }>(
+    c,
+    `SELECT current_setting('server_version_num') AS num, version() AS version, pg_is_in_recovery() AS rec, current_user AS usr`,
+  ))[0]!;
+  const versionNum = Number(v.num);
+  const settings: Record<string, string> = {};
+  for (const r of await rows<{ name: string; setting: string }>(
+    c,
+    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
+    [SETTINGS],
+  )) {
+    settings[r.name] = r.setting;
+  }
+  // lc_collate left pg_settings in 16; read it from the database.
+  if (!settings['lc_collate']) {
+    settings['lc_collate'] = (await rows<{ c: string }>(c, `SELECT datcollate AS c FROM pg_database WHERE datname = current_database()`))[0]?.c ?? '';
+  }
+  const me = (await rows<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean }>(
+    c,
+    `SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication FROM pg_roles WHERE rolname = current_user`,
+  ))[0]!;
+  const managed = await rows<{ rolname: string }>(
+    c,
+    `SELECT rolname FROM pg_roles WHERE rolname IN ('rds_superuser', 'azure_pg_admin', 'cloudsqlsuperuser', 'rds_replication')
+       AND pg_has_role(current_user, oid, 'MEMBER')`,
+  );
+  const databases = await rows<{ name: string; bytes: string | null; owner: string }>(
+    c,
+    `SELECT datname AS name, pg_get_userbyid(datdba) AS owner,
+            CASE WHEN has_database_privilege(datname, 'CONNECT') THEN pg_database_size(datname)::text END AS bytes
+       FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname`,
+  );
+  const roles = await rows<{ rolname: string; rolsuper: boolean; rolcanlogin: boolean; rolreplication: boolean }>(
+    c,
+    `SELECT rolname, rolsuper, rolcanlogin, rolreplication FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`,
+  );
+  return {
+    versionNum,
+    major: versionNum >= 100000 ? Math.floor(versionNum / 10000) : Math.floor(versionNum / 100) / 10,
+    version: v.version,
+    inRecovery: v.rec,
+    settings,
+    currentUser: v.usr,
+    isSuperuser: me.rolsuper,
+    canCreateRole: me.rolsuper || me.rolcreaterole,
+    canCreateDb: me.rolsuper || me.rolcreatedb,
+    canReplicate: me.rolsuper || me.rolreplication || managed.some((m) => m.rolname === 'rds_replication' || m.rolname === 'rds_superuser'),
+    managedAdminOf: managed.map((m) => m.rolname),
+    databases: databases.map((d) => ({ name: d.name, owner: d.owner, bytes: d.bytes === null ? null : Number(d.bytes) })),
+    roles: roles.map((r) => ({ name: r.rolname, superuser: r.rolsuper, login: r.rolcanlogin, replication: r.rolreplication })),
+  };
+}
+
+export async function inspectDatabase(c: pg.Client, versionNum: number): Promise<DatabaseInventory> {
+  const partitionOf =
+    versionNum >= 100000
+      ? `(SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition)`
+      : 'NULL::text';
+  const tables = await rows<{
+    schema: string;
+    name: string;
+    kind: 'r' | 'p';
+    persistence: string;
+    partition_of: string | null;
+    reltuples: string;
+    bytes: string;
+    total_bytes: string;
+    pk: string[] | null;
+    replident: 'd' | 'n' | 'f' | 'i';
+    usable_unique: boolean;
+    readable: boolean;
+  }>(
+    c,
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
+            ${partitionOf} AS partition_of,
+            greatest(c.reltuples, 0)::bigint::text AS reltuples,
+            pg_table_size(c.oid)::text AS bytes, pg_total_relation_size(c.oid)::text AS total_bytes,
+            (SELECT array_agg(a.attname::text ORDER BY k.ord)
+               FROM pg_index x
+               CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+              WHERE x.indrelid = c.oid AND x.indisprimary) AS pk,
+            c.relreplident AS replident,
+            EXISTS (SELECT 1 FROM pg_index x
+                     WHERE x.indrelid = c.oid AND x.indisunique AND x.indimmediate AND x.indpred IS NULL
+                       AND x.indexprs IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM unnest(x.indkey) k(attnum)
+                                         JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+                                        WHERE NOT a.attnotnull)) AS usable_unique,
+            has_table_privilege(c.oid, 'SELECT') AS readable
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+      ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
+  );
+  const sequences = await rows<{ schema: string; name: string; owned_by: string | null }>(
+    c,
+    `SELECT n.nspname AS schema, c.relname AS name,
+            (SELECT d.refobjid::regclass::text || '.' || a.attname FROM pg_depend d
+               JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') LIMIT 1) AS owned_by
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+      ORDER BY 1, 2`,
+  );
+  const matviews = await rows<{ schema: string; name: string; populated: boolean }>(
+    c,
+    `SELECT schemaname AS schema, matviewname AS name, ispopulated AS populated FROM pg_matviews ORDER BY 1, 2`,
+  );
+  const counts = (await rows<{ views: number; functions: number; los: number; objects: number; bytes: string; can_create: boolean }>(
+    c,
+    `SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND ${SYSTEM_SCHEMA_FILTER}) AS views,
+            (SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}) AS functions,
+            (SELECT count(*)::int FROM pg_largeobject_metadata) AS los,
+            (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}) +
+            (SELECT count(*)::int FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+              WHERE ${SYSTEM_SCHEMA_FILTER} AND t.typtype IN ('e', 'd', 'c') AND t.typrelid = 0
+                AND ${NOT_EXTENSION_MEMBER('pg_type', 't.oid')}) +
+            (SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}) +
+            (SELECT count(*)::int FROM pg_largeobject_metadata) AS objects,
+            pg_database_size(current_database())::text AS bytes,
+            has_database_privilege(current_database(), 'CREATE') AS can_create`,
+  ))[0]!;
+  const extensions = await rows<{ name: string; version: string; schema: string }>(
+    c,
+    `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
+       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1`,
+  );
+  const available = await rows<{ name: string }>(c, `SELECT name FROM pg_available_extensions ORDER BY 1`);
+  const db = (await rows<{ d: string }>(c, 'SELECT current_database() AS d'))[0]!.d;
+  return {
+    name: db,
+    bytes: Number(counts.bytes),
+    canCreate: counts.can_create,
+    tables: tables.map((t) => ({
+      schema: t.schema,
+      name: t.name,
+      kind: t.kind,
+      unlogged: t.persistence === 'u',
+      partitionOf: t.partition_of,
+      rowEstimate: Number(t.reltuples),
+      bytes: Number(t.bytes),
+      totalBytes: Number(t.total_bytes),
+      primaryKey: t.pk ?? [],
+      replicaIdentity: t.replident,
+      hasUsableUniqueIndex: t.usable_unique,
+      readable: t.readable,
+    })),
+    sequences: sequences.map((s) => ({ schema: s.schema, name: s.name, ownedBy: s.owned_by })),
+    matviews,
+    views: counts.views,
+    functions: counts.functions,
+    largeObjects: counts.los,
+    extensions,
+    availableExtensions: available.map((a) => a.name),
+    userObjectCount: counts.objects,
+  };
+}
+
+/** Inspect one endpoint: its server and the database the URL names. */
+export async function inspect(conn: ConnInfo, label: string): Promise<Inventory> {
+  return withClient(conn, label, async (c) => {
+    const server = await inspectServer(c);
+    const database = await inspectDatabase(c, server.versionNum);
+    return { server, database };
+  });
+}
+
+/** `schema.table`, quoted for SQL. */
+export function qualified(t: { schema: string; name: string }): string {
+  return `"${t.schema.replace(/"/g, '""')}"."${t.name.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,66 @@
+/**
+ * Preflight: inspect both endpoints, look for client tools and disk, and run
+ * the checks. Read-only: nothing is created on either side.
+ */
+import { mkdirSync, statfsSync } from 'node:fs';
+import os from 'node:os';
+import { type ConnInfo } from './conn';
+import { runChecks, type Finding, type Strategy } from './check';
+import { isPgferryError } from './errors';
+import { inspect, type Inventory } from './inspect';
+import { selectClientTools, type ClientTools } from './tools';
+
+export interface PreflightOptions {
+  readonly strategy: Strategy;
+  readonly force?: boolean;
+  readonly workDir?: string;
+}
+
+export interface Preflight {
+  readonly source: Inventory;
+  readonly target: Inventory;
+  readonly tools: ClientTools | null;
+  readonly findings: readonly Finding[];
+  readonly ok: boolean;
+}
+
+/** Free bytes on the filesystem holding `dir` (created if missing). */
+export function freeBytes(dir: string): number {
+  mkdirSync(dir, { recursive: true });
+  const s = statfsSync(dir);
+  return Number(s.bavail) * Number(s.bsize);
+}
+
+export function defaultWorkDir(): string {
+  return process.env['PGFERRY_WORK_DIR'] ?? os.tmpdir();
+}
+
+export async function preflight(source: ConnInfo, target: ConnInfo, opts: PreflightOptions): Promise<Preflight> {
+  const [s, t] = await Promise.all([inspect(source, 'source'), inspect(target, 'target')]);
+  let tools: ClientTools | null = null;
+  let toolFact: { major: number; version: string } | { error: string; fix: string };
+  try {
+    tools = await selectClientTools(s.server.major);
+    toolFact = { major: tools.major, version: tools.version };
+  } catch (e) {
+    if (!isPgferryError(e)) throw e;
+    toolFact = { error: e.message, fix: e.fix };
+  }
+  const workDir = opts.workDir ?? defaultWorkDir();
+  const findings = runChecks({
+    source: s,
+    target: t,
+    strategy: opts.strategy,
+    force: opts.force ?? false,
+    sameEndpoint: sameDatabase(source, target, s, t),
+    tools: toolFact,
+    workDirFree: freeBytes(workDir),
+    workDir,
+  });
+  return { source: s, target: t, tools, findings, ok: !findings.some((f) => f.level === 'error') };
+}
+
+function sameDatabase(a: ConnInfo, b: ConnInfo, ai: Inventory, bi: Inventory): boolean {
+  const local = (h: string): string => (h === 'localhost' || h === '::1' ? '127.0.0.1' : h);
+  return local(a.host) === local(b.host) && a.port === b.port && ai.database.name === bi.database.name && ai.server.version === bi.server.version;
+}

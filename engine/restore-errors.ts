@@ -1,0 +1,76 @@
+/**
+ * pg_restore keeps going after errors and lists them on stderr. Some are
+ * expected on a managed or pre-provisioned target (seed 000: "role … already
+ * exists", "schema public already exists", extensions the provider installed,
+ * COMMENT ON EXTENSION by a non-owner); every other one is real and fails the run.
+ */
+
+export interface RestoreError {
+  /** The server's message, e.g. `schema "public" already exists`. */
+  readonly message: string;
+  /** The statement pg_restore ran, when it printed one (passwords removed upstream). */
+  readonly command: string | null;
+  /** The TOC entry, e.g. `TOC entry 5; 2615 2200 SCHEMA public postgres`. */
+  readonly tocEntry: string | null;
+  readonly expected: boolean;
+  /** Why an expected error is harmless. */
+  readonly reason: string | null;
+}
+
+const EXPECTED: readonly { re: RegExp; reason: string }[] = [
+  { re: /^(schema|extension|language|role|database) "[^"]*" already exists/i, reason: 'already exists on the target (created by the provider or by an earlier step)' },
+  { re: /^must be owner of (extension|schema public|language)\b/i, reason: 'owned by the managed service on the target' },
+  { re: /^permission denied to (create|alter) extension "plpgsql"/i, reason: 'plpgsql is managed by the target' },
+];
+
+const EXPECTED_COMMANDS: readonly { re: RegExp; reason: string }[] = [
+  { re: /^COMMENT ON EXTENSION\b/i, reason: 'extension comments belong to the extension owner on the target' },
+];
+
+export function classify(message: string, command: string | null): { expected: boolean; reason: string | null } {
+  const msg = message.replace(/^ERROR:\s+/, '').trim();
+  for (const e of EXPECTED) if (e.re.test(msg)) return { expected: true, reason: e.reason };
+  if (command) for (const e of EXPECTED_COMMANDS) if (e.re.test(command.trim())) return { expected: true, reason: e.reason };
+  return { expected: false, reason: null };
+}
+
+/** Parse pg_restore's stderr (verbose or not) into its errors. */
+export function parseRestoreErrors(stderr: string): RestoreError[] {
+  const lines = stderr.split('\n');
+  const out: RestoreError[] = [];
+  let toc: string | null = null;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const tocMatch = /^pg_restore: (?:from )?(TOC entry .*)$/.exec(line);
+    if (tocMatch) {
+      toc = tocMatch[1] ?? null;
+      continue;
+    }
+    const m = /^pg_restore: error: (.*)$/.exec(line);
+    if (!m) continue;
+    let message = m[1] ?? '';
+    const q = /^could not execute query: (.*)$/.exec(message);
+    if (q) message = q[1] ?? '';
+    // continuation lines (DETAIL/HINT) until "Command was:" or the next pg_restore line
+    let command: string | null = null;
+    let j = i + 1;
+    for (; j < lines.length; j++) {
+      const l = lines[j]!;
+      if (l.startsWith('pg_restore:')) break;
+      const c = /^Command was: (.*)$/.exec(l);
+      if (c) {
+        const cmd = [c[1] ?? ''];
+        for (j = j + 1; j < lines.length && !lines[j]!.startsWith('pg_restore:'); j++) cmd.push(lines[j]!);
+        command = cmd.join('\n').trim();
+        break;
+      }
+      if (l.trim()) message += '\n' + l.trim();
+    }
+    i = j - 1;
+    message = message.replace(/^ERROR:\s+/, '').trim();
+    const { expected, reason } = q ? classify(message, command) : { expected: false, reason: null };
+    out.push({ message, command, tocEntry: toc, expected, reason });
+    toc = null;
+  }
+  return out;
+}

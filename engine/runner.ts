@@ -1,0 +1,83 @@
+/**
+ * A strategy is an ordered list of steps. The runner runs them, times each,
+ * records each in the target's state schema, emits progress events, and stops
+ * at the first failure.
+ */
+import type { RunState } from './state';
+
+export type RunEvent =
+  | { readonly type: 'step'; readonly name: string; readonly status: 'start' | 'done' | 'failed'; readonly seconds?: number }
+  | {
+      readonly type: 'progress';
+      readonly step: string;
+      readonly done: number;
+      readonly total: number;
+      readonly unit: 'bytes' | 'tables' | 'rows';
+      readonly etaSeconds: number | null;
+      readonly note?: string;
+    }
+  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
+
+export type Emit = (e: RunEvent) => void;
+
+export interface Step<C> {
+  readonly name: string;
+  /** Returns a JSON-able detail for the report. */
+  run(ctx: C, emit: Emit): Promise<unknown>;
+}
+
+export interface StepResult {
+  readonly name: string;
+  readonly status: 'done' | 'failed';
+  readonly seconds: number;
+  readonly detail: unknown;
+  readonly error?: string;
+}
+
+/** Progress with an ETA from the average rate so far. */
+export class ProgressMeter {
+  private readonly started = Date.now();
+  private lastEmit = 0;
+
+  constructor(
+    private readonly emit: Emit,
+    private readonly step: string,
+    private readonly total: number,
+    private readonly unit: 'bytes' | 'tables' | 'rows',
+    private readonly everyMs = 1000,
+  ) {}
+
+  update(done: number, note?: string, force = false): void {
+    const now = Date.now();
+    if (!force && now - this.lastEmit < this.everyMs) return;
+    this.lastEmit = now;
+    const elapsed = (now - this.started) / 1000;
+    const rate = elapsed > 0 ? done / elapsed : 0;
+    const eta = rate > 0 && this.total > done ? (this.total - done) / rate : done >= this.total ? 0 : null;
+    this.emit({ type: 'progress', step: this.step, done, total: this.total, unit: this.unit, etaSeconds: eta, ...(note ? { note } : {}) });
+  }
+}
+
+export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, emit: Emit, state?: RunState): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  for (const step of steps) {
+    emit({ type: 'step', name: step.name, status: 'start' });
+    await state?.stepStarted(step.name);
+    const t0 = Date.now();
+    try {
+      const detail = await step.run(ctx, emit);
+      const seconds = (Date.now() - t0) / 1000;
+      results.push({ name: step.name, status: 'done', seconds, detail });
+      await state?.stepFinished(step.name, 'done', { seconds, detail });
+      emit({ type: 'step', name: step.name, status: 'done', seconds });
+    } catch (e) {
+      const seconds = (Date.now() - t0) / 1000;
+      const message = (e as Error).message ?? String(e);
+      results.push({ name: step.name, status: 'failed', seconds, detail: (e as { detail?: unknown }).detail ?? null, error: message });
+      await state?.stepFinished(step.name, 'failed', { seconds, error: message }).catch(() => undefined);
+      emit({ type: 'step', name: step.name, status: 'failed', seconds });
+      throw Object.assign(e as object, { stepResults: results });
+    }
+  }
+  return results;
+}

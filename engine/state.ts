@@ -1,0 +1,144 @@
+/**
+ * Run state, kept in the target database's `pgferry` schema so any process
+ * (the CLI's `status`, the Pulumi provider) can read where a run stands.
+ * The schema is excluded from dumps and verification, and `cleanup` drops it.
+ */
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { withClient, type ConnInfo } from './conn';
+
+export const STATE_SCHEMA = 'pgferry';
+
+const DDL = `
+CREATE SCHEMA IF NOT EXISTS pgferry;
+CREATE TABLE IF NOT EXISTS pgferry.runs (
+  id text PRIMARY KEY,
+  strategy text NOT NULL,
+  source text NOT NULL,
+  status text NOT NULL,
+  phase text,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  report jsonb
+);
+CREATE TABLE IF NOT EXISTS pgferry.steps (
+  run_id text NOT NULL REFERENCES pgferry.runs (id) ON DELETE CASCADE,
+  name text NOT NULL,
+  status text NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  detail jsonb,
+  PRIMARY KEY (run_id, name)
+);
+`;
+
+export type StepStatus = 'running' | 'done' | 'failed' | 'skipped';
+
+export interface StepRecord {
+  readonly name: string;
+  readonly status: StepStatus;
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly detail: unknown;
+}
+
+export interface RunRecord {
+  readonly id: string;
+  readonly strategy: string;
+  readonly source: string;
+  readonly status: string;
+  readonly phase: string | null;
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly report: unknown;
+  readonly steps: readonly StepRecord[];
+}
+
+/** Writes a run's progress into the target. Every write is its own transaction. */
+export class RunState {
+  private constructor(
+    private readonly client: pg.Client,
+    readonly runId: string,
+  ) {}
+
+  static async create(client: pg.Client, strategy: string, source: string): Promise<RunState> {
+    await client.query(DDL);
+    const id = randomUUID();
+    await client.query(`INSERT INTO pgferry.runs (id, strategy, source, status, phase) VALUES ($1, $2, $3, 'running', 'start')`, [id, strategy, source]);
+    return new RunState(client, id);
+  }
+
+  async stepStarted(name: string): Promise<void> {
+    await this.client.query(
+      `INSERT INTO pgferry.steps (run_id, name, status) VALUES ($1, $2, 'running')
+       ON CONFLICT (run_id, name) DO UPDATE SET status = 'running', started_at = now(), finished_at = NULL`,
+      [this.runId, name],
+    );
+    await this.client.query(`UPDATE pgferry.runs SET phase = $2 WHERE id = $1`, [this.runId, name]);
+  }
+
+  async stepFinished(name: string, status: StepStatus, detail: unknown): Promise<void> {
+    await this.client.query(`UPDATE pgferry.steps SET status = $3, finished_at = now(), detail = $4 WHERE run_id = $1 AND name = $2`, [
+      this.runId,
+      name,
+      status,
+      JSON.stringify(detail ?? null),
+    ]);
+  }
+
+  async finish(status: 'done' | 'failed', report: unknown): Promise<void> {
+    await this.client.query(`UPDATE pgferry.runs SET status = $2, finished_at = now(), report = $3 WHERE id = $1`, [
+      this.runId,
+      status,
+      JSON.stringify(report),
+    ]);
+  }
+}
+
+/** The latest run recorded in the target (or a given one), with its steps. */
+export async function readRun(target: ConnInfo, runId?: string): Promise<RunRecord | null> {
+  return withClient(target, 'target', async (c) => {
+    const exists = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgferry'`);
+    if (exists.rowCount === 0) return null;
+    const run = await c.query<{
+      id: string;
+      strategy: string;
+      source: string;
+      status: string;
+      phase: string | null;
+      started_at: Date;
+      finished_at: Date | null;
+      report: unknown;
+    }>(`SELECT * FROM pgferry.runs ${runId ? 'WHERE id = $1' : ''} ORDER BY started_at DESC LIMIT 1`, runId ? [runId] : []);
+    const r = run.rows[0];
+    if (!r) return null;
+    const steps = await c.query<{ name: string; status: StepStatus; started_at: Date; finished_at: Date | null; detail: unknown }>(
+      `SELECT name, status, started_at, finished_at, detail FROM pgferry.steps WHERE run_id = $1 ORDER BY started_at`,
+      [r.id],
+    );
+    return {
+      id: r.id,
+      strategy: r.strategy,
+      source: r.source,
+      status: r.status,
+      phase: r.phase,
+      startedAt: r.started_at.toISOString(),
+      finishedAt: r.finished_at?.toISOString() ?? null,
+      report: r.report,
+      steps: steps.rows.map((s) => ({
+        name: s.name,
+        status: s.status,
+        startedAt: s.started_at.toISOString(),
+        finishedAt: s.finished_at?.toISOString() ?? null,
+        detail: s.detail,
+      })),
+    };
+  });
+}
+
+/** Remove pgferry's state schema from the target. */
+export async function dropState(target: ConnInfo): Promise<void> {
+  await withClient(target, 'target', async (c) => {
+    await c.query('DROP SCHEMA IF EXISTS pgferry CASCADE');
+  });
+}
