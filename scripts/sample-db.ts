@@ -58,8 +58,9 @@ export function schemaSql(appRole: string, appPassword: string): string {
   return `
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(appRole)}) THEN
-    CREATE ROLE ${role} LOGIN PASSWORD ${literal(appPassword)};
+    CREATE ROLE ${role} LOGIN;
   END IF;
+  ALTER ROLE ${role} PASSWORD ${literal(appPassword)};
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgferry_readonly') THEN
     CREATE ROLE pgferry_readonly NOLOGIN;
   END IF;

@@ -1,0 +1,234 @@
+/**
+ * A steady write load against the sample database — inserts, updates and
+ * deletes on app.orders (with line items), appends to audit.events, and rows
+ * in the PK-less schema_migrations — that keeps a ledger of every committed
+ * write. After a migration, `ledger.check(target)` proves that every write the
+ * source acknowledged is on the target, in its final state.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { clientConfig, type ConnInfo } from '../engine/conn';
+
+export interface WriteLoadOptions {
+  /** Target transactions per second across all workers (default 50). */
+  readonly rate?: number;
+  /** Concurrent sessions (default 2). */
+  readonly workers?: number;
+  /** Relative weights of the operations. */
+  readonly mix?: { readonly insert: number; readonly update: number; readonly delete: number; readonly event: number; readonly migration: number };
+  /** Log in as this role instead of the URL's (e.g. the sample's application role). */
+  readonly user?: { readonly name: string; readonly password: string };
+}
+
+/** Final state of a key the load wrote: its token, or null once deleted. */
+type Expected = { readonly table: 'orders' | 'events' | 'schema_migrations'; readonly key: string; readonly token: string | null };
+
+export interface LedgerCheck {
+  readonly ok: boolean;
+  readonly checked: number;
+  readonly missing: readonly string[];
+  readonly wrong: readonly string[];
+  readonly resurrected: readonly string[];
+}
+
+export class Ledger {
+  private readonly state = new Map<string, Expected>();
+  committed = 0;
+  failed = 0;
+  /** Commits whose outcome is unknown (connection lost while committing): excluded from checks. */
+  uncertain = 0;
+
+  record(e: Expected): void {
+    this.state.set(`${e.table}:${e.key}`, e);
+    this.committed++;
+  }
+
+  get size(): number {
+    return this.state.size;
+  }
+
+  /** Keys of orders the load inserted and has not deleted. */
+  liveOrders(): string[] {
+    return [...this.state.values()].filter((e) => e.table === 'orders' && e.token !== null).map((e) => e.key);
+  }
+
+  entries(): Expected[] {
+    return [...this.state.values()];
+  }
+
+  /** Compare every ledger entry with the database at `conn`. */
+  async check(conn: ConnInfo): Promise<LedgerCheck> {
+    const c = new pg.Client(clientConfig(conn, { application_name: 'pgferry-ledger' }));
+    await c.connect();
+    try {
+      const missing: string[] = [];
+      const wrong: string[] = [];
+      const resurrected: string[] = [];
+      const byTable = (t: Expected['table']): Expected[] => this.entries().filter((e) => e.table === t);
+      const compare = (entries: Expected[], found: Map<string, string | null>, label: string): void => {
+        for (const e of entries) {
+          const has = found.has(e.key);
+          if (e.token === null) {
+            if (has) resurrected.push(`${label} ${e.key}`);
+          } else if (!has) missing.push(`${label} ${e.key}`);
+          else if (found.get(e.key) !== e.token) wrong.push(`${label} ${e.key}`);
+        }
+      };
+      const orders = byTable('orders');
+      const o = await c.query<{ id: string; note: string | null }>('SELECT id::text, note FROM app.orders WHERE id = ANY($1::bigint[])', [orders.map((e) => e.key)]);
+      compare(orders, new Map(o.rows.map((r) => [r.id, r.note])), 'app.orders');
+      const events = byTable('events');
+      const ev = await c.query<{ id: string; token: string | null }>(`SELECT id::text, payload->>'token' AS token FROM audit.events WHERE id = ANY($1::bigint[])`, [events.map((e) => e.key)]);
+      compare(events, new Map(ev.rows.map((r) => [r.id, r.token])), 'audit.events');
+      const migs = byTable('schema_migrations');
+      const m = await c.query<{ version: string }>('SELECT version FROM public.schema_migrations WHERE version = ANY($1::text[])', [migs.map((e) => e.key)]);
+      compare(migs, new Map(m.rows.map((r) => [r.version, r.version])), 'public.schema_migrations');
+      return { ok: missing.length + wrong.length + resurrected.length === 0, checked: this.state.size, missing, wrong, resurrected };
+    } finally {
+      await c.end();
+    }
+  }
+}
+
+export interface LoadSummary {
+  readonly seconds: number;
+  readonly committed: number;
+  readonly failed: number;
+  readonly uncertain: number;
+  readonly perSecond: number;
+  readonly lastError: string | null;
+}
+
+const DEFAULT_MIX = { insert: 4, update: 4, delete: 1, event: 6, migration: 0.2 };
+
+export class WriteLoad {
+  readonly ledger = new Ledger();
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private clients: pg.Client[] = [];
+  private started = 0;
+  private lastError: string | null = null;
+  private maxSampleOrder = 1;
+
+  constructor(
+    private readonly conn: ConnInfo,
+    private readonly opts: WriteLoadOptions = {},
+  ) {}
+
+  async start(): Promise<void> {
+    const workers = Math.max(1, this.opts.workers ?? 2);
+    const cfg = clientConfig(
+      this.opts.user ? { ...this.conn, user: this.opts.user.name, password: this.opts.user.password } : this.conn,
+      { application_name: 'pgferry-load' },
+    );
+    for (let i = 0; i < workers; i++) {
+      const c = new pg.Client(cfg);
+      c.on('error', () => undefined);
+      await c.connect();
+      this.clients.push(c);
+    }
+    const r = await this.clients[0]!.query<{ m: string | null }>('SELECT max(id)::text AS m FROM app.orders');
+    this.maxSampleOrder = Number(r.rows[0]?.m ?? 1) || 1;
+    this.running = true;
+    this.started = Date.now();
+    const interval = (1000 * workers) / Math.max(1, this.opts.rate ?? 50);
+    this.loops = this.clients.map((c) => this.loop(c, interval));
+  }
+
+  private pick(): keyof typeof DEFAULT_MIX {
+    const mix = this.opts.mix ?? DEFAULT_MIX;
+    const total = Object.values(mix).reduce((a, b) => a + b, 0);
+    let x = Math.random() * total;
+    for (const [k, w] of Object.entries(mix) as [keyof typeof DEFAULT_MIX, number][]) {
+      if ((x -= w) < 0) return k;
+    }
+    return 'event';
+  }
+
+  private async loop(c: pg.Client, intervalMs: number): Promise<void> {
+    let next = Date.now();
+    while (this.running) {
+      try {
+        await this.once(c);
+      } catch (e) {
+        const err = e as { code?: string; message?: string };
+        this.lastError = err.message ?? String(e);
+        await c.query('ROLLBACK').catch(() => undefined);
+        // A failure after COMMIT was sent leaves the outcome unknown.
+        if (err.code === undefined || err.code === '57P01' || err.code === '08006') this.ledger.uncertain++;
+        else this.ledger.failed++;
+        if (!this.running) break;
+      }
+      next += intervalMs;
+      const wait = next - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      else next = Date.now();
+    }
+  }
+
+  private async once(c: pg.Client): Promise<void> {
+    const token = randomBytes(8).toString('hex');
+    const op = this.pick();
+    switch (op) {
+      case 'insert': {
+        await c.query('BEGIN');
+        const r = await c.query<{ id: string }>(
+          `INSERT INTO app.orders (user_id, status, total, note) VALUES ((SELECT min(id) FROM app.users), 'pending', 10.00, $1) RETURNING id::text`,
+          [token],
+        );
+        const id = r.rows[0]!.id;
+        await c.query(`INSERT INTO app.line_items (order_id, line_no, product_id, quantity, unit_price) VALUES ($1, 1, (SELECT min(id) FROM app.products), 1, 10.00)`, [id]);
+        await c.query('COMMIT');
+        this.ledger.record({ table: 'orders', key: id, token });
+        return;
+      }
+      case 'update': {
+        const live = this.ledger.liveOrders();
+        const useOwn = live.length > 0 && Math.random() < 0.5;
+        const id = useOwn ? live[Math.floor(Math.random() * live.length)]! : String(1 + Math.floor(Math.random() * this.maxSampleOrder));
+        const r = await c.query<{ id: string }>(`UPDATE app.orders SET note = $2, status = 'paid' WHERE id = $1 RETURNING id::text`, [id, token]);
+        if (r.rowCount === 1) this.ledger.record({ table: 'orders', key: id, token });
+        return;
+      }
+      case 'delete': {
+        const live = this.ledger.liveOrders();
+        if (live.length === 0) return;
+        const id = live[Math.floor(Math.random() * live.length)]!;
+        if (Number(id) <= this.maxSampleOrder) return; // sample orders may be referenced by invoices
+        const r = await c.query(`DELETE FROM app.orders WHERE id = $1`, [id]);
+        if (r.rowCount === 1) this.ledger.record({ table: 'orders', key: id, token: null });
+        return;
+      }
+      case 'event': {
+        const r = await c.query<{ id: string }>(
+          `INSERT INTO audit.events (kind, payload) VALUES ('load', jsonb_build_object('token', $1::text)) RETURNING id::text`,
+          [token],
+        );
+        this.ledger.record({ table: 'events', key: r.rows[0]!.id, token });
+        return;
+      }
+      case 'migration': {
+        const version = `load_${token}`;
+        await c.query(`INSERT INTO public.schema_migrations (version) VALUES ($1)`, [version]);
+        this.ledger.record({ table: 'schema_migrations', key: version, token: version });
+        return;
+      }
+    }
+  }
+
+  /** Stop issuing writes, wait for the ones in flight, close the sessions. */
+  async stop(): Promise<LoadSummary> {
+    this.running = false;
+    await Promise.all(this.loops);
+    await Promise.all(this.clients.map((c) => c.end().catch(() => undefined)));
+    const seconds = (Date.now() - this.started) / 1000;
+    return {
+      seconds,
+      committed: this.ledger.committed,
+      failed: this.ledger.failed,
+      uncertain: this.ledger.uncertain,
+      perSecond: seconds > 0 ? this.ledger.committed / seconds : 0,
+      lastError: this.lastError,
+    };
+  }
+}

@@ -1,0 +1,16 @@
+/** Run the real CLI in a child process, as a user or a script would. */
+import path from 'node:path';
+import { execa } from 'execa';
+
+export interface CliResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const CLI = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
+
+export async function pgferry(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const r = await execa(process.execPath, [CLI, ...args], { reject: false, env: { ...env, PGFERRY_SOURCE_URL: env['PGFERRY_SOURCE_URL'] ?? '', PGFERRY_TARGET_URL: env['PGFERRY_TARGET_URL'] ?? '' }, timeout: 300_000 });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}

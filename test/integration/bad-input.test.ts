@@ -1,0 +1,119 @@
+/**
+ * Bad input: each case is a clear error that names the fix, a documented exit
+ * code, no password in any output, and nothing changed on either side.
+ */
+import assert from 'node:assert/strict';
+import { toUrl, type ConnInfo } from '../../engine/conn';
+import { ExitCode } from '../../engine/errors';
+import { freePort } from '../../engine/local/cluster';
+import { pgferry, type CliResult } from '../helpers/cli';
+import { fingerprint, freshDatabase, hasServer, newestPgDump, sampleSource, server, sql } from '../helpers/servers';
+
+const url = (c: ConnInfo): string => toUrl(c, { password: true });
+
+async function migrateCli(source: ConnInfo, target: ConnInfo, extra: string[] = []): Promise<CliResult> {
+  return pgferry(['migrate', '--source', url(source), '--target', url(target), '--jobs', '2', ...extra]);
+}
+
+/** Run a failing migrate and prove neither side changed. */
+async function expectUnchanged(source: ConnInfo, target: ConnInfo, run: () => Promise<CliResult>): Promise<CliResult> {
+  const before = [await fingerprint(source), await fingerprint(target)];
+  const r = await run();
+  assert.deepEqual([await fingerprint(source), await fingerprint(target)], before, 'nothing changed on either side');
+  for (const pw of [source.password, target.password]) {
+    if (pw) assert.ok(!r.stdout.includes(pw) && !r.stderr.includes(pw), 'no password in the output');
+  }
+  return r;
+}
+
+describe('bad input is refused clearly and changes nothing', function () {
+  before(function () {
+    if (!hasServer(12) || !hasServer(17)) this.skip();
+  });
+
+  it('wrong password', async function () {
+    const { conn: source } = await sampleSource(12);
+    const target = await freshDatabase(await server(17), 'badpw');
+    const wrong = { ...target, password: 'not-the-password-x9' };
+    const r = await expectUnchanged(source, target, () => migrateCli(source, wrong));
+    assert.equal(r.exitCode, ExitCode.connection);
+    assert.match(r.stderr, /Authentication failed for user "postgres" on the target/);
+    assert.match(r.stderr, /fix: Check the user and password/);
+    assert.ok(!r.stderr.includes('not-the-password-x9'));
+  });
+
+  it('unreachable host', async function () {
+    const { conn: source } = await sampleSource(12);
+    const port = await freePort(); // nothing listens there
+    const r = await migrateCli(source, { ...source, port });
+    assert.equal(r.exitCode, ExitCode.connection);
+    assert.match(r.stderr, /Cannot reach the target/);
+    assert.match(r.stderr, /fix: Check host and port/);
+  });
+
+  it('database that does not exist', async function () {
+    const { conn: source } = await sampleSource(12);
+    const s17 = await server(17);
+    const r = await migrateCli(source, s17.conn('no_such_db'));
+    assert.equal(r.exitCode, ExitCode.connection);
+    assert.match(r.stderr, /Database "no_such_db" does not exist on the target/);
+    assert.match(r.stderr, /CREATE DATABASE "no_such_db"/);
+  });
+
+  it('non-empty target without --force', async function () {
+    const { conn: source } = await sampleSource(12);
+    const target = await freshDatabase(await server(17), 'busy');
+    await sql(target, 'CREATE TABLE precious (id int PRIMARY KEY); INSERT INTO precious VALUES (1)');
+    const r = await expectUnchanged(source, target, () => migrateCli(source, target));
+    assert.equal(r.exitCode, ExitCode.checkFailed);
+    assert.match(r.stderr, /is not empty/);
+    assert.match(r.stderr, /--force/);
+    assert.deepEqual(await sql(target, 'SELECT id FROM precious'), [{ id: 1 }]);
+  });
+
+  it('target major older than the source', async function () {
+    const { conn: target } = { conn: await freshDatabase(await server(12), 'older') };
+    const source = await freshDatabase(await server(17), 'newer');
+    await sql(source, 'CREATE TABLE t (id int PRIMARY KEY)');
+    const r = await expectUnchanged(source, target, () => migrateCli(source, target));
+    assert.equal(r.exitCode, ExitCode.checkFailed);
+    assert.match(r.stderr, /target runs PostgreSQL 12, older than the source's 17/);
+    assert.match(r.stderr, /Create the target with PostgreSQL 17 or newer/);
+  });
+
+  it('a pg_dump older than the source', async function () {
+    const pgDump = await newestPgDump();
+    const newer = [16, 17, 18].find((m) => m > pgDump && hasServer(m));
+    if (!newer || !hasServer(17)) this.skip();
+    const source = await freshDatabase(await server(newer!), 'toonew');
+    await sql(source, 'CREATE TABLE t (id int PRIMARY KEY)');
+    const target = await freshDatabase(await server(Math.max(17, newer!)), 'toonew_target');
+    const r = await expectUnchanged(source, target, () => migrateCli(source, target));
+    assert.equal(r.exitCode, ExitCode.checkFailed);
+    assert.match(r.stderr, new RegExp(`older than the source server \\(PostgreSQL ${newer}\\)`));
+    assert.match(r.stderr, new RegExp(`postgresql-client-${newer}`));
+    assert.match(r.stderr, /PGFERRY_PG_BINDIR/);
+  });
+
+  it('a URL that is not a postgres URL, and a missing target', async function () {
+    const r = await pgferry(['check', '--source', 'mysql://u:secretpw@h/db', '--target', 'postgresql://x@127.0.0.1:1/db']);
+    assert.equal(r.exitCode, ExitCode.usage);
+    assert.match(r.stderr, /must start with postgresql:\/\//);
+    const m = await pgferry(['migrate', '--source', 'postgresql://x@127.0.0.1:1/db']);
+    assert.equal(m.exitCode, ExitCode.usage);
+    assert.match(m.stderr, /No target given/);
+    const bad = await pgferry(['migrate', '--jobs', 'many']);
+    assert.equal(bad.exitCode, ExitCode.usage);
+  });
+
+  it('check reports the same findings without changing anything', async function () {
+    const { conn: source } = await sampleSource(12);
+    const target = await freshDatabase(await server(17), 'checkonly');
+    const before = [await fingerprint(source), await fingerprint(target)];
+    const r = await pgferry(['check', '--source', url(source), '--target', url(target), '--json']);
+    const out = JSON.parse(r.stdout) as { ok: boolean; findings: { level: string; code: string }[] };
+    assert.equal(r.exitCode, (await newestPgDump()) >= 12 ? ExitCode.ok : ExitCode.checkFailed);
+    assert.ok(out.findings.some((f) => f.code === 'large-objects'));
+    assert.deepEqual([await fingerprint(source), await fingerprint(target)], before);
+  });
+});
