@@ -132,14 +132,13 @@ export function runChecks(f: CheckFacts): Finding[] {
   const unlogged = s.database.tables.filter((x) => x.unlogged).map((x) => qualified(x));
   if (unlogged.length > 0) info('unlogged-tables', `Unlogged tables are copied as unlogged: ${list(unlogged)}.`);
   if (s.server.inRecovery && s.server.major < 10) {
-    info('standby-source', 'The source is a pre-10 standby: pg_dump runs with --no-synchronized-snapshots; stop writes on the primary for a consistent copy.');
+    info(
+      'standby-source',
+      'The source is a pre-10 standby: pg_dump runs with --no-synchronized-snapshots; stop writes on the primary for a consistent copy.',
+    );
   }
   if (f.strategy !== 'dump-restore') {
-    err(
-      'strategy-unavailable',
-      `Strategy "${f.strategy}" is not available in this version of pgferry.`,
-      'Use --strategy dump-restore.',
-    );
+    err('strategy-unavailable', `Strategy "${f.strategy}" is not available in this version of pgferry.`, 'Use --strategy dump-restore.');
   }
   return out;
 }

@@ -31,7 +31,8 @@ export function parseUrl(url: string, label = 'connection URL'): ConnInfo {
   } catch {
     throw new PgferryError(
       'bad-url',
-      `The ${label} is not a valid URL: ${redact(url)}`,
+      // Never echo an unparsable URL: the password cannot be told apart from the rest.
+      `The ${label} is not a valid URL`,
       'Use the form postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).',
     );
   }
@@ -79,8 +80,7 @@ export function withDatabase(info: ConnInfo, database: string): ConnInfo {
 /** Build a URL from parts; the password is included only when asked. */
 export function toUrl(info: ConnInfo, opts: { password?: boolean } = {}): string {
   const auth =
-    encodeURIComponent(info.user) +
-    (opts.password && info.password !== undefined ? ':' + encodeURIComponent(info.password) : '');
+    encodeURIComponent(info.user) + (opts.password && info.password !== undefined ? ':' + encodeURIComponent(info.password) : '');
   const host = info.host.includes(':') ? `[${info.host}]` : info.host;
   const q = new URLSearchParams(info.params);
   if (info.sslmode !== 'prefer') q.set('sslmode', info.sslmode);

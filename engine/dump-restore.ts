@@ -51,8 +51,25 @@ export interface DumpRestoreContext {
 }
 
 /** Arguments for pg_dump. Pure, tested. */
-export function pgDumpArgs(ctx: { source: ConnInfo; dumpDir: string; opts: Pick<DumpRestoreOptions, 'jobs' | 'compress'>; sourceVersionNum: number; sourceInRecovery: boolean }): string[] {
-  const args = ['-Fd', '-j', String(ctx.opts.jobs), '-f', ctx.dumpDir, '-v', '--no-tablespaces', '--exclude-schema=pgferry', '-Z', String(ctx.opts.compress)];
+export function pgDumpArgs(ctx: {
+  source: ConnInfo;
+  dumpDir: string;
+  opts: Pick<DumpRestoreOptions, 'jobs' | 'compress'>;
+  sourceVersionNum: number;
+  sourceInRecovery: boolean;
+}): string[] {
+  const args = [
+    '-Fd',
+    '-j',
+    String(ctx.opts.jobs),
+    '-f',
+    ctx.dumpDir,
+    '-v',
+    '--no-tablespaces',
+    '--exclude-schema=pgferry',
+    '-Z',
+    String(ctx.opts.compress),
+  ];
   // Synchronized snapshots need 9.2+, and on a standby 10+ (seed 003: Heroku followers).
   if (ctx.sourceVersionNum < 90200 || (ctx.sourceInRecovery && ctx.sourceVersionNum < 100000)) args.push('--no-synchronized-snapshots');
   args.push('-d', libpqUrl(ctx.source));
@@ -60,7 +77,11 @@ export function pgDumpArgs(ctx: { source: ConnInfo; dumpDir: string; opts: Pick<
 }
 
 /** Arguments for pg_restore. Pure, tested. */
-export function pgRestoreArgs(ctx: { target: ConnInfo; dumpDir: string; opts: Pick<DumpRestoreOptions, 'jobs' | 'force' | 'noOwner' | 'noPrivileges'> }): string[] {
+export function pgRestoreArgs(ctx: {
+  target: ConnInfo;
+  dumpDir: string;
+  opts: Pick<DumpRestoreOptions, 'jobs' | 'force' | 'noOwner' | 'noPrivileges'>;
+}): string[] {
   const args = ['-Fd', '-j', String(ctx.opts.jobs), '-v', '--no-tablespaces'];
   if (ctx.opts.force) args.push('--clean', '--if-exists');
   if (ctx.opts.noOwner) args.push('--no-owner');
@@ -104,10 +125,18 @@ const globalsStep: Step<DumpRestoreContext> = {
       // Managed sources (RDS, Cloud SQL) do not let anyone read password hashes.
       r = await runTool(ctx.tools.pgDumpAll, ['--no-role-passwords', ...base], [ctx.source], { captureStdout: true });
       passwords = false;
-      emit({ type: 'log', level: 'warn', message: 'the source does not expose role passwords: roles are created without them; set passwords on the target before the switch' });
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: 'the source does not expose role passwords: roles are created without them; set passwords on the target before the switch',
+      });
     }
     if (r.exitCode !== 0) {
-      throw new PgferryError('globals-failed', `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`, 'Connect to the source as a superuser or the managed admin user, or pass --skip-globals and create the roles yourself.');
+      throw new PgferryError(
+        'globals-failed',
+        `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`,
+        'Connect to the source as a superuser or the managed admin user, or pass --skip-globals and create the roles yourself.',
+      );
     }
     const outcome = await withClient(ctx.target, 'target', async (c) => {
       const roles = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
@@ -131,7 +160,13 @@ const globalsStep: Step<DumpRestoreContext> = {
         outcome,
       );
     }
-    return { applied: outcome.applied, skipped: outcome.skipped.length, expectedErrors: outcome.expected.length, warnings: outcome.warnings.length, passwords };
+    return {
+      applied: outcome.applied,
+      skipped: outcome.skipped.length,
+      expectedErrors: outcome.expected.length,
+      warnings: outcome.warnings.length,
+      passwords,
+    };
   },
 };
 
@@ -147,7 +182,13 @@ const dumpStep: Step<DumpRestoreContext> = {
     let done = 0;
     const r = await runTool(
       ctx.tools.pgDump,
-      pgDumpArgs({ source: ctx.source, dumpDir: ctx.dumpDir, opts: ctx.opts, sourceVersionNum: ctx.pre.source.server.versionNum, sourceInRecovery: ctx.pre.source.server.inRecovery }),
+      pgDumpArgs({
+        source: ctx.source,
+        dumpDir: ctx.dumpDir,
+        opts: ctx.opts,
+        sourceVersionNum: ctx.pre.source.server.versionNum,
+        sourceInRecovery: ctx.pre.source.server.inRecovery,
+      }),
       [ctx.source],
       {
         onStderrLine: (line) => {
@@ -160,7 +201,11 @@ const dumpStep: Step<DumpRestoreContext> = {
       },
     );
     if (r.exitCode !== 0) {
-      throw new PgferryError('dump-failed', `pg_dump failed (exit ${r.exitCode}): ${errorLines(r.stderr)}`, 'Fix the cause above on the source (privileges, locks, connection limits) and rerun; nothing was written to the target.');
+      throw new PgferryError(
+        'dump-failed',
+        `pg_dump failed (exit ${r.exitCode}): ${errorLines(r.stderr)}`,
+        'Fix the cause above on the source (privileges, locks, connection limits) and rerun; nothing was written to the target.',
+      );
     }
     meter.update(total, undefined, true);
     return { dir: ctx.dumpDir, bytes: dirBytes(ctx.dumpDir), tableBytes: total, pgDump: ctx.tools.version, jobs: ctx.opts.jobs };
@@ -191,7 +236,13 @@ const restoreStep: Step<DumpRestoreContext> = {
     const expected = errors.filter((e) => e.expected);
     for (const e of expected) emit({ type: 'log', level: 'info', message: `restore: expected on this target: ${e.message}` });
     if (real.length > 0 || (r.exitCode !== 0 && errors.length === 0)) {
-      const shown = real.length > 0 ? real.slice(0, 8).map((e) => `${e.message}${e.command ? ` [${e.command.slice(0, 160)}]` : ''}`).join('\n  ') : errorLines(r.stderr);
+      const shown =
+        real.length > 0
+          ? real
+              .slice(0, 8)
+              .map((e) => `${e.message}${e.command ? ` [${e.command.slice(0, 160)}]` : ''}`)
+              .join('\n  ')
+          : errorLines(r.stderr);
       throw new PgferryError(
         'restore-failed',
         `pg_restore reported ${real.length || 'unclassified'} real error(s)${expected.length ? ` (and ${expected.length} expected ones)` : ''}:\n  ${shown}`,
@@ -207,18 +258,23 @@ const restoreStep: Step<DumpRestoreContext> = {
 const vacuumStep: Step<DumpRestoreContext> = {
   name: 'vacuum-analyze',
   async run(ctx, emit) {
-    const rels = await withClient(ctx.target, 'target', async (c) =>
-      (
-        await c.query<{ q: string; kind: string }>(
-          `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind::text AS kind
+    const rels = await withClient(
+      ctx.target,
+      'target',
+      async (c) =>
+        (
+          await c.query<{ q: string; kind: string }>(
+            `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind::text AS kind
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry')
               AND n.nspname NOT LIKE 'pg\\_%' ORDER BY pg_table_size(c.oid) DESC`,
-        )
-      ).rows,
+          )
+        ).rows,
     );
     const meter = new ProgressMeter(emit, 'vacuum-analyze', rels.length, 'tables');
-    const clients = await Promise.all(Array.from({ length: Math.min(ctx.opts.jobs, Math.max(1, rels.length)) }, () => connect(ctx.target, 'target')));
+    const clients = await Promise.all(
+      Array.from({ length: Math.min(ctx.opts.jobs, Math.max(1, rels.length)) }, () => connect(ctx.target, 'target')),
+    );
     try {
       const limit = pLimit(clients.length);
       let done = 0;
@@ -258,7 +314,14 @@ const verifyStep: Step<DumpRestoreContext> = {
         v,
       );
     }
-    return { mode: v.mode, tables: v.tables.length, rows: v.rows, sequences: v.sequences.length, largeObjects: v.largeObjects.source, seconds: v.seconds };
+    return {
+      mode: v.mode,
+      tables: v.tables.length,
+      rows: v.rows,
+      sequences: v.sequences.length,
+      largeObjects: v.largeObjects.source,
+      seconds: v.seconds,
+    };
   },
 };
 

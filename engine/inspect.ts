@@ -107,27 +107,30 @@ async function rows<T extends pg.QueryResultRow>(c: pg.Client, sql: string, para
 }
 
 export async function inspectServer(c: pg.Client): Promise<ServerInfo> {
-  const v = (await rows<{ num: string; version: string; rec: boolean; usr: string }>(
-    c,
-    `SELECT current_setting('server_version_num') AS num, version() AS version, pg_is_in_recovery() AS rec, current_user AS usr`,
-  ))[0]!;
+  const v = (
+    await rows<{ num: string; version: string; rec: boolean; usr: string }>(
+      c,
+      `SELECT current_setting('server_version_num') AS num, version() AS version, pg_is_in_recovery() AS rec, current_user AS usr`,
+    )
+  )[0]!;
   const versionNum = Number(v.num);
   const settings: Record<string, string> = {};
-  for (const r of await rows<{ name: string; setting: string }>(
-    c,
-    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
-    [SETTINGS],
-  )) {
+  for (const r of await rows<{ name: string; setting: string }>(c, `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`, [
+    SETTINGS,
+  ])) {
     settings[r.name] = r.setting;
   }
   // lc_collate left pg_settings in 16; read it from the database.
   if (!settings['lc_collate']) {
-    settings['lc_collate'] = (await rows<{ c: string }>(c, `SELECT datcollate AS c FROM pg_database WHERE datname = current_database()`))[0]?.c ?? '';
+    settings['lc_collate'] =
+      (await rows<{ c: string }>(c, `SELECT datcollate AS c FROM pg_database WHERE datname = current_database()`))[0]?.c ?? '';
   }
-  const me = (await rows<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean }>(
-    c,
-    `SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication FROM pg_roles WHERE rolname = current_user`,
-  ))[0]!;
+  const me = (
+    await rows<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean }>(
+      c,
+      `SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication FROM pg_roles WHERE rolname = current_user`,
+    )
+  )[0]!;
   const managed = await rows<{ rolname: string }>(
     c,
     `SELECT rolname FROM pg_roles WHERE rolname IN ('rds_superuser', 'azure_pg_admin', 'cloudsqlsuperuser', 'rds_replication')
@@ -215,9 +218,10 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     c,
     `SELECT schemaname AS schema, matviewname AS name, ispopulated AS populated FROM pg_matviews ORDER BY 1, 2`,
   );
-  const counts = (await rows<{ views: number; functions: number; los: number; objects: number; bytes: string; can_create: boolean }>(
-    c,
-    `SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND ${SYSTEM_SCHEMA_FILTER}) AS views,
+  const counts = (
+    await rows<{ views: number; functions: number; los: number; objects: number; bytes: string; can_create: boolean }>(
+      c,
+      `SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND ${SYSTEM_SCHEMA_FILTER}) AS views,
             (SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}) AS functions,
             (SELECT count(*)::int FROM pg_largeobject_metadata) AS los,
@@ -231,7 +235,8 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
             (SELECT count(*)::int FROM pg_largeobject_metadata) AS objects,
             pg_database_size(current_database())::text AS bytes,
             has_database_privilege(current_database(), 'CREATE') AS can_create`,
-  ))[0]!;
+    )
+  )[0]!;
   const extensions = await rows<{ name: string; version: string; schema: string }>(
     c,
     `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema

@@ -24,7 +24,13 @@ export interface MigrationReport {
   readonly strategy: Strategy;
   readonly ok: boolean;
   readonly error?: { readonly code: string; readonly message: string; readonly fix: string };
-  readonly source: { readonly url: string; readonly version: string; readonly major: number; readonly bytes: number; readonly tables: number };
+  readonly source: {
+    readonly url: string;
+    readonly version: string;
+    readonly major: number;
+    readonly bytes: number;
+    readonly tables: number;
+  };
   readonly target: { readonly url: string; readonly version: string; readonly major: number };
   readonly startedAt: string;
   readonly finishedAt: string;
@@ -53,7 +59,12 @@ export function resolveOptions(o: MigrateOptions): DumpRestoreOptions {
 }
 
 /** Run a whole migration. Throws PgferryError('check-failed') before touching anything if a check blocks. */
-export async function migrate(source: ConnInfo, target: ConnInfo, options: MigrateOptions, emit: Emit = () => undefined): Promise<MigrationReport> {
+export async function migrate(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: MigrateOptions,
+  emit: Emit = () => undefined,
+): Promise<MigrationReport> {
   const strategy = options.strategy ?? 'dump-restore';
   const opts = resolveOptions(options);
   const startedAt = new Date();

@@ -36,7 +36,7 @@ export function chooseStrategy(requested: Strategy | undefined): { strategy: Str
 
 export function dumpRestoreSteps(jobs: number): { name: string; what: string }[] {
   return [
-    { name: 'globals', what: "roles and memberships (pg_dumpall --globals-only), the target admin role left untouched" },
+    { name: 'globals', what: 'roles and memberships (pg_dumpall --globals-only), the target admin role left untouched' },
     { name: 'dump', what: `pg_dump -Fd -j ${jobs} of the source database` },
     { name: 'restore', what: `pg_restore -j ${jobs} into the target, errors classified expected / real` },
     { name: 'vacuum-analyze', what: `VACUUM (ANALYZE) every table, ${jobs} at a time` },

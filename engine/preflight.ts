@@ -62,5 +62,7 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
 
 function sameDatabase(a: ConnInfo, b: ConnInfo, ai: Inventory, bi: Inventory): boolean {
   const local = (h: string): string => (h === 'localhost' || h === '::1' ? '127.0.0.1' : h);
-  return local(a.host) === local(b.host) && a.port === b.port && ai.database.name === bi.database.name && ai.server.version === bi.server.version;
+  return (
+    local(a.host) === local(b.host) && a.port === b.port && ai.database.name === bi.database.name && ai.server.version === bi.server.version
+  );
 }

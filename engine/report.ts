@@ -27,9 +27,13 @@ export function formatReport(r: MigrationReport): string {
   lines.push(`  source  ${r.source.url}  ${r.source.version}, ${formatBytes(r.source.bytes)}, ${r.source.tables} tables`);
   lines.push(`  target  ${r.target.url}  ${r.target.version}`);
   lines.push('  steps');
-  for (const s of r.steps) lines.push(`    ${s.name.padEnd(16)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}${s.error ? ` — ${s.error.split('\n')[0]}` : ''}`);
+  for (const s of r.steps)
+    lines.push(
+      `    ${s.name.padEnd(16)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}${s.error ? ` — ${s.error.split('\n')[0]}` : ''}`,
+    );
   lines.push(`  total             ${formatDuration(r.seconds).padStart(9)}`);
-  if (r.throughputBytesPerSecond) lines.push(`  copy throughput   ${formatBytes(r.throughputBytesPerSecond)}/s (table data, dump + restore)`);
+  if (r.throughputBytesPerSecond)
+    lines.push(`  copy throughput   ${formatBytes(r.throughputBytesPerSecond)}/s (table data, dump + restore)`);
   lines.push(`  downtime          ${formatDuration(r.downtimeSeconds)} (dump-restore: writes must stay stopped for the whole run)`);
   if (r.verification) lines.push('  ' + formatVerification(r.verification).split('\n').join('\n  '));
   if (r.error) lines.push(`  error: ${r.error.message}\n  fix: ${r.error.fix}`);

@@ -18,7 +18,10 @@ export interface RestoreError {
 }
 
 const EXPECTED: readonly { re: RegExp; reason: string }[] = [
-  { re: /^(schema|extension|language|role|database) "[^"]*" already exists/i, reason: 'already exists on the target (created by the provider or by an earlier step)' },
+  {
+    re: /^(schema|extension|language|role|database) "[^"]*" already exists/i,
+    reason: 'already exists on the target (created by the provider or by an earlier step)',
+  },
   { re: /^must be owner of (extension|schema public|language)\b/i, reason: 'owned by the managed service on the target' },
   { re: /^permission denied to (create|alter) extension "plpgsql"/i, reason: 'plpgsql is managed by the target' },
 ];

@@ -33,9 +33,13 @@ export function splitSql(script: string): string[] {
       let depth = 1;
       let j = i + 2;
       while (j < n && depth > 0) {
-        if (script[j] === '/' && script[j + 1] === '*') (depth++, (j += 2));
-        else if (script[j] === '*' && script[j + 1] === '/') (depth--, (j += 2));
-        else j++;
+        if (script[j] === '/' && script[j + 1] === '*') {
+          depth++;
+          j += 2;
+        } else if (script[j] === '*' && script[j + 1] === '/') {
+          depth--;
+          j += 2;
+        } else j++;
       }
       cur += script.slice(i, j);
       i = j;

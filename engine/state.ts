@@ -64,7 +64,11 @@ export class RunState {
   static async create(client: pg.Client, strategy: string, source: string): Promise<RunState> {
     await client.query(DDL);
     const id = randomUUID();
-    await client.query(`INSERT INTO pgferry.runs (id, strategy, source, status, phase) VALUES ($1, $2, $3, 'running', 'start')`, [id, strategy, source]);
+    await client.query(`INSERT INTO pgferry.runs (id, strategy, source, status, phase) VALUES ($1, $2, $3, 'running', 'start')`, [
+      id,
+      strategy,
+      source,
+    ]);
     return new RunState(client, id);
   }
 

@@ -86,7 +86,11 @@ export async function selectClientTools(sourceMajor: number, env: NodeJS.Process
   const usable = all.find((t) => t.major >= sourceMajor);
   if (usable) return usable;
   if (all.length === 0) {
-    throw new PgferryError('no-client-tools', 'No pg_dump / pg_restore found on this machine.', `To migrate a PostgreSQL ${sourceMajor} source, ${installHint(sourceMajor)}.`);
+    throw new PgferryError(
+      'no-client-tools',
+      'No pg_dump / pg_restore found on this machine.',
+      `To migrate a PostgreSQL ${sourceMajor} source, ${installHint(sourceMajor)}.`,
+    );
   }
   const newest = all[0]!;
   throw new PgferryError(

@@ -28,7 +28,13 @@ export interface VerifyResult {
   readonly mode: VerifyMode;
   readonly tables: readonly TableComparison[];
   readonly sequences: { readonly name: string; readonly source: string; readonly target: string | null; readonly ok: boolean }[];
-  readonly largeObjects: { readonly source: number; readonly target: number; readonly sourceHash: string; readonly targetHash: string; readonly ok: boolean };
+  readonly largeObjects: {
+    readonly source: number;
+    readonly target: number;
+    readonly sourceHash: string;
+    readonly targetHash: string;
+    readonly ok: boolean;
+  };
   readonly extraOnTarget: readonly string[];
   readonly mismatches: readonly string[];
   readonly seconds: number;
@@ -74,7 +80,9 @@ export function tableQuery(t: TableShape, mode: VerifyMode): string {
   // Range of a single-column, non-collatable primary key (collation order may differ between servers).
   if (t.pk) {
     const k = ident(t.pk);
-    parts.push(`(SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} LIMIT 1) || '..' || (SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} DESC LIMIT 1) AS r`);
+    parts.push(
+      `(SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} LIMIT 1) || '..' || (SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} DESC LIMIT 1) AS r`,
+    );
   }
   return `SELECT ${parts.join(', ')} FROM ONLY ${t.key} AS t`;
 }
@@ -105,7 +113,9 @@ async function sequences(c: pg.Client): Promise<Map<string, string>> {
   );
   const m = new Map<string, string>();
   for (const { key } of names.rows) {
-    const v = await c.query<{ v: string }>(`SELECT last_value::text || CASE WHEN is_called THEN '' ELSE ' (not called)' END AS v FROM ${key}`);
+    const v = await c.query<{ v: string }>(
+      `SELECT last_value::text || CASE WHEN is_called THEN '' ELSE ' (not called)' END AS v FROM ${key}`,
+    );
     m.set(key, v.rows[0]?.v ?? '');
   }
   return m;
@@ -152,10 +162,25 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
         const s = await measure(src, limitS, tableQuery(t, mode));
         if (!other) {
           opts.onProgress?.(++done, sTables.size);
-          return { table: t.key, sourceRows: s.n, targetRows: null, sourceChecksum: s.h, targetChecksum: null, sourcePkRange: s.r, targetPkRange: null, ok: false, problem: 'missing on target' };
+          return {
+            table: t.key,
+            sourceRows: s.n,
+            targetRows: null,
+            sourceChecksum: s.h,
+            targetChecksum: null,
+            sourcePkRange: s.r,
+            targetPkRange: null,
+            ok: false,
+            problem: 'missing on target',
+          };
         }
         // Compare on the source's column list so an extra column on the target shows as a difference.
-        const d = await measure(dst, limitT, tableQuery({ ...other, columns: t.columns, pk: t.pk }, mode)).catch((e: Error) => ({ n: -1, h: null, r: null, err: e.message }));
+        const d = await measure(dst, limitT, tableQuery({ ...other, columns: t.columns, pk: t.pk }, mode)).catch((e: Error) => ({
+          n: -1,
+          h: null,
+          r: null,
+          err: e.message,
+        }));
         opts.onProgress?.(++done, sTables.size);
         const problems: string[] = [];
         if ('err' in d) problems.push(`cannot read on target: ${d.err}`);

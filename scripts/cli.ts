@@ -80,7 +80,11 @@ export function buildProgram(): Command {
     .option('--force', 'allow a non-empty target')
     .action(async (o: CommonOpts & { strategy?: Strategy; jobs?: number; force?: boolean }) => {
       const { source, target } = endpoints(o);
-      const p = await plan(source, target, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.jobs ? { jobs: o.jobs } : {}), force: o.force ?? false });
+      const p = await plan(source, target, {
+        ...(o.strategy ? { strategy: o.strategy } : {}),
+        ...(o.jobs ? { jobs: o.jobs } : {}),
+        force: o.force ?? false,
+      });
       out(o, p, p.text);
       if (!p.ok) process.exitCode = ExitCode.checkFailed;
     });
@@ -175,7 +179,10 @@ export function buildProgram(): Command {
         `run ${run.id}  ${run.strategy}  ${run.status}${run.phase && run.status === 'running' ? ` (at ${run.phase})` : ''}`,
         `  source ${run.source}`,
         `  started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
-        ...run.steps.map((s) => `  ${s.name.padEnd(16)} ${s.status}${s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : ''}`),
+        ...run.steps.map(
+          (s) =>
+            `  ${s.name.padEnd(16)} ${s.status}${s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : ''}`,
+        ),
       ].join('\n');
       out(o, run, text);
       if (run.status === 'failed') process.exitCode = ExitCode.migrationFailed;
@@ -207,12 +214,16 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
       return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
     if (isPgferryError(e)) {
-      if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, fix: e.fix } }, null, 2) + '\n');
+      if (json)
+        process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, fix: e.fix } }, null, 2) + '\n');
       process.stderr.write(`pgferry: ${e.message}\n  fix: ${e.fix}\n`);
       return e.exitCode;
     }
     const msg = redact((e as Error).stack ?? String(e));
-    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'internal', message: redact((e as Error).message ?? String(e)) } }) + '\n');
+    if (json)
+      process.stdout.write(
+        JSON.stringify({ ok: false, error: { code: 'internal', message: redact((e as Error).message ?? String(e)) } }) + '\n',
+      );
     process.stderr.write(`pgferry: unexpected error: ${msg}\n`);
     return ExitCode.failed;
   }

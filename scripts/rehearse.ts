@@ -26,12 +26,19 @@ async function rehearse(o: RehearseOptions): Promise<MigrationReport> {
   const servers: LocalServer[] = [];
   try {
     const t0 = Date.now();
-    const [source, target] = await Promise.all([startServer({ major: o.from, name: 'source' }), startServer({ major: o.to, name: 'target' })]);
+    const [source, target] = await Promise.all([
+      startServer({ major: o.from, name: 'source' }),
+      startServer({ major: o.to, name: 'target' }),
+    ]);
     servers.push(source, target);
-    log(`servers: source PostgreSQL ${o.from} on 127.0.0.1:${source.port}, target PostgreSQL ${o.to} on 127.0.0.1:${target.port} (${formatDuration((Date.now() - t0) / 1000)})`);
+    log(
+      `servers: source PostgreSQL ${o.from} on 127.0.0.1:${source.port}, target PostgreSQL ${o.to} on 127.0.0.1:${target.port} (${formatDuration((Date.now() - t0) / 1000)})`,
+    );
     const sample = await loadSample(source.conn(), { sizeBytes: o.size, log });
     log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
-    return await migrate(source.conn(), target.conn(), { strategy: o.strategy, ...(o.jobs ? { jobs: o.jobs } : {}) }, (e) => log(formatEvent(e)));
+    return await migrate(source.conn(), target.conn(), { strategy: o.strategy, ...(o.jobs ? { jobs: o.jobs } : {}) }, (e) =>
+      log(formatEvent(e)),
+    );
   } finally {
     await stopAllServers();
   }

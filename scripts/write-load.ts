@@ -15,7 +15,13 @@ export interface WriteLoadOptions {
   /** Concurrent sessions (default 2). */
   readonly workers?: number;
   /** Relative weights of the operations. */
-  readonly mix?: { readonly insert: number; readonly update: number; readonly delete: number; readonly event: number; readonly migration: number };
+  readonly mix?: {
+    readonly insert: number;
+    readonly update: number;
+    readonly delete: number;
+    readonly event: number;
+    readonly migration: number;
+  };
   /** Log in as this role instead of the URL's (e.g. the sample's application role). */
   readonly user?: { readonly name: string; readonly password: string };
 }
@@ -75,13 +81,20 @@ export class Ledger {
         }
       };
       const orders = byTable('orders');
-      const o = await c.query<{ id: string; note: string | null }>('SELECT id::text, note FROM app.orders WHERE id = ANY($1::bigint[])', [orders.map((e) => e.key)]);
+      const o = await c.query<{ id: string; note: string | null }>('SELECT id::text, note FROM app.orders WHERE id = ANY($1::bigint[])', [
+        orders.map((e) => e.key),
+      ]);
       compare(orders, new Map(o.rows.map((r) => [r.id, r.note])), 'app.orders');
       const events = byTable('events');
-      const ev = await c.query<{ id: string; token: string | null }>(`SELECT id::text, payload->>'token' AS token FROM audit.events WHERE id = ANY($1::bigint[])`, [events.map((e) => e.key)]);
+      const ev = await c.query<{ id: string; token: string | null }>(
+        `SELECT id::text, payload->>'token' AS token FROM audit.events WHERE id = ANY($1::bigint[])`,
+        [events.map((e) => e.key)],
+      );
       compare(events, new Map(ev.rows.map((r) => [r.id, r.token])), 'audit.events');
       const migs = byTable('schema_migrations');
-      const m = await c.query<{ version: string }>('SELECT version FROM public.schema_migrations WHERE version = ANY($1::text[])', [migs.map((e) => e.key)]);
+      const m = await c.query<{ version: string }>('SELECT version FROM public.schema_migrations WHERE version = ANY($1::text[])', [
+        migs.map((e) => e.key),
+      ]);
       compare(migs, new Map(m.rows.map((r) => [r.version, r.version])), 'public.schema_migrations');
       return { ok: missing.length + wrong.length + resurrected.length === 0, checked: this.state.size, missing, wrong, resurrected };
     } finally {
@@ -117,10 +130,9 @@ export class WriteLoad {
 
   async start(): Promise<void> {
     const workers = Math.max(1, this.opts.workers ?? 2);
-    const cfg = clientConfig(
-      this.opts.user ? { ...this.conn, user: this.opts.user.name, password: this.opts.user.password } : this.conn,
-      { application_name: 'pgferry-load' },
-    );
+    const cfg = clientConfig(this.opts.user ? { ...this.conn, user: this.opts.user.name, password: this.opts.user.password } : this.conn, {
+      application_name: 'pgferry-load',
+    });
     for (let i = 0; i < workers; i++) {
       const c = new pg.Client(cfg);
       c.on('error', () => undefined);
@@ -177,7 +189,10 @@ export class WriteLoad {
           [token],
         );
         const id = r.rows[0]!.id;
-        await c.query(`INSERT INTO app.line_items (order_id, line_no, product_id, quantity, unit_price) VALUES ($1, 1, (SELECT min(id) FROM app.products), 1, 10.00)`, [id]);
+        await c.query(
+          `INSERT INTO app.line_items (order_id, line_no, product_id, quantity, unit_price) VALUES ($1, 1, (SELECT min(id) FROM app.products), 1, 10.00)`,
+          [id],
+        );
         await c.query('COMMIT');
         this.ledger.record({ table: 'orders', key: id, token });
         return;
@@ -186,7 +201,10 @@ export class WriteLoad {
         const live = this.ledger.liveOrders();
         const useOwn = live.length > 0 && Math.random() < 0.5;
         const id = useOwn ? live[Math.floor(Math.random() * live.length)]! : String(1 + Math.floor(Math.random() * this.maxSampleOrder));
-        const r = await c.query<{ id: string }>(`UPDATE app.orders SET note = $2, status = 'paid' WHERE id = $1 RETURNING id::text`, [id, token]);
+        const r = await c.query<{ id: string }>(`UPDATE app.orders SET note = $2, status = 'paid' WHERE id = $1 RETURNING id::text`, [
+          id,
+          token,
+        ]);
         if (r.rowCount === 1) this.ledger.record({ table: 'orders', key: id, token });
         return;
       }

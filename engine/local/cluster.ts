@@ -202,7 +202,19 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
 
   const init = await execa(
     path.join(binaries.bindir, 'initdb'),
-    ['-D', dataDir, '-U', 'postgres', `--pwfile=${pwfile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'],
+    [
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      `--pwfile=${pwfile}`,
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
+    ],
     { ...asUser, env, reject: false, cwd: baseDir },
   );
   rmSync(pwfile, { force: true });

@@ -31,7 +31,11 @@ export async function newestPgDump(): Promise<number> {
   return tools[0]?.major ?? 0;
 }
 
-export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(conn: ConnInfo, text: string, params: unknown[] = []): Promise<T[]> {
+export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(
+  conn: ConnInfo,
+  text: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client(clientConfig(conn));
   await c.connect();
   try {

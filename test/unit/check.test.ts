@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { estimateDumpBytes, hasErrors, runChecks, type CheckFacts } from '../../engine/check';
+import type { Inventory, TableInfo } from '../../engine/inspect';
+
+function table(name: string, over: Partial<TableInfo> = {}): TableInfo {
+  return {
+    schema: 'app',
+    name,
+    kind: 'r',
+    unlogged: false,
+    partitionOf: null,
+    rowEstimate: 10,
+    bytes: 8192,
+    totalBytes: 16384,
+    primaryKey: ['id'],
+    replicaIdentity: 'd',
+    hasUsableUniqueIndex: true,
+    readable: true,
+    ...over,
+  };
+}
+
+function inventory(
+  major: number,
+  over: { tables?: TableInfo[]; objects?: number; ext?: string[]; avail?: string[]; createRole?: boolean; canCreate?: boolean } = {},
+): Inventory {
+  return {
+    server: {
+      versionNum: major * 10000,
+      major,
+      version: `PostgreSQL ${major}.0`,
+      inRecovery: false,
+      settings: { server_encoding: 'UTF8', wal_level: 'logical' },
+      currentUser: 'admin',
+      isSuperuser: false,
+      canCreateRole: over.createRole ?? true,
+      canCreateDb: true,
+      canReplicate: true,
+      managedAdminOf: [],
+      databases: [],
+      roles: [],
+    },
+    database: {
+      name: 'app',
+      bytes: 1e9,
+      canCreate: over.canCreate ?? true,
+      tables: over.tables ?? [table('orders')],
+      sequences: [],
+      matviews: [],
+      views: 0,
+      functions: 0,
+      largeObjects: 0,
+      extensions: (over.ext ?? ['plpgsql']).map((name) => ({ name, version: '1', schema: 'public' })),
+      availableExtensions: over.avail ?? ['plpgsql', 'citext'],
+      userObjectCount: over.objects ?? 0,
+    },
+  };
+}
+
+function facts(over: Partial<CheckFacts> = {}): CheckFacts {
+  return {
+    source: inventory(12),
+    target: inventory(17),
+    strategy: 'dump-restore',
+    force: false,
+    sameEndpoint: false,
+    tools: { major: 15, version: '15.18' },
+    workDirFree: 1e12,
+    workDir: '/tmp',
+    ...over,
+  };
+}
+
+const codes = (f: CheckFacts, level = 'error') =>
+  runChecks(f)
+    .filter((x) => x.level === level)
+    .map((x) => x.code);
+
+describe('check rules', function () {
+  it('passes a clean 12 → 17 pair', function () {
+    assert.equal(hasErrors(runChecks(facts())), false);
+  });
+
+  it('refuses an older target, naming the version to create', function () {
+    const f = runChecks(facts({ source: inventory(16), target: inventory(14) })).find((x) => x.code === 'target-older')!;
+    assert.equal(f.level, 'error');
+    assert.match(f.fix, /PostgreSQL 16 or newer/);
+  });
+
+  it('refuses a non-empty target unless --force, which turns it into a warning', function () {
+    assert.ok(codes(facts({ target: inventory(17, { objects: 3 }) })).includes('target-not-empty'));
+    assert.ok(codes(facts({ target: inventory(17, { objects: 3 }), force: true }), 'warning').includes('target-not-empty'));
+    assert.ok(!codes(facts({ target: inventory(17, { objects: 3 }), force: true })).includes('target-not-empty'));
+  });
+
+  it('refuses the same database on both sides', function () {
+    assert.ok(codes(facts({ sameEndpoint: true })).includes('same-database'));
+  });
+
+  it('names unreadable tables and the grant that fixes it', function () {
+    const f = runChecks(facts({ source: inventory(14, { tables: [table('secret', { readable: false })] }) })).find(
+      (x) => x.code === 'source-unreadable',
+    )!;
+    assert.match(f.message, /"app"\."secret"/);
+    assert.match(f.fix, /pg_read_all_data/);
+  });
+
+  it('names extensions the target lacks', function () {
+    const f = runChecks(facts({ source: inventory(12, { ext: ['plpgsql', 'postgis'] }) })).find((x) => x.code === 'extension-missing')!;
+    assert.match(f.message, /postgis/);
+  });
+
+  it('refuses when the work directory is too small, and says how much is needed', function () {
+    const src = inventory(12, { tables: [table('big', { bytes: 5 * 1024 ** 3 })] });
+    assert.equal(estimateDumpBytes(src), 5 * 1024 ** 3);
+    const f = runChecks(facts({ source: src, workDirFree: 1024 ** 3 })).find((x) => x.code === 'disk-space')!;
+    assert.match(f.message, /5\.0 GiB/);
+    assert.match(f.fix, /--work-dir/);
+  });
+
+  it('passes on client-tool errors for dump-restore', function () {
+    const f = facts({
+      tools: { error: 'pg_dump 15 is older than the source server (PostgreSQL 16)', fix: 'install postgresql-client-16' },
+    });
+    assert.ok(codes(f).includes('client-tools'));
+  });
+
+  it('warns when roles cannot be created, and errors when schemas cannot', function () {
+    assert.ok(codes(facts({ target: inventory(17, { createRole: false }) }), 'warning').includes('target-no-createrole'));
+    assert.ok(codes(facts({ target: inventory(17, { canCreate: false }) })).includes('target-no-create'));
+  });
+
+  it('says plainly that streaming strategies are not available yet', function () {
+    assert.ok(codes(facts({ strategy: 'logical' })).includes('strategy-unavailable'));
+  });
+});

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { pgDumpArgs, pgRestoreArgs } from '../../engine/dump-restore';
+import { defaultSettings, renderConf } from '../../engine/local/cluster';
+import { parsePasswd } from '../../engine/local/os-user';
+import { chooseStrategy, dumpRestoreSteps } from '../../engine/plan';
+import { formatEvent } from '../../engine/report';
+import { ProgressMeter, runSteps, type RunEvent } from '../../engine/runner';
+import { pgpassLines, toolEnv } from '../../engine/tool-exec';
+import { installHint, parseToolVersion } from '../../engine/tools';
+import { formatBytes, formatDuration, parseSize } from '../../engine/units';
+import { packageList } from '../../scripts/ensure-debian';
+import { rowCounts } from '../../scripts/sample-db';
+import { parseUrl } from '../../engine/conn';
+
+describe('pure helpers', function () {
+  it('sizes and durations', function () {
+    assert.equal(parseSize('300MB'), 300 * 1024 ** 2);
+    assert.equal(parseSize('1.5 GiB'), 1.5 * 1024 ** 3);
+    assert.equal(parseSize('4096'), 4096);
+    assert.throws(() => parseSize('lots'), /512MB, 2GB/);
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatDuration(3.14159), '3.14s');
+    assert.equal(formatDuration(75.2), '1m15.2s');
+    assert.equal(formatDuration(3 * 3600 + 61), '3h01m1s');
+  });
+
+  it('client tool versions and install hints', function () {
+    assert.deepEqual(parseToolVersion('pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)'), {
+      major: 15,
+      version: '15.18 (Debian 15.18-0+deb12u1)',
+    });
+    assert.equal(parseToolVersion('pg_dump (PostgreSQL) 9.6.24')!.major, 9.6);
+    assert.match(installHint(17), /postgresql-client-17/);
+  });
+
+  it('passfile lines escape colons and backslashes, and the tool environment drops libpq variables', function () {
+    const c = parseUrl('postgresql://u:pa%3As%5Cs@h:5433/db');
+    assert.equal(pgpassLines([c, { ...c, password: undefined }]), 'h:5433:*:u:pa\\:s\\\\s\n');
+    const env = toolEnv('/tmp/pass', { PATH: '/bin', PGPASSWORD: 'leak', PGHOST: 'elsewhere' });
+    assert.equal(env['PGPASSWORD'], undefined);
+    assert.equal(env['PGHOST'], undefined);
+    assert.equal(env['PGPASSFILE'], '/tmp/pass');
+    assert.equal(env['PATH'], '/bin');
+  });
+
+  it('pg_dump and pg_restore arguments carry no password, and follow the source version', function () {
+    const source = parseUrl('postgresql://u:secret@h:5432/db');
+    const args = pgDumpArgs({ source, dumpDir: '/d', opts: { jobs: 4, compress: 0 }, sourceVersionNum: 120000, sourceInRecovery: false });
+    assert.ok(args.includes('-Fd') && args.includes('4') && args.includes('--exclude-schema=pgferry'));
+    assert.ok(!args.join(' ').includes('secret'));
+    assert.ok(!args.includes('--no-synchronized-snapshots'));
+    assert.ok(
+      pgDumpArgs({ source, dumpDir: '/d', opts: { jobs: 4, compress: 0 }, sourceVersionNum: 90600, sourceInRecovery: true }).includes(
+        '--no-synchronized-snapshots',
+      ),
+    );
+    const r = pgRestoreArgs({ target: source, dumpDir: '/d', opts: { jobs: 2, force: true, noOwner: true, noPrivileges: false } });
+    assert.ok(r.includes('--clean') && r.includes('--if-exists') && r.includes('--no-owner') && !r.includes('--no-privileges'));
+    assert.equal(r[r.length - 1], '/d');
+    assert.ok(
+      !pgRestoreArgs({ target: source, dumpDir: '/d', opts: { jobs: 2, force: false, noOwner: false, noPrivileges: false } }).includes(
+        '--clean',
+      ),
+    );
+  });
+
+  it('local server settings: logical WAL, loopback only, durable on request', function () {
+    const s = defaultSettings(5555, '/tmp/x', false);
+    assert.equal(s['wal_level'], 'logical');
+    assert.equal(s['listen_addresses'], '127.0.0.1');
+    assert.equal(s['fsync'], false);
+    assert.equal(defaultSettings(5555, '/tmp/x', true)['fsync'], true);
+    assert.equal(renderConf({ a: 1, b: true, c: "it's" }), "a = 1\nb = on\nc = 'it''s'\n");
+  });
+
+  it('reads /etc/passwd', function () {
+    assert.deepEqual(parsePasswd('root:x:0:0:root:/root:/bin/bash\npostgres:x:101:104::/var/lib/postgresql:/bin/bash\n'), [
+      { name: 'root', uid: 0, gid: 0 },
+      { name: 'postgres', uid: 101, gid: 104 },
+    ]);
+  });
+
+  it('the Debian package list ignores comments', function () {
+    assert.deepEqual(packageList('# x\npostgresql-15\n\nbucardo # later\n'), ['postgresql-15', 'bucardo']);
+  });
+
+  it('sample row counts scale with the size knob', function () {
+    assert.equal(rowCounts(10)['orders'], 3000);
+    assert.equal(rowCounts(0)['users'], 100);
+  });
+
+  it('plan: dump-restore with its five steps', function () {
+    assert.equal(chooseStrategy(undefined).strategy, 'dump-restore');
+    assert.deepEqual(
+      dumpRestoreSteps(3).map((s) => s.name),
+      ['globals', 'dump', 'restore', 'vacuum-analyze', 'verify'],
+    );
+  });
+
+  it('the runner times steps, stops at the first failure and reports which', async function () {
+    const events: RunEvent[] = [];
+    const ran: string[] = [];
+    const steps = ['a', 'b', 'c'].map((name) => ({
+      name,
+      run: async () => {
+        ran.push(name);
+        if (name === 'b') throw new Error('boom');
+        return { name };
+      },
+    }));
+    await assert.rejects(
+      runSteps(steps, {}, (e) => events.push(e)),
+      (e: { stepResults: { name: string; status: string }[] }) => {
+        assert.deepEqual(
+          e.stepResults.map((s) => [s.name, s.status]),
+          [
+            ['a', 'done'],
+            ['b', 'failed'],
+          ],
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(ran, ['a', 'b']);
+    assert.match(events.map(formatEvent).join('\n'), /✗ b/);
+  });
+
+  it('progress carries an ETA', function () {
+    const events: RunEvent[] = [];
+    const m = new ProgressMeter((e) => events.push(e), 'dump', 1000, 'bytes', 0);
+    m.update(500, 'orders', true);
+    const e = events[0]!;
+    assert.equal(e.type, 'progress');
+    assert.match(formatEvent(e), /dump: 500 B \/ 1000 B 50%/);
+  });
+});

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { classify, parseRestoreErrors } from '../../engine/restore-errors';
+
+const STDERR = `pg_restore: connecting to database for restore
+pg_restore: creating SCHEMA "public"
+pg_restore: while PROCESSING TOC:
+pg_restore: from TOC entry 5; 2615 2200 SCHEMA public postgres
+pg_restore: error: could not execute query: ERROR:  schema "public" already exists
+Command was: CREATE SCHEMA public;
+
+
+pg_restore: from TOC entry 4411; 0 0 COMMENT EXTENSION plpgsql
+pg_restore: error: could not execute query: ERROR:  must be owner of extension plpgsql
+Command was: COMMENT ON EXTENSION plpgsql IS 'PL/pgSQL procedural language';
+
+pg_restore: from TOC entry 215; 1259 16390 TABLE orders app
+pg_restore: error: could not execute query: ERROR:  role "app" does not exist
+Command was: ALTER TABLE app.orders OWNER TO app;
+
+pg_restore: finished item 3000 TABLE DATA orders
+pg_restore: warning: errors ignored on restore: 3
+`;
+
+describe('pg_restore error classification', function () {
+  it('parses each error with its TOC entry and command', function () {
+    const errs = parseRestoreErrors(STDERR);
+    assert.equal(errs.length, 3);
+    assert.deepEqual(
+      errs.map((e) => [e.message, e.expected]),
+      [
+        ['schema "public" already exists', true],
+        ['must be owner of extension plpgsql', true],
+        ['role "app" does not exist', false],
+      ],
+    );
+    assert.equal(errs[2]!.command, 'ALTER TABLE app.orders OWNER TO app;');
+    assert.equal(errs[2]!.tocEntry, 'TOC entry 215; 1259 16390 TABLE orders app');
+  });
+
+  it('treats the seed-000 "already exists" errors as expected, and other ones as real', function () {
+    for (const m of [
+      'role "aptible" already exists',
+      'role "postgres" already exists',
+      'database "db" already exists',
+      'extension "citext" already exists',
+    ]) {
+      assert.equal(classify(`ERROR:  ${m}`, null).expected, true, m);
+    }
+    assert.equal(classify('relation "orders" already exists', 'CREATE TABLE orders ()').expected, false);
+    assert.equal(classify('duplicate key value violates unique constraint "x"', 'COPY x').expected, false);
+    assert.equal(classify('permission denied', "COMMENT ON EXTENSION citext IS 'x'").expected, true);
+  });
+
+  it('a connection failure is a real error', function () {
+    const errs = parseRestoreErrors('pg_restore: error: connection to server at "h" (1.2.3.4), port 5432 failed: timeout expired');
+    assert.equal(errs.length, 1);
+    assert.equal(errs[0]!.expected, false);
+  });
+});
