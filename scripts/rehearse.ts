@@ -5,6 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Strategy, STRATEGIES } from '../engine/check';
+import { withClient } from '../engine/conn';
 import { ExitCode, isPgferryError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
 import { migrate, type MigrationReport } from '../engine/migrate';
@@ -34,9 +35,11 @@ async function rehearse(o: RehearseOptions): Promise<MigrationReport> {
     log(
       `servers: source PostgreSQL ${o.from} on 127.0.0.1:${source.port}, target PostgreSQL ${o.to} on 127.0.0.1:${target.port} (${formatDuration((Date.now() - t0) / 1000)})`,
     );
-    const sample = await loadSample(source.conn(), { sizeBytes: o.size, log });
+    // The application database is "shop" on both sides, as it would be on real servers.
+    for (const s of servers) await withClient(s.conn(), 'local server', (c) => c.query('CREATE DATABASE shop'));
+    const sample = await loadSample(source.conn('shop'), { sizeBytes: o.size, log });
     log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
-    return await migrate(source.conn(), target.conn(), { strategy: o.strategy, ...(o.jobs ? { jobs: o.jobs } : {}) }, (e) =>
+    return await migrate(source.conn('shop'), target.conn('shop'), { strategy: o.strategy, ...(o.jobs ? { jobs: o.jobs } : {}) }, (e) =>
       log(formatEvent(e)),
     );
   } finally {
