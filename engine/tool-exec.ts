@@ -3,7 +3,7 @@
  * through a private passfile (mode 0600, removed afterwards), never through
  * argv or the environment, and never into the output pgferry keeps.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -14,14 +14,26 @@ export function pgpassField(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
 }
 
-/** The .pgpass lines for some endpoints (those with a password). */
-export function pgpassLines(conns: readonly ConnInfo[]): string {
-  return (
-    conns
-      .filter((c) => c.password !== undefined)
-      .map((c) => [c.host, String(c.port), '*', c.user, c.password ?? ''].map(pgpassField).join(':'))
-      .join('\n') + '\n'
-  );
+/**
+ * The .pgpass lines for some endpoints. An endpoint without a password in its
+ * URL falls back as libpq would: PGPASSWORD, then the user's own passfile
+ * (PGPASSFILE or ~/.pgpass), whose lines are appended.
+ */
+export function pgpassLines(conns: readonly ConnInfo[], env: NodeJS.ProcessEnv = process.env): string {
+  const lines = conns.flatMap((c) => {
+    const pw = c.password ?? env['PGPASSWORD'];
+    return pw === undefined ? [] : [[c.host, String(c.port), '*', c.user, pw].map(pgpassField).join(':')];
+  });
+  if (conns.some((c) => c.password === undefined)) {
+    const own = env['PGPASSFILE'] ?? (env['HOME'] ? path.join(env['HOME'], '.pgpass') : undefined);
+    if (own && existsSync(own))
+      lines.push(
+        ...readFileSync(own, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim() && !l.startsWith('#')),
+      );
+  }
+  return lines.join('\n') + '\n';
 }
 
 /** A libpq connection string for `-d`, without the password. */

@@ -142,6 +142,7 @@ export function buildProgram(): Command {
           const failed = (e as { report?: MigrationReport }).report;
           if (failed) {
             out(o, failed, formatReport(failed));
+            if (isPgferryError(e)) process.stderr.write(`pgferry: ${e.message}\n  fix: ${e.fix}\n`);
             process.exitCode = isPgferryError(e) ? e.exitCode : ExitCode.failed;
             return;
           }

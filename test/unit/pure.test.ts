@@ -35,7 +35,9 @@ describe('pure helpers', function () {
 
   it('passfile lines escape colons and backslashes, and the tool environment drops libpq variables', function () {
     const c = parseUrl('postgresql://u:pa%3As%5Cs@h:5433/db');
-    assert.equal(pgpassLines([c, { ...c, password: undefined }]), 'h:5433:*:u:pa\\:s\\\\s\n');
+    assert.equal(pgpassLines([c], {}), 'h:5433:*:u:pa\\:s\\\\s\n');
+    // Without a password in the URL: PGPASSWORD, as libpq would use it.
+    assert.equal(pgpassLines([{ ...c, password: undefined }], { PGPASSWORD: 'envpw' }), 'h:5433:*:u:envpw\n');
     const env = toolEnv('/tmp/pass', { PATH: '/bin', PGPASSWORD: 'leak', PGHOST: 'elsewhere' });
     assert.equal(env['PGPASSWORD'], undefined);
     assert.equal(env['PGHOST'], undefined);
