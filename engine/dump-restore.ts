@@ -12,7 +12,8 @@ import { PgferryError } from './errors';
 import { applyGlobals, planGlobals, type GlobalsOutcome } from './globals';
 import type { Preflight } from './preflight';
 import { parseRestoreErrors, type RestoreError } from './restore-errors';
-import { ProgressMeter, type Step } from './runner';
+import type { TableInfo } from './inspect';
+import { ProgressMeter, type Emit, type Step } from './runner';
 import { libpqUrl, runTool } from './tool-exec';
 import type { ClientTools } from './tools';
 import { verify, type VerifyMode, type VerifyResult } from './verify';
@@ -170,16 +171,40 @@ const globalsStep: Step<DumpRestoreContext> = {
   },
 };
 
+/**
+ * Progress of pg_dump / pg_restore in bytes: both print "finished item N TABLE
+ * DATA <table>" in verbose mode; each finished table adds its source size.
+ */
+function tableDataProgress(
+  emit: Emit,
+  step: string,
+  tables: readonly TableInfo[],
+): { onStderrLine: (line: string) => void; finish: () => number } {
+  const total = tables.reduce((s, t) => s + t.bytes, 0);
+  const byName = new Map<string, number>();
+  for (const t of tables) byName.set(t.name, (byName.get(t.name) ?? 0) + t.bytes);
+  const meter = new ProgressMeter(emit, step, total, 'bytes');
+  let done = 0;
+  return {
+    onStderrLine: (line) => {
+      const m = /finished item \d+ TABLE DATA (.+)$/.exec(line);
+      if (m) {
+        done += byName.get(m[1]!.trim()) ?? 0;
+        meter.update(Math.min(done, total), m[1]);
+      }
+    },
+    finish: () => {
+      meter.update(total, undefined, true);
+      return total;
+    },
+  };
+}
+
 const dumpStep: Step<DumpRestoreContext> = {
   name: 'dump',
   async run(ctx, emit) {
     rmSync(ctx.dumpDir, { recursive: true, force: true });
-    const tables = ctx.pre.source.database.tables;
-    const total = tables.reduce((s, t) => s + t.bytes, 0);
-    const byName = new Map<string, number>();
-    for (const t of tables) byName.set(t.name, (byName.get(t.name) ?? 0) + t.bytes);
-    const meter = new ProgressMeter(emit, 'dump', total, 'bytes');
-    let done = 0;
+    const progress = tableDataProgress(emit, 'dump', ctx.pre.source.database.tables);
     const r = await runTool(
       ctx.tools.pgDump,
       pgDumpArgs({
@@ -190,15 +215,7 @@ const dumpStep: Step<DumpRestoreContext> = {
         sourceInRecovery: ctx.pre.source.server.inRecovery,
       }),
       [ctx.source],
-      {
-        onStderrLine: (line) => {
-          const m = /finished item \d+ TABLE DATA (.+)$/.exec(line);
-          if (m) {
-            done += byName.get(m[1]!.trim()) ?? 0;
-            meter.update(Math.min(done, total), m[1]);
-          }
-        },
-      },
+      { onStderrLine: progress.onStderrLine },
     );
     if (r.exitCode !== 0) {
       throw new PgferryError(
@@ -207,7 +224,7 @@ const dumpStep: Step<DumpRestoreContext> = {
         'Fix the cause above on the source (privileges, locks, connection limits) and rerun; nothing was written to the target.',
       );
     }
-    meter.update(total, undefined, true);
+    const total = progress.finish();
     return { dir: ctx.dumpDir, bytes: dirBytes(ctx.dumpDir), tableBytes: total, pgDump: ctx.tools.version, jobs: ctx.opts.jobs };
   },
 };
@@ -215,21 +232,8 @@ const dumpStep: Step<DumpRestoreContext> = {
 const restoreStep: Step<DumpRestoreContext> = {
   name: 'restore',
   async run(ctx, emit) {
-    const tables = ctx.pre.source.database.tables.filter((t) => t.kind === 'r');
-    const byName = new Map<string, number>();
-    for (const t of tables) byName.set(t.name, (byName.get(t.name) ?? 0) + t.bytes);
-    const total = tables.reduce((s, t) => s + t.bytes, 0);
-    const meter = new ProgressMeter(emit, 'restore', total, 'bytes');
-    let done = 0;
-    const r = await runTool(ctx.tools.pgRestore, pgRestoreArgs(ctx), [ctx.target], {
-      onStderrLine: (line) => {
-        const m = /finished item \d+ TABLE DATA (.+)$/.exec(line);
-        if (m) {
-          done += byName.get(m[1]!.trim()) ?? 0;
-          meter.update(Math.min(done, total), m[1]);
-        }
-      },
-    });
+    const progress = tableDataProgress(emit, 'restore', ctx.pre.source.database.tables);
+    const r = await runTool(ctx.tools.pgRestore, pgRestoreArgs(ctx), [ctx.target], { onStderrLine: progress.onStderrLine });
     const errors = parseRestoreErrors(r.stderr);
     ctx.restoreErrors = errors;
     const real = errors.filter((e) => !e.expected);
@@ -250,7 +254,7 @@ const restoreStep: Step<DumpRestoreContext> = {
         { errors },
       );
     }
-    meter.update(total, undefined, true);
+    progress.finish();
     return { jobs: ctx.opts.jobs, expectedErrors: expected.map((e) => ({ message: e.message, reason: e.reason })), realErrors: 0 };
   },
 };
