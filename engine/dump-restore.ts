@@ -7,7 +7,8 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { connect, withClient, type ConnInfo } from './conn';
+import { connect, redact, withClient, type ConnInfo } from './conn';
+import { propertyStatements, readDatabaseProperties } from './database-settings';
 import { PgferryError } from './errors';
 import { applyGlobals, planGlobals, type GlobalsOutcome } from './globals';
 import type { Preflight } from './preflight';
@@ -259,6 +260,26 @@ const restoreStep: Step<DumpRestoreContext> = {
   },
 };
 
+const databaseSettingsStep: Step<DumpRestoreContext> = {
+  name: 'database-settings',
+  async run(ctx, emit) {
+    const props = await withClient(ctx.source, 'source', readDatabaseProperties);
+    const statements = propertyStatements(ctx.pre.target.database.name, props);
+    const warnings: string[] = [];
+    await withClient(ctx.target, 'target', async (c) => {
+      for (const sql of statements) {
+        try {
+          await c.query(sql);
+        } catch (e) {
+          warnings.push(`${redact((e as Error).message)} [${sql}]`);
+        }
+      }
+    });
+    for (const w of warnings) emit({ type: 'log', level: 'warn', message: `database settings: ${w}` });
+    return { applied: statements.length - warnings.length, warnings };
+  },
+};
+
 const vacuumStep: Step<DumpRestoreContext> = {
   name: 'vacuum-analyze',
   async run(ctx, emit) {
@@ -329,4 +350,11 @@ const verifyStep: Step<DumpRestoreContext> = {
   },
 };
 
-export const DUMP_RESTORE_STEPS: readonly Step<DumpRestoreContext>[] = [globalsStep, dumpStep, restoreStep, vacuumStep, verifyStep];
+export const DUMP_RESTORE_STEPS: readonly Step<DumpRestoreContext>[] = [
+  globalsStep,
+  dumpStep,
+  restoreStep,
+  databaseSettingsStep,
+  vacuumStep,
+  verifyStep,
+];

@@ -39,6 +39,7 @@ export function dumpRestoreSteps(jobs: number): { name: string; what: string }[]
     { name: 'globals', what: 'roles and memberships (pg_dumpall --globals-only), the target admin role left untouched' },
     { name: 'dump', what: `pg_dump -Fd -j ${jobs} of the source database` },
     { name: 'restore', what: `pg_restore -j ${jobs} into the target, errors classified expected / real` },
+    { name: 'database-settings', what: 'ALTER DATABASE … SET, per-role settings in the database, its comment and grants' },
     { name: 'vacuum-analyze', what: `VACUUM (ANALYZE) every table, ${jobs} at a time` },
     { name: 'verify', what: 'row counts, primary key ranges, per-table checksums, sequences, large objects' },
   ];

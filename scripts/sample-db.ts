@@ -264,6 +264,15 @@ CREATE MATERIALIZED VIEW billing.daily_revenue AS
   FROM app.orders WHERE status IN ('paid', 'shipped') GROUP BY 1;
 CREATE UNIQUE INDEX daily_revenue_day ON billing.daily_revenue (day);
 GRANT SELECT ON app.order_summaries, billing.daily_revenue TO pgferry_readonly;
+DO $$ BEGIN
+  EXECUTE format('ALTER DATABASE %I SET search_path TO app, public, "$user"', current_database());
+  EXECUTE format('ALTER DATABASE %I SET work_mem TO %L', current_database(), '8MB');
+  EXECUTE format('ALTER ROLE pgferry_app IN DATABASE %I SET statement_timeout TO %L', current_database(), '30s');
+  EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'pgferry sample shop');
+  EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO pgferry_app', current_database());
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO pgferry_readonly', current_database());
+END $$;
 ANALYZE;
 `;
 

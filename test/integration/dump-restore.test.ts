@@ -38,6 +38,7 @@ describe('dump-restore between real servers', function () {
           ['globals', 'done'],
           ['dump', 'done'],
           ['restore', 'done'],
+          ['database-settings', 'done'],
           ['vacuum-analyze', 'done'],
           ['verify', 'done'],
         ],
@@ -80,10 +81,27 @@ describe('dump-restore between real servers', function () {
       const t = await server(to);
       const rows = await sql(t.conn(target.database, 'pgferry_app', sample.appPassword), 'SELECT count(*) FROM app.orders');
       assert.equal(rows.length, 1);
+      // Database-level settings, comment and grants, which pg_dump into an existing database does not carry.
+      const props = async (c: typeof source) =>
+        (
+          await sql<{ settings: string; comment: string; acl: string }>(
+            c,
+            `SELECT (SELECT string_agg(coalesce(pg_get_userbyid(nullif(setrole, 0)), '*') || ':' || array_to_string(setconfig, ';'), ' ' ORDER BY 1)
+                       FROM pg_db_role_setting WHERE setdatabase = d.oid) AS settings,
+                    shobj_description(d.oid, 'pg_database') AS comment,
+                    (SELECT string_agg(coalesce(pg_get_userbyid(nullif(a.grantee, 0)), 'PUBLIC') || '=' || a.privilege_type, ',' ORDER BY 1)
+                       FROM aclexplode(d.datacl) a WHERE a.grantee <> d.datdba) AS acl
+               FROM pg_database d WHERE datname = current_database()`,
+          )
+        )[0];
+      const [sp, tp] = [await props(source), await props(target)];
+      assert.equal(tp?.comment, 'pgferry sample shop');
+      assert.deepEqual(tp, sp);
+      assert.match(tp!.settings, /pgferry_app:statement_timeout=30s/);
       // The run is recorded in the target's pgferry schema.
       const run = await readRun(target);
       assert.equal(run?.status, 'done');
-      assert.equal(run?.steps.length, 5);
+      assert.equal(run?.steps.length, 6);
     });
   }
 

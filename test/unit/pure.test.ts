@@ -11,6 +11,7 @@ import { formatBytes, formatDuration, parseSize } from '../../engine/units';
 import { packageList } from '../../scripts/ensure-debian';
 import { rowCounts } from '../../scripts/sample-db';
 import { parseUrl } from '../../engine/conn';
+import { propertyStatements, setClause } from '../../engine/database-settings';
 
 describe('pure helpers', function () {
   it('sizes and durations', function () {
@@ -91,11 +92,11 @@ describe('pure helpers', function () {
     assert.equal(rowCounts(0)['users'], 100);
   });
 
-  it('plan: dump-restore with its five steps', function () {
+  it('plan: dump-restore with its six steps', function () {
     assert.equal(chooseStrategy(undefined).strategy, 'dump-restore');
     assert.deepEqual(
       dumpRestoreSteps(3).map((s) => s.name),
-      ['globals', 'dump', 'restore', 'vacuum-analyze', 'verify'],
+      ['globals', 'dump', 'restore', 'database-settings', 'vacuum-analyze', 'verify'],
     );
   });
 
@@ -134,5 +135,36 @@ describe('pure helpers', function () {
     const e = events[0]!;
     assert.equal(e.type, 'progress');
     assert.match(formatEvent(e), /dump: 500 B \/ 1000 B 50%/);
+  });
+});
+
+describe('database properties', function () {
+  it('quotes plain settings, and writes list settings as stored', function () {
+    assert.equal(setClause('work_mem=8MB'), `SET "work_mem" TO '8MB'`);
+    assert.equal(setClause('search_path=app, public, "$user"'), `SET "search_path" TO app, public, "$user"`);
+    assert.equal(setClause('default_text_search_config=pg_catalog.english'), `SET "default_text_search_config" TO 'pg_catalog.english'`);
+  });
+
+  it('builds ALTER DATABASE, ALTER ROLE … IN DATABASE, COMMENT and grants for the target name', function () {
+    const st = propertyStatements('shop new', {
+      settings: [
+        { role: null, entries: ['work_mem=8MB'] },
+        { role: 'app', entries: ['statement_timeout=30s'] },
+      ],
+      comment: "it's ours",
+      grants: [
+        { grantee: 'app', privilege: 'CONNECT', grantable: false },
+        { grantee: null, privilege: 'TEMPORARY', grantable: false },
+      ],
+    });
+    assert.deepEqual(st, [
+      `ALTER DATABASE "shop new" SET "work_mem" TO '8MB'`,
+      `ALTER ROLE "app" IN DATABASE "shop new" SET "statement_timeout" TO '30s'`,
+      `COMMENT ON DATABASE "shop new" IS 'it''s ours'`,
+      'REVOKE ALL ON DATABASE "shop new" FROM PUBLIC',
+      'GRANT CONNECT ON DATABASE "shop new" TO "app"',
+      'GRANT TEMPORARY ON DATABASE "shop new" TO PUBLIC',
+    ]);
+    assert.deepEqual(propertyStatements('x', { settings: [], comment: null, grants: [] }), []);
   });
 });
