@@ -29,12 +29,12 @@ export function formatReport(r: MigrationReport): string {
   lines.push('  steps');
   for (const s of r.steps)
     lines.push(
-      `    ${s.name.padEnd(16)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}${s.error ? ` — ${s.error.split('\n')[0]}` : ''}`,
+      `    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}${s.error ? ` — ${s.error.split('\n')[0]}` : ''}`,
     );
-  lines.push(`  total             ${formatDuration(r.seconds).padStart(9)}`);
+  lines.push(`    ${'total'.padEnd(18)} ${formatDuration(r.seconds).padStart(9)}`);
   if (r.throughputBytesPerSecond)
-    lines.push(`  copy throughput   ${formatBytes(r.throughputBytesPerSecond)}/s (table data, dump + restore)`);
-  lines.push(`  downtime          ${formatDuration(r.downtimeSeconds)} (dump-restore: writes must stay stopped for the whole run)`);
+    lines.push(`  copy throughput     ${formatBytes(r.throughputBytesPerSecond)}/s (table data, dump + restore)`);
+  lines.push(`  downtime            ${formatDuration(r.downtimeSeconds)} (dump-restore: writes must stay stopped for the whole run)`);
   if (r.verification) lines.push('  ' + formatVerification(r.verification).split('\n').join('\n  '));
   if (r.error) lines.push(`  error: ${r.error.message}\n  fix: ${r.error.fix}`);
   return lines.join('\n');

@@ -49,7 +49,8 @@ export class ProgressMeter {
 
   update(done: number, note?: string, force = false): void {
     const now = Date.now();
-    if (!force && now - this.lastEmit < this.everyMs) return;
+    // The last update always shows, so a bar ends at 100%.
+    if (!force && done < this.total && now - this.lastEmit < this.everyMs) return;
     this.lastEmit = now;
     const elapsed = (now - this.started) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;

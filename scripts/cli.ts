@@ -10,7 +10,8 @@ import { ExitCode, isPgferryError, PgferryError } from '../engine/errors';
 import { migrate, type MigrationReport } from '../engine/migrate';
 import { plan } from '../engine/plan';
 import { defaultWorkDir, preflight } from '../engine/preflight';
-import { formatEvent, formatFindings, formatReport, formatVerification } from '../engine/report';
+import { progressView } from '../engine/progress-view';
+import { formatFindings, formatReport, formatVerification } from '../engine/report';
 import type { RunEvent } from '../engine/runner';
 import { dropState, readRun } from '../engine/state';
 import { verify } from '../engine/verify';
@@ -46,12 +47,13 @@ function out(o: CommonOpts, json: unknown, text: string): void {
   process.stdout.write((o.json ? JSON.stringify(json, null, 2) : text) + '\n');
 }
 
-/** Progress goes to stderr so --json stdout stays clean. */
+/** Progress goes to stderr so --json stdout stays clean: a bar on a terminal, lines elsewhere. */
 function progressPrinter(o: CommonOpts & { quiet?: boolean }): (e: RunEvent) => void {
+  const view = progressView();
   return (e) => {
     if (o.quiet) return;
     if (o.json && e.type === 'progress') return;
-    process.stderr.write(formatEvent(e) + '\n');
+    view(e);
   };
 }
 
@@ -182,7 +184,7 @@ export function buildProgram(): Command {
         `  started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
         ...run.steps.map(
           (s) =>
-            `  ${s.name.padEnd(16)} ${s.status}${s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : ''}`,
+            `  ${s.name.padEnd(18)} ${s.status}${s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : ''}`,
         ),
       ].join('\n');
       out(o, run, text);

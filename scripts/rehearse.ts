@@ -9,7 +9,8 @@ import { withClient } from '../engine/conn';
 import { ExitCode, isPgferryError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
 import { migrate, type MigrationReport } from '../engine/migrate';
-import { formatEvent, formatReport } from '../engine/report';
+import { progressView } from '../engine/progress-view';
+import { formatReport } from '../engine/report';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { loadSample } from './sample-db';
 
@@ -39,8 +40,11 @@ async function rehearse(o: RehearseOptions): Promise<MigrationReport> {
     for (const s of servers) await withClient(s.conn(), 'local server', (c) => c.query('CREATE DATABASE shop'));
     const sample = await loadSample(source.conn('shop'), { sizeBytes: o.size, log });
     log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
-    return await migrate(source.conn('shop'), target.conn('shop'), { strategy: o.strategy, ...(o.jobs ? { jobs: o.jobs } : {}) }, (e) =>
-      log(formatEvent(e)),
+    return await migrate(
+      source.conn('shop'),
+      target.conn('shop'),
+      { strategy: o.strategy, ...(o.jobs ? { jobs: o.jobs } : {}) },
+      progressView(),
     );
   } finally {
     await stopAllServers();
