@@ -28,6 +28,8 @@ export interface CheckFacts {
   /** Free bytes where dumps are written (dump-restore only). */
   readonly workDirFree?: number;
   readonly workDir?: string;
+  /** logical: allow REPLICA IDENTITY FULL on tables without a usable key. */
+  readonly replicaIdentityFull?: boolean;
 }
 
 const list = (names: string[], max = 8): string =>
@@ -42,8 +44,8 @@ export function estimateDumpBytes(inv: Inventory): number {
 export function runChecks(f: CheckFacts): Finding[] {
   const out: Finding[] = [];
   const { source: s, target: t } = f;
-  const err = (code: string, message: string, fix: string): void => void out.push({ level: 'error', code, message, fix });
-  const warn = (code: string, message: string, fix: string): void => void out.push({ level: 'warning', code, message, fix });
+  const err = (code: string, message: string, fix = ''): void => void out.push({ level: 'error', code, message, fix });
+  const warn = (code: string, message: string, fix = ''): void => void out.push({ level: 'warning', code, message, fix });
   const info = (code: string, message: string, fix = ''): void => void out.push({ level: 'info', code, message, fix });
 
   if (f.sameEndpoint) {
@@ -112,7 +114,7 @@ export function runChecks(f: CheckFacts): Finding[] {
     );
   }
   if ('error' in f.tools) {
-    if (f.strategy === 'dump-restore') err('client-tools', f.tools.error, f.tools.fix);
+    if (f.strategy === 'dump-restore' || f.strategy === 'logical') err('client-tools', f.tools.error, f.tools.fix);
   } else {
     info('client-tools', `Using pg_dump ${f.tools.version}.`);
   }
@@ -137,12 +139,106 @@ export function runChecks(f: CheckFacts): Finding[] {
       'The source is a pre-10 standby: pg_dump runs with --no-synchronized-snapshots; stop writes on the primary for a consistent copy.',
     );
   }
-  if (f.strategy !== 'dump-restore') {
-    err('strategy-unavailable', `Strategy "${f.strategy}" is not available in this version of pgferry.`, 'Use --strategy dump-restore.');
+  if (f.strategy === 'logical') logicalChecks(f, err, warn, info);
+  else if (f.strategy !== 'dump-restore') {
+    err(
+      'strategy-unavailable',
+      `Strategy "${f.strategy}" is not available in this version of pgferry.`,
+      'Use --strategy logical or dump-restore.',
+    );
   }
   return out;
 }
 
 export function hasErrors(findings: readonly Finding[]): boolean {
   return findings.some((x) => x.level === 'error');
+}
+
+type Add = (code: string, message: string, fix?: string) => void;
+
+/** Tables whose UPDATE/DELETE cannot be replicated: no primary key and no usable replica identity. */
+export function tablesWithoutIdentity(inv: Inventory): string[] {
+  return inv.database.tables
+    .filter((t) => t.kind === 'r' && !t.unlogged)
+    .filter((t) => t.replicaIdentity === 'n' || (t.replicaIdentity === 'd' && t.primaryKey.length === 0))
+    .map((t) => qualified(t));
+}
+
+function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
+  // err/warn always pass a fix; info may not.
+  const { source: s, target: t } = f;
+  if (s.server.major < 10) {
+    err(
+      'logical-source-too-old',
+      `Native logical replication needs a PostgreSQL 10 or newer source (this one is ${s.server.major}).`,
+      'Use --strategy pglogical (9.4–9.6) or dump-restore.',
+    );
+    return;
+  }
+  if (s.server.settings['wal_level'] !== 'logical') {
+    err(
+      'wal-level',
+      `The source has wal_level = ${s.server.settings['wal_level'] ?? 'unknown'}; logical replication needs wal_level = logical.`,
+      'Set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart the source; on RDS/Aurora set rds.logical_replication = 1 in its parameter group and reboot.',
+    );
+  }
+  if (!s.server.canReplicate) {
+    err(
+      'no-replication-privilege',
+      `User "${s.server.currentUser}" may not create replication slots on the source.`,
+      `ALTER ROLE "${s.server.currentUser}" REPLICATION (on RDS: GRANT rds_replication TO "${s.server.currentUser}"), or connect as a superuser.`,
+    );
+  }
+  const slots = Number(s.server.settings['max_replication_slots'] ?? 0);
+  if (slots - s.server.slotsUsed < 1) {
+    err(
+      'no-free-slot',
+      `The source has no free replication slot (${s.server.slotsUsed} of max_replication_slots = ${slots} in use).`,
+      'Raise max_replication_slots (restart needed) or drop an unused slot.',
+    );
+  }
+  const senders = Number(s.server.settings['max_wal_senders'] ?? 0);
+  if (senders - s.server.walSendersUsed < 1) {
+    err(
+      'no-free-wal-sender',
+      `The source has no free WAL sender (${s.server.walSendersUsed} of max_wal_senders = ${senders} in use).`,
+      'Raise max_wal_senders (restart needed).',
+    );
+  }
+  if (!t.server.canCreateSubscription) {
+    err(
+      'no-subscription-privilege',
+      `User "${t.server.currentUser}" may not create subscriptions on the target.`,
+      t.server.major >= 16
+        ? `GRANT pg_create_subscription TO "${t.server.currentUser}", or connect as a superuser / the managed admin user.`
+        : 'Connect to the target as a superuser or the managed admin user (rds_superuser).',
+    );
+  }
+  const noKey = tablesWithoutIdentity(s);
+  if (noKey.length > 0) {
+    if (f.replicaIdentityFull) {
+      warn(
+        'replica-identity-full',
+        `${noKey.length} tables have no primary key or replica identity; pgferry sets REPLICA IDENTITY FULL on them on the source (restored at cleanup): ${list(noKey)}.`,
+        'Add primary keys to make replication of their updates and deletes cheaper.',
+      );
+    } else {
+      err(
+        'no-replica-identity',
+        `${noKey.length} tables have no primary key or replica identity, so their updates and deletes cannot be replicated: ${list(noKey)}.`,
+        'Add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX on a unique NOT NULL index), or pass --replica-identity-full to let pgferry set REPLICA IDENTITY FULL on them, or use --strategy dump-restore.',
+      );
+    }
+  }
+  if (s.database.largeObjects > 0) {
+    warn(
+      'large-objects-at-cutover',
+      `${s.database.largeObjects} large objects are not streamed by logical replication; pgferry copies them during the cutover window.`,
+      'Many or large objects lengthen the write-blackout: rehearse it.',
+    );
+  }
+  if (s.database.matviews.length > 0) {
+    info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
+  }
+  info('ddl-freeze', 'Schema changes (DDL) on the source are not replicated: freeze migrations between sync and cutover.');
 }

@@ -10,7 +10,7 @@ import pLimit from 'p-limit';
 import { connect, redact, withClient, type ConnInfo } from './conn';
 import { propertyStatements, readDatabaseProperties } from './database-settings';
 import { PgferryError } from './errors';
-import { applyGlobals, planGlobals, type GlobalsOutcome } from './globals';
+import { applyGlobals, planGlobals } from './globals';
 import type { Preflight } from './preflight';
 import { parseRestoreErrors, type RestoreError } from './restore-errors';
 import type { TableInfo } from './inspect';
@@ -47,7 +47,6 @@ export interface DumpRestoreContext {
   readonly tools: ClientTools;
   readonly opts: DumpRestoreOptions;
   readonly dumpDir: string;
-  globals?: GlobalsOutcome | { skipped: string };
   restoreErrors?: RestoreError[];
   verification?: VerifyResult;
 }
@@ -108,68 +107,75 @@ function errorLines(stderr: string, n = 12): string {
   return (lines.length ? lines : stderr.split('\n')).slice(-n).join('\n');
 }
 
+/** What the globals step needs: both endpoints, their inventories and the client tools. */
+export interface GlobalsInput {
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly pre: Preflight;
+  readonly tools: ClientTools;
+  readonly skip: boolean;
+}
+
+/** Roles and memberships from the source onto the target (shared by every strategy). */
+export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Record<string, unknown>> {
+  if (ctx.skip) return { skipped: '--skip-globals' };
+  if (!ctx.pre.target.server.canCreateRole) {
+    emit({ type: 'log', level: 'warn', message: 'roles skipped: the target user cannot create roles' });
+    return { skipped: 'the target user cannot create roles' };
+  }
+  const base = ['--globals-only', '--no-tablespaces', '-d', libpqUrl(ctx.source)];
+  let r = await runTool(ctx.tools.pgDumpAll, base, [ctx.source], { captureStdout: true });
+  let passwords = true;
+  if (r.exitCode !== 0 && /pg_authid|permission denied/i.test(r.stderr)) {
+    // Managed sources (RDS, Cloud SQL) do not let anyone read password hashes.
+    r = await runTool(ctx.tools.pgDumpAll, ['--no-role-passwords', ...base], [ctx.source], { captureStdout: true });
+    passwords = false;
+    emit({
+      type: 'log',
+      level: 'warn',
+      message: 'the source does not expose role passwords: roles are created without them; set passwords on the target before the switch',
+    });
+  }
+  if (r.exitCode !== 0) {
+    throw new PgferryError(
+      'globals-failed',
+      `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`,
+      'Connect to the source as a superuser or the managed admin user, or pass --skip-globals and create the roles yourself.',
+    );
+  }
+  const outcome = await withClient(ctx.target, 'target', async (c) => {
+    const roles = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
+    const plan = planGlobals(r.stdout, {
+      admin: ctx.pre.target.server.currentUser,
+      isSuperuser: ctx.pre.target.server.isSuperuser,
+      existingRoles: new Set(roles.rows.map((x) => x.rolname)),
+    });
+    return applyGlobals(c, plan);
+  });
+  for (const w of outcome.warnings) emit({ type: 'log', level: 'warn', message: `roles: ${w.error} (${w.sql.slice(0, 120)})` });
+  if (outcome.failed.length > 0) {
+    throw new PgferryError(
+      'globals-failed',
+      `${outcome.failed.length} role statements failed on the target: ${outcome.failed
+        .slice(0, 5)
+        .map((f) => `${f.error} [${f.sql.slice(0, 160)}]`)
+        .join('; ')}`,
+      'Fix the roles on the target (or pass --skip-globals and create them yourself), then rerun.',
+      outcome,
+    );
+  }
+  return {
+    applied: outcome.applied,
+    skipped: outcome.skipped.length,
+    expectedErrors: outcome.expected.length,
+    warnings: outcome.warnings.length,
+    passwords,
+  };
+}
+
 const globalsStep: Step<DumpRestoreContext> = {
   name: 'globals',
-  async run(ctx, emit) {
-    if (ctx.opts.skipGlobals) {
-      ctx.globals = { skipped: '--skip-globals' };
-      return ctx.globals;
-    }
-    if (!ctx.pre.target.server.canCreateRole) {
-      ctx.globals = { skipped: 'the target user cannot create roles' };
-      emit({ type: 'log', level: 'warn', message: 'roles skipped: the target user cannot create roles' });
-      return ctx.globals;
-    }
-    const base = ['--globals-only', '--no-tablespaces', '-d', libpqUrl(ctx.source)];
-    let r = await runTool(ctx.tools.pgDumpAll, base, [ctx.source], { captureStdout: true });
-    let passwords = true;
-    if (r.exitCode !== 0 && /pg_authid|permission denied/i.test(r.stderr)) {
-      // Managed sources (RDS, Cloud SQL) do not let anyone read password hashes.
-      r = await runTool(ctx.tools.pgDumpAll, ['--no-role-passwords', ...base], [ctx.source], { captureStdout: true });
-      passwords = false;
-      emit({
-        type: 'log',
-        level: 'warn',
-        message: 'the source does not expose role passwords: roles are created without them; set passwords on the target before the switch',
-      });
-    }
-    if (r.exitCode !== 0) {
-      throw new PgferryError(
-        'globals-failed',
-        `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`,
-        'Connect to the source as a superuser or the managed admin user, or pass --skip-globals and create the roles yourself.',
-      );
-    }
-    const outcome = await withClient(ctx.target, 'target', async (c) => {
-      const roles = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
-      const plan = planGlobals(r.stdout, {
-        admin: ctx.pre.target.server.currentUser,
-        isSuperuser: ctx.pre.target.server.isSuperuser,
-        existingRoles: new Set(roles.rows.map((x) => x.rolname)),
-      });
-      return applyGlobals(c, plan);
-    });
-    for (const w of outcome.warnings) emit({ type: 'log', level: 'warn', message: `roles: ${w.error} (${w.sql.slice(0, 120)})` });
-    ctx.globals = outcome;
-    if (outcome.failed.length > 0) {
-      throw new PgferryError(
-        'globals-failed',
-        `${outcome.failed.length} role statements failed on the target: ${outcome.failed
-          .slice(0, 5)
-          .map((f) => `${f.error} [${f.sql.slice(0, 160)}]`)
-          .join('; ')}`,
-        'Fix the roles on the target (or pass --skip-globals and create them yourself), then rerun.',
-        outcome,
-      );
-    }
-    return {
-      applied: outcome.applied,
-      skipped: outcome.skipped.length,
-      expectedErrors: outcome.expected.length,
-      warnings: outcome.warnings.length,
-      passwords,
-    };
-  },
+  run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
 };
 
 /**

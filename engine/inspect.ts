@@ -60,6 +60,11 @@ export interface ServerInfo {
   readonly managedAdminOf: readonly string[];
   readonly databases: readonly DatabaseInfo[];
   readonly roles: readonly RoleInfo[];
+  /** Replication slots and WAL senders in use. */
+  readonly slotsUsed: number;
+  readonly walSendersUsed: number;
+  /** May run CREATE SUBSCRIPTION (superuser, or pg_create_subscription on 16+). */
+  readonly canCreateSubscription: boolean;
 }
 
 export interface DatabaseInventory {
@@ -146,7 +151,18 @@ export async function inspectServer(c: pg.Client): Promise<ServerInfo> {
     c,
     `SELECT rolname, rolsuper, rolcanlogin, rolreplication FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`,
   );
+  const repl = (
+    await rows<{ slots: number; senders: number; sub: boolean }>(
+      c,
+      `SELECT (SELECT count(*)::int FROM pg_replication_slots) AS slots,
+            (SELECT count(*)::int FROM pg_stat_replication) AS senders,
+            ${versionNum >= 160000 ? `pg_has_role(current_user, 'pg_create_subscription', 'MEMBER')` : 'false'} AS sub`,
+    )
+  )[0]!;
   return {
+    slotsUsed: repl.slots,
+    walSendersUsed: repl.senders,
+    canCreateSubscription: me.rolsuper || repl.sub,
     versionNum,
     major: versionNum >= 100000 ? Math.floor(versionNum / 10000) : Math.floor(versionNum / 100) / 10,
     version: v.version,

@@ -14,6 +14,7 @@ export interface PreflightOptions {
   readonly strategy: Strategy;
   readonly force?: boolean;
   readonly workDir?: string;
+  readonly replicaIdentityFull?: boolean;
 }
 
 export interface Preflight {
@@ -56,6 +57,7 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
     tools: toolFact,
     workDirFree: freeBytes(workDir),
     workDir,
+    replicaIdentityFull: opts.replicaIdentityFull ?? false,
   });
   return { source: s, target: t, tools, findings, ok: !findings.some((f) => f.level === 'error') };
 }

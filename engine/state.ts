@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS pgferry.steps (
   detail jsonb,
   PRIMARY KEY (run_id, name)
 );
+ALTER TABLE pgferry.runs ADD COLUMN IF NOT EXISTS meta jsonb;
 `;
 
 export type StepStatus = 'running' | 'done' | 'failed' | 'skipped';
@@ -51,6 +52,7 @@ export interface RunRecord {
   readonly startedAt: string;
   readonly finishedAt: string | null;
   readonly report: unknown;
+  readonly meta: unknown;
   readonly steps: readonly StepRecord[];
 }
 
@@ -61,15 +63,31 @@ export class RunState {
     readonly runId: string,
   ) {}
 
-  static async create(client: pg.Client, strategy: string, source: string): Promise<RunState> {
+  static async create(client: pg.Client, strategy: string, source: string, meta: unknown = null): Promise<RunState> {
     await client.query(DDL);
     const id = randomUUID();
-    await client.query(`INSERT INTO pgferry.runs (id, strategy, source, status, phase) VALUES ($1, $2, $3, 'running', 'start')`, [
+    await client.query(`INSERT INTO pgferry.runs (id, strategy, source, status, phase, meta) VALUES ($1, $2, $3, 'running', 'start', $4)`, [
       id,
       strategy,
       source,
+      JSON.stringify(meta),
     ]);
     return new RunState(client, id);
+  }
+
+  /** Continue a recorded run (resume, cutover). */
+  static async resume(client: pg.Client, runId: string): Promise<RunState> {
+    await client.query(DDL);
+    await client.query(`UPDATE pgferry.runs SET status = 'running', finished_at = NULL WHERE id = $1`, [runId]);
+    return new RunState(client, runId);
+  }
+
+  async setMeta(meta: unknown): Promise<void> {
+    await this.client.query(`UPDATE pgferry.runs SET meta = $2 WHERE id = $1`, [this.runId, JSON.stringify(meta)]);
+  }
+
+  async setPhase(phase: string, status = 'running'): Promise<void> {
+    await this.client.query(`UPDATE pgferry.runs SET phase = $2, status = $3 WHERE id = $1`, [this.runId, phase, status]);
   }
 
   async stepStarted(name: string): Promise<void> {
@@ -113,6 +131,7 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
       started_at: Date;
       finished_at: Date | null;
       report: unknown;
+      meta: unknown;
     }>(`SELECT * FROM pgferry.runs ${runId ? 'WHERE id = $1' : ''} ORDER BY started_at DESC LIMIT 1`, runId ? [runId] : []);
     const r = run.rows[0];
     if (!r) return null;
@@ -129,6 +148,7 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
       startedAt: r.started_at.toISOString(),
       finishedAt: r.finished_at?.toISOString() ?? null,
       report: r.report,
+      meta: r.meta ?? null,
       steps: steps.rows.map((s) => ({
         name: s.name,
         status: s.status,

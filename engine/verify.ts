@@ -53,7 +53,7 @@ interface TableShape {
   readonly pk: string | null;
 }
 
-async function listTables(c: pg.Client): Promise<Map<string, TableShape>> {
+async function listTables(c: pg.Client, matviews: boolean): Promise<Map<string, TableShape>> {
   const r = await c.query<{ schema: string; name: string; columns: string[] | null; pk: string | null }>(
     `SELECT n.nspname AS schema, c.relname AS name,
             (SELECT array_agg(a.attname::text ORDER BY a.attname COLLATE "C") FROM pg_attribute a
@@ -61,7 +61,7 @@ async function listTables(c: pg.Client): Promise<Map<string, TableShape>> {
             (SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
               WHERE x.indrelid = c.oid AND x.indisprimary AND x.indnatts = 1 AND a.attcollation = 0) AS pk
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'm') AND ${SYSTEM_SCHEMA_FILTER}
+      WHERE c.relkind IN (${matviews ? `'r', 'm'` : `'r'`}) AND ${SYSTEM_SCHEMA_FILTER}
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
   );
   const m = new Map<string, TableShape>();
@@ -133,6 +133,11 @@ export interface VerifyOptions {
   readonly mode?: VerifyMode;
   readonly jobs?: number;
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Compare materialized views too (default). Off after a logical cutover,
+   * where the target's are freshly refreshed and the source's may be stale.
+   */
+  readonly matviews?: boolean;
 }
 
 /** Compare the databases at `source` and `target`. Read-only on both. */
@@ -152,7 +157,8 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       src.push(await open(source, 'source'));
       dst.push(await open(target, 'target'));
     }
-    const [sTables, tTables] = await Promise.all([listTables(src[0]!), listTables(dst[0]!)]);
+    const mv = opts.matviews ?? true;
+    const [sTables, tTables] = await Promise.all([listTables(src[0]!, mv), listTables(dst[0]!, mv)]);
     const limitS = pLimit(jobs);
     const limitT = pLimit(jobs);
     let done = 0;

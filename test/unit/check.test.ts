@@ -39,6 +39,9 @@ function inventory(
       managedAdminOf: [],
       databases: [],
       roles: [],
+      slotsUsed: 0,
+      walSendersUsed: 0,
+      canCreateSubscription: true,
     },
     database: {
       name: 'app',
@@ -130,7 +133,51 @@ describe('check rules', function () {
     assert.ok(codes(facts({ target: inventory(17, { canCreate: false }) })).includes('target-no-create'));
   });
 
-  it('says plainly that streaming strategies are not available yet', function () {
-    assert.ok(codes(facts({ strategy: 'logical' })).includes('strategy-unavailable'));
+  it('says plainly that pglogical and bucardo are not available yet', function () {
+    assert.ok(codes(facts({ strategy: 'pglogical' })).includes('strategy-unavailable'));
+    assert.ok(!codes(facts({ strategy: 'logical' })).includes('strategy-unavailable'));
+  });
+
+  it('logical: wal_level, replication privilege, free slots and subscription privilege, each with its fix', function () {
+    const src = inventory(14);
+    const bad = {
+      ...src,
+      server: {
+        ...src.server,
+        settings: { ...src.server.settings, wal_level: 'replica', max_replication_slots: '2', max_wal_senders: '10' },
+        canReplicate: false,
+        slotsUsed: 2,
+      },
+    };
+    const tgt = inventory(17);
+    const f = runChecks(
+      facts({ strategy: 'logical', source: bad, target: { ...tgt, server: { ...tgt.server, canCreateSubscription: false } } }),
+    );
+    const byCode = new Map(f.map((x) => [x.code, x]));
+    assert.match(byCode.get('wal-level')!.fix, /rds\.logical_replication = 1/);
+    assert.match(byCode.get('no-replication-privilege')!.fix, /rds_replication/);
+    assert.match(byCode.get('no-free-slot')!.message, /2 of max_replication_slots = 2/);
+    assert.match(byCode.get('no-subscription-privilege')!.fix, /pg_create_subscription/);
+    assert.ok(!byCode.has('no-free-wal-sender'));
+  });
+
+  it('logical: tables without a key are refused, or get REPLICA IDENTITY FULL when asked', function () {
+    const src = inventory(12, { tables: [table('orders'), table('schema_migrations', { primaryKey: [], schema: 'public' })] });
+    const ok = {
+      ...src,
+      server: { ...src.server, settings: { ...src.server.settings, max_replication_slots: '10', max_wal_senders: '10' } },
+    };
+    const refused = runChecks(facts({ strategy: 'logical', source: ok })).find((x) => x.code === 'no-replica-identity')!;
+    assert.equal(refused.level, 'error');
+    assert.match(refused.message, /"public"\."schema_migrations"/);
+    assert.match(refused.fix, /--replica-identity-full/);
+    const full = runChecks(facts({ strategy: 'logical', source: ok, replicaIdentityFull: true }));
+    assert.equal(hasErrors(full), false, JSON.stringify(full.filter((x) => x.level === 'error')));
+    assert.equal(full.find((x) => x.code === 'replica-identity-full')!.level, 'warning');
+  });
+
+  it('logical: a source older than 10 is pointed at pglogical', function () {
+    const f = runChecks(facts({ strategy: 'logical', source: inventory(9.6) })).find((x) => x.code === 'logical-source-too-old')!;
+    assert.match(f.fix, /pglogical/);
   });
 });

@@ -1,0 +1,211 @@
+/**
+ * The initial copy under the exported snapshot: tables largest first over N
+ * workers, large tables split into primary-key ranges (or ctid block ranges
+ * on 14+ when there is no integer key), each part streamed source → target
+ * with COPY (binary when every column type allows it, text otherwise). Node
+ * streams give back-pressure: nothing is held whole in memory.
+ */
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { connect, ident, type ConnInfo } from '../conn';
+import { qualified, type TableInfo } from '../inspect';
+import { ProgressMeter, type Emit } from '../runner';
+
+export interface TableCopyInfo {
+  readonly table: TableInfo;
+  readonly columns: readonly string[];
+  /** Every column type has a binary format that does not embed local type OIDs. */
+  readonly binary: boolean;
+  /** A single-column integer primary key, usable for range splits. */
+  readonly intKey: string | null;
+}
+
+export interface CopyPart {
+  readonly table: TableCopyInfo;
+  /** SQL condition for this part, or null for the whole table. */
+  readonly where: string | null;
+  readonly estBytes: number;
+  readonly label: string;
+}
+
+export interface CopyOptions {
+  readonly jobs: number;
+  /** Tables larger than this are split (bytes). */
+  readonly splitBytes: number;
+}
+
+export interface CopyResult {
+  readonly tables: number;
+  readonly parts: number;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly binaryTables: number;
+  readonly textTables: readonly string[];
+}
+
+/** Column lists and COPY format for each table, read on the source. */
+export async function copyInfo(c: pg.Client, tables: readonly TableInfo[], versionNum: number): Promise<TableCopyInfo[]> {
+  const generated = versionNum >= 120000 ? `AND a.attgenerated = ''` : '';
+  const out: TableCopyInfo[] = [];
+  for (const t of tables) {
+    const r = await c.query<{ cols: string[]; binary: boolean; intkey: string | null }>(
+      `SELECT array_agg(a.attname::text ORDER BY a.attnum) AS cols,
+              bool_and(ty.oid < 16384 OR ty.typtype = 'e' OR (ty.typtype = 'd' AND ty.typbasetype < 16384 AND ty.typndims = 0)) AS binary,
+              (SELECT ka.attname FROM pg_index x JOIN pg_attribute ka ON ka.attrelid = x.indrelid AND ka.attnum = x.indkey[0]
+                WHERE x.indrelid = $1::regclass AND x.indisprimary AND x.indnatts = 1 AND ka.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) AS intkey
+         FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+        WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ${generated}`,
+      [qualified(t)],
+    );
+    const row = r.rows[0]!;
+    out.push({ table: t, columns: row.cols ?? [], binary: row.binary ?? true, intKey: row.intkey });
+  }
+  return out;
+}
+
+/**
+ * Split tables into parts. Pure: key ranges come in as [min, max] per table.
+ * Parts are ordered largest first so the long ones start early.
+ */
+export function planParts(
+  infos: readonly TableCopyInfo[],
+  opts: CopyOptions & { readonly sourceVersionNum: number },
+  keyRanges: ReadonlyMap<string, readonly [bigint, bigint]>,
+): CopyPart[] {
+  const parts: CopyPart[] = [];
+  for (const info of infos) {
+    const t = info.table;
+    const name = qualified(t);
+    const n = Math.min(Math.max(1, Math.ceil(t.bytes / opts.splitBytes)), Math.max(2, opts.jobs * 4));
+    const range = keyRanges.get(name);
+    if (n > 1 && info.intKey && range) {
+      const [lo, hi] = range;
+      const span = hi - lo + 1n;
+      const step = span / BigInt(n) + 1n;
+      const k = ident(info.intKey);
+      for (let i = 0; i < n; i++) {
+        const a = lo + step * BigInt(i);
+        const b = a + step;
+        const where = i === 0 ? `${k} < ${b}` : i === n - 1 ? `${k} >= ${a}` : `${k} >= ${a} AND ${k} < ${b}`;
+        parts.push({ table: info, where, estBytes: t.bytes / n, label: `${name} [${i + 1}/${n}]` });
+      }
+    } else if (n > 1 && opts.sourceVersionNum >= 140000 && t.bytes > 0) {
+      // TID range scans (14+) read only their blocks.
+      const pages = Math.ceil(t.bytes / 8192);
+      const per = Math.ceil(pages / n);
+      for (let i = 0; i < n; i++) {
+        const a = i * per;
+        const b = a + per;
+        const where =
+          i === 0
+            ? `ctid < '(${b},0)'::tid`
+            : i === n - 1
+              ? `ctid >= '(${a},0)'::tid`
+              : `ctid >= '(${a},0)'::tid AND ctid < '(${b},0)'::tid`;
+        parts.push({ table: info, where, estBytes: t.bytes / n, label: `${name} [${i + 1}/${n}]` });
+      }
+    } else {
+      parts.push({ table: info, where: null, estBytes: t.bytes, label: name });
+    }
+  }
+  return parts.sort((a, b) => b.estBytes - a.estBytes);
+}
+
+export function copyStatements(part: CopyPart): { out: string; in: string } {
+  const name = qualified(part.table.table);
+  const cols = part.table.columns.map(ident).join(', ');
+  const fmt = part.table.binary ? ' (FORMAT binary)' : '';
+  const out = part.where
+    ? `COPY (SELECT ${cols} FROM ONLY ${name} WHERE ${part.where}) TO STDOUT${fmt}`
+    : `COPY ${name} (${cols}) TO STDOUT${fmt}`;
+  return { out, in: `COPY ${name} (${cols}) FROM STDIN${fmt}` };
+}
+
+async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes: (n: number) => void): Promise<number> {
+  const sql = copyStatements(part);
+  const reader = src.query(copyTo(sql.out));
+  const writer = dst.query(copyFrom(sql.in));
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(reader, counter, writer);
+  return writer.rowCount ?? 0;
+}
+
+/** Open a source session inside the exported snapshot. */
+export async function snapshotSession(source: ConnInfo, snapshot: string): Promise<pg.Client> {
+  const c = await connect(source, 'source', { application_name: 'pgferry-copy' });
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  await c.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, '')}'`);
+  return c;
+}
+
+/** Copy every table's rows under `snapshot`. The target tables must exist and be empty. */
+export async function copyTables(
+  source: ConnInfo,
+  target: ConnInfo,
+  snapshot: string,
+  tables: readonly TableInfo[],
+  opts: CopyOptions & { readonly sourceVersionNum: number },
+  emit: Emit,
+): Promise<CopyResult> {
+  const started = Date.now();
+  const jobs = Math.max(1, opts.jobs);
+  const srcs: pg.Client[] = [];
+  const dsts: pg.Client[] = [];
+  try {
+    // Every worker imports the snapshot now, while the exporting connection is still open.
+    for (let i = 0; i < jobs; i++) srcs.push(await snapshotSession(source, snapshot));
+    for (let i = 0; i < jobs; i++) {
+      const d = await connect(target, 'target', { application_name: 'pgferry-copy' });
+      await d.query('SET synchronous_commit = off');
+      dsts.push(d);
+    }
+    const infos = await copyInfo(srcs[0]!, tables, opts.sourceVersionNum);
+    const ranges = new Map<string, readonly [bigint, bigint]>();
+    for (const info of infos) {
+      if (!info.intKey || info.table.bytes <= opts.splitBytes) continue;
+      const k = ident(info.intKey);
+      const r = await srcs[0]!.query<{ lo: string | null; hi: string | null }>(
+        `SELECT min(${k})::text AS lo, max(${k})::text AS hi FROM ONLY ${qualified(info.table)}`,
+      );
+      const row = r.rows[0];
+      if (row?.lo != null && row.hi != null) ranges.set(qualified(info.table), [BigInt(row.lo), BigInt(row.hi)]);
+    }
+    const parts = planParts(infos, opts, ranges);
+    const total = parts.reduce((s, p) => s + p.estBytes, 0);
+    const meter = new ProgressMeter(emit, 'copy', Math.max(1, Math.round(total)), 'bytes');
+    let bytes = 0;
+    let rows = 0;
+    const queue = [...parts];
+    const worker = async (i: number): Promise<void> => {
+      for (let p = queue.shift(); p; p = queue.shift()) {
+        const part = p;
+        rows += await copyPart(srcs[i]!, dsts[i]!, part, (n) => {
+          bytes += n;
+          meter.update(Math.min(bytes, Math.round(total)), part.label);
+        });
+      }
+    };
+    await Promise.all(srcs.map((_, i) => worker(i)));
+    meter.update(Math.round(total), undefined, true);
+    return {
+      tables: infos.length,
+      parts: parts.length,
+      rows,
+      bytes,
+      seconds: (Date.now() - started) / 1000,
+      binaryTables: infos.filter((x) => x.binary).length,
+      textTables: infos.filter((x) => !x.binary).map((x) => qualified(x.table)),
+    };
+  } finally {
+    await Promise.all([...srcs.map((c) => c.query('COMMIT').catch(() => undefined)), ...dsts.map(() => undefined)]);
+    await Promise.all([...srcs, ...dsts].map((c) => c.end().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The write fence on the source: `default_transaction_read_only = on` for the
+ * database and for every login role in it (role settings would otherwise
+ * override the database's), then every other client session of the database
+ * terminated, and their exit awaited. Undone exactly: earlier values are
+ * recorded and put back.
+ */
+import type pg from 'pg';
+import { ident, literal } from '../conn';
+import { MANAGED_ROLE } from '../globals';
+
+export interface FenceState {
+  readonly database: string;
+  /** Earlier database-level value, or null when none was set. */
+  readonly databaseValue: string | null;
+  readonly roles: readonly { readonly role: string; readonly value: string | null }[];
+  readonly terminated: number;
+}
+
+const SETTING = 'default_transaction_read_only';
+
+function valueOf(config: readonly string[] | null): string | null {
+  const e = (config ?? []).find((x) => x.startsWith(`${SETTING}=`));
+  return e ? e.slice(SETTING.length + 1) : null;
+}
+
+/** Fence writes. `c` must be a session of the source database whose own transactions stay writable. */
+export async function fenceWrites(c: pg.Client, database: string): Promise<FenceState> {
+  await c.query(`SET ${SETTING} = off`);
+  const db = ident(database);
+  const existing = await c.query<{ role: string | null; config: string[] }>(
+    `SELECT CASE WHEN setrole = 0 THEN NULL ELSE pg_get_userbyid(setrole) END AS role, setconfig AS config
+       FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = $1)`,
+    [database],
+  );
+  const dbValue = valueOf(existing.rows.find((r) => r.role === null)?.config ?? null);
+  const loginRoles = (
+    await c.query<{ rolname: string }>(
+      `SELECT rolname FROM pg_roles WHERE rolcanlogin AND rolname <> current_user AND rolname !~ '^pg_' ORDER BY rolname`,
+    )
+  ).rows
+    .map((r) => r.rolname)
+    .filter((r) => !MANAGED_ROLE.test(r));
+  const roles = loginRoles.map((role) => ({ role, value: valueOf(existing.rows.find((r) => r.role === role)?.config ?? null) }));
+  await c.query(`ALTER DATABASE ${db} SET ${SETTING} = on`);
+  for (const r of roles) await c.query(`ALTER ROLE ${ident(r.role)} IN DATABASE ${db} SET ${SETTING} = on`);
+  // Two queries: in one, the planner may call pg_terminate_backend before filtering out our own pid.
+  const others = await c.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+    [database],
+  );
+  const pids = others.rows.map((r) => r.pid);
+  if (pids.length > 0) await c.query(`SELECT pg_terminate_backend(p) FROM unnest($1::int[]) AS p`, [pids]);
+  // Wait for them to be gone, so a commit in flight is either in the WAL before our final LSN or never happened.
+  const deadline = Date.now() + 10_000;
+  while (pids.length > 0 && Date.now() < deadline) {
+    const left = await c.query(`SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])`, [pids]);
+    if (left.rowCount === 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { database, databaseValue: dbValue, roles, terminated: pids.length };
+}
+
+/** Put every setting back as it was. */
+export async function unfence(c: pg.Client, s: FenceState): Promise<void> {
+  await c.query(`SET ${SETTING} = off`);
+  const db = ident(s.database);
+  await c.query(
+    s.databaseValue === null
+      ? `ALTER DATABASE ${db} RESET ${SETTING}`
+      : `ALTER DATABASE ${db} SET ${SETTING} = ${literal(s.databaseValue)}`,
+  );
+  for (const r of s.roles) {
+    await c.query(
+      r.value === null
+        ? `ALTER ROLE ${ident(r.role)} IN DATABASE ${db} RESET ${SETTING}`
+        : `ALTER ROLE ${ident(r.role)} IN DATABASE ${db} SET ${SETTING} = ${literal(r.value)}`,
+    );
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Schema for the logical strategy: one `pg_dump --schema-only` of the source,
+ * restored in two sections — pre-data (types, tables, functions, views)
+ * before the copy, post-data (indexes, constraints, foreign keys, triggers,
+ * materialized view data) after it, in parallel.
+ */
+import type { ConnInfo } from '../conn';
+import { PgferryError } from '../errors';
+import { parseRestoreErrors, type RestoreError } from '../restore-errors';
+import type { Emit } from '../runner';
+import { libpqUrl, runTool } from '../tool-exec';
+import type { ClientTools } from '../tools';
+
+export function schemaDumpArgs(source: ConnInfo, file: string): string[] {
+  return [
+    '-Fc',
+    '--schema-only',
+    '--no-tablespaces',
+    '--no-publications',
+    '--no-subscriptions',
+    '--exclude-schema=pgferry',
+    '-f',
+    file,
+    '-d',
+    libpqUrl(source),
+  ];
+}
+
+export function sectionRestoreArgs(
+  target: ConnInfo,
+  file: string,
+  section: 'pre-data' | 'post-data',
+  jobs: number,
+  force: boolean,
+): string[] {
+  const args = ['-Fc', `--section=${section}`, '--no-tablespaces', '-v'];
+  if (section === 'post-data') args.push('-j', String(jobs));
+  if (force && section === 'pre-data') args.push('--clean', '--if-exists');
+  args.push('-d', libpqUrl(target), file);
+  return args;
+}
+
+export async function dumpSchema(tools: ClientTools, source: ConnInfo, file: string): Promise<void> {
+  const r = await runTool(tools.pgDump, schemaDumpArgs(source, file), [source]);
+  if (r.exitCode !== 0) {
+    throw new PgferryError(
+      'schema-dump-failed',
+      `pg_dump --schema-only failed: ${r.stderr.split('\n').slice(-8).join('\n')}`,
+      'Fix the cause on the source and rerun.',
+    );
+  }
+}
+
+/**
+ * Restore one section. On a resumed run, objects from the earlier attempt
+ * "already exist": those errors are expected then.
+ */
+export async function restoreSection(
+  tools: ClientTools,
+  target: ConnInfo,
+  file: string,
+  section: 'pre-data' | 'post-data',
+  opts: { readonly jobs: number; readonly force: boolean; readonly resumed: boolean },
+  emit: Emit,
+): Promise<RestoreError[]> {
+  const r = await runTool(tools.pgRestore, sectionRestoreArgs(target, file, section, opts.jobs, opts.force), [target]);
+  const errors = parseRestoreErrors(r.stderr).map((e) =>
+    !e.expected && opts.resumed && /already exists/.test(e.message)
+      ? { ...e, expected: true, reason: 'created by the interrupted attempt' }
+      : e,
+  );
+  const real = errors.filter((e) => !e.expected);
+  for (const e of errors.filter((x) => x.expected))
+    emit({ type: 'log', level: 'info', message: `schema ${section}: expected: ${e.message}` });
+  if (real.length > 0 || (r.exitCode !== 0 && errors.length === 0)) {
+    throw new PgferryError(
+      'schema-restore-failed',
+      `Restoring the schema (${section}) failed:\n  ${
+        real
+          .slice(0, 8)
+          .map((e) => `${e.message}${e.command ? ` [${e.command.slice(0, 160)}]` : ''}`)
+          .join('\n  ') || r.stderr.split('\n').slice(-8).join('\n  ')
+      }`,
+      'Fix the cause (missing roles or extensions on the target), then rerun sync; it resumes.',
+      { errors },
+    );
+  }
+  return errors;
+}

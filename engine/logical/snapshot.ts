@@ -1,0 +1,82 @@
+/**
+ * The consistent start of the logical strategy: a publication, then a
+ * `pgoutput` slot created on a replication connection with an exported
+ * snapshot. The copy reads under that snapshot and the subscription streams
+ * from the slot, so every change after the snapshot arrives exactly once.
+ * The publication comes first: pgoutput decodes with the catalog as of each
+ * change, and a slot older than its publication fails with `publication … does
+ * not exist`.
+ */
+import pg from 'pg';
+import { clientConfig, connectionError, type ConnInfo } from '../conn';
+import { qualified, type TableInfo } from '../inspect';
+
+/** Names of the replication artefacts of one run (slot names are cluster-wide). */
+export interface LogicalNames {
+  readonly slot: string;
+  readonly publication: string;
+  readonly subscription: string;
+}
+
+export function namesFor(runId: string): LogicalNames {
+  const n =
+    'pgferry_' +
+    runId
+      .replace(/[^0-9a-f]/gi, '')
+      .slice(0, 12)
+      .toLowerCase();
+  return { slot: n, publication: n, subscription: n };
+}
+
+/** Tables that go into the publication: plain tables and leaf partitions; never unlogged or partitioned parents. */
+export function publishedTables(tables: readonly TableInfo[]): TableInfo[] {
+  return tables.filter((t) => t.kind === 'r' && !t.unlogged);
+}
+
+export function createPublicationSql(name: string, tables: readonly TableInfo[]): string {
+  return tables.length > 0
+    ? `CREATE PUBLICATION ${name} FOR TABLE ${tables.map((t) => qualified(t)).join(', ')}`
+    : `CREATE PUBLICATION ${name}`;
+}
+
+/** An exported snapshot; valid while this connection stays open and idle. */
+export class ExportedSnapshot {
+  private constructor(
+    private readonly client: pg.Client,
+    readonly name: string,
+    readonly lsn: string,
+  ) {}
+
+  static async create(source: ConnInfo, slot: string): Promise<ExportedSnapshot> {
+    const client = new pg.Client({
+      ...clientConfig(source, { application_name: 'pgferry-snapshot' }),
+      replication: 'database',
+    } as pg.ClientConfig);
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (e) {
+      throw connectionError(e, source, 'source (replication connection)');
+    }
+    try {
+      const r = await client.query<{ snapshot_name: string; consistent_point: string }>(
+        `CREATE_REPLICATION_SLOT ${slot} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      );
+      const row = r.rows[0]!;
+      return new ExportedSnapshot(client, row.snapshot_name, row.consistent_point);
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+/** Parse an LSN like `0/16B3748` into a bigint, for comparisons. */
+export function lsnToBigInt(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt('0x' + (hi ?? '0')) << 32n) + BigInt('0x' + (lo ?? '0'));
+}
