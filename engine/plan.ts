@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import type { ConnInfo } from './conn';
-import { hasErrors, type Finding, type Strategy } from './check';
+import { hasErrors, runChecks, type CheckFacts, type Finding, type Strategy } from './check';
 import { preflight } from './preflight';
 import { formatFindings } from './report';
 import { formatBytes } from './units';
@@ -13,6 +13,7 @@ export interface PlanOptions {
   readonly strategy?: Strategy;
   readonly jobs?: number;
   readonly force?: boolean;
+  readonly replicaIdentityFull?: boolean;
 }
 
 export interface Plan {
@@ -28,10 +29,40 @@ export interface Plan {
   readonly text: string;
 }
 
-/** Why a strategy is chosen. Pure. Only dump-restore exists in this version. */
-export function chooseStrategy(requested: Strategy | undefined): { strategy: Strategy; reason: string } {
+/**
+ * Pick a strategy: `logical` (seconds of downtime) when its checks pass,
+ * otherwise `dump-restore` (downtime = the whole run), saying why. Pure.
+ */
+export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFacts): { strategy: Strategy; reason: string } {
   if (requested) return { strategy: requested, reason: 'requested with --strategy' };
-  return { strategy: 'dump-restore', reason: 'the only strategy available in this version (downtime = the whole run)' };
+  if (!facts) return { strategy: 'dump-restore', reason: 'no inventory to judge logical replication by' };
+  const blockers = runChecks({ ...facts, strategy: 'logical' }).filter((f) => f.level === 'error');
+  if (blockers.length === 0)
+    return { strategy: 'logical', reason: 'the source allows logical replication: copy, stream, cut over in seconds' };
+  const general = new Set(
+    runChecks({ ...facts, strategy: 'dump-restore' })
+      .filter((f) => f.level === 'error')
+      .map((f) => f.code),
+  );
+  const specific = blockers.filter((b) => !general.has(b.code));
+  return {
+    strategy: 'dump-restore',
+    reason: `logical replication is not possible here (${specific.map((b) => b.message).join(' ') || 'see findings'}); dump-restore needs writes stopped for the whole run`,
+  };
+}
+
+export function logicalSteps(jobs: number): { name: string; what: string }[] {
+  return [
+    { name: 'globals', what: 'roles and memberships, the target admin role left untouched' },
+    { name: 'schema-pre-data', what: 'types, tables, functions and views (pg_dump --schema-only, pre-data section)' },
+    { name: 'replica-identity', what: 'REPLICA IDENTITY FULL on key-less tables, only with --replica-identity-full' },
+    { name: 'publication', what: 'a publication of every logged table on the source' },
+    { name: 'copy', what: `slot with exported snapshot; ${jobs} parallel COPY streams under it, large tables split in ranges` },
+    { name: 'schema-post-data', what: `indexes, constraints, foreign keys, triggers, ${jobs} at a time` },
+    { name: 'subscribe', what: 'native subscription on that slot (copy_data = false): every change since the snapshot' },
+    { name: 'catch-up', what: 'wait until the target is within --max-lag of the source' },
+    { name: 'cutover', what: 'fence writes, final LSN, sequences, unlogged tables, large objects, matviews, verify, remove replication' },
+  ];
 }
 
 export function dumpRestoreSteps(jobs: number): { name: string; what: string }[] {
@@ -46,12 +77,18 @@ export function dumpRestoreSteps(jobs: number): { name: string; what: string }[]
 }
 
 export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions = {}): Promise<Plan> {
-  const { strategy, reason } = chooseStrategy(opts.strategy);
   const jobs = opts.jobs ?? Math.max(2, os.cpus().length);
-  const pre = await preflight(source, target, { strategy, force: opts.force ?? false });
+  const first = await preflight(source, target, {
+    strategy: opts.strategy ?? 'logical',
+    force: opts.force ?? false,
+    replicaIdentityFull: opts.replicaIdentityFull ?? false,
+  });
+  const { strategy, reason } = chooseStrategy(opts.strategy, first.facts);
+  const findings = runChecks({ ...first.facts, strategy });
+  const pre = { ...first, findings };
   const tables = pre.source.database.tables;
   const tableBytes = tables.reduce((s, t) => s + t.bytes, 0);
-  const steps = dumpRestoreSteps(jobs);
+  const steps = strategy === 'logical' ? logicalSteps(jobs) : dumpRestoreSteps(jobs);
   const largest = tables.slice(0, 5).map((t) => ({ table: `${t.schema}.${t.name}`, bytes: t.totalBytes }));
   const text = [
     `strategy: ${strategy} (${reason})`,
@@ -62,7 +99,9 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     'largest tables: ' + largest.map((t) => `${t.table} ${formatBytes(t.bytes)}`).join(', '),
     'steps:',
     ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(15)} ${s.what}`),
-    'downtime: writes must stay stopped from the dump to the end of verify; rehearse on a copy to measure it.',
+    strategy === 'logical'
+      ? 'downtime: only the cutover window (fence → target ready); rehearse to measure it.'
+      : 'downtime: writes must stay stopped from the dump to the end of verify; rehearse on a copy to measure it.',
     '',
     formatFindings(pre.findings),
   ].join('\n');

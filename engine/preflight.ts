@@ -5,7 +5,7 @@
 import { mkdirSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import { type ConnInfo } from './conn';
-import { runChecks, type Finding, type Strategy } from './check';
+import { runChecks, type CheckFacts, type Finding, type Strategy } from './check';
 import { isPgferryError } from './errors';
 import { inspect, type Inventory } from './inspect';
 import { selectClientTools, type ClientTools } from './tools';
@@ -23,6 +23,8 @@ export interface Preflight {
   readonly tools: ClientTools | null;
   readonly findings: readonly Finding[];
   readonly ok: boolean;
+  /** The facts the findings came from, to re-run the checks for another strategy. */
+  readonly facts: CheckFacts;
 }
 
 /** Free bytes on the filesystem holding `dir` (created if missing). */
@@ -48,7 +50,7 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
     toolFact = { error: e.message, fix: e.fix };
   }
   const workDir = opts.workDir ?? defaultWorkDir();
-  const findings = runChecks({
+  const facts: CheckFacts = {
     source: s,
     target: t,
     strategy: opts.strategy,
@@ -58,8 +60,9 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
     workDirFree: freeBytes(workDir),
     workDir,
     replicaIdentityFull: opts.replicaIdentityFull ?? false,
-  });
-  return { source: s, target: t, tools, findings, ok: !findings.some((f) => f.level === 'error') };
+  };
+  const findings = runChecks(facts);
+  return { source: s, target: t, tools, findings, ok: !findings.some((f) => f.level === 'error'), facts };
 }
 
 function sameDatabase(a: ConnInfo, b: ConnInfo, ai: Inventory, bi: Inventory): boolean {

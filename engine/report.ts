@@ -1,5 +1,6 @@
 /** Human-readable renderings of reports and findings. */
 import type { Finding } from './check';
+import type { CutoverReport, SyncReport } from './logical/strategy';
 import type { MigrationReport } from './migrate';
 import type { RunEvent } from './runner';
 import { formatBytes, formatDuration } from './units';
@@ -54,4 +55,40 @@ export function formatEvent(e: RunEvent): string {
     case 'log':
       return `  ${e.level === 'warn' ? 'warning: ' : ''}${e.message}`;
   }
+}
+
+/** Sync (copy + streaming) report. */
+export function formatSync(r: SyncReport): string {
+  if (r.alreadyStreaming) {
+    return `pgferry logical — run ${r.runId} is already streaming${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
+  }
+  const lines = [`pgferry logical — ${r.resumed ? 'resumed and ' : ''}streaming (run ${r.runId})`, '  steps'];
+  for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
+  if (r.copy) {
+    lines.push(
+      `  copy              ${r.copy.rows.toLocaleString('en-US')} rows, ${formatBytes(r.copy.bytes)} in ${formatDuration(r.copy.seconds)} ` +
+        `(${formatBytes(r.copy.bytes / Math.max(r.copy.seconds, 0.001))}/s, ${r.copy.parts} parts, ${r.copy.tables} tables, ${r.copy.textTables.length} in text format)`,
+    );
+  }
+  if (r.catchUpSeconds !== null) lines.push(`  catch-up          ${formatDuration(r.catchUpSeconds)}`);
+  if (r.lag) lines.push(`  lag               ${formatBytes(r.lag.bytes)}`);
+  lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
+  return lines.join('\n');
+}
+
+/** Cutover report: the write-blackout first. */
+export function formatCutover(r: CutoverReport): string {
+  const lines = [
+    `pgferry logical — cutover complete (run ${r.runId})`,
+    `  write-blackout    ${formatDuration(r.blackoutSeconds)} (fence → target ready)`,
+    '  steps',
+  ];
+  for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}`);
+  lines.push(
+    `  copied at cutover ${r.sequences} sequences, ${r.unloggedRows} unlogged rows, ${r.largeObjects} large objects; ${r.matviews} materialized views refreshed`,
+  );
+  lines.push(`  sessions ended    ${r.terminatedSessions}`);
+  if (r.verification) lines.push('  ' + formatVerification(r.verification).split('\n').join('\n  '));
+  lines.push(`  new target        ${r.newTarget}  (the source stays read-only)`);
+  return lines.join('\n');
 }

@@ -4,14 +4,16 @@
  * PGFERRY_TARGET_URL) and --json; exit codes are listed in the README.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { STRATEGIES, type Strategy } from '../engine/check';
+import { hasErrors, runChecks, STRATEGIES, type Strategy } from '../engine/check';
 import { parseUrl, redact, type ConnInfo } from '../engine/conn';
 import { ExitCode, isPgferryError, PgferryError } from '../engine/errors';
 import { migrate, type MigrationReport } from '../engine/migrate';
-import { plan } from '../engine/plan';
+import { chooseStrategy, plan } from '../engine/plan';
+import { cleanupLogical, cutover, logicalStatus, sync, type LogicalOptions } from '../engine/logical/strategy';
+import { formatBytes, parseSize } from '../engine/units';
 import { defaultWorkDir, preflight } from '../engine/preflight';
 import { progressView } from '../engine/progress-view';
-import { formatFindings, formatReport, formatVerification } from '../engine/report';
+import { formatCutover, formatFindings, formatReport, formatSync, formatVerification } from '../engine/report';
 import type { RunEvent } from '../engine/runner';
 import { dropState, readRun } from '../engine/state';
 import { verify } from '../engine/verify';
@@ -57,6 +59,74 @@ function progressPrinter(o: CommonOpts & { quiet?: boolean }): (e: RunEvent) => 
   };
 }
 
+interface LogicalCliOpts {
+  jobs?: number;
+  workDir?: string;
+  force?: boolean;
+  skipGlobals?: boolean;
+  splitLargerThan?: string;
+  replicaIdentityFull?: boolean;
+  sourceUrlFromTarget?: string;
+  maxLag?: string;
+  catchUpTimeout?: number;
+  applyTimeout?: number;
+  verify?: 'checksum' | 'count' | 'none';
+  preHook?: string;
+  postHook?: string;
+}
+
+/** Options of the logical strategy, shared by sync, cutover and migrate. */
+function withLogicalOptions(cmd: Command): Command {
+  const has = (flag: string): boolean => cmd.options.some((x) => x.long === flag);
+  if (!has('--jobs')) cmd.option('--jobs <n>', 'parallel jobs (default: cores, at least 2)', int('--jobs'));
+  if (!has('--work-dir')) cmd.option('--work-dir <dir>', 'scratch directory', defaultWorkDir());
+  if (!has('--force')) cmd.option('--force', 'allow a non-empty target');
+  if (!has('--skip-globals')) cmd.option('--skip-globals', 'do not migrate roles');
+  if (!has('--verify'))
+    cmd.addOption(
+      new Option('--verify <mode>', 'verification inside the cutover window (default count)').choices(['checksum', 'count', 'none']),
+    );
+  return cmd
+    .option('--split-larger-than <size>', 'copy tables larger than this in parallel ranges', '1GB')
+    .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on source tables without a usable key (restored at cleanup)')
+    .option('--source-url-from-target <url>', 'the source URL as the target server reaches it, if different')
+    .option('--max-lag <size>', 'cutover starts only within this much WAL of the source', '16MB')
+    .option('--catch-up-timeout <seconds>', 'how long to wait for catch-up', int('--catch-up-timeout'), 600)
+    .option('--apply-timeout <seconds>', 'how long cutover waits for the final LSN once writes are fenced', int('--apply-timeout'), 60)
+    .option('--pre-hook <command>', 'shell command run before the write fence (maintenance on, scale to zero)')
+    .option('--post-hook <command>', 'shell command run after the switch (point the app at the target, scale up)');
+}
+
+function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
+  return {
+    ...(o.jobs ? { jobs: o.jobs } : {}),
+    ...(o.workDir ? { workDir: o.workDir } : {}),
+    force: o.force ?? false,
+    skipGlobals: o.skipGlobals ?? false,
+    splitBytes: parseSize(o.splitLargerThan ?? '1GB'),
+    replicaIdentityFull: o.replicaIdentityFull ?? false,
+    ...(o.sourceUrlFromTarget ? { sourceForTarget: parseUrl(o.sourceUrlFromTarget, 'source URL from the target') } : {}),
+    maxLagBytes: parseSize(o.maxLag ?? '16MB'),
+    ...(o.catchUpTimeout !== undefined ? { catchUpTimeout: o.catchUpTimeout } : {}),
+    ...(o.applyTimeout !== undefined ? { applyTimeout: o.applyTimeout } : {}),
+    verify: o.verify ?? 'count',
+    ...(o.preHook ? { preHook: o.preHook } : {}),
+    ...(o.postHook ? { postHook: o.postHook } : {}),
+  };
+}
+
+/** The strategy plan would pick. */
+async function choose(source: ConnInfo, target: ConnInfo, o: LogicalCliOpts & { quiet?: boolean }): Promise<Strategy> {
+  const pre = await preflight(source, target, {
+    strategy: 'logical',
+    force: o.force ?? false,
+    replicaIdentityFull: o.replicaIdentityFull ?? false,
+  });
+  const c = chooseStrategy(undefined, pre.facts);
+  if (!o.quiet) process.stderr.write(`strategy: ${c.strategy} — ${c.reason}\n`);
+  return c.strategy;
+}
+
 export function buildProgram(): Command {
   const program = new Command('pgferry')
     .description('Move a PostgreSQL database to a new server or major version.')
@@ -65,14 +135,27 @@ export function buildProgram(): Command {
 
   withEndpoints(program.command('check'))
     .description('inspect both servers and report blocking errors and warnings (changes nothing)')
-    .addOption(new Option('--strategy <name>', 'strategy to check for').choices(STRATEGIES).default('dump-restore'))
+    .addOption(new Option('--strategy <name>', 'strategy to check for (default: what plan picks)').choices(STRATEGIES))
     .option('--force', 'allow a non-empty target')
+    .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on tables without a usable key')
     .option('--work-dir <dir>', 'where dumps are written', defaultWorkDir())
-    .action(async (o: CommonOpts & { strategy: Strategy; force?: boolean; workDir: string }) => {
+    .action(async (o: CommonOpts & { strategy?: Strategy; force?: boolean; workDir: string; replicaIdentityFull?: boolean }) => {
       const { source, target } = endpoints(o);
-      const pre = await preflight(source, target, { strategy: o.strategy, force: o.force ?? false, workDir: o.workDir });
-      out(o, { ok: pre.ok, findings: pre.findings }, `${formatFindings(pre.findings)}\n${pre.ok ? 'check passed' : 'check FAILED'}`);
-      if (!pre.ok) process.exitCode = ExitCode.checkFailed;
+      const pre = await preflight(source, target, {
+        strategy: o.strategy ?? 'logical',
+        force: o.force ?? false,
+        workDir: o.workDir,
+        replicaIdentityFull: o.replicaIdentityFull ?? false,
+      });
+      const chosen = chooseStrategy(o.strategy, pre.facts);
+      const findings = runChecks({ ...pre.facts, strategy: chosen.strategy });
+      const ok = !hasErrors(findings);
+      out(
+        o,
+        { ok, strategy: chosen.strategy, reason: chosen.reason, findings },
+        `strategy: ${chosen.strategy} (${chosen.reason})\n${formatFindings(findings)}\n${ok ? 'check passed' : 'check FAILED'}`,
+      );
+      if (!ok) process.exitCode = ExitCode.checkFailed;
     });
 
   withEndpoints(program.command('plan'))
@@ -80,20 +163,22 @@ export function buildProgram(): Command {
     .addOption(new Option('--strategy <name>', 'force a strategy').choices(STRATEGIES))
     .option('--jobs <n>', 'parallel jobs', int('--jobs'))
     .option('--force', 'allow a non-empty target')
-    .action(async (o: CommonOpts & { strategy?: Strategy; jobs?: number; force?: boolean }) => {
+    .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on tables without a usable key')
+    .action(async (o: CommonOpts & { strategy?: Strategy; jobs?: number; force?: boolean; replicaIdentityFull?: boolean }) => {
       const { source, target } = endpoints(o);
       const p = await plan(source, target, {
         ...(o.strategy ? { strategy: o.strategy } : {}),
         ...(o.jobs ? { jobs: o.jobs } : {}),
         force: o.force ?? false,
+        replicaIdentityFull: o.replicaIdentityFull ?? false,
       });
       out(o, p, p.text);
       if (!p.ok) process.exitCode = ExitCode.checkFailed;
     });
 
-  withEndpoints(program.command('migrate'))
-    .description('run the whole migration for a strategy (dump-restore: globals, dump, restore, vacuum, verify)')
-    .addOption(new Option('--strategy <name>', 'migration strategy').choices(STRATEGIES).default('dump-restore'))
+  const migrateCmd = withEndpoints(program.command('migrate'))
+    .description('the whole way: dump-restore (globals, dump, restore, vacuum, verify) or logical (sync, then cutover)')
+    .addOption(new Option('--strategy <name>', 'migration strategy (default: what plan picks)').choices(STRATEGIES))
     .option('--jobs <n>', 'parallel jobs for dump, restore, vacuum and verify (default: cores, at least 2)', int('--jobs'))
     .option('--work-dir <dir>', 'where the dump is written (needs the source table size free)', defaultWorkDir())
     .option('--force', 'allow a non-empty target: objects in the dump replace existing ones')
@@ -102,12 +187,19 @@ export function buildProgram(): Command {
     .option('--no-privileges', 'restore without GRANTs')
     .option('--compress <level>', 'pg_dump compression level, 0-9', int('--compress'), 0)
     .option('--keep-dump', 'keep the dump directory after success')
-    .addOption(new Option('--verify <mode>', 'verification after the copy').choices(['checksum', 'count', 'none']).default('checksum'))
-    .option('--quiet', 'no progress on stderr')
-    .action(
-      async (
-        o: CommonOpts & {
-          strategy: Strategy;
+    .addOption(
+      new Option('--verify <mode>', 'verification (default: checksum for dump-restore, count inside the cutover window)').choices([
+        'checksum',
+        'count',
+        'none',
+      ]),
+    )
+    .option('--quiet', 'no progress on stderr');
+  withLogicalOptions(migrateCmd).action(
+    async (
+      o: CommonOpts &
+        LogicalCliOpts & {
+          strategy?: Strategy;
           jobs?: number;
           workDir: string;
           force?: boolean;
@@ -116,43 +208,72 @@ export function buildProgram(): Command {
           privileges: boolean;
           compress: number;
           keepDump?: boolean;
-          verify: 'checksum' | 'count' | 'none';
           quiet?: boolean;
         },
-      ) => {
-        const { source, target } = endpoints(o);
-        let report: MigrationReport;
-        try {
-          report = await migrate(
-            source,
-            target,
-            {
-              strategy: o.strategy,
-              ...(o.jobs ? { jobs: o.jobs } : {}),
-              workDir: o.workDir,
-              force: o.force ?? false,
-              skipGlobals: o.skipGlobals ?? false,
-              noOwner: !o.owner,
-              noPrivileges: !o.privileges,
-              compress: o.compress,
-              keepDump: o.keepDump ?? false,
-              verify: o.verify,
-            },
-            progressPrinter(o),
-          );
-        } catch (e) {
-          const failed = (e as { report?: MigrationReport }).report;
-          if (failed) {
-            out(o, failed, formatReport(failed));
-            if (isPgferryError(e)) process.stderr.write(`pgferry: ${e.message}\n  fix: ${e.fix}\n`);
-            process.exitCode = isPgferryError(e) ? e.exitCode : ExitCode.failed;
-            return;
-          }
-          throw e;
+    ) => {
+      const { source, target } = endpoints(o);
+      const strategy = o.strategy ?? (await choose(source, target, o));
+      if (strategy === 'logical') {
+        const emit = progressPrinter(o);
+        const s = await sync(source, target, logicalOptions(o), emit);
+        const c = await cutover(source, target, logicalOptions(o), emit);
+        out(o, { strategy, sync: s, cutover: c }, `${formatSync(s)}\n${formatCutover(c)}`);
+        return;
+      }
+      let report: MigrationReport;
+      try {
+        report = await migrate(
+          source,
+          target,
+          {
+            strategy,
+            ...(o.jobs ? { jobs: o.jobs } : {}),
+            workDir: o.workDir,
+            force: o.force ?? false,
+            skipGlobals: o.skipGlobals ?? false,
+            noOwner: !o.owner,
+            noPrivileges: !o.privileges,
+            compress: o.compress,
+            keepDump: o.keepDump ?? false,
+            verify: o.verify ?? 'checksum',
+          },
+          progressPrinter(o),
+        );
+      } catch (e) {
+        const failed = (e as { report?: MigrationReport }).report;
+        if (failed) {
+          out(o, failed, formatReport(failed));
+          if (isPgferryError(e)) process.stderr.write(`pgferry: ${e.message}\n  fix: ${e.fix}\n`);
+          process.exitCode = isPgferryError(e) ? e.exitCode : ExitCode.failed;
+          return;
         }
-        out(o, report, formatReport(report));
-      },
-    );
+        throw e;
+      }
+      out(o, report, formatReport(report));
+    },
+  );
+
+  withLogicalOptions(withEndpoints(program.command('sync')))
+    .description(
+      'logical: schema, snapshot-consistent parallel copy, then stream every change; returns once streaming (resumes if interrupted)',
+    )
+    .option('--quiet', 'no progress on stderr')
+    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean }) => {
+      const { source, target } = endpoints(o);
+      const r = await sync(source, target, logicalOptions(o), progressPrinter(o));
+      out(o, r, formatSync(r));
+    });
+
+  withLogicalOptions(withEndpoints(program.command('cutover')))
+    .description(
+      'logical: gate on lag, fence writes, wait for the final LSN, copy sequences/unlogged/large objects, refresh matviews, verify, remove replication',
+    )
+    .option('--quiet', 'no progress on stderr')
+    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean }) => {
+      const { source, target } = endpoints(o);
+      const r = await cutover(source, target, logicalOptions(o), progressPrinter(o));
+      out(o, r, formatCutover(r));
+    });
 
   withEndpoints(program.command('verify'))
     .description('compare source and target: row counts, primary key ranges, checksums, sequences, large objects')
@@ -167,39 +288,54 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description("show the latest run recorded in the target's pgferry schema")
+    .description("show the latest run recorded in the target's pgferry schema; with --source, the replication lag too")
+    .addOption(new Option('--source <url>', 'source database URL (for the lag)').env('PGFERRY_SOURCE_URL'))
     .addOption(new Option('--target <url>', 'target database URL').env('PGFERRY_TARGET_URL'))
-    .option('--run <id>', 'a specific run')
     .option('--json', 'print machine-readable JSON on stdout')
-    .action(async (o: CommonOpts & { run?: string }) => {
+    .action(async (o: CommonOpts) => {
       if (!o.target) throw new PgferryError('usage', 'No target given.', 'Pass --target postgresql://… or set PGFERRY_TARGET_URL.');
-      const run = await readRun(parseUrl(o.target, 'target URL'), o.run);
+      const target = parseUrl(o.target, 'target URL');
+      const st = await logicalStatus(o.source ? parseUrl(o.source, 'source URL') : null, target);
+      const run = st.run ?? (await readRun(target));
       if (!run) {
         out(o, { run: null }, 'No pgferry run recorded on this target.');
         return;
       }
       const text = [
-        `run ${run.id}  ${run.strategy}  ${run.status}${run.phase && run.status === 'running' ? ` (at ${run.phase})` : ''}`,
+        `run ${run.id}  ${run.strategy}  ${run.status}${st.phase ? ` (phase ${st.phase})` : run.phase && run.status === 'running' ? ` (at ${run.phase})` : ''}`,
         `  source ${run.source}`,
         `  started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
         ...run.steps.map(
           (s) =>
             `  ${s.name.padEnd(18)} ${s.status}${s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : ''}`,
         ),
+        ...(st.lag
+          ? [
+              `  lag ${formatBytes(st.lag.bytes)}${st.targetLagSeconds !== null ? `, ${st.targetLagSeconds.toFixed(1)}s since the target's last report` : ''}${st.lag.slotActive ? '' : ' (subscription not connected)'}`,
+            ]
+          : []),
       ].join('\n');
-      out(o, run, text);
+      out(o, { ...run, phase: st.phase ?? run.phase, lag: st.lag, targetLagSeconds: st.targetLagSeconds }, text);
       if (run.status === 'failed') process.exitCode = ExitCode.migrationFailed;
     });
 
   program
     .command('cleanup')
-    .description("remove pgferry's artefacts: the pgferry state schema on the target")
+    .description("remove pgferry's artefacts: subscription (target), slot and publication (source), REPLICA IDENTITY changes, state schema")
+    .addOption(new Option('--source <url>', 'source database URL (needed for slot and publication)').env('PGFERRY_SOURCE_URL'))
     .addOption(new Option('--target <url>', 'target database URL').env('PGFERRY_TARGET_URL'))
+    .option('--unfence', 'also lift a write fence left on the source')
     .option('--json', 'print machine-readable JSON on stdout')
-    .action(async (o: CommonOpts) => {
+    .action(async (o: CommonOpts & { unfence?: boolean }) => {
       if (!o.target) throw new PgferryError('usage', 'No target given.', 'Pass --target postgresql://… or set PGFERRY_TARGET_URL.');
-      await dropState(parseUrl(o.target, 'target URL'));
-      out(o, { removed: ['schema pgferry'] }, 'removed: schema pgferry (target)');
+      const target = parseUrl(o.target, 'target URL');
+      let removed: string[];
+      if (o.source) removed = await cleanupLogical(parseUrl(o.source, 'source URL'), target, { unfence: o.unfence ?? false });
+      else {
+        await dropState(target);
+        removed = ['schema pgferry (target)'];
+      }
+      out(o, { removed }, removed.length ? `removed:\n  ${removed.join('\n  ')}` : 'nothing to remove');
     });
 
   return program;

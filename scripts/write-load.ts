@@ -118,33 +118,109 @@ export class WriteLoad {
   readonly ledger = new Ledger();
   private running = false;
   private loops: Promise<void>[] = [];
-  private clients: pg.Client[] = [];
+  private clients = new Set<pg.Client>();
   private started = 0;
   private lastError: string | null = null;
   private maxSampleOrder = 1;
+  private endpoint: ConnInfo;
+  private generation = 0;
+  /** Time of the last commit on each endpoint generation (0 = the first). */
+  private readonly lastOk = new Map<number, number>();
+  private readonly firstOk = new Map<number, number>();
 
   constructor(
-    private readonly conn: ConnInfo,
+    conn: ConnInfo,
     private readonly opts: WriteLoadOptions = {},
-  ) {}
+  ) {
+    this.endpoint = conn;
+  }
+
+  private async open(): Promise<pg.Client> {
+    const conn = this.opts.user ? { ...this.endpoint, user: this.opts.user.name, password: this.opts.user.password } : this.endpoint;
+    const c = new pg.Client(clientConfig(conn, { application_name: 'write-load' }));
+    c.on('error', () => undefined);
+    await c.connect();
+    this.clients.add(c);
+    return c;
+  }
 
   async start(): Promise<void> {
     const workers = Math.max(1, this.opts.workers ?? 2);
-    const cfg = clientConfig(this.opts.user ? { ...this.conn, user: this.opts.user.name, password: this.opts.user.password } : this.conn, {
-      application_name: 'pgferry-load',
-    });
-    for (let i = 0; i < workers; i++) {
-      const c = new pg.Client(cfg);
-      c.on('error', () => undefined);
-      await c.connect();
-      this.clients.push(c);
-    }
-    const r = await this.clients[0]!.query<{ m: string | null }>('SELECT max(id)::text AS m FROM app.orders');
+    const first = await this.open();
+    const r = await first.query<{ m: string | null }>('SELECT max(id)::text AS m FROM app.orders');
     this.maxSampleOrder = Number(r.rows[0]?.m ?? 1) || 1;
+    await first.end();
+    this.clients.delete(first);
     this.running = true;
     this.started = Date.now();
     const interval = (1000 * workers) / Math.max(1, this.opts.rate ?? 50);
-    this.loops = this.clients.map((c) => this.loop(c, interval));
+    this.loops = Array.from({ length: workers }, () => this.loop(interval));
+  }
+
+  /**
+   * Point the application at another server, as a deploy would after cutover:
+   * sessions reconnect there on their next error.
+   */
+  switchTo(conn: ConnInfo): void {
+    this.endpoint = conn;
+    this.generation++;
+  }
+
+  /**
+   * The write gap the application saw across a switch: from its last commit on
+   * the old server to its first on the new one (seconds), or null.
+   */
+  writeGap(): number | null {
+    const before = this.lastOk.get(this.generation - 1);
+    const after = this.firstOk.get(this.generation);
+    return before !== undefined && after !== undefined ? (after - before) / 1000 : null;
+  }
+
+  private async loop(intervalMs: number): Promise<void> {
+    let next = Date.now();
+    let c: pg.Client | null = null;
+    let gen = this.generation;
+    while (this.running) {
+      try {
+        if (!c || gen !== this.generation) {
+          if (c) {
+            await c.end().catch(() => undefined);
+            this.clients.delete(c);
+          }
+          gen = this.generation;
+          c = await this.open();
+        }
+        if (await this.once(c)) {
+          const now = Date.now();
+          this.lastOk.set(gen, now);
+          if (!this.firstOk.has(gen)) this.firstOk.set(gen, now);
+        }
+      } catch (e) {
+        const err = e as { code?: string; message?: string };
+        this.lastError = err.message ?? String(e);
+        const notSent = /not queryable|ECONNREFUSED|Connection terminated|connect/i.test(this.lastError) && err.code === undefined;
+        // A session killed while a statement ran may or may not have committed it.
+        if (err.code === '57P01' || err.code === '08006' || (err.code === undefined && !notSent)) this.ledger.uncertain++;
+        else this.ledger.failed++;
+        if (c && (err.code === undefined || err.code === '57P01' || err.code?.startsWith('08'))) {
+          // The session is gone: reconnect, like a pool would.
+          await c.end().catch(() => undefined);
+          this.clients.delete(c);
+          c = null;
+        } else {
+          await c?.query('ROLLBACK').catch(() => undefined);
+        }
+        if (!this.running) break;
+      }
+      next += intervalMs;
+      const wait = next - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      else next = Date.now();
+    }
+    if (c) {
+      await c.end().catch(() => undefined);
+      this.clients.delete(c);
+    }
   }
 
   private pick(): keyof typeof DEFAULT_MIX {
@@ -157,28 +233,8 @@ export class WriteLoad {
     return 'event';
   }
 
-  private async loop(c: pg.Client, intervalMs: number): Promise<void> {
-    let next = Date.now();
-    while (this.running) {
-      try {
-        await this.once(c);
-      } catch (e) {
-        const err = e as { code?: string; message?: string };
-        this.lastError = err.message ?? String(e);
-        await c.query('ROLLBACK').catch(() => undefined);
-        // A failure after COMMIT was sent leaves the outcome unknown.
-        if (err.code === undefined || err.code === '57P01' || err.code === '08006') this.ledger.uncertain++;
-        else this.ledger.failed++;
-        if (!this.running) break;
-      }
-      next += intervalMs;
-      const wait = next - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      else next = Date.now();
-    }
-  }
-
-  private async once(c: pg.Client): Promise<void> {
+  /** One transaction; true when a write was committed. */
+  private async once(c: pg.Client): Promise<boolean> {
     const token = randomBytes(8).toString('hex');
     const op = this.pick();
     switch (op) {
@@ -195,7 +251,7 @@ export class WriteLoad {
         );
         await c.query('COMMIT');
         this.ledger.record({ table: 'orders', key: id, token });
-        return;
+        return true;
       }
       case 'update': {
         const live = this.ledger.liveOrders();
@@ -206,16 +262,16 @@ export class WriteLoad {
           token,
         ]);
         if (r.rowCount === 1) this.ledger.record({ table: 'orders', key: id, token });
-        return;
+        return r.rowCount === 1;
       }
       case 'delete': {
         const live = this.ledger.liveOrders();
-        if (live.length === 0) return;
+        if (live.length === 0) return false;
         const id = live[Math.floor(Math.random() * live.length)]!;
-        if (Number(id) <= this.maxSampleOrder) return; // sample orders may be referenced by invoices
+        if (Number(id) <= this.maxSampleOrder) return false; // sample orders may be referenced by invoices
         const r = await c.query(`DELETE FROM app.orders WHERE id = $1`, [id]);
         if (r.rowCount === 1) this.ledger.record({ table: 'orders', key: id, token: null });
-        return;
+        return r.rowCount === 1;
       }
       case 'event': {
         const r = await c.query<{ id: string }>(
@@ -223,13 +279,13 @@ export class WriteLoad {
           [token],
         );
         this.ledger.record({ table: 'events', key: r.rows[0]!.id, token });
-        return;
+        return true;
       }
       case 'migration': {
         const version = `load_${token}`;
         await c.query(`INSERT INTO public.schema_migrations (version) VALUES ($1)`, [version]);
         this.ledger.record({ table: 'schema_migrations', key: version, token: version });
-        return;
+        return true;
       }
     }
   }
@@ -238,7 +294,7 @@ export class WriteLoad {
   async stop(): Promise<LoadSummary> {
     this.running = false;
     await Promise.all(this.loops);
-    await Promise.all(this.clients.map((c) => c.end().catch(() => undefined)));
+    await Promise.all([...this.clients].map((c) => c.end().catch(() => undefined)));
     const seconds = (Date.now() - this.started) / 1000;
     return {
       seconds,

@@ -580,10 +580,15 @@ export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: {
   const run = await previousRun(target).catch(() => null);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
   await withSession(target, 'target', async (dst) => {
-    const subs = await dst.query<{ subname: string }>(`SELECT subname FROM pg_subscription WHERE subname LIKE 'pgferry\\_%'`);
+    // pg_subscription is shared by every database of the server: only this database's.
+    const subs = await dst.query<{ subname: string }>(
+      `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgferry\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    );
     for (const s of subs.rows) if (await dropSubscription(dst, s.subname)) removed.push(`subscription ${s.subname} (target)`);
   });
   await withSession(source, 'source', async (src) => {
+    // The source may be fenced read-only after a cutover: this session still has work to do.
+    await src.query('SET default_transaction_read_only = off');
     const slots = await src.query<{ slot_name: string }>(
       `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgferry\\_%' AND database = current_database()`,
     );

@@ -1,0 +1,213 @@
+/**
+ * The logical strategy on real servers, under write load: every committed
+ * write reaches the target, verification passes, and no replication artefact
+ * is left behind (checked in the catalogs).
+ */
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+import path from 'node:path';
+import { toUrl, type ConnInfo } from '../../engine/conn';
+import { ExitCode, PgferryError } from '../../engine/errors';
+import { cleanupLogical, cutover, sync } from '../../engine/logical/strategy';
+import { verify } from '../../engine/verify';
+import { APP_ROLE, loadSample } from '../../scripts/sample-db';
+import { WriteLoad } from '../../scripts/write-load';
+import { pgferry } from '../helpers/cli';
+import { fingerprint, freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
+
+/** pgferry's artefacts left in the catalogs of both sides. */
+async function artefacts(source: ConnInfo, target: ConnInfo): Promise<string[]> {
+  const slots = await sql<{ n: string }>(
+    source,
+    `SELECT slot_name AS n FROM pg_replication_slots WHERE slot_name LIKE 'pgferry%' AND database = current_database()`,
+  );
+  const pubs = await sql<{ n: string }>(source, `SELECT pubname AS n FROM pg_publication WHERE pubname LIKE 'pgferry%'`);
+  const subs = await sql<{ n: string }>(
+    target,
+    `SELECT subname AS n FROM pg_subscription WHERE subname LIKE 'pgferry%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+  );
+  const full = await sql<{ n: string }>(
+    source,
+    `SELECT relname AS n FROM pg_class WHERE relreplident = 'f' AND relkind = 'r' AND relnamespace::regnamespace::text NOT IN ('pg_catalog') ORDER BY 1`,
+  );
+  return [
+    ...slots.map((r) => `slot ${r.n}`),
+    ...pubs.map((r) => `publication ${r.n}`),
+    ...subs.map((r) => `subscription ${r.n}`),
+    ...full.map((r) => `replica identity full ${r.n}`),
+  ];
+}
+
+async function canRun(from: number, to: number): Promise<boolean> {
+  return hasServer(from) && hasServer(to) && (await newestPgDump()) >= from;
+}
+
+async function setup(from: number, to: number, size = 6e6) {
+  const source = await freshDatabase(await server(from), 'lsrc');
+  const sample = await loadSample(source, { sizeBytes: size });
+  const target = await freshDatabase(await server(to), 'ltgt');
+  return { source, target, sample };
+}
+
+describe('logical strategy under write load', function () {
+  for (const [from, to] of [
+    [12, 17],
+    [14, 16],
+    [15, 17],
+    [16, 17],
+  ] as const) {
+    it(`${from} → ${to}: sync, stream, cut over; every committed write on the target; nothing left behind`, async function () {
+      if (!(await canRun(from, to))) this.skip();
+      const { source, target, sample } = await setup(from, to);
+      const load = new WriteLoad(source, { rate: 150, workers: 3, user: { name: APP_ROLE, password: sample.appPassword } });
+      await load.start();
+      try {
+        const s = await sync(source, target, { jobs: 2, replicaIdentityFull: true, splitBytes: 1e6 });
+        assert.equal(s.alreadyStreaming, false);
+        assert.ok(s.copy!.parts > s.copy!.tables, 'large tables were split into ranges');
+        assert.ok(s.copy!.textTables.includes('"app"."users"'), 'citext table copied in text format');
+        await new Promise((r) => setTimeout(r, 1500));
+        // Streaming carries writes made after the snapshot.
+        const again = await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+        assert.equal(again.alreadyStreaming, true);
+        const c = await cutover(source, target, { jobs: 2, verify: 'checksum' });
+        load.switchTo(target);
+        await new Promise((r) => setTimeout(r, 500));
+        const summary = await load.stop();
+        assert.ok(c.blackoutSeconds < 5, `blackout ${c.blackoutSeconds}s`);
+        assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+        assert.ok(summary.committed > 100);
+        const ledger = await load.ledger.check(target);
+        assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+        assert.ok(load.writeGap() !== null, 'the application wrote on the source, then on the target');
+        // The source is fenced: a new application session cannot write.
+        await assert.rejects(
+          sql(
+            { ...source, user: APP_ROLE, password: sample.appPassword },
+            `INSERT INTO public.schema_migrations (version) VALUES ('late')`,
+          ),
+          /read-only transaction/,
+        );
+        // Until cleanup, the key-less tables (and the key-less partitions) keep REPLICA IDENTITY FULL.
+        assert.deepEqual(await artefacts(source, target), [
+          'replica identity full page_views_2025h1',
+          'replica identity full page_views_2025h2',
+          'replica identity full page_views_default',
+          'replica identity full schema_migrations',
+        ]);
+        const removed = await cleanupLogical(source, target);
+        assert.ok(removed.some((r) => /REPLICA IDENTITY FULL/.test(r)));
+        assert.deepEqual(await artefacts(source, target), []);
+        // Identity/serial sequences continue on the target past the source's values.
+        const [seq] = await sql<{ t: string; s: string }>(
+          target,
+          `SELECT (SELECT last_value::text FROM audit.events_id_seq) AS t, '' AS s`,
+        );
+        const [sseq] = await sql<{ v: string }>(source, `SELECT last_value::text AS v FROM audit.events_id_seq`);
+        assert.ok(BigInt(seq!.t) >= BigInt(sseq!.v));
+      } finally {
+        await load.stop();
+      }
+    });
+  }
+
+  it('refuses tables without a key unless asked, and with --replica-identity-full replicates their updates and deletes', async function () {
+    if (!(await canRun(12, 17))) this.skip();
+    const { source, target } = await setup(12, 17, 3e6);
+    const before = [await fingerprint(source), await fingerprint(target)];
+    await assert.rejects(
+      sync(source, target, { jobs: 2 }),
+      (e: PgferryError) => e.code === 'check-failed' && /schema_migrations/.test(e.message) && /--replica-identity-full/.test(e.message),
+    );
+    assert.deepEqual([await fingerprint(source), await fingerprint(target)], before, 'refusal changed nothing');
+    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+    await sql(
+      source,
+      `UPDATE public.schema_migrations SET applied_at = '2001-01-01' WHERE version IN (SELECT version FROM public.schema_migrations ORDER BY version LIMIT 5)`,
+    );
+    await sql(source, `DELETE FROM public.schema_migrations WHERE version = (SELECT max(version) FROM public.schema_migrations)`);
+    await sql(source, `INSERT INTO public.schema_migrations (version) VALUES ('20991231000000')`);
+    const c = await cutover(source, target, { verify: 'checksum' });
+    assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    const [t] = await sql<{ n: string; old: string }>(
+      target,
+      `SELECT count(*)::text AS n, count(*) FILTER (WHERE applied_at = '2001-01-01')::text AS old FROM public.schema_migrations`,
+    );
+    assert.deepEqual(t, { n: '60', old: '5' });
+    await cleanupLogical(source, target);
+    assert.deepEqual(await artefacts(source, target), []);
+  });
+
+  it('a sync killed during the copy resumes from a new snapshot and ends verified', async function () {
+    if (!(await canRun(12, 17))) this.skip();
+    const { source, target } = await setup(12, 17, 60e6);
+    const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
+    const cli = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
+    const child = execa(process.execPath, [cli, 'sync', '--jobs', '1', '--replica-identity-full', '--split-larger-than', '4MB'], {
+      env,
+      reject: false,
+      stdin: 'ignore',
+    });
+    let killedAt = '';
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (d: Buffer) => {
+        const text = d.toString();
+        if (!killedAt && /copy: \d/.test(text)) {
+          killedAt = text.trim().split('\n').pop() ?? '';
+          child.kill('SIGKILL');
+        }
+      });
+      void child.then(() => resolve());
+    });
+    assert.ok(killedAt, 'killed during the copy');
+    const st = await pgferry(['status', '--json'], env);
+    assert.equal((JSON.parse(st.stdout) as { phase: string }).phase, 'copy');
+    const resumed = await pgferry(['sync', '--jobs', '2', '--replica-identity-full', '--json'], env);
+    assert.equal(resumed.exitCode, ExitCode.ok, resumed.stderr);
+    assert.equal((JSON.parse(resumed.stdout) as { resumed: boolean }).resumed, true);
+    const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgferry%' AND database = current_database()`);
+    assert.equal(slots.length, 1, 'the dead attempt left no second slot');
+    const lag = await pgferry(['status', '--json'], env);
+    const s = JSON.parse(lag.stdout) as { phase: string; lag: { bytes: number } | null };
+    assert.equal(s.phase, 'streaming');
+    assert.ok(s.lag !== null && s.lag.bytes >= 0);
+    const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+    assert.equal(c.exitCode, ExitCode.ok, c.stderr);
+    assert.equal((JSON.parse(c.stdout) as { verification: { ok: boolean } }).verification.ok, true);
+    const clean = await pgferry(['cleanup'], env);
+    assert.equal(clean.exitCode, ExitCode.ok, clean.stderr);
+    assert.deepEqual(await artefacts(source, target), []);
+  });
+
+  it('a verification failure aborts the cutover: the source stays writable and replicating', async function () {
+    if (!(await canRun(14, 16))) this.skip();
+    const { source, target } = await setup(14, 16, 3e6);
+    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+    // Inject a divergence: a row the target lost.
+    await sql(target, `DELETE FROM audit.events WHERE id = (SELECT min(id) FROM audit.events)`);
+    await assert.rejects(
+      cutover(source, target, { verify: 'count' }),
+      (e: PgferryError) => e.code === 'verify-failed' && /"audit"\."events": rows differ/.test(e.message),
+    );
+    // Writable: the fence was lifted for new sessions of every role.
+    await sql(source, `INSERT INTO public.schema_migrations (version) VALUES ('after-abort')`);
+    // Replicating: the write arrives on the target.
+    let arrived = false;
+    for (let i = 0; i < 100 && !arrived; i++) {
+      arrived = (await sql(target, `SELECT 1 FROM public.schema_migrations WHERE version = 'after-abort'`)).length === 1;
+      if (!arrived) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(arrived, 'replication kept running after the aborted cutover');
+    const settings = await sql(
+      source,
+      `SELECT 1 FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND array_to_string(setconfig, ',') LIKE '%default_transaction_read_only%'`,
+    );
+    assert.equal(settings.length, 0, 'no fence setting left');
+    // The divergence is still there for pgferry verify to show.
+    const v = await verify(source, target, { mode: 'count', matviews: false });
+    assert.equal(v.ok, false);
+    await cleanupLogical(source, target);
+    assert.deepEqual(await artefacts(source, target), []);
+  });
+});
