@@ -84,7 +84,7 @@ export function planParts(
     if (n > 1 && info.intKey && range) {
       const [lo, hi] = range;
       const span = hi - lo + 1n;
-      const step = span / BigInt(n) + 1n;
+      const step = (span + BigInt(n) - 1n) / BigInt(n);
       const k = ident(info.intKey);
       for (let i = 0; i < n; i++) {
         const a = lo + step * BigInt(i);

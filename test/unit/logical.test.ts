@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { parseUrl } from '../../engine/conn';
+import type { TableInfo } from '../../engine/inspect';
+import { copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
+import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/logical/schema';
+import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/logical/snapshot';
+import { conninfo, createSubscriptionSql } from '../../engine/logical/subscription';
+import { redact } from '../../engine/conn';
+
+function table(name: string, bytes: number, over: Partial<TableInfo> = {}): TableInfo {
+  return {
+    schema: 'app',
+    name,
+    kind: 'r',
+    unlogged: false,
+    partitionOf: null,
+    rowEstimate: 0,
+    bytes,
+    totalBytes: bytes,
+    primaryKey: ['id'],
+    replicaIdentity: 'd',
+    hasUsableUniqueIndex: true,
+    readable: true,
+    ...over,
+  };
+}
+
+const info = (t: TableInfo, over: Partial<TableCopyInfo> = {}): TableCopyInfo => ({
+  table: t,
+  columns: ['id', 'v'],
+  binary: true,
+  intKey: 'id',
+  ...over,
+});
+
+describe('logical strategy, pure parts', function () {
+  it('names artefacts from the run id, safe for replication commands', function () {
+    assert.deepEqual(namesFor('0f3c9a2e-1b7d-4c1e-9a55-aa00bb11cc22'), {
+      slot: 'pgferry_0f3c9a2e1b7d',
+      publication: 'pgferry_0f3c9a2e1b7d',
+      subscription: 'pgferry_0f3c9a2e1b7d',
+    });
+  });
+
+  it('publishes plain tables and leaf partitions, never unlogged tables or partitioned parents', function () {
+    const ts = [table('a', 1), table('u', 1, { unlogged: true }), table('p', 0, { kind: 'p' }), table('p1', 1, { partitionOf: 'app.p' })];
+    assert.deepEqual(
+      publishedTables(ts).map((t) => t.name),
+      ['a', 'p1'],
+    );
+    assert.equal(createPublicationSql('pgferry_x', publishedTables(ts)), 'CREATE PUBLICATION pgferry_x FOR TABLE "app"."a", "app"."p1"');
+  });
+
+  it('splits a large table with an integer key into covering, non-overlapping ranges, largest parts first', function () {
+    const big = info(table('big', 10e9));
+    const small = info(table('small', 1e6));
+    const parts = planParts(
+      [small, big],
+      { jobs: 2, splitBytes: 4e9, sourceVersionNum: 120000 },
+      new Map([['"app"."big"', [1n, 300n] as const]]),
+    );
+    assert.equal(parts.length, 4);
+    assert.equal(parts[parts.length - 1]!.table.table.name, 'small');
+    const where = parts.filter((p) => p.table.table.name === 'big').map((p) => p.where);
+    assert.deepEqual(where, ['"id" < 101', '"id" >= 101 AND "id" < 201', '"id" >= 201']);
+  });
+
+  it('splits by ctid ranges without an integer key on 14+, and not at all before 14', function () {
+    const t = info(table('nokey', 3 * 8192 * 1000), { intKey: null });
+    const on14 = planParts([t], { jobs: 2, splitBytes: 8192 * 1000, sourceVersionNum: 140000 }, new Map());
+    assert.deepEqual(
+      on14.map((p) => p.where),
+      [`ctid < '(1000,0)'::tid`, `ctid >= '(1000,0)'::tid AND ctid < '(2000,0)'::tid`, `ctid >= '(2000,0)'::tid`],
+    );
+    assert.equal(planParts([t], { jobs: 2, splitBytes: 8192 * 1000, sourceVersionNum: 130000 }, new Map()).length, 1);
+  });
+
+  it('COPY statements: binary when every type allows it, ONLY for ranges, generated columns left out by the column list', function () {
+    const p = { table: info(table('t', 1), { columns: ['id', 'Note'] }), where: null, estBytes: 1, label: 't' };
+    assert.deepEqual(copyStatements(p), {
+      out: 'COPY "app"."t" ("id", "Note") TO STDOUT (FORMAT binary)',
+      in: 'COPY "app"."t" ("id", "Note") FROM STDIN (FORMAT binary)',
+    });
+    const r = copyStatements({ ...p, table: { ...p.table, binary: false }, where: '"id" < 5' });
+    assert.equal(r.out, 'COPY (SELECT "id", "Note" FROM ONLY "app"."t" WHERE "id" < 5) TO STDOUT');
+    assert.equal(r.in, 'COPY "app"."t" ("id", "Note") FROM STDIN');
+  });
+
+  it('the subscription connects with a quoted conninfo, attached to the existing slot without copying', function () {
+    const src = parseUrl("postgresql://rep:it's%20a%20pw@db.internal:5433/shop?sslmode=require");
+    assert.equal(
+      conninfo(src),
+      `host='db.internal' port='5433' user='rep' password='it\\'s a pw' dbname='shop' sslmode='require' application_name='pgferry-subscription'`,
+    );
+    const sql = createSubscriptionSql(namesFor('abc'), src);
+    assert.match(sql, /WITH \(create_slot = false, slot_name = 'pgferry_abc', copy_data = false, enabled = true\)/);
+    assert.doesNotMatch(redact(sql), /it.?s a pw/);
+  });
+
+  it('schema in two sections from one schema-only dump without publications', function () {
+    const c = parseUrl('postgresql://u:secret@h/db');
+    const d = schemaDumpArgs(c, '/tmp/s.dump');
+    assert.ok(
+      d.includes('--schema-only') && d.includes('--no-publications') && d.includes('--no-subscriptions') && !d.join(' ').includes('secret'),
+    );
+    assert.ok(sectionRestoreArgs(c, '/f', 'post-data', 3, false).includes('-j'));
+    assert.ok(!sectionRestoreArgs(c, '/f', 'pre-data', 3, false).includes('-j'));
+    assert.ok(sectionRestoreArgs(c, '/f', 'pre-data', 3, true).includes('--clean'));
+  });
+
+  it('compares LSNs as numbers', function () {
+    assert.ok(lsnToBigInt('1/0') > lsnToBigInt('0/FFFFFFFF'));
+    assert.equal(lsnToBigInt('0/16B3748'), 0x16b3748n);
+  });
+});
