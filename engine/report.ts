@@ -70,7 +70,11 @@ export function formatSync(r: SyncReport): string {
         `(${formatBytes(r.copy.bytes / Math.max(r.copy.seconds, 0.001))}/s, ${r.copy.parts} parts, ${r.copy.tables} tables, ${r.copy.textTables.length} in text format)`,
     );
   }
-  if (r.catchUpSeconds !== null) lines.push(`  catch-up          ${formatDuration(r.catchUpSeconds)}`);
+  if (r.catchUpSeconds !== null) {
+    lines.push(
+      `  catch-up          ${formatDuration(r.catchUpSeconds)}${r.backlogBytes !== null ? ` (${formatBytes(r.backlogBytes)} of WAL written since the snapshot)` : ''}`,
+    );
+  }
   if (r.lag) lines.push(`  lag               ${formatBytes(r.lag.bytes)}`);
   lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
   return lines.join('\n');

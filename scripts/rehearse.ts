@@ -103,7 +103,7 @@ function formatLogical(r: LogicalRehearsal): string {
     copy
       ? `  copy throughput   ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s (${formatBytes(copy.bytes)} in ${formatDuration(copy.seconds)})`
       : '',
-    `  catch-up          ${formatDuration(r.sync.catchUpSeconds ?? 0)}`,
+    `  catch-up          ${formatDuration(r.sync.catchUpSeconds ?? 0)} to apply ${formatBytes(r.sync.backlogBytes ?? 0)} of WAL written during the copy`,
     `  write-blackout    ${formatDuration(r.cutover.blackoutSeconds)} measured by pgferry; ${r.appWriteGapSeconds === null ? 'n/a' : formatDuration(r.appWriteGapSeconds)} seen by the application (last commit on the source → first on the target)`,
     `  write load        ${r.load.committed} commits, ${r.load.failed} refused during the fence, ${r.load.uncertain} cut off mid-statement (${r.load.perSecond.toFixed(0)}/s)`,
     `  ledger            ${r.ledger.ok ? 'OK' : 'FAILED'} — ${r.ledger.checked} written keys checked on the target, ${r.ledger.missing.length} missing, ${r.ledger.wrong.length} stale, ${r.ledger.resurrected.length} resurrected`,
