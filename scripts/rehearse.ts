@@ -27,6 +27,7 @@ interface RehearseOptions {
   strategy: Strategy;
   rate: number;
   streamSeconds: number;
+  verify: 'count' | 'checksum' | 'none';
   json?: boolean;
 }
 
@@ -67,7 +68,7 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
   log(`write load: ${o.rate} transactions/s on the source as ${APP_ROLE}, with a ledger`);
   const emit = progressView();
   // The sample has a key-less table (schema_migrations): let pgferry give it REPLICA IDENTITY FULL.
-  const options = { replicaIdentityFull: true, ...(o.jobs ? { jobs: o.jobs } : {}) };
+  const options = { replicaIdentityFull: true, verify: o.verify, ...(o.jobs ? { jobs: o.jobs } : {}) };
   try {
     const s = await sync(source.conn('shop'), target.conn('shop'), options, emit);
     log(`streaming for ${o.streamSeconds}s under load …`);
@@ -145,6 +146,9 @@ async function main(): Promise<number> {
     )
     .option('--rate <tps>', 'write load, transactions per second', num('transactions per second'), 200)
     .option('--stream-seconds <s>', 'how long to stream under load before the cutover', num('seconds'), 5)
+    .addOption(
+      new Option('--verify <mode>', 'verification inside the cutover window').choices(['count', 'checksum', 'none']).default('count'),
+    )
     .option('--json', 'print the report as JSON')
     .parse();
   const raw = cmd.opts<Omit<RehearseOptions, 'size'> & { size: string }>();
