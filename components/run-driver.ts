@@ -1,0 +1,223 @@
+/**
+ * What the MigrationRun provider does, kept out of the provider so that the
+ * serialized provider stays a few lines that `require` this module by path.
+ * In-process mode calls the engine directly (local stacks); SSM mode starts
+ * the `pgferry@<command>` unit on the worker and waits for it (cloud stacks).
+ */
+import type { SSMClient as SSMClientType } from '@aws-sdk/client-ssm';
+
+export interface RunInputs {
+  /** Source and target URLs (secrets). */
+  readonly source: string;
+  readonly target: string;
+  readonly strategy: 'logical' | 'dump-restore';
+  readonly phase: 'sync' | 'cutover';
+  readonly options: {
+    readonly jobs?: number;
+    readonly replicaIdentityFull?: boolean;
+    readonly maxLag?: string;
+    readonly splitLargerThan?: string;
+    readonly verify?: 'count' | 'checksum' | 'none';
+    readonly waitSeconds?: number;
+    readonly preHook?: string;
+    readonly postHook?: string;
+  };
+  readonly mode: 'in-process' | 'ssm';
+  readonly workerInstanceId?: string;
+  readonly region?: string;
+}
+
+export interface RunOutputs extends RunInputs {
+  readonly runId: string;
+  /** streaming (logical, before cutover), done (cut over / migrated). */
+  readonly status: string;
+  readonly copySeconds: number | null;
+  readonly catchUpSeconds: number | null;
+  readonly blackoutSeconds: number | null;
+  readonly verified: boolean | null;
+  /** Where the application connects now (secret); empty until the switch. */
+  readonly newTargetUrl: string;
+}
+
+/** The pgferry command line the worker's unit runs for a phase. Pure. */
+export function workerCommand(
+  inputs: Pick<RunInputs, 'strategy' | 'phase' | 'options'>,
+  command: 'sync' | 'cutover' | 'migrate' | 'cleanup',
+): string[] {
+  const o = inputs.options;
+  const args: string[] = [command];
+  if (command !== 'cleanup') {
+    if (o.jobs) args.push('--jobs', String(o.jobs));
+    if (inputs.strategy === 'logical') {
+      if (o.replicaIdentityFull) args.push('--replica-identity-full');
+      if (o.maxLag) args.push('--max-lag', o.maxLag);
+      if (o.splitLargerThan) args.push('--split-larger-than', o.splitLargerThan);
+      if (o.verify) args.push('--verify', o.verify);
+      if (o.preHook) args.push('--pre-hook', o.preHook);
+      if (o.postHook) args.push('--post-hook', o.postHook);
+    }
+    if (command === 'migrate') args.push('--strategy', inputs.strategy);
+  }
+  return args;
+}
+
+/** Shell-quote one argument for the worker's EnvironmentFile / shell. */
+export function shq(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The commands SSM runs on the worker to run one pgferry command to completion and print its JSON report. Pure. */
+export function ssmScript(args: readonly string[]): string[] {
+  const unit = args[0]!;
+  const rest = args.slice(1).map(shq).join(' ');
+  return [
+    'set -eu',
+    `echo ${shq(`PGFERRY_ARGS=${rest}`)} > /etc/pgferry/args-${unit}`,
+    `: > /data/logs/${unit}.json`,
+    `systemctl start --wait pgferry@${unit}.service || { tail -n 40 /data/logs/${unit}.log >&2; exit 1; }`,
+    `tail -c 200000 /data/logs/${unit}.json`,
+  ];
+}
+
+async function viaSsm(inputs: RunInputs, args: string[], timeoutSeconds: number): Promise<unknown> {
+  if (!inputs.workerInstanceId || !inputs.region) throw new Error('MigrationRun in ssm mode needs workerInstanceId and region');
+  const ssm = require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm');
+  const client: SSMClientType = new ssm.SSMClient({ region: inputs.region });
+  const sent = await client.send(
+    new ssm.SendCommandCommand({
+      InstanceIds: [inputs.workerInstanceId],
+      DocumentName: 'AWS-RunShellScript',
+      Parameters: { commands: ssmScript(args), executionTimeout: [String(timeoutSeconds)] },
+      TimeoutSeconds: 600,
+    }),
+  );
+  const id = sent.Command?.CommandId;
+  if (!id) throw new Error('SSM did not accept the command');
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 5000));
+    const inv = await client
+      .send(new ssm.GetCommandInvocationCommand({ CommandId: id, InstanceId: inputs.workerInstanceId }))
+      .catch((e: { name?: string }) => (e.name === 'InvocationDoesNotExist' ? null : Promise.reject(e)));
+    if (!inv || inv.Status === 'Pending' || inv.Status === 'InProgress' || inv.Status === 'Delayed') continue;
+    if (inv.Status !== 'Success')
+      throw new Error(`pgferry ${args[0]} on ${inputs.workerInstanceId} ended ${inv.Status}: ${inv.StandardErrorContent ?? ''}`);
+    const text = inv.StandardOutputContent ?? '';
+    const start = text.lastIndexOf('\n{');
+    return JSON.parse(start >= 0 ? text.slice(start + 1) : text);
+  }
+}
+
+function logicalOptions(inputs: RunInputs) {
+  const { parseSize } = require('../engine/units') as typeof import('../engine/units');
+  const o = inputs.options;
+  return {
+    ...(o.jobs ? { jobs: o.jobs } : {}),
+    replicaIdentityFull: o.replicaIdentityFull ?? false,
+    ...(o.maxLag ? { maxLagBytes: parseSize(o.maxLag) } : {}),
+    ...(o.splitLargerThan ? { splitBytes: parseSize(o.splitLargerThan) } : {}),
+    ...(o.waitSeconds ? { catchUpTimeout: o.waitSeconds } : {}),
+    verify: o.verify ?? 'count',
+    ...(o.preHook ? { preHook: o.preHook } : {}),
+    ...(o.postHook ? { postHook: o.postHook } : {}),
+  };
+}
+
+function endpoints(inputs: RunInputs) {
+  const { parseUrl } = require('../engine/conn') as typeof import('../engine/conn');
+  return { source: parseUrl(inputs.source, 'source URL'), target: parseUrl(inputs.target, 'target URL') };
+}
+
+const empty = {
+  runId: '',
+  status: 'pending',
+  copySeconds: null,
+  catchUpSeconds: null,
+  blackoutSeconds: null,
+  verified: null,
+  newTargetUrl: '',
+};
+
+/** create: dump-restore migrates; logical syncs (and cuts over when created with phase cutover). */
+export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
+  if (inputs.strategy === 'dump-restore') {
+    const report = (
+      inputs.mode === 'ssm'
+        ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), 7 * 86400)
+        : await (require('../engine/migrate') as typeof import('../engine/migrate')).migrate(
+            endpoints(inputs).source,
+            endpoints(inputs).target,
+            {
+              strategy: 'dump-restore',
+              ...(inputs.options.jobs ? { jobs: inputs.options.jobs } : {}),
+            },
+          )
+    ) as { runId: string; seconds: number; verification: { ok: boolean } | null };
+    return {
+      ...inputs,
+      ...empty,
+      runId: report.runId,
+      status: 'done',
+      copySeconds: report.seconds,
+      blackoutSeconds: report.seconds,
+      verified: report.verification?.ok ?? null,
+      newTargetUrl: inputs.target,
+    };
+  }
+  const s = (
+    inputs.mode === 'ssm'
+      ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? 3600)
+      : await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).sync(
+          endpoints(inputs).source,
+          endpoints(inputs).target,
+          logicalOptions(inputs),
+        )
+  ) as { runId: string; copy: { seconds: number } | null; catchUpSeconds: number | null };
+  const synced: RunOutputs = {
+    ...inputs,
+    ...empty,
+    runId: s.runId,
+    status: 'streaming',
+    copySeconds: s.copy?.seconds ?? null,
+    catchUpSeconds: s.catchUpSeconds,
+  };
+  return inputs.phase === 'cutover' ? { ...synced, ...(await cutoverRun(inputs)) } : synced;
+}
+
+async function cutoverRun(inputs: RunInputs): Promise<Partial<RunOutputs>> {
+  const c = (
+    inputs.mode === 'ssm'
+      ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600)
+      : await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).cutover(
+          endpoints(inputs).source,
+          endpoints(inputs).target,
+          logicalOptions(inputs),
+        )
+  ) as { blackoutSeconds: number; verification: { ok: boolean } | null };
+  return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verification?.ok ?? null, newTargetUrl: inputs.target };
+}
+
+/** update: the only move is sync → cutover; options changes are recorded. */
+export async function advanceRun(olds: RunOutputs, news: RunInputs): Promise<RunOutputs> {
+  if (olds.phase === 'cutover' && news.phase === 'sync') {
+    throw new Error(
+      'A run that was cut over cannot go back to sync: the source is read-only and the application moved. Create a new stack for a new migration.',
+    );
+  }
+  const base: RunOutputs = { ...olds, ...news };
+  if (news.strategy === 'logical' && olds.phase === 'sync' && news.phase === 'cutover' && olds.status !== 'done') {
+    return { ...base, ...(await cutoverRun(news)) };
+  }
+  return base;
+}
+
+/** delete: remove replication artefacts and pgferry's state; never target data. */
+export async function stopRun(props: RunOutputs): Promise<void> {
+  if (props.mode === 'ssm') {
+    await viaSsm(props, workerCommand(props, 'cleanup'), 1800);
+    return;
+  }
+  const { source, target } = endpoints(props);
+  if (props.strategy === 'logical')
+    await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).cleanupLogical(source, target);
+  else await (require('../engine/state') as typeof import('../engine/state')).dropState(target);
+}

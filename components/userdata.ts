@@ -1,0 +1,114 @@
+/**
+ * The worker's cloud-config, built by a pure function so tests can read it
+ * and CI can validate it with `cloud-init schema`. It installs the PostgreSQL
+ * client tools of the target's major (from the PGDG apt repository, set up by
+ * Debian's own postgresql-common script), Node and the pgferry CLI; formats
+ * and mounts the data disk; and installs a systemd template unit that runs
+ * pgferry commands as long jobs. Credentials are never in it: the unit reads
+ * the source and target URLs from SSM Parameter Store when it starts.
+ */
+import { stringify } from 'yaml';
+
+export interface UserDataArgs {
+  /** Major version of the client tools to install (the newest involved: the target's). */
+  readonly clientMajor: number;
+  readonly strategy: 'logical' | 'dump-restore' | 'pglogical' | 'bucardo';
+  /** npm package spec of the pgferry CLI. */
+  readonly pgferryPackage: string;
+  readonly region: string;
+  /** SSM parameter names (SecureString) holding the source and target URLs. */
+  readonly sourceUrlParameter: string;
+  readonly targetUrlParameter: string;
+  /** Where the data disk is mounted. */
+  readonly dataDir?: string;
+}
+
+/** Debian packages the worker needs for a strategy. */
+export function workerPackages(args: Pick<UserDataArgs, 'clientMajor' | 'strategy'>): string[] {
+  const pkgs = [`postgresql-client-${args.clientMajor}`, 'nodejs', 'npm', 'awscli', 'jq'];
+  if (args.strategy === 'pglogical') pkgs.push(`postgresql-${args.clientMajor}-pglogical`);
+  if (args.strategy === 'bucardo') pkgs.push('bucardo', `postgresql-plperl-${args.clientMajor}`);
+  return pkgs;
+}
+
+const DISK_SCRIPT = `#!/bin/sh
+# Format and mount the first empty non-root disk (EBS on Nitro shows up as NVMe).
+set -eu
+DIR="$1"
+mkdir -p "$DIR"
+mountpoint -q "$DIR" && exit 0
+ROOT=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
+for d in $(lsblk -dpno NAME,TYPE | awk '$2=="disk"{print $1}'); do
+  [ "$(basename "$d")" = "$ROOT" ] && continue
+  [ -n "$(lsblk -no FSTYPE "$d" | tr -d '[:space:]')" ] && continue
+  mkfs.ext4 -q -L pgferry-data "$d"
+  break
+done
+echo "LABEL=pgferry-data $DIR ext4 defaults,nofail,noatime 0 2" >> /etc/fstab
+mount "$DIR"
+`;
+
+function runScript(args: UserDataArgs, dataDir: string): string {
+  return `#!/bin/sh
+# Run one pgferry command with the URLs fetched from SSM at start (never stored on disk).
+set -eu
+. /etc/pgferry/env
+url() { aws ssm get-parameter --region "$PGFERRY_REGION" --with-decryption --name "$1" --query Parameter.Value --output text; }
+PGFERRY_SOURCE_URL=$(url "$PGFERRY_SOURCE_PARAM")
+PGFERRY_TARGET_URL=$(url "$PGFERRY_TARGET_PARAM")
+export PGFERRY_SOURCE_URL PGFERRY_TARGET_URL
+export PGFERRY_WORK_DIR=${dataDir}/work
+mkdir -p "$PGFERRY_WORK_DIR"
+exec pgferry "$@" --json
+`;
+}
+
+const UNIT = (dataDir: string): string => `[Unit]
+Description=pgferry %i
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+ExecStart=/usr/local/bin/pgferry-run %i $PGFERRY_ARGS
+EnvironmentFile=-/etc/pgferry/args-%i
+StandardOutput=append:${dataDir}/logs/%i.json
+StandardError=append:${dataDir}/logs/%i.log
+Restart=no
+TimeoutStopSec=120
+KillSignal=SIGTERM
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+/** The cloud-config document (YAML with its `#cloud-config` header). */
+export function renderUserData(args: UserDataArgs): string {
+  const dataDir = args.dataDir ?? '/data';
+  const env = [
+    `PGFERRY_REGION=${args.region}`,
+    `PGFERRY_SOURCE_PARAM=${args.sourceUrlParameter}`,
+    `PGFERRY_TARGET_PARAM=${args.targetUrlParameter}`,
+    `PGFERRY_STRATEGY=${args.strategy}`,
+  ].join('\n');
+  const doc = {
+    package_update: true,
+    packages: ['postgresql-common', 'ca-certificates', 'gnupg'],
+    write_files: [
+      { path: '/usr/local/sbin/pgferry-disk', permissions: '0755', owner: 'root:root', content: DISK_SCRIPT },
+      { path: '/usr/local/bin/pgferry-run', permissions: '0755', owner: 'root:root', content: runScript(args, dataDir) },
+      { path: '/etc/pgferry/env', permissions: '0644', owner: 'root:root', content: env + '\n' },
+      { path: '/etc/systemd/system/pgferry@.service', permissions: '0644', owner: 'root:root', content: UNIT(dataDir) },
+    ],
+    runcmd: [
+      ['/usr/local/sbin/pgferry-disk', dataDir],
+      ['mkdir', '-p', `${dataDir}/logs`, `${dataDir}/work`],
+      // Debian's postgresql-common ships the script that adds the PGDG repository.
+      ['sh', '-c', 'for s in /usr/share/postgresql-common/pgdg/*.sh; do sh "$s" -y; done'],
+      ['sh', '-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${workerPackages(args).join(' ')}`],
+      ['npm', 'install', '--global', '--omit=dev', args.pgferryPackage],
+      ['systemctl', 'daemon-reload'],
+    ],
+  };
+  return '#cloud-config\n' + stringify(doc, { lineWidth: 0 });
+}

@@ -1,0 +1,41 @@
+/**
+ * The Pulumi program: read the stack's `pgferry:*` configuration, validate
+ * it, and compose the components (components/stack.ts). Run `pulumi up` to
+ * provision and sync; set `pgferry:phase cutover` and `pulumi up` to cut over;
+ * `pulumi destroy` removes the worker and every replication artefact (the
+ * target database is protected).
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { parseStackConfig } from './components/config';
+import { buildStack } from './components/stack';
+
+const config = new pulumi.Config('pgferry');
+const defined = (o: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+const cfg = parseStackConfig(
+  defined({
+    mode: config.get('mode'),
+    strategy: config.get('strategy'),
+    phase: config.get('phase'),
+    options: config.getObject('options'),
+    aws: config.getObject('aws'),
+    postgres: config.getObject('postgres'),
+  }),
+);
+
+const outputs = buildStack(cfg, {
+  sourceUrl: config.requireSecret('sourceUrl'),
+  ...(config.get('targetUrl') !== undefined || cfg.mode === 'local' ? { targetUrl: config.requireSecret('targetUrl') } : {}),
+  ...(config.get('targetPassword') !== undefined ? { targetPassword: config.requireSecret('targetPassword') } : {}),
+  ...(config.get('sourceAdminUrl') !== undefined ? { sourceAdminUrl: config.requireSecret('sourceAdminUrl') } : {}),
+});
+
+export const status = outputs.status;
+export const blackoutSeconds = outputs.blackoutSeconds;
+export const copySeconds = outputs.copySeconds;
+export const connectionString = outputs.connectionString;
+export const targetAddress = outputs.targetAddress;
+export const workerInstanceId = outputs.workerInstanceId;
+export const sourceParameterGroup = outputs.sourceParameterGroup;
+export const sourceRebootRequired = outputs.sourceRebootRequired;
