@@ -66,15 +66,21 @@ export function shq(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The commands SSM runs on the worker to run one pgferry command to completion and print its JSON report. Pure. */
-export function ssmScript(args: readonly string[]): string[] {
+/**
+ * The commands SSM runs on the worker: start `pgferry@<command>` and wait for
+ * it, at most `waitSeconds`; past that, print `{"running":true}` and leave the
+ * unit running (a copy of terabytes outlives any API call). Pure.
+ */
+export function ssmScript(args: readonly string[], waitSeconds: number): string[] {
   const unit = args[0]!;
   const rest = args.slice(1).map(shq).join(' ');
   return [
-    'set -eu',
+    'set -u',
     `echo ${shq(`PGFERRY_ARGS=${rest}`)} > /etc/pgferry/args-${unit}`,
-    `: > /data/logs/${unit}.json`,
-    `systemctl start --wait pgferry@${unit}.service || { tail -n 40 /data/logs/${unit}.log >&2; exit 1; }`,
+    `if ! systemctl is-active --quiet pgferry@${unit}.service; then : > /data/logs/${unit}.json; systemctl start --no-block pgferry@${unit}.service; fi`,
+    `end=$(( $(date +%s) + ${Math.max(1, Math.floor(waitSeconds))} ))`,
+    `while systemctl is-active --quiet pgferry@${unit}.service; do [ "$(date +%s)" -ge "$end" ] && { echo '{"running":true}'; exit 0; }; sleep 5; done`,
+    `if [ "$(systemctl show -p Result --value pgferry@${unit}.service)" != success ]; then tail -n 40 /data/logs/${unit}.log >&2; exit 1; fi`,
     `tail -c 200000 /data/logs/${unit}.json`,
   ];
 }
@@ -87,7 +93,7 @@ async function viaSsm(inputs: RunInputs, args: string[], timeoutSeconds: number)
     new ssm.SendCommandCommand({
       InstanceIds: [inputs.workerInstanceId],
       DocumentName: 'AWS-RunShellScript',
-      Parameters: { commands: ssmScript(args), executionTimeout: [String(timeoutSeconds)] },
+      Parameters: { commands: ssmScript(args, timeoutSeconds), executionTimeout: [String(timeoutSeconds + 600)] },
       TimeoutSeconds: 600,
     }),
   );

@@ -1,0 +1,51 @@
+/** The MigrationRun driver's pure parts: the pgferry command line and the SSM script for the worker. */
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+import { replacementKeys } from '../../components/migration-run';
+import { shq, ssmScript, workerCommand } from '../../components/run-driver';
+
+describe('MigrationRun driver', function () {
+  it('builds the pgferry command line for each phase', function () {
+    const inputs = {
+      strategy: 'logical' as const,
+      phase: 'sync' as const,
+      options: { jobs: 8, replicaIdentityFull: true, maxLag: '16MB', verify: 'count' as const, preHook: 'maint on' },
+    };
+    assert.deepEqual(workerCommand(inputs, 'sync'), [
+      'sync',
+      '--jobs',
+      '8',
+      '--replica-identity-full',
+      '--max-lag',
+      '16MB',
+      '--verify',
+      'count',
+      '--pre-hook',
+      'maint on',
+    ]);
+    assert.deepEqual(workerCommand(inputs, 'cleanup'), ['cleanup']);
+    assert.deepEqual(workerCommand({ ...inputs, strategy: 'dump-restore' }, 'migrate'), [
+      'migrate',
+      '--jobs',
+      '8',
+      '--strategy',
+      'dump-restore',
+    ]);
+  });
+
+  it('quotes arguments for the shell, and the SSM script is valid sh that leaves long runs going', async function () {
+    assert.equal(shq('16MB'), '16MB');
+    assert.equal(shq("it's on"), `'it'\\''s on'`);
+    const script = ssmScript(['sync', '--pre-hook', "maint 'on'"], 3600);
+    assert.match(script.join('\n'), /systemctl start --no-block pgferry@sync\.service/);
+    assert.match(script.join('\n'), /\{"running":true\}/);
+    const r = await execa('sh', ['-n', '-c', script.join('\n')], { reject: false });
+    assert.equal(r.exitCode, 0, String(r.stderr));
+  });
+
+  it('a new source, target, strategy or worker means a new run; a phase change does not', function () {
+    const a = { source: 's', target: 't', strategy: 'logical' as const, mode: 'ssm' as const, workerInstanceId: 'i-1' };
+    assert.deepEqual(replacementKeys(a, { ...a }), []);
+    assert.deepEqual(replacementKeys(a, { ...a, target: 't2', workerInstanceId: 'i-2' }), ['target', 'workerInstanceId']);
+  });
+});
