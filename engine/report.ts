@@ -1,6 +1,6 @@
 /** Human-readable renderings of reports and findings. */
 import type { Finding } from './check';
-import type { CutoverReport, SyncReport } from './logical/strategy';
+import type { CopyReport, CutoverReport, SyncReport } from './logical/strategy';
 import type { MigrationReport } from './migrate';
 import type { RunEvent } from './runner';
 import { formatBytes, formatDuration } from './units';
@@ -94,5 +94,17 @@ export function formatCutover(r: CutoverReport): string {
   lines.push(`  sessions ended    ${r.terminatedSessions}`);
   if (r.verification) lines.push('  ' + formatVerification(r.verification).split('\n').join('\n  '));
   lines.push(`  new target        ${r.newTarget}  (the source stays read-only)`);
+  return lines.join('\n');
+}
+
+/** One-time copy report. */
+export function formatCopy(r: CopyReport): string {
+  const lines = [`pgferry copy — done in ${formatDuration(r.seconds)} (run ${r.runId})`, '  steps'];
+  for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
+  if (r.copy) {
+    lines.push(
+      `  data              ${r.copy.rows.toLocaleString('en-US')} rows, ${formatBytes(r.copy.bytes)} in ${formatDuration(r.copy.seconds)} (${formatBytes(r.copy.bytes / Math.max(r.copy.seconds, 0.001))}/s, ${r.copy.parts} parts)`,
+    );
+  }
   return lines.join('\n');
 }

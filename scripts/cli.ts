@@ -9,11 +9,11 @@ import { parseUrl, redact, type ConnInfo } from '../engine/conn';
 import { ExitCode, isPgferryError, PgferryError } from '../engine/errors';
 import { migrate, type MigrationReport } from '../engine/migrate';
 import { chooseStrategy, plan } from '../engine/plan';
-import { cleanupLogical, cutover, logicalStatus, sync, type LogicalOptions } from '../engine/logical/strategy';
+import { cleanupLogical, copyOnce, cutover, logicalStatus, sync, type LogicalOptions } from '../engine/logical/strategy';
 import { formatBytes, parseSize } from '../engine/units';
 import { defaultWorkDir, preflight } from '../engine/preflight';
 import { progressView } from '../engine/progress-view';
-import { formatCutover, formatFindings, formatReport, formatSync, formatVerification } from '../engine/report';
+import { formatCopy, formatCutover, formatFindings, formatReport, formatSync, formatVerification } from '../engine/report';
 import type { RunEvent } from '../engine/runner';
 import { dropState, readRun } from '../engine/state';
 import { verify } from '../engine/verify';
@@ -262,6 +262,15 @@ export function buildProgram(): Command {
       const { source, target } = endpoints(o);
       const r = await sync(source, target, logicalOptions(o), progressPrinter(o));
       out(o, r, formatSync(r));
+    });
+
+  withLogicalOptions(withEndpoints(program.command('copy')))
+    .description('schema, data under one snapshot, indexes, sequences, large objects, verified — once, no streaming (stop writes first)')
+    .option('--quiet', 'no progress on stderr')
+    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean }) => {
+      const { source, target } = endpoints(o);
+      const r = await copyOnce(source, target, logicalOptions(o), progressPrinter(o));
+      out(o, r, formatCopy(r));
     });
 
   withLogicalOptions(withEndpoints(program.command('cutover')))

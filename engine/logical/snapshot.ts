@@ -70,6 +70,25 @@ export class ExportedSnapshot {
     }
   }
 
+  /**
+   * A snapshot exported by an ordinary session (`pg_export_snapshot()`), for a
+   * one-time copy that needs consistency but no slot.
+   */
+  static async plain(source: ConnInfo): Promise<ExportedSnapshot> {
+    const client = new pg.Client(clientConfig(source, { application_name: 'pgferry-snapshot' }));
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (e) {
+      throw connectionError(e, source, 'source');
+    }
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const r = await client.query<{ s: string; l: string }>(
+      'SELECT pg_export_snapshot() AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS l',
+    );
+    return new ExportedSnapshot(client, r.rows[0]!.s, r.rows[0]!.l);
+  }
+
   async close(): Promise<void> {
     await this.client.end().catch(() => undefined);
   }

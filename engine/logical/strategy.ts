@@ -50,6 +50,8 @@ export interface LogicalOptions {
   readonly verify: 'checksum' | 'count' | 'none';
   readonly preHook?: string;
   readonly postHook?: string;
+  /** false: copy once (schema, data, indexes, sequences, large objects) with no slot and no streaming. */
+  readonly streaming: boolean;
 }
 
 export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOptions {
@@ -67,6 +69,7 @@ export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOption
     verify: o.verify ?? 'count',
     ...(o.preHook ? { preHook: o.preHook } : {}),
     ...(o.postHook ? { postHook: o.postHook } : {}),
+    streaming: o.streaming ?? true,
   };
 }
 
@@ -212,7 +215,9 @@ const steps: Step<SyncContext>[] = [
         if (all.length > 0) await withSession(ctx.target, 'target', (c) => c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`));
         emit({ type: 'log', level: 'info', message: 'resuming: target tables truncated, copying again from a new snapshot' });
       }
-      const snap = await ExportedSnapshot.create(ctx.source, ctx.meta.names.slot);
+      const snap = ctx.opts.streaming
+        ? await ExportedSnapshot.create(ctx.source, ctx.meta.names.slot)
+        : await ExportedSnapshot.plain(ctx.source);
       try {
         ctx.meta.snapshotLsn = snap.lsn;
         await ctx.state.setMeta(ctx.meta);
@@ -282,6 +287,124 @@ const steps: Step<SyncContext>[] = [
     },
   },
 ];
+
+const byName = (name: string): Step<SyncContext> => steps.find((s) => s.name === name)!;
+
+/** The one-time copy: what a sync does, without slot, publication or subscription, then finished like a cutover. */
+const COPY_STEPS: Step<SyncContext>[] = [
+  byName('globals'),
+  byName('schema-pre-data'),
+  byName('copy'),
+  byName('schema-post-data'),
+  {
+    name: 'finish',
+    async run(ctx) {
+      const src = await connect(ctx.source, 'source');
+      const dst = await connect(ctx.target, 'target');
+      try {
+        const sequences = await syncSequences(src, dst);
+        const los = await copyLargeObjects(src, dst);
+        const matviews = await refreshMatviews(src, dst);
+        return { sequences, largeObjects: los.count, matviews };
+      } finally {
+        await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
+      }
+    },
+  },
+  {
+    name: 'verify',
+    async run(ctx) {
+      if (ctx.opts.verify === 'none') return { skipped: true };
+      const v = await verify(ctx.source, ctx.target, { mode: ctx.opts.verify, jobs: ctx.opts.jobs, matviews: false });
+      if (!v.ok) {
+        throw new PgferryError(
+          'verify-failed',
+          `Verification found ${v.mismatches.length} difference(s):\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
+          'Writes reached the source during the copy (stop them for a one-time copy), or the copy failed; rerun with --force.',
+          v,
+        );
+      }
+      return { mode: v.mode, tables: v.tables.length, rows: v.rows };
+    },
+  },
+];
+
+export interface CopyReport {
+  readonly runId: string;
+  readonly steps: readonly StepResult[];
+  readonly copy: CopyResult | null;
+  readonly seconds: number;
+  readonly findings: readonly Finding[];
+}
+
+/**
+ * `pgferry copy`: schema, data under one snapshot, indexes, sequences, large
+ * objects and materialized views, verified — once, with no streaming. Writes
+ * made on the source during the copy are not carried: stop them, or use sync.
+ */
+export async function copyOnce(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<LogicalOptions>,
+  emit: Emit = () => undefined,
+): Promise<CopyReport> {
+  const started = Date.now();
+  const opts = resolveLogicalOptions({ ...options, streaming: false });
+  const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir });
+  if (!pre.ok || !pre.tools) {
+    const errors = pre.findings.filter((f) => f.level === 'error');
+    throw new PgferryError(
+      'check-failed',
+      `Preflight checks failed; nothing was changed:\n  ${errors.map((e) => `${e.message}\n    fix: ${e.fix}`).join('\n  ')}`,
+      errors[0]?.fix ?? 'See the findings above.',
+      { findings: pre.findings },
+    );
+  }
+  const stateClient = await connect(target, 'target');
+  const state = await RunState.create(stateClient, 'copy', describe(source));
+  const meta: LogicalMeta = {
+    names: namesFor(state.runId),
+    phase: 'copy',
+    replicaIdentityChanged: [],
+    snapshotLsn: null,
+    fence: null,
+    sourceDatabase: pre.source.database.name,
+  };
+  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
+  mkdirSync(schemaDir, { recursive: true });
+  const ctx: SyncContext = {
+    source,
+    target,
+    pre,
+    tools: pre.tools,
+    opts,
+    state,
+    meta,
+    resumed: false,
+    doneBefore: new Set(),
+    schemaFile: path.join(schemaDir, 'schema.dump'),
+  };
+  try {
+    const results = await runSteps(COPY_STEPS, ctx, emit, state);
+    const report: CopyReport = {
+      runId: state.runId,
+      steps: results,
+      copy: ctx.copy ?? null,
+      seconds: (Date.now() - started) / 1000,
+      findings: pre.findings,
+    };
+    meta.phase = 'done';
+    await state.setMeta(meta);
+    await state.finish('done', report);
+    return report;
+  } catch (e) {
+    await state.setPhase('copy', 'failed').catch(() => undefined);
+    throw e;
+  } finally {
+    rmSync(schemaDir, { recursive: true, force: true });
+    await stateClient.end().catch(() => undefined);
+  }
+}
 
 /** Poll the slot until the target is at most `maxBytes` behind (or time runs out). */
 export async function waitForLag(
