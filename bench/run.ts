@@ -1,176 +1,357 @@
 /**
- * `npm run bench`: pgferry side by side with the runbook tools on the same
- * data in one run — `pg_dump | psql`, `pg_dump -Fd -j N` + `pg_restore -j N`,
- * and pgcopydb when installed — each into a fresh target database, timed
- * wall-clock with peak memory (GNU time), then checked with pgferry's verifier.
- * A measurement, not a test: it prints ratios and never fails on them.
+ * `npm run bench -- <copy|cutover|memory>`: measurements, not tests. Each
+ * prints a table and writes JSON under bench/results/.
+ *
+ *   copy     pgferry beside `pg_dump | psql`, `pg_dump -Fd -j` + `pg_restore -j`
+ *            and `pgcopydb clone` on the same data, alternating over runs;
+ *            wall time, MB/s, rows/s, peak RSS, pair-by-pair ratios, every
+ *            target verified against the source.
+ *   cutover  the sample under a steady write load: sync, cutover; the write
+ *            blackout seen by the client and by pgferry; the ledger each run.
+ *   memory   pgferry's peak RSS while copying at two scales.
  */
-import { existsSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { execa } from 'execa';
 import { ident, withClient, type ConnInfo } from '../engine/conn';
-import { startServer, stopAllServers } from '../engine/local/cluster';
+import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
+import { cutover, sync } from '../engine/logical/strategy';
 import { libpqUrl, runTool } from '../engine/tool-exec';
-import { selectClientTools } from '../engine/tools';
+import { selectClientTools, type ClientTools } from '../engine/tools';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { verify } from '../engine/verify';
-import { loadSample } from '../scripts/sample-db';
-
-interface Result {
-  readonly name: string;
-  readonly seconds: number | null;
-  readonly maxRssKiB: number | null;
-  readonly verified: boolean | null;
-  readonly note: string;
-}
+import { APP_ROLE, loadSample } from '../scripts/sample-db';
+import { WriteLoad } from '../scripts/write-load';
 
 const TIME = '/usr/bin/time';
+const RESULTS = path.resolve(__dirname, '..', '..', 'bench', 'results');
+const log = (l: string): void => void process.stderr.write(l + '\n');
+const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+interface Timed {
+  readonly seconds: number;
+  readonly maxRssKiB: number;
+  readonly ok: boolean;
+  readonly stderr: string;
+}
 
 /** Run a shell pipeline under GNU time; passwords through a passfile. */
-async function timed(script: string, conns: ConnInfo[]): Promise<{ seconds: number; maxRssKiB: number; ok: boolean; stderr: string }> {
+async function timed(script: string, conns: ConnInfo[]): Promise<Timed> {
   const r = await runTool(TIME, ['-f', 'PGFERRY_TIME %e %M', 'sh', '-c', script], conns);
   const m = /PGFERRY_TIME ([\d.]+) (\d+)/.exec(r.stderr);
   return { seconds: Number(m?.[1] ?? NaN), maxRssKiB: Number(m?.[2] ?? NaN), ok: r.exitCode === 0, stderr: r.stderr };
 }
 
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+function machine(): Record<string, unknown> {
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? '',
+    memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
+}
 
-async function main(): Promise<void> {
-  const cmd = new Command('bench')
-    .addOption(new Option('--size <size>', 'sample size').default('300MB').env('PGFERRY_BENCH_SIZE'))
-    .option('--from <major>', 'source major', (v) => Number(v), 12)
-    .option('--to <major>', 'target major', (v) => Number(v), 17)
-    .option('--jobs <n>', 'parallel jobs', (v) => Number(v), Math.max(2, os.cpus().length))
-    .option('--json', 'JSON output')
-    .parse();
-  const o = cmd.opts<{ size: string; from: number; to: number; jobs: number; json?: boolean }>();
-  if (!existsSync(TIME)) throw new Error('GNU time is needed to measure memory: apt-get install -y time');
-  const log = (l: string): void => void process.stderr.write(l + '\n');
-  const [src, dst] = await Promise.all([
-    startServer({ major: o.from, name: 'bench-src' }),
-    startServer({ major: o.to, name: 'bench-dst' }),
-  ]);
+function save(kind: string, data: unknown): string {
+  mkdirSync(RESULTS, { recursive: true });
+  const file = path.join(RESULTS, `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
+  writeFileSync(path.join(RESULTS, `${kind}-latest.json`), JSON.stringify(data, null, 2) + '\n');
+  return file;
+}
+
+async function servers(from: number, to: number): Promise<[LocalServer, LocalServer]> {
+  return Promise.all([startServer({ major: from, name: 'bench-src' }), startServer({ major: to, name: 'bench-dst' })]);
+}
+
+async function createDb(s: LocalServer, name: string): Promise<ConnInfo> {
+  await withClient(s.conn(), 'server', (c) => c.query(`CREATE DATABASE ${ident(name)}`));
+  return s.conn(name);
+}
+
+async function dropDb(s: LocalServer, name: string): Promise<void> {
+  await withClient(s.conn(), 'server', (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`)).catch(() =>
+    withClient(s.conn(), 'server', (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)}`)),
+  );
+}
+
+interface Method {
+  readonly name: string;
+  readonly run: (source: ConnInfo, target: ConnInfo, work: string) => Promise<Timed | string>;
+}
+
+function methods(tools: ClientTools, jobs: number): Method[] {
+  const psql = path.join(tools.bindir, 'psql');
+  const cli = path.resolve(__dirname, '..', 'scripts', 'cli.js');
+  return [
+    {
+      name: 'pg_dump | psql',
+      run: (s, t) => timed(`${q(tools.pgDump)} -d ${q(libpqUrl(s))} | ${q(psql)} -q -X -d ${q(libpqUrl(t))} >/dev/null`, [s, t]),
+    },
+    {
+      name: `pg_dump -Fd -j${jobs} + pg_restore -j${jobs}`,
+      run: (s, t, work) => {
+        const dir = path.join(work, 'fd');
+        return timed(
+          `rm -rf ${q(dir)} && ${q(tools.pgDump)} -Fd -Z0 -j ${jobs} -f ${q(dir)} -d ${q(libpqUrl(s))} && ${q(tools.pgRestore)} -j ${jobs} -d ${q(libpqUrl(t))} ${q(dir)}`,
+          [s, t],
+        );
+      },
+    },
+    {
+      name: `pgcopydb clone (${jobs} table + ${jobs} index jobs)`,
+      run: async (s, t, work) => {
+        if ((await execa('sh', ['-c', 'command -v pgcopydb'], { reject: false })).exitCode !== 0)
+          return 'not installed (apt-get install -y pgcopydb)';
+        const dir = path.join(work, 'pgcopydb');
+        return timed(
+          `rm -rf ${q(dir)} && PATH=${q(tools.bindir)}:$PATH pgcopydb clone --source ${q(libpqUrl(s))} --target ${q(libpqUrl(t))} --table-jobs ${jobs} --index-jobs ${jobs} --dir ${q(dir)} >/dev/null 2>&1`,
+          [s, t],
+        );
+      },
+    },
+    {
+      name: `pgferry copy --jobs ${jobs}`,
+      run: (s, t, work) =>
+        timed(
+          `PGFERRY_SOURCE_URL=${q(libpqUrl(s))} PGFERRY_TARGET_URL=${q(libpqUrl(t))} PGFERRY_WORK_DIR=${q(work)} ${q(process.execPath)} ${q(cli)} copy --quiet --jobs ${jobs} --verify none --skip-globals >/dev/null`,
+          [s, t],
+        ),
+    },
+  ];
+}
+
+async function benchCopy(o: { scale: string; runs: number; jobs: number; from: number; to: number }): Promise<void> {
+  const [src, dst] = await servers(o.from, o.to);
   const work = mkdtempSync(path.join(process.env['PGFERRY_WORK_DIR'] ?? os.tmpdir(), 'pgferry-bench-'));
   try {
-    await withClient(src.conn(), 'source', (c) => c.query('CREATE DATABASE shop'));
-    const sample = await loadSample(src.conn('shop'), { sizeBytes: parseSize(o.size), log });
-    log(`bench: ${formatBytes(sample.bytes)} sample on PostgreSQL ${o.from}, target ${o.to}, ${o.jobs} jobs`);
-    const source = src.conn('shop');
+    const source = await createDb(src, 'shop');
+    const sample = await loadSample(source, { sizeBytes: parseSize(o.scale), log });
     const tools = await selectClientTools(o.from);
-    const fresh = async (name: string): Promise<ConnInfo> => {
-      await withClient(dst.conn(), 'target', (c) => c.query(`CREATE DATABASE ${ident(name)}`));
-      return dst.conn(name);
-    };
-    const psql = path.join(tools.bindir, 'psql');
-    // Roles first, once (seed 000's grep keeps the admin role's password), so every method restores the same objects with their owners and grants.
-    const roles = await timed(
-      `${q(tools.pgDumpAll)} --globals-only -d ${q(libpqUrl(source))} | grep -v -E 'ROLE postgres' | ${q(psql)} -q -X -d ${q(libpqUrl(dst.conn()))} >/dev/null`,
+    // Roles once, so every method restores the same owners and grants (seed 000's grep keeps the admin role).
+    await timed(
+      `${q(tools.pgDumpAll)} --globals-only -d ${q(libpqUrl(source))} | grep -v -E 'ROLE postgres' | ${q(path.join(tools.bindir, 'psql'))} -q -X -d ${q(libpqUrl(dst.conn()))} >/dev/null`,
       [source, dst.conn()],
     );
-    if (!roles.ok) log(`bench: roles: ${roles.stderr.split('\n').slice(-3).join(' ')}`);
-    const results: Result[] = [];
-    const check = async (target: ConnInfo): Promise<boolean> => (await verify(source, target, { mode: 'count', jobs: 2 })).ok;
-
-    const cases: {
-      name: string;
-      run: (t: ConnInfo) => Promise<{ seconds: number; maxRssKiB: number; ok: boolean; stderr: string } | string>;
-    }[] = [
-      {
-        name: 'pg_dump | psql',
-        run: (t) =>
-          timed(`${q(tools.pgDump)} -d ${q(libpqUrl(source))} | ${q(psql)} -q -X -v ON_ERROR_STOP=0 -d ${q(libpqUrl(t))} >/dev/null`, [
-            source,
-            t,
-          ]),
-      },
-      {
-        name: `pg_dump -Fd -j${o.jobs} + pg_restore -j${o.jobs}`,
-        run: (t) => {
-          const dir = path.join(work, 'fd');
-          return timed(
-            `rm -rf ${q(dir)} && ${q(tools.pgDump)} -Fd -Z0 -j ${o.jobs} -f ${q(dir)} -d ${q(libpqUrl(source))} && ` +
-              `${q(tools.pgRestore)} -j ${o.jobs} -d ${q(libpqUrl(t))} ${q(dir)}`,
-            [source, t],
-          );
-        },
-      },
-      {
-        name: 'pgferry migrate --strategy dump-restore',
-        run: (t) => {
-          const cli = path.resolve(__dirname, '..', 'scripts', 'cli.js');
-          const env = `PGFERRY_SOURCE_URL=${q(libpqUrl(source))} PGFERRY_TARGET_URL=${q(libpqUrl(t))}`;
-          return timed(
-            `${env} ${q(process.execPath)} ${q(cli)} migrate --quiet --jobs ${o.jobs} --verify none --skip-globals --work-dir ${q(work)} >/dev/null`,
-            [source, t],
-          );
-        },
-      },
-      {
-        name: 'pgcopydb clone',
-        run: async (t) => {
-          const which = await execa('sh', ['-c', 'command -v pgcopydb'], { reject: false });
-          if (which.exitCode !== 0) return 'not installed (apt-get install -y pgcopydb)';
-          const dir = path.join(work, 'pgcopydb');
-          return timed(
-            `pgcopydb clone --source ${q(libpqUrl(source))} --target ${q(libpqUrl(t))} --table-jobs ${o.jobs} --index-jobs ${o.jobs} --dir ${q(dir)} --no-owner`,
-            [source, t],
-          );
-        },
-      },
-    ];
-    let i = 0;
-    for (const c of cases) {
-      const target = await fresh(`bench_${i++}`);
-      log(`bench: ${c.name} …`);
-      const r = await c.run(target);
-      if (typeof r === 'string') {
-        results.push({ name: c.name, seconds: null, maxRssKiB: null, verified: null, note: r });
+    const stats = await withClient(
+      source,
+      'source',
+      async (c) =>
+        (
+          await c.query<{ b: string }>(
+            `SELECT sum(pg_table_size(oid))::text AS b FROM pg_class WHERE relkind = 'r' AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema') AND relnamespace::regnamespace::text NOT LIKE 'pg_toast%'`,
+          )
+        ).rows[0]!,
+    );
+    const tableBytes = Number(stats.b);
+    log(
+      `bench copy: ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} of table data) on PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs`,
+    );
+    const ms = methods(tools, o.jobs);
+    const results: Record<string, { seconds: number; maxRssKiB: number; verified: boolean; rows: number }[]> = {};
+    const notes: Record<string, string> = {};
+    let n = 0;
+    for (let run = 0; run < o.runs; run++) {
+      // Alternate the order so no method always runs first (cold caches) or last.
+      const order = ms.map((_, i) => ms[(i + run) % ms.length]!);
+      for (const m of order) {
+        const name = `bench_${n++}`;
+        const target = await createDb(dst, name);
+        log(`  run ${run + 1}: ${m.name} …`);
+        const r = await m.run(source, target, work);
+        if (typeof r === 'string') {
+          notes[m.name] = r;
+        } else {
+          const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
+          (results[m.name] ??= []).push({ seconds: r.seconds, maxRssKiB: r.maxRssKiB, verified: r.ok && v.ok, rows: v.rows });
+          if (!r.ok || !v.ok)
+            notes[m.name] = r.ok
+              ? `verification: ${v.mismatches.slice(0, 3).join('; ')}`
+              : `failed: ${r.stderr
+                  .split('\n')
+                  .filter((l) => /error|ERROR|fatal/i.test(l))
+                  .slice(0, 2)
+                  .join(' ')}`;
+          log(`    ${formatDuration(r.seconds)}, peak RSS ${formatBytes(r.maxRssKiB * 1024)}, verified ${r.ok && v.ok}`);
+        }
+        await dropDb(dst, name);
+      }
+    }
+    const ours = ms[3]!.name;
+    const summary = ms.map((m) => {
+      const rs = results[m.name] ?? [];
+      const secs = rs.map((r) => r.seconds);
+      const ratios = rs.map((r, i) => r.seconds / (results[ours]?.[i]?.seconds ?? NaN));
+      return {
+        method: m.name,
+        runs: rs.length,
+        medianSeconds: median(secs),
+        minSeconds: Math.min(...secs),
+        maxSeconds: Math.max(...secs),
+        mbPerSecond: tableBytes / 1e6 / median(secs),
+        rowsPerSecond: (rs[0]?.rows ?? 0) / median(secs),
+        peakRssMiB: Math.max(...rs.map((r) => r.maxRssKiB)) / 1024,
+        verified: rs.length > 0 && rs.every((r) => r.verified),
+        medianRatioToPgferry: median(ratios),
+        note: notes[m.name] ?? '',
+      };
+    });
+    const file = save('copy', {
+      machine: machine(),
+      scale: o.scale,
+      sampleBytes: sample.bytes,
+      tableBytes,
+      from: o.from,
+      to: o.to,
+      jobs: o.jobs,
+      runs: o.runs,
+      summary,
+      results,
+    });
+    process.stdout.write(
+      `\npgferry bench copy — ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
+    );
+    process.stdout.write(
+      `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'peak RSS'.padStart(10)} ${'÷ pgferry'.padStart(10)}  verified\n`,
+    );
+    for (const s of summary) {
+      if (s.runs === 0) {
+        process.stdout.write(`${s.method.padEnd(40)} ${s.note}\n`);
         continue;
       }
-      const verified = await check(target);
-      results.push({
-        name: c.name,
-        seconds: r.seconds,
-        maxRssKiB: r.maxRssKiB,
-        verified,
-        note: r.ok
-          ? ''
-          : `failed: ${r.stderr
-              .split('\n')
-              .filter((l) => /error|pgferry:|fix:|ERROR/.test(l))
-              .slice(0, 6)
-              .join(' ')}`,
-      });
+      process.stdout.write(
+        `${s.method.padEnd(40)} ${formatDuration(s.medianSeconds).padStart(8)} ${`${formatDuration(s.minSeconds)}–${formatDuration(s.maxSeconds)}`.padStart(15)} ${s.mbPerSecond.toFixed(1).padStart(6)} ${Math.round(s.rowsPerSecond).toLocaleString('en-US').padStart(9)} ${`${s.peakRssMiB.toFixed(0)} MiB`.padStart(10)} ${`${s.medianRatioToPgferry.toFixed(2)}x`.padStart(10)}  ${s.verified ? 'yes' : 'NO'}${s.note ? `  ${s.note}` : ''}\n`,
+      );
     }
-    const ours = results.find((r) => r.name.startsWith('pgferry') && !r.note)?.seconds ?? null;
-    if (o.json) {
-      process.stdout.write(JSON.stringify({ sampleBytes: sample.bytes, from: o.from, to: o.to, jobs: o.jobs, results }, null, 2) + '\n');
-    } else {
-      process.stdout.write(`\npgferry bench — ${formatBytes(sample.bytes)} sample, PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs\n`);
-      process.stdout.write(
-        `${'method'.padEnd(44)} ${'time'.padStart(9)} ${'vs pgferry'.padStart(11)} ${'peak RSS'.padStart(11)}  verified\n`,
+    process.stdout.write(
+      `÷ pgferry = method time / pgferry time in the same run, median over runs (above 1: pgferry is faster). Results: ${path.relative(process.cwd(), file)}\n`,
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function benchCutover(o: { scale: string; runs: number; tps: number; jobs: number; from: number; to: number }): Promise<void> {
+  const [src, dst] = await servers(o.from, o.to);
+  const runs: { fenceToReady: number; clientGap: number | null; committed: number; refused: number; ledgerOk: boolean; checked: number }[] =
+    [];
+  for (let i = 0; i < o.runs; i++) {
+    const source = await createDb(src, `shop_${i}`);
+    const target = await createDb(dst, `shop_${i}`);
+    const sample = await loadSample(source, { sizeBytes: parseSize(o.scale) });
+    const load = new WriteLoad(source, { rate: o.tps, workers: 4, user: { name: APP_ROLE, password: sample.appPassword } });
+    await load.start();
+    try {
+      await sync(source, target, { jobs: o.jobs, replicaIdentityFull: true });
+      await new Promise((r) => setTimeout(r, 3000));
+      const c = await cutover(source, target, { jobs: o.jobs, verify: 'count' });
+      load.switchTo(target);
+      await new Promise((r) => setTimeout(r, 2000));
+      const s = await load.stop();
+      const ledger = await load.ledger.check(target);
+      runs.push({
+        fenceToReady: c.blackoutSeconds,
+        clientGap: load.writeGap(),
+        committed: s.committed,
+        refused: s.failed,
+        ledgerOk: ledger.ok,
+        checked: ledger.checked,
+      });
+      log(
+        `  run ${i + 1}: fence→ready ${formatDuration(c.blackoutSeconds)}, client gap ${formatDuration(load.writeGap() ?? NaN)}, ledger ${ledger.ok ? 'OK' : 'FAILED'} (${ledger.checked} keys)`,
       );
-      for (const r of results) {
-        const ratio = r.seconds && ours ? `${(r.seconds / ours).toFixed(2)}x` : '-';
-        process.stdout.write(
-          `${r.name.padEnd(44)} ${(r.seconds === null ? '-' : formatDuration(r.seconds)).padStart(9)} ${ratio.padStart(11)} ` +
-            `${(r.maxRssKiB === null ? '-' : formatBytes(r.maxRssKiB * 1024)).padStart(11)}  ${r.verified === null ? '-' : r.verified ? 'yes' : 'NO'}${r.note ? `  ${r.note}` : ''}\n`,
-        );
-      }
-      process.stdout.write(
-        'ratio = method time / pgferry time (above 1: pgferry is faster). Peak RSS is the largest process of each pipeline.\n',
-      );
+    } finally {
+      await load.stop().catch(() => undefined);
+    }
+  }
+  const gaps = runs.map((r) => r.clientGap ?? NaN);
+  const ready = runs.map((r) => r.fenceToReady);
+  const summary = {
+    clientGapMedian: median(gaps),
+    clientGapMax: Math.max(...gaps),
+    fenceToReadyMedian: median(ready),
+    fenceToReadyMax: Math.max(...ready),
+    lostWrites: runs.filter((r) => !r.ledgerOk).length,
+  };
+  const file = save('cutover', { machine: machine(), scale: o.scale, tps: o.tps, runs, summary });
+  process.stdout.write(
+    `\npgferry bench cutover — ${o.scale} sample, ${o.tps} writes/s, ${o.runs} runs, PostgreSQL ${o.from} → ${o.to}\n` +
+      `  write-blackout seen by the client   median ${formatDuration(summary.clientGapMedian)}, max ${formatDuration(summary.clientGapMax)}\n` +
+      `  fence → target ready (pgferry)      median ${formatDuration(summary.fenceToReadyMedian)}, max ${formatDuration(summary.fenceToReadyMax)}\n` +
+      `  ledger                              ${summary.lostWrites === 0 ? 'every committed write on the target, every run' : `${summary.lostWrites} runs lost writes`}\n` +
+      `Results: ${path.relative(process.cwd(), file)}\n`,
+  );
+}
+
+async function benchMemory(o: { scales: string; jobs: number; from: number; to: number }): Promise<void> {
+  const [src, dst] = await servers(o.from, o.to);
+  const work = mkdtempSync(path.join(process.env['PGFERRY_WORK_DIR'] ?? os.tmpdir(), 'pgferry-bench-'));
+  const tools = await selectClientTools(o.from);
+  const ours = methods(tools, o.jobs)[3]!;
+  const rows: { scale: string; sampleBytes: number; seconds: number; peakRssMiB: number }[] = [];
+  try {
+    for (const [i, scale] of o.scales.split(',').entries()) {
+      const source = await createDb(src, `mem_${i}`);
+      const sample = await loadSample(source, { sizeBytes: parseSize(scale), log });
+      const target = await createDb(dst, `mem_${i}`);
+      const r = await ours.run(source, target, work);
+      if (typeof r === 'string' || !r.ok)
+        throw new Error(`pgferry copy failed at ${scale}: ${typeof r === 'string' ? r : r.stderr.slice(-500)}`);
+      rows.push({ scale, sampleBytes: sample.bytes, seconds: r.seconds, peakRssMiB: r.maxRssKiB / 1024 });
+      log(`  ${scale}: ${formatDuration(r.seconds)}, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB`);
+      await dropDb(src, `mem_${i}`);
+      await dropDb(dst, `mem_${i}`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+  const file = save('memory', { machine: machine(), jobs: o.jobs, rows });
+  process.stdout.write(`\npgferry bench memory — peak RSS of the pgferry process during \`pgferry copy\`, ${o.jobs} jobs\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `  ${formatBytes(r.sampleBytes).padStart(10)}  ${formatDuration(r.seconds).padStart(8)}  ${r.peakRssMiB.toFixed(0).padStart(5)} MiB\n`,
+    );
+  process.stdout.write(`Results: ${path.relative(process.cwd(), file)}\n`);
+}
+
+async function main(): Promise<void> {
+  const jobsDefault = Math.max(2, os.cpus().length);
+  const program = new Command('bench').description('pgferry benchmarks (measurements, not tests)');
+  const common = (c: Command): Command =>
+    c
+      .option('--jobs <n>', 'parallel jobs for every tool', (v) => Number(v), jobsDefault)
+      .option('--from <major>', 'source major', (v) => Number(v), 12)
+      .option('--to <major>', 'target major', (v) => Number(v), 17);
+  common(program.command('copy').description('copy speed beside pg_dump|psql, pg_dump -Fd/pg_restore -j and pgcopydb'))
+    .addOption(new Option('--scale <size>', 'sample size').default('1GB').env('PGFERRY_BENCH_SCALE'))
+    .option('--runs <n>', 'runs per method', (v) => Number(v), 3)
+    .action((o) => benchCopy(o));
+  common(program.command('cutover').description('write-blackout at cutover under a steady write load'))
+    .option('--scale <size>', 'sample size', '300MB')
+    .option('--tps <n>', 'writes per second', (v) => Number(v), 200)
+    .option('--runs <n>', 'runs', (v) => Number(v), 3)
+    .action((o) => benchCutover(o));
+  common(program.command('memory').description("pgferry's peak RSS while copying at several scales"))
+    .option('--scales <list>', 'comma-separated sample sizes', '1GB,4GB')
+    .action((o) => benchMemory(o));
+  try {
+    await program.parseAsync();
+  } finally {
     await stopAllServers();
   }
 }
 
-main().catch((e: Error) => {
-  process.stderr.write(`bench failed: ${e.message}\n`);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((e: Error) => {
+    process.stderr.write(`bench failed: ${e.message}\n`);
+    process.exitCode = 1;
+  });
+}

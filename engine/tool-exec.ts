@@ -62,6 +62,8 @@ export interface ToolOptions {
   /** Collect stdout (pg_dumpall's script); default ignore it. */
   readonly captureStdout?: boolean;
   readonly signal?: AbortSignal;
+  /** Extra environment (e.g. PGOPTIONS), on top of the cleaned one. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function runTool(file: string, args: readonly string[], conns: readonly ConnInfo[], opts: ToolOptions = {}): Promise<ToolRun> {
@@ -80,7 +82,7 @@ export async function runTool(file: string, args: readonly string[], conns: read
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.signal ? { cancelSignal: opts.signal } : {}),
       extendEnv: false,
-      env: toolEnv(passfile),
+      env: { ...toolEnv(passfile), ...(opts.env ?? {}) },
     });
     let rest = '';
     sub.stderr?.setEncoding('utf8');

@@ -87,7 +87,7 @@ function withLogicalOptions(cmd: Command): Command {
       new Option('--verify <mode>', 'verification inside the cutover window (default count)').choices(['checksum', 'count', 'none']),
     );
   return cmd
-    .option('--split-larger-than <size>', 'copy tables larger than this in parallel ranges', '1GB')
+    .option('--split-larger-than <size>', 'copy tables larger than this in parallel ranges (default: automatic, 64MB–1GB)')
     .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on source tables without a usable key (restored at cleanup)')
     .option('--source-url-from-target <url>', 'the source URL as the target server reaches it, if different')
     .option('--max-lag <size>', 'cutover starts only within this much WAL of the source', '16MB')
@@ -103,7 +103,7 @@ function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
     ...(o.workDir ? { workDir: o.workDir } : {}),
     force: o.force ?? false,
     skipGlobals: o.skipGlobals ?? false,
-    splitBytes: parseSize(o.splitLargerThan ?? '1GB'),
+    ...(o.splitLargerThan ? { splitBytes: parseSize(o.splitLargerThan) } : {}),
     replicaIdentityFull: o.replicaIdentityFull ?? false,
     ...(o.sourceUrlFromTarget ? { sourceForTarget: parseUrl(o.sourceUrlFromTarget, 'source URL from the target') } : {}),
     maxLagBytes: parseSize(o.maxLag ?? '16MB'),

@@ -32,8 +32,18 @@ export interface CopyPart {
 
 export interface CopyOptions {
   readonly jobs: number;
-  /** Tables larger than this are split (bytes). */
+  /** Tables larger than this are split (bytes); 0 = `autoSplitBytes`. */
   readonly splitBytes: number;
+}
+
+/**
+ * The automatic split threshold: about an eighth of a job's share of the data,
+ * between 64 MiB and 1 GiB. The largest table then copies on every worker at
+ * once and finishes early, so its (often longest) index builds start while the
+ * rest is still copying. Pure.
+ */
+export function autoSplitBytes(totalBytes: number, jobs: number): number {
+  return Math.min(1024 ** 3, Math.max(64 * 1024 ** 2, Math.floor(totalBytes / Math.max(1, jobs) / 8)));
 }
 
 export interface CopyResult {
@@ -152,7 +162,7 @@ export async function copyTables(
   target: ConnInfo,
   snapshot: string,
   tables: readonly TableInfo[],
-  opts: CopyOptions & { readonly sourceVersionNum: number },
+  opts: CopyOptions & { readonly sourceVersionNum: number; readonly onTableCopied?: (t: TableInfo) => void },
   emit: Emit,
 ): Promise<CopyResult> {
   const started = Date.now();
@@ -168,9 +178,16 @@ export async function copyTables(
       dsts.push(d);
     }
     const infos = await copyInfo(srcs[0]!, tables, opts.sourceVersionNum);
+    const splitBytes =
+      opts.splitBytes > 0
+        ? opts.splitBytes
+        : autoSplitBytes(
+            tables.reduce((a, t) => a + t.bytes, 0),
+            jobs,
+          );
     const ranges = new Map<string, readonly [bigint, bigint]>();
     for (const info of infos) {
-      if (!info.intKey || info.table.bytes <= opts.splitBytes) continue;
+      if (!info.intKey || info.table.bytes <= splitBytes) continue;
       const k = ident(info.intKey);
       const r = await srcs[0]!.query<{ lo: string | null; hi: string | null }>(
         `SELECT min(${k})::text AS lo, max(${k})::text AS hi FROM ONLY ${qualified(info.table)}`,
@@ -178,7 +195,9 @@ export async function copyTables(
       const row = r.rows[0];
       if (row?.lo != null && row.hi != null) ranges.set(qualified(info.table), [BigInt(row.lo), BigInt(row.hi)]);
     }
-    const parts = planParts(infos, opts, ranges);
+    const parts = planParts(infos, { ...opts, splitBytes }, ranges);
+    const partsLeft = new Map<TableInfo, number>();
+    for (const p of parts) partsLeft.set(p.table.table, (partsLeft.get(p.table.table) ?? 0) + 1);
     const total = parts.reduce((s, p) => s + p.estBytes, 0);
     const meter = new ProgressMeter(emit, 'copy', Math.max(1, Math.round(total)), 'bytes');
     let bytes = 0;
@@ -191,6 +210,9 @@ export async function copyTables(
           bytes += n;
           meter.update(Math.min(bytes, Math.round(total)), part.label);
         });
+        const left = (partsLeft.get(part.table.table) ?? 1) - 1;
+        partsLeft.set(part.table.table, left);
+        if (left === 0) opts.onTableCopied?.(part.table.table);
       }
     };
     await Promise.all(srcs.map((_, i) => worker(i)));

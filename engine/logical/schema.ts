@@ -11,6 +11,9 @@ import type { Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
 
+/** Session settings for schema restore sessions on the target (libpq PGOPTIONS). */
+export const RESTORE_SESSION_OPTIONS = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
+
 export function schemaDumpArgs(source: ConnInfo, file: string): string[] {
   return [
     '-Fc',
@@ -63,7 +66,10 @@ export async function restoreSection(
   opts: { readonly jobs: number; readonly force: boolean; readonly resumed: boolean },
   emit: Emit,
 ): Promise<RestoreError[]> {
-  const r = await runTool(tools.pgRestore, sectionRestoreArgs(target, file, section, opts.jobs, opts.force), [target]);
+  // Index builds and constraint checks get memory for sorting; nothing here needs to wait for a flush.
+  const r = await runTool(tools.pgRestore, sectionRestoreArgs(target, file, section, opts.jobs, opts.force), [target], {
+    env: { PGOPTIONS: RESTORE_SESSION_OPTIONS },
+  });
   const errors = parseRestoreErrors(r.stderr).map((e) =>
     !e.expected && opts.resumed && /already exists/.test(e.message)
       ? { ...e, expected: true, reason: 'created by the interrupted attempt' }

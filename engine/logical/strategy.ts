@@ -16,7 +16,9 @@ import type { Finding } from '../check';
 import { tablesWithoutIdentity } from '../check';
 import { migrateGlobals } from '../dump-restore';
 import { PgferryError } from '../errors';
-import { qualified, SYSTEM_SCHEMA_FILTER } from '../inspect';
+import { qualified, SYSTEM_SCHEMA_FILTER, type TableInfo } from '../inspect';
+import { runTool } from '../tool-exec';
+import { indexTables, parseToc, PostDataPipeline, splitPostData } from './post-data';
 import { defaultWorkDir, preflight, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { readRun, RunState, type RunRecord } from '../state';
@@ -35,7 +37,7 @@ export interface LogicalOptions {
   /** Allow a non-empty target. */
   readonly force: boolean;
   readonly skipGlobals: boolean;
-  /** Tables above this many bytes are copied in ranges. */
+  /** Tables above this many bytes are copied in ranges; 0 = automatic (see `autoSplitBytes`). */
   readonly splitBytes: number;
   /** Set REPLICA IDENTITY FULL on source tables without a usable key (restored at cleanup). */
   readonly replicaIdentityFull: boolean;
@@ -60,7 +62,7 @@ export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOption
     workDir: o.workDir ?? defaultWorkDir(),
     force: o.force ?? false,
     skipGlobals: o.skipGlobals ?? false,
-    splitBytes: o.splitBytes ?? 1024 ** 3,
+    splitBytes: o.splitBytes ?? 0,
     replicaIdentityFull: o.replicaIdentityFull ?? false,
     ...(o.sourceForTarget ? { sourceForTarget: o.sourceForTarget } : {}),
     maxLagBytes: o.maxLagBytes ?? 16 * 1024 ** 2,
@@ -109,6 +111,7 @@ interface SyncContext {
   readonly doneBefore: ReadonlySet<string>;
   readonly schemaFile: string;
   copy?: CopyResult;
+  post?: PostDataPipeline | null;
   catchUpSeconds?: number;
   backlogBytes?: number;
 }
@@ -150,6 +153,18 @@ async function dropSubscription(dst: pg.Client, name: string): Promise<boolean> 
   await dst.query(`ALTER SUBSCRIPTION ${ident(name)} SET (slot_name = NONE)`);
   await dst.query(`DROP SUBSCRIPTION ${ident(name)}`);
   return true;
+}
+
+/**
+ * The post-data pipeline for a copy: per-table indexes as tables finish. Null
+ * (whole post-data after the copy) when the schema dump cannot be listed.
+ */
+async function pipelineFor(ctx: SyncContext, tables: readonly TableInfo[], emit: Emit): Promise<PostDataPipeline | null> {
+  const list = await runTool(ctx.tools.pgRestore, ['-l', ctx.schemaFile], [], { captureStdout: true });
+  if (list.exitCode !== 0) return null;
+  const map = await withSession(ctx.source, 'source', indexTables);
+  const split = splitPostData(parseToc(list.stdout), map, new Set(tables.map((t) => `${t.schema}.${t.name}`)));
+  return new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), split, ctx.opts.jobs, ctx.resumed, emit);
 }
 
 const steps: Step<SyncContext>[] = [
@@ -221,12 +236,19 @@ const steps: Step<SyncContext>[] = [
       try {
         ctx.meta.snapshotLsn = snap.lsn;
         await ctx.state.setMeta(ctx.meta);
+        ctx.post = await pipelineFor(ctx, all, emit);
+        const post = ctx.post;
         ctx.copy = await copyTables(
           ctx.source,
           ctx.target,
           snap.name,
           all,
-          { jobs: ctx.opts.jobs, splitBytes: ctx.opts.splitBytes, sourceVersionNum: ctx.pre.source.server.versionNum },
+          {
+            jobs: ctx.opts.jobs,
+            splitBytes: ctx.opts.splitBytes,
+            sourceVersionNum: ctx.pre.source.server.versionNum,
+            ...(post ? { onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`) } : {}),
+          },
           emit,
         );
       } finally {
@@ -238,6 +260,11 @@ const steps: Step<SyncContext>[] = [
   {
     name: 'schema-post-data',
     async run(ctx, emit) {
+      if (ctx.post) {
+        // Per-table indexes were built during the copy; finish them, then the rest.
+        const errors = await ctx.post.finish();
+        return { pipelined: true, expectedErrors: errors.filter((e) => e.expected).length };
+      }
       const errors = await restoreSection(
         ctx.tools,
         ctx.target,

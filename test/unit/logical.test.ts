@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { parseUrl } from '../../engine/conn';
 import type { TableInfo } from '../../engine/inspect';
-import { copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
+import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
+import { parseToc, splitPostData } from '../../engine/logical/post-data';
 import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/logical/schema';
 import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/logical/snapshot';
 import { conninfo, createSubscriptionSql } from '../../engine/logical/subscription';
@@ -111,5 +112,48 @@ describe('logical strategy, pure parts', function () {
   it('compares LSNs as numbers', function () {
     assert.ok(lsnToBigInt('1/0') > lsnToBigInt('0/FFFFFFFF'));
     assert.equal(lsnToBigInt('0/16B3748'), 0x16b3748n);
+  });
+
+  it('splits automatically: the largest table copies on every worker, between 64 MiB and 1 GiB', function () {
+    assert.equal(autoSplitBytes(100 * 1024 ** 2, 2), 64 * 1024 ** 2);
+    assert.equal(autoSplitBytes(64 * 1024 ** 3, 4), 1024 ** 3);
+    assert.equal(autoSplitBytes(16 * 1024 ** 3, 8), 256 * 1024 ** 2);
+  });
+
+  it('post-data: indexes and key constraints per table, foreign keys and triggers after every table', function () {
+    const toc = [
+      '215; 1259 16390 TABLE app orders postgres',
+      '3310; 2606 16440 CONSTRAINT app orders orders_pkey postgres',
+      '3345; 1259 16420 INDEX app orders_user_id_idx postgres',
+      '3346; 1259 16421 INDEX audit events_payload_gin postgres',
+      '3360; 2606 16450 FK CONSTRAINT app line_items line_items_order_fk postgres',
+      '3370; 2620 16460 TRIGGER app orders orders_touch postgres',
+      '3380; 0 0 INDEX ATTACH audit page_views_2025h1_user_id_idx postgres',
+    ].join('\n');
+    const entries = parseToc(toc);
+    assert.deepEqual(
+      entries.map((e) => [e.type, e.schema, e.tag]),
+      [
+        ['TABLE', 'app', 'orders'],
+        ['CONSTRAINT', 'app', 'orders orders_pkey'],
+        ['INDEX', 'app', 'orders_user_id_idx'],
+        ['INDEX', 'audit', 'events_payload_gin'],
+        ['FK CONSTRAINT', 'app', 'line_items line_items_order_fk'],
+        ['TRIGGER', 'app', 'orders orders_touch'],
+        ['INDEX ATTACH', 'audit', 'page_views_2025h1_user_id_idx'],
+      ],
+    );
+    const split = splitPostData(
+      entries,
+      new Map([
+        ['app.orders_user_id_idx', 'app.orders'],
+        ['audit.events_payload_gin', 'audit.events'],
+      ]),
+      new Set(['app.orders', 'audit.events', 'app.line_items']),
+    );
+    assert.deepEqual([...split.perTable.keys()].sort(), ['app.orders', 'audit.events']);
+    assert.equal(split.perTable.get('app.orders')!.length, 2);
+    assert.equal(split.rest.length, 3, 'FK, trigger and index attach wait for every table');
+    assert.ok(!split.rest.some((l) => / TABLE app orders /.test(l)), 'pre-data entries are not post-data');
   });
 });
