@@ -83,6 +83,13 @@ async function dropDb(s: LocalServer, name: string): Promise<void> {
   );
 }
 
+/** Roles from the source onto the target server, as seed 000 does (its grep keeps the admin role's password). */
+async function copyGlobals(tools: ClientTools, source: ConnInfo, dst: LocalServer): Promise<void> {
+  const psql = path.join(tools.bindir, 'psql');
+  const script = `${q(tools.pgDumpAll)} --globals-only -d ${q(libpqUrl(source))} | grep -v -E 'ROLE postgres' | ${q(psql)} -q -X -d ${q(libpqUrl(dst.conn()))} >/dev/null`;
+  await timed(script, [source, dst.conn()]);
+}
+
 interface Method {
   readonly name: string;
   readonly run: (source: ConnInfo, target: ConnInfo, work: string) => Promise<Timed | string>;
@@ -136,11 +143,8 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
     const source = await createDb(src, 'shop');
     const sample = await loadSample(source, { sizeBytes: parseSize(o.scale), log });
     const tools = await selectClientTools(o.from);
-    // Roles once, so every method restores the same owners and grants (seed 000's grep keeps the admin role).
-    await timed(
-      `${q(tools.pgDumpAll)} --globals-only -d ${q(libpqUrl(source))} | grep -v -E 'ROLE postgres' | ${q(path.join(tools.bindir, 'psql'))} -q -X -d ${q(libpqUrl(dst.conn()))} >/dev/null`,
-      [source, dst.conn()],
-    );
+    // Roles once, so every method restores the same owners and grants.
+    await copyGlobals(tools, source, dst);
     const stats = await withClient(
       source,
       'source',
@@ -301,6 +305,7 @@ async function benchMemory(o: { scales: string; jobs: number; from: number; to: 
     for (const [i, scale] of o.scales.split(',').entries()) {
       const source = await createDb(src, `mem_${i}`);
       const sample = await loadSample(source, { sizeBytes: parseSize(scale), log });
+      await copyGlobals(tools, source, dst);
       const target = await createDb(dst, `mem_${i}`);
       const r = await ours.run(source, target, work);
       if (typeof r === 'string' || !r.ok)

@@ -15,6 +15,8 @@ export interface PreflightOptions {
   readonly force?: boolean;
   readonly workDir?: string;
   readonly replicaIdentityFull?: boolean;
+  /** Whether a dump is written to workDir (dump-restore); false skips the disk check. */
+  readonly writesDump?: boolean;
 }
 
 export interface Preflight {
@@ -57,8 +59,7 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
     force: opts.force ?? false,
     sameEndpoint: sameDatabase(source, target, s, t),
     tools: toolFact,
-    workDirFree: freeBytes(workDir),
-    workDir,
+    ...(opts.writesDump === false ? {} : { workDirFree: freeBytes(workDir), workDir }),
     replicaIdentityFull: opts.replicaIdentityFull ?? false,
   };
   const findings = runChecks(facts);

@@ -377,7 +377,7 @@ export async function copyOnce(
 ): Promise<CopyReport> {
   const started = Date.now();
   const opts = resolveLogicalOptions({ ...options, streaming: false });
-  const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir });
+  const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir, writesDump: false });
   if (!pre.ok || !pre.tools) {
     const errors = pre.findings.filter((f) => f.level === 'error');
     throw new PgferryError(
