@@ -10,7 +10,7 @@ import { connect, describe, type ConnInfo } from './conn';
 import type { Finding, Strategy } from './check';
 import { DUMP_RESTORE_STEPS, type DumpRestoreContext, type DumpRestoreOptions } from './dump-restore';
 import { PgferryError } from './errors';
-import { defaultWorkDir, preflight, type Preflight } from './preflight';
+import { defaultWorkDir, preflight, requireReady, type Preflight } from './preflight';
 import { runSteps, type Emit, type StepResult } from './runner';
 import { RunState } from './state';
 import type { VerifyResult } from './verify';
@@ -70,15 +70,7 @@ export async function migrate(
   const startedAt = new Date();
   const pre: Preflight = await preflight(source, target, { strategy, force: opts.force, workDir: opts.workDir });
   for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
-  if (!pre.ok || !pre.tools) {
-    const errors = pre.findings.filter((f) => f.level === 'error');
-    throw new PgferryError(
-      'check-failed',
-      `Preflight checks failed; nothing was changed:\n  ${errors.map((e) => `${e.message}\n    fix: ${e.fix}`).join('\n  ')}`,
-      errors[0]?.fix ?? 'See the findings above.',
-      { findings: pre.findings },
-    );
-  }
+  const tools = requireReady(pre);
   const runId = randomUUID();
   const stateClient = await connect(target, 'target');
   const state = await RunState.create(stateClient, strategy, describe(source));
@@ -87,7 +79,7 @@ export async function migrate(
     source,
     target,
     pre,
-    tools: pre.tools,
+    tools,
     opts,
     dumpDir: path.join(opts.workDir, `pgferry-dump-${runId}`),
   };

@@ -6,7 +6,7 @@ import { mkdirSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import { type ConnInfo } from './conn';
 import { runChecks, type CheckFacts, type Finding, type Strategy } from './check';
-import { isPgferryError } from './errors';
+import { isPgferryError, PgferryError } from './errors';
 import { inspect, type Inventory } from './inspect';
 import { selectClientTools, type ClientTools } from './tools';
 
@@ -70,5 +70,17 @@ function sameDatabase(a: ConnInfo, b: ConnInfo, ai: Inventory, bi: Inventory): b
   const local = (h: string): string => (h === 'localhost' || h === '::1' ? '127.0.0.1' : h);
   return (
     local(a.host) === local(b.host) && a.port === b.port && ai.database.name === bi.database.name && ai.server.version === bi.server.version
+  );
+}
+
+/** The client tools, or the error that lists every blocking finding with its fix: nothing has been changed yet. */
+export function requireReady(pre: Preflight): ClientTools {
+  if (pre.ok && pre.tools) return pre.tools;
+  const errors = pre.findings.filter((f) => f.level === 'error');
+  throw new PgferryError(
+    'check-failed',
+    `Preflight checks failed; nothing was changed:\n  ${errors.map((e) => `${e.message}\n    fix: ${e.fix}`).join('\n  ')}`,
+    errors[0]?.fix ?? 'See the findings above.',
+    { findings: pre.findings },
   );
 }

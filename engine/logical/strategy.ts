@@ -19,7 +19,7 @@ import { PgferryError } from '../errors';
 import { qualified, SYSTEM_SCHEMA_FILTER, type TableInfo } from '../inspect';
 import { runTool } from '../tool-exec';
 import { indexTables, parseToc, PostDataPipeline, splitPostData } from './post-data';
-import { defaultWorkDir, preflight, type Preflight } from '../preflight';
+import { defaultWorkDir, preflight, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { readRun, RunState, type RunRecord } from '../state';
 import type { ClientTools } from '../tools';
@@ -378,15 +378,7 @@ export async function copyOnce(
   const started = Date.now();
   const opts = resolveLogicalOptions({ ...options, streaming: false });
   const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir, writesDump: false });
-  if (!pre.ok || !pre.tools) {
-    const errors = pre.findings.filter((f) => f.level === 'error');
-    throw new PgferryError(
-      'check-failed',
-      `Preflight checks failed; nothing was changed:\n  ${errors.map((e) => `${e.message}\n    fix: ${e.fix}`).join('\n  ')}`,
-      errors[0]?.fix ?? 'See the findings above.',
-      { findings: pre.findings },
-    );
-  }
+  const tools = requireReady(pre);
   const stateClient = await connect(target, 'target');
   const state = await RunState.create(stateClient, 'copy', describe(source));
   const meta: LogicalMeta = {
@@ -403,7 +395,7 @@ export async function copyOnce(
     source,
     target,
     pre,
-    tools: pre.tools,
+    tools,
     opts,
     state,
     meta,
@@ -505,15 +497,7 @@ export async function sync(
     replicaIdentityFull: opts.replicaIdentityFull,
   });
   for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
-  if (!pre.ok || !pre.tools) {
-    const errors = pre.findings.filter((f) => f.level === 'error');
-    throw new PgferryError(
-      'check-failed',
-      `Preflight checks failed; nothing was changed:\n  ${errors.map((e) => `${e.message}\n    fix: ${e.fix}`).join('\n  ')}`,
-      errors[0]?.fix ?? 'See the findings above.',
-      { findings: pre.findings },
-    );
-  }
+  const tools = requireReady(pre);
   const stateClient = await connect(target, 'target');
   let state: RunState;
   let meta: LogicalMeta;
@@ -539,7 +523,7 @@ export async function sync(
     source,
     target,
     pre,
-    tools: pre.tools,
+    tools,
     opts,
     state,
     meta,
