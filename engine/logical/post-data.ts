@@ -171,7 +171,8 @@ export class PostDataPipeline {
       const lines = this.split.perTable.get(table) ?? [];
       this.active++;
       const t0 = Date.now();
-      const p = this.restore(lines, `the indexes of ${table}`, 1)
+      // Two at a time within a table: its short btree builds run beside its long one.
+      const p = this.restore(lines, `the indexes of ${table}`, Math.min(2, lines.length))
         .then(() =>
           this.emit({
             type: 'log',
