@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import type pg from 'pg';
-import { connect, describe, ident, type ConnInfo } from '../conn';
+import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { tablesWithoutIdentity } from '../check';
 import { migrateGlobals } from '../dump-restore';
@@ -116,15 +116,6 @@ interface SyncContext {
   backlogBytes?: number;
 }
 
-async function withSession<T>(info: ConnInfo, label: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = await connect(info, label);
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
 /** Drop a slot, first ending the WAL sender that holds it. */
 async function dropSlot(c: pg.Client, slot: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -162,7 +153,7 @@ async function dropSubscription(dst: pg.Client, name: string): Promise<boolean> 
 async function pipelineFor(ctx: SyncContext, tables: readonly TableInfo[], emit: Emit): Promise<PostDataPipeline | null> {
   const list = await runTool(ctx.tools.pgRestore, ['-l', ctx.schemaFile], [], { captureStdout: true });
   if (list.exitCode !== 0) return null;
-  const map = await withSession(ctx.source, 'source', indexTables);
+  const map = await withClient(ctx.source, 'source', indexTables);
   const split = splitPostData(parseToc(list.stdout), map, new Set(tables.map((t) => `${t.schema}.${t.name}`)));
   return new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), split, ctx.opts.jobs, ctx.resumed, emit);
 }
@@ -193,7 +184,7 @@ const steps: Step<SyncContext>[] = [
     async run(ctx, emit) {
       const tables = tablesWithoutIdentity(ctx.pre.source);
       if (tables.length === 0 || !ctx.opts.replicaIdentityFull) return { changed: [] };
-      await withSession(ctx.source, 'source', async (c) => {
+      await withClient(ctx.source, 'source', async (c) => {
         for (const t of tables) {
           if (ctx.meta.replicaIdentityChanged.includes(t)) continue;
           await c.query(`ALTER TABLE ${t} REPLICA IDENTITY FULL`);
@@ -213,7 +204,7 @@ const steps: Step<SyncContext>[] = [
     name: 'publication',
     async run(ctx) {
       const tables = publishedTables(ctx.pre.source.database.tables);
-      await withSession(ctx.source, 'source', async (c) => {
+      await withClient(ctx.source, 'source', async (c) => {
         const exists = await c.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [ctx.meta.names.publication]);
         if (exists.rowCount === 0) await c.query(createPublicationSql(ctx.meta.names.publication, tables));
       });
@@ -226,8 +217,8 @@ const steps: Step<SyncContext>[] = [
       const all = ctx.pre.source.database.tables.filter((t) => t.kind === 'r');
       if (ctx.resumed) {
         // The interrupted attempt's snapshot died with its connection: start over from a new one.
-        await withSession(ctx.source, 'source', (c) => dropSlot(c, ctx.meta.names.slot));
-        if (all.length > 0) await withSession(ctx.target, 'target', (c) => c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`));
+        await withClient(ctx.source, 'source', (c) => dropSlot(c, ctx.meta.names.slot));
+        if (all.length > 0) await withClient(ctx.target, 'target', (c) => c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`));
         emit({ type: 'log', level: 'info', message: 'resuming: target tables truncated, copying again from a new snapshot' });
       }
       const snap = ctx.opts.streaming
@@ -279,7 +270,7 @@ const steps: Step<SyncContext>[] = [
   {
     name: 'subscribe',
     async run(ctx) {
-      await withSession(ctx.target, 'target', async (c) => {
+      await withClient(ctx.target, 'target', async (c) => {
         const exists = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [ctx.meta.names.subscription]);
         if (exists.rowCount === 0) await c.query(createSubscriptionSql(ctx.meta.names, ctx.opts.sourceForTarget ?? ctx.source));
       });
@@ -294,7 +285,7 @@ const steps: Step<SyncContext>[] = [
       // Catch-up = the backlog that built up during the copy is applied: the target confirms the
       // source's position as of now. Then report how far behind it is.
       const t0 = Date.now();
-      const r = await withSession(ctx.source, 'source', async (c) => {
+      const r = await withClient(ctx.source, 'source', async (c) => {
         const row = (
           await c.query<{ lsn: string; backlog: string | null }>(
             `SELECT pg_current_wal_lsn()::text AS lsn, pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint::text AS backlog`,
@@ -309,7 +300,7 @@ const steps: Step<SyncContext>[] = [
       if (!r.caughtUp) {
         emit({ type: 'log', level: 'warn', message: `the backlog is not applied after ${ctx.opts.catchUpTimeout}s; streaming continues` });
       }
-      const lag = await withSession(ctx.source, 'source', (c) => sourceLag(c, ctx.meta.names));
+      const lag = await withClient(ctx.source, 'source', (c) => sourceLag(c, ctx.meta.names));
       return { seconds: ctx.catchUpSeconds, backlogBytes: Number(r.backlog ?? 0), caughtUp: r.caughtUp, lagBytes: lag?.bytes ?? null };
     },
   },
@@ -433,7 +424,7 @@ export async function waitForLag(
   timeoutSeconds: number,
   emit: Emit,
 ): Promise<Lag> {
-  return withSession(source, 'source', async (c) => {
+  return withClient(source, 'source', async (c) => {
     const deadline = Date.now() + timeoutSeconds * 1000;
     let lastLog = 0;
     for (;;) {
@@ -475,7 +466,7 @@ export async function sync(
   const prev = await previousRun(target);
   const prevMeta = (prev?.meta ?? null) as LogicalMeta | null;
   if (prev && prevMeta && prevMeta.phase === 'streaming') {
-    const lag = await withSession(source, 'source', (c) => sourceLag(c, prevMeta.names));
+    const lag = await withClient(source, 'source', (c) => sourceLag(c, prevMeta.names));
     return {
       runId: prev.id,
       resumed: false,
@@ -542,7 +533,7 @@ export async function sync(
     rmSync(schemaDir, { recursive: true, force: true });
     await stateClient.end().catch(() => undefined);
   }
-  const lag = await withSession(source, 'source', (c) => sourceLag(c, meta.names));
+  const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
   return {
     runId: state.runId,
     resumed: ctx.resumed,
@@ -728,14 +719,14 @@ export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: {
   const removed: string[] = [];
   const run = await previousRun(target).catch(() => null);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
-  await withSession(target, 'target', async (dst) => {
+  await withClient(target, 'target', async (dst) => {
     // pg_subscription is shared by every database of the server: only this database's.
     const subs = await dst.query<{ subname: string }>(
       `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgferry\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     );
     for (const s of subs.rows) if (await dropSubscription(dst, s.subname)) removed.push(`subscription ${s.subname} (target)`);
   });
-  await withSession(source, 'source', async (src) => {
+  await withClient(source, 'source', async (src) => {
     // The source may be fenced read-only after a cutover: this session still has work to do.
     await src.query('SET default_transaction_read_only = off');
     const slots = await src.query<{ slot_name: string }>(
@@ -759,7 +750,7 @@ export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: {
       removed.push('write fence (source)');
     }
   });
-  await withSession(target, 'target', (c) => c.query('DROP SCHEMA IF EXISTS pgferry CASCADE'));
+  await withClient(target, 'target', (c) => c.query('DROP SCHEMA IF EXISTS pgferry CASCADE'));
   removed.push('schema pgferry (target)');
   return removed;
 }
@@ -775,7 +766,7 @@ export async function logicalStatus(source: ConnInfo | null, target: ConnInfo): 
   const run = await previousRun(target);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
   if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null };
-  const lag = source && meta.phase === 'streaming' ? await withSession(source, 'source', (c) => sourceLag(c, meta.names)) : null;
-  const secs = meta.phase === 'streaming' ? await withSession(target, 'target', (c) => targetLagSeconds(c, meta.names)) : null;
+  const lag = source && meta.phase === 'streaming' ? await withClient(source, 'source', (c) => sourceLag(c, meta.names)) : null;
+  const secs = meta.phase === 'streaming' ? await withClient(target, 'target', (c) => targetLagSeconds(c, meta.names)) : null;
   return { run, phase: meta.phase, lag, targetLagSeconds: lag && lag.bytes === 0 ? 0 : secs };
 }
