@@ -1,0 +1,64 @@
+/** `cleanup` and `status` for logical runs. */
+import { ident, withClient, type ConnInfo } from '../conn';
+import { type RunRecord } from '../state';
+import { unfence } from './fence';
+import { sourceLag, targetLagSeconds, type Lag } from './subscription';
+import { dropSlot, dropSubscription } from './artefacts';
+import { previousRun, type LogicalMeta } from './run-options';
+
+/** Remove every artefact of logical runs: subscription, slot, publication, replica identity changes, state. */
+export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: { readonly unfence?: boolean } = {}): Promise<string[]> {
+  const removed: string[] = [];
+  const run = await previousRun(target).catch(() => null);
+  const meta = (run?.meta ?? null) as LogicalMeta | null;
+  await withClient(target, 'target', async (dst) => {
+    // pg_subscription is shared by every database of the server: only this database's.
+    const subs = await dst.query<{ subname: string }>(
+      `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgferry\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    );
+    for (const s of subs.rows) if (await dropSubscription(dst, s.subname)) removed.push(`subscription ${s.subname} (target)`);
+  });
+  await withClient(source, 'source', async (src) => {
+    // The source may be fenced read-only after a cutover: this session still has work to do.
+    await src.query('SET default_transaction_read_only = off');
+    const slots = await src.query<{ slot_name: string }>(
+      `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgferry\\_%' AND database = current_database()`,
+    );
+    for (const s of slots.rows) {
+      await dropSlot(src, s.slot_name);
+      removed.push(`slot ${s.slot_name} (source)`);
+    }
+    const pubs = await src.query<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgferry\\_%'`);
+    for (const p of pubs.rows) {
+      await src.query(`DROP PUBLICATION ${ident(p.pubname)}`);
+      removed.push(`publication ${p.pubname} (source)`);
+    }
+    for (const t of meta?.replicaIdentityChanged ?? []) {
+      await src.query(`ALTER TABLE ${t} REPLICA IDENTITY DEFAULT`);
+      removed.push(`REPLICA IDENTITY FULL on ${t} (source, back to DEFAULT)`);
+    }
+    if (opts.unfence && meta?.fence) {
+      await unfence(src, meta.fence);
+      removed.push('write fence (source)');
+    }
+  });
+  await withClient(target, 'target', (c) => c.query('DROP SCHEMA IF EXISTS pgferry CASCADE'));
+  removed.push('schema pgferry (target)');
+  return removed;
+}
+
+export interface LogicalStatus {
+  readonly run: RunRecord | null;
+  readonly phase: string | null;
+  readonly lag: Lag | null;
+  readonly targetLagSeconds: number | null;
+}
+
+export async function logicalStatus(source: ConnInfo | null, target: ConnInfo): Promise<LogicalStatus> {
+  const run = await previousRun(target);
+  const meta = (run?.meta ?? null) as LogicalMeta | null;
+  if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null };
+  const lag = source && meta.phase === 'streaming' ? await withClient(source, 'source', (c) => sourceLag(c, meta.names)) : null;
+  const secs = meta.phase === 'streaming' ? await withClient(target, 'target', (c) => targetLagSeconds(c, meta.names)) : null;
+  return { run, phase: meta.phase, lag, targetLagSeconds: lag && lag.bytes === 0 ? 0 : secs };
+}

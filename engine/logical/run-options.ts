@@ -1,0 +1,67 @@
+/** Options of the logical strategy, and what a run records about its artefacts. */
+import os from 'node:os';
+import { type ConnInfo } from '../conn';
+import { defaultWorkDir } from '../preflight';
+import { readRun, type RunRecord } from '../state';
+import { type FenceState } from './fence';
+import { type LogicalNames } from './snapshot';
+
+export interface LogicalOptions {
+  readonly jobs: number;
+  readonly workDir: string;
+  /** Allow a non-empty target. */
+  readonly force: boolean;
+  readonly skipGlobals: boolean;
+  /** Tables above this many bytes are copied in ranges; 0 = automatic (see `autoSplitBytes`). */
+  readonly splitBytes: number;
+  /** Set REPLICA IDENTITY FULL on source tables without a usable key (restored at cleanup). */
+  readonly replicaIdentityFull: boolean;
+  /** How the target server reaches the source (default: the source URL). */
+  readonly sourceForTarget?: ConnInfo;
+  /** Cutover starts only when the target is at most this many WAL bytes behind. */
+  readonly maxLagBytes: number;
+  /** How long sync waits for catch-up, and cutover for the lag gate (seconds). */
+  readonly catchUpTimeout: number;
+  /** How long cutover waits for the final LSN once writes are fenced (seconds). */
+  readonly applyTimeout: number;
+  readonly verify: 'checksum' | 'count' | 'none';
+  readonly preHook?: string;
+  readonly postHook?: string;
+  /** false: copy once (schema, data, indexes, sequences, large objects) with no slot and no streaming. */
+  readonly streaming: boolean;
+}
+
+export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOptions {
+  return {
+    jobs: Math.max(1, o.jobs ?? Math.max(2, os.cpus().length)),
+    workDir: o.workDir ?? defaultWorkDir(),
+    force: o.force ?? false,
+    skipGlobals: o.skipGlobals ?? false,
+    splitBytes: o.splitBytes ?? 0,
+    replicaIdentityFull: o.replicaIdentityFull ?? false,
+    ...(o.sourceForTarget ? { sourceForTarget: o.sourceForTarget } : {}),
+    maxLagBytes: o.maxLagBytes ?? 16 * 1024 ** 2,
+    catchUpTimeout: o.catchUpTimeout ?? 600,
+    applyTimeout: o.applyTimeout ?? 60,
+    verify: o.verify ?? 'count',
+    ...(o.preHook ? { preHook: o.preHook } : {}),
+    ...(o.postHook ? { postHook: o.postHook } : {}),
+    streaming: o.streaming ?? true,
+  };
+}
+
+/** What the run records about its artefacts, so resume, cutover and cleanup find them. */
+export interface LogicalMeta {
+  readonly names: LogicalNames;
+  phase: 'copy' | 'streaming' | 'cutover' | 'done';
+  replicaIdentityChanged: string[];
+  snapshotLsn: string | null;
+  fence: FenceState | null;
+  sourceDatabase: string;
+}
+
+/** The latest logical run recorded on the target. */
+export async function previousRun(target: ConnInfo): Promise<RunRecord | null> {
+  const run = await readRun(target).catch(() => null);
+  return run && run.strategy === 'logical' ? run : null;
+}
