@@ -1,4 +1,5 @@
 /** Options of the logical strategy, and what a run records about its artefacts. */
+import { namesFor } from './snapshot';
 import os from 'node:os';
 import { type ConnInfo } from '../conn';
 import { defaultWorkDir } from '../preflight';
@@ -58,6 +59,11 @@ export interface LogicalMeta {
   snapshotLsn: string | null;
   fence: FenceState | null;
   sourceDatabase: string;
+}
+
+/** What a new run records: its artefacts' names, nothing created yet. */
+export function newMeta(runId: string, sourceDatabase: string): LogicalMeta {
+  return { names: namesFor(runId), phase: 'copy', replicaIdentityChanged: [], snapshotLsn: null, fence: null, sourceDatabase };
 }
 
 /** The latest logical run recorded on the target. */

@@ -20,10 +20,10 @@ import { verify } from '../verify';
 import { copyTables, type CopyResult } from './copy';
 import { copyLargeObjects, refreshMatviews, syncSequences } from './cutover-steps';
 import { dumpSchema, restoreSection } from './schema';
-import { createPublicationSql, ExportedSnapshot, namesFor, publishedTables, type LogicalNames } from './snapshot';
+import { createPublicationSql, ExportedSnapshot, publishedTables, type LogicalNames } from './snapshot';
 import { createSubscriptionSql, sourceLag, waitForLsn, type Lag } from './subscription';
 import { dropSlot } from './artefacts';
-import { previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
+import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
 
 export interface SyncReport {
   readonly runId: string;
@@ -282,16 +282,8 @@ export async function copyOnce(
   const tools = requireReady(pre);
   const stateClient = await connect(target, 'target');
   const state = await RunState.create(stateClient, 'copy', describe(source));
-  const meta: LogicalMeta = {
-    names: namesFor(state.runId),
-    phase: 'copy',
-    replicaIdentityChanged: [],
-    snapshotLsn: null,
-    fence: null,
-    sourceDatabase: pre.source.database.name,
-  };
-  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
-  mkdirSync(schemaDir, { recursive: true });
+  const meta: LogicalMeta = newMeta(state.runId, pre.source.database.name);
+  const schemaDir = scratchDir(opts.workDir, state.runId);
   const ctx: SyncContext = {
     source,
     target,
@@ -359,6 +351,13 @@ export async function waitForLag(
   });
 }
 
+/** A scratch directory for a run's schema dump (removed when the run step ends). */
+function scratchDir(workDir: string, runId: string): string {
+  const dir = path.join(workDir, `pgferry-schema-${runId}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 /** Copy, then stream. Idempotent: an interrupted sync resumes; a streaming one returns at once. */
 export async function sync(
   source: ConnInfo,
@@ -403,18 +402,10 @@ export async function sync(
     emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
   } else {
     state = await RunState.create(stateClient, 'logical', describe(source));
-    meta = {
-      names: namesFor(state.runId),
-      phase: 'copy',
-      replicaIdentityChanged: [],
-      snapshotLsn: null,
-      fence: null,
-      sourceDatabase: pre.source.database.name,
-    };
+    meta = newMeta(state.runId, pre.source.database.name);
     await state.setMeta(meta);
   }
-  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
-  mkdirSync(schemaDir, { recursive: true });
+  const schemaDir = scratchDir(opts.workDir, state.runId);
   const ctx: SyncContext = {
     source,
     target,

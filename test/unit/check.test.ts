@@ -1,24 +1,9 @@
 import assert from 'node:assert/strict';
 import { estimateDumpBytes, hasErrors, runChecks, type CheckFacts } from '../../engine/check';
 import type { Inventory, TableInfo } from '../../engine/inspect';
+import { tableInfo } from '../helpers/fixtures';
 
-function table(name: string, over: Partial<TableInfo> = {}): TableInfo {
-  return {
-    schema: 'app',
-    name,
-    kind: 'r',
-    unlogged: false,
-    partitionOf: null,
-    rowEstimate: 10,
-    bytes: 8192,
-    totalBytes: 16384,
-    primaryKey: ['id'],
-    replicaIdentity: 'd',
-    hasUsableUniqueIndex: true,
-    readable: true,
-    ...over,
-  };
-}
+const table = tableInfo;
 
 function inventory(
   major: number,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { parseUrl } from '../../engine/conn';
 import type { TableInfo } from '../../engine/inspect';
+import { tableInfo } from '../helpers/fixtures';
 import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
 import { parseToc, splitPostData } from '../../engine/logical/post-data';
 import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/logical/schema';
@@ -9,21 +10,7 @@ import { conninfo, createSubscriptionSql } from '../../engine/logical/subscripti
 import { redact } from '../../engine/conn';
 
 function table(name: string, bytes: number, over: Partial<TableInfo> = {}): TableInfo {
-  return {
-    schema: 'app',
-    name,
-    kind: 'r',
-    unlogged: false,
-    partitionOf: null,
-    rowEstimate: 0,
-    bytes,
-    totalBytes: bytes,
-    primaryKey: ['id'],
-    replicaIdentity: 'd',
-    hasUsableUniqueIndex: true,
-    readable: true,
-    ...over,
-  };
+  return tableInfo(name, { bytes, totalBytes: bytes, rowEstimate: 0, ...over });
 }
 
 const info = (t: TableInfo, over: Partial<TableCopyInfo> = {}): TableCopyInfo => ({
