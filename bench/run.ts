@@ -10,7 +10,7 @@
  *            blackout seen by the client and by pgferry; the ledger each run.
  *   memory   pgferry's peak RSS while copying at two scales.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
@@ -39,15 +39,30 @@ export function median(xs: readonly number[]): number {
 interface Timed {
   readonly seconds: number;
   readonly maxRssKiB: number;
+  /** Busy CPU time of the whole machine during the run (servers, tools and pgferry together). */
+  readonly cpuSeconds: number;
   readonly ok: boolean;
   readonly stderr: string;
 }
 
 /** Run a shell pipeline under GNU time; passwords through a passfile. */
 async function timed(script: string, conns: ConnInfo[]): Promise<Timed> {
+  const busy0 = busyCpuSeconds();
   const r = await runTool(TIME, ['-f', 'PGFERRY_TIME %e %M', 'sh', '-c', script], conns);
+  const cpuSeconds = busyCpuSeconds() - busy0;
   const m = /PGFERRY_TIME ([\d.]+) (\d+)/.exec(r.stderr);
-  return { seconds: Number(m?.[1] ?? NaN), maxRssKiB: Number(m?.[2] ?? NaN), ok: r.exitCode === 0, stderr: r.stderr };
+  return { seconds: Number(m?.[1] ?? NaN), maxRssKiB: Number(m?.[2] ?? NaN), cpuSeconds, ok: r.exitCode === 0, stderr: r.stderr };
+}
+
+/**
+ * Busy CPU seconds of the machine so far (/proc/stat: every state but idle and
+ * iowait). The source and the target share these cores here, so a method's
+ * wall time cannot drop below its CPU time divided by the core count.
+ */
+export function busyCpuSeconds(stat = readFileSync('/proc/stat', 'utf8')): number {
+  const f = (/^cpu\s+(.*)$/m.exec(stat)?.[1] ?? '').trim().split(/\s+/).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+  return (user + nice + system + irq + softirq + steal) / 100;
 }
 
 function machine(): Record<string, unknown> {
@@ -160,7 +175,7 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
       `bench copy: ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} of table data) on PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs`,
     );
     const ms = methods(tools, o.jobs);
-    const results: Record<string, { seconds: number; maxRssKiB: number; verified: boolean; rows: number }[]> = {};
+    const results: Record<string, { seconds: number; maxRssKiB: number; cpuSeconds: number; verified: boolean; rows: number }[]> = {};
     const notes: Record<string, string> = {};
     let n = 0;
     for (let run = 0; run < o.runs; run++) {
@@ -175,7 +190,13 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
           notes[m.name] = r;
         } else {
           const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
-          (results[m.name] ??= []).push({ seconds: r.seconds, maxRssKiB: r.maxRssKiB, verified: r.ok && v.ok, rows: v.rows });
+          (results[m.name] ??= []).push({
+            seconds: r.seconds,
+            maxRssKiB: r.maxRssKiB,
+            cpuSeconds: r.cpuSeconds,
+            verified: r.ok && v.ok,
+            rows: v.rows,
+          });
           if (!r.ok || !v.ok)
             notes[m.name] = r.ok
               ? `verification: ${v.mismatches.slice(0, 3).join('; ')}`
@@ -184,7 +205,9 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
                   .filter((l) => /error|ERROR|fatal/i.test(l))
                   .slice(0, 2)
                   .join(' ')}`;
-          log(`    ${formatDuration(r.seconds)}, peak RSS ${formatBytes(r.maxRssKiB * 1024)}, verified ${r.ok && v.ok}`);
+          log(
+            `    ${formatDuration(r.seconds)}, machine CPU ${formatDuration(r.cpuSeconds)}, peak RSS ${formatBytes(r.maxRssKiB * 1024)}, verified ${r.ok && v.ok}`,
+          );
         }
         await dropDb(dst, name);
       }
@@ -203,6 +226,7 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
         mbPerSecond: tableBytes / 1e6 / median(secs),
         rowsPerSecond: (rs[0]?.rows ?? 0) / median(secs),
         peakRssMiB: Math.max(...rs.map((r) => r.maxRssKiB)) / 1024,
+        medianCpuSeconds: median(rs.map((r) => r.cpuSeconds)),
         verified: rs.length > 0 && rs.every((r) => r.verified),
         medianRatioToPgferry: median(ratios),
         note: notes[m.name] ?? '',
@@ -224,7 +248,7 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
       `\npgferry bench copy — ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
     );
     process.stdout.write(
-      `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'peak RSS'.padStart(10)} ${'÷ pgferry'.padStart(10)}  verified\n`,
+      `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'CPU'.padStart(8)} ${'peak RSS'.padStart(10)} ${'÷ pgferry'.padStart(10)}  verified\n`,
     );
     for (const s of summary) {
       if (s.runs === 0) {
@@ -232,11 +256,11 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
         continue;
       }
       process.stdout.write(
-        `${s.method.padEnd(40)} ${formatDuration(s.medianSeconds).padStart(8)} ${`${formatDuration(s.minSeconds)}–${formatDuration(s.maxSeconds)}`.padStart(15)} ${s.mbPerSecond.toFixed(1).padStart(6)} ${Math.round(s.rowsPerSecond).toLocaleString('en-US').padStart(9)} ${`${s.peakRssMiB.toFixed(0)} MiB`.padStart(10)} ${`${s.medianRatioToPgferry.toFixed(2)}x`.padStart(10)}  ${s.verified ? 'yes' : 'NO'}${s.note ? `  ${s.note}` : ''}\n`,
+        `${s.method.padEnd(40)} ${formatDuration(s.medianSeconds).padStart(8)} ${`${formatDuration(s.minSeconds)}–${formatDuration(s.maxSeconds)}`.padStart(15)} ${s.mbPerSecond.toFixed(1).padStart(6)} ${Math.round(s.rowsPerSecond).toLocaleString('en-US').padStart(9)} ${formatDuration(s.medianCpuSeconds).padStart(8)} ${`${s.peakRssMiB.toFixed(0)} MiB`.padStart(10)} ${`${s.medianRatioToPgferry.toFixed(2)}x`.padStart(10)}  ${s.verified ? 'yes' : 'NO'}${s.note ? `  ${s.note}` : ''}\n`,
       );
     }
     process.stdout.write(
-      `÷ pgferry = method time / pgferry time in the same run, median over runs (above 1: pgferry is faster). Results: ${path.relative(process.cwd(), file)}\n`,
+      `÷ pgferry = method time / pgferry time in the same run, median over runs (above 1: pgferry is faster). CPU = busy time of the whole machine (source, target, tools) during the run, median. Results: ${path.relative(process.cwd(), file)}\n`,
     );
   } finally {
     rmSync(work, { recursive: true, force: true });

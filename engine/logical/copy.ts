@@ -12,6 +12,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect, ident, type ConnInfo } from '../conn';
 import { qualified, type TableInfo } from '../inspect';
 import { ProgressMeter, type Emit } from '../runner';
+import type { Slots } from './slots';
 
 export interface TableCopyInfo {
   readonly table: TableInfo;
@@ -162,7 +163,12 @@ export async function copyTables(
   target: ConnInfo,
   snapshot: string,
   tables: readonly TableInfo[],
-  opts: CopyOptions & { readonly sourceVersionNum: number; readonly onTableCopied?: (t: TableInfo) => void },
+  opts: CopyOptions & {
+    readonly sourceVersionNum: number;
+    readonly onTableCopied?: (t: TableInfo) => void;
+    /** Shared with the index builds of the post-data pipeline: each part holds one slot while it streams. */
+    readonly slots?: Slots;
+  },
   emit: Emit,
 ): Promise<CopyResult> {
   const started = Date.now();
@@ -206,10 +212,15 @@ export async function copyTables(
     const worker = async (i: number): Promise<void> => {
       for (let p = queue.shift(); p; p = queue.shift()) {
         const part = p;
-        rows += await copyPart(srcs[i]!, dsts[i]!, part, (n) => {
-          bytes += n;
-          meter.update(Math.min(bytes, Math.round(total)), part.label);
-        });
+        const release = opts.slots ? await opts.slots.acquire() : () => undefined;
+        try {
+          rows += await copyPart(srcs[i]!, dsts[i]!, part, (n) => {
+            bytes += n;
+            meter.update(Math.min(bytes, Math.round(total)), part.label);
+          });
+        } finally {
+          release();
+        }
         const left = (partsLeft.get(part.table.table) ?? 1) - 1;
         partsLeft.set(part.table.table, left);
         if (left === 0) opts.onTableCopied?.(part.table.table);

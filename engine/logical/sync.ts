@@ -11,7 +11,8 @@ import { migrateGlobals } from '../dump-restore';
 import { PgferryError } from '../errors';
 import { qualified, type TableInfo } from '../inspect';
 import { runTool } from '../tool-exec';
-import { indexTables, parseToc, PostDataPipeline, splitPostData } from './post-data';
+import { parseToc, PostDataPipeline, sourceIndexes, splitPostData } from './post-data';
+import { Slots } from './slots';
 import { preflight, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { RunState } from '../state';
@@ -60,12 +61,12 @@ interface SyncContext {
  * The post-data pipeline for a copy: per-table indexes as tables finish. Null
  * (whole post-data after the copy) when the schema dump cannot be listed.
  */
-async function pipelineFor(ctx: SyncContext, tables: readonly TableInfo[], emit: Emit): Promise<PostDataPipeline | null> {
+async function pipelineFor(ctx: SyncContext, tables: readonly TableInfo[], slots: Slots, emit: Emit): Promise<PostDataPipeline | null> {
   const list = await runTool(ctx.tools.pgRestore, ['-l', ctx.schemaFile], [], { captureStdout: true });
   if (list.exitCode !== 0) return null;
-  const map = await withClient(ctx.source, 'source', indexTables);
+  const map = await withClient(ctx.source, 'source', sourceIndexes);
   const split = splitPostData(parseToc(list.stdout), map, new Set(tables.map((t) => `${t.schema}.${t.name}`)));
-  return new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), split, ctx.opts.jobs, ctx.resumed, emit);
+  return new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), split, slots, ctx.resumed, emit);
 }
 
 const steps: Step<SyncContext>[] = [
@@ -137,7 +138,9 @@ const steps: Step<SyncContext>[] = [
       try {
         ctx.meta.snapshotLsn = snap.lsn;
         await ctx.state.setMeta(ctx.meta);
-        ctx.post = await pipelineFor(ctx, all, emit);
+        // One budget of --jobs slots for copy streams and index builds together.
+        const slots = new Slots(Math.max(1, ctx.opts.jobs));
+        ctx.post = await pipelineFor(ctx, all, slots, emit);
         const post = ctx.post;
         ctx.copy = await copyTables(
           ctx.source,
@@ -148,7 +151,7 @@ const steps: Step<SyncContext>[] = [
             jobs: ctx.opts.jobs,
             splitBytes: ctx.opts.splitBytes,
             sourceVersionNum: ctx.pre.source.server.versionNum,
-            ...(post ? { onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`) } : {}),
+            ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`) } : {}),
           },
           emit,
         );

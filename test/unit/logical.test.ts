@@ -3,7 +3,8 @@ import { parseUrl } from '../../engine/conn';
 import type { TableInfo } from '../../engine/inspect';
 import { tableInfo } from '../helpers/fixtures';
 import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
-import { parseToc, splitPostData } from '../../engine/logical/post-data';
+import { indexCost, parseToc, splitPostData } from '../../engine/logical/post-data';
+import { Slots } from '../../engine/logical/slots';
 import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/logical/schema';
 import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/logical/snapshot';
 import { conninfo, createSubscriptionSql } from '../../engine/logical/subscription';
@@ -133,14 +134,51 @@ describe('logical strategy, pure parts', function () {
     const split = splitPostData(
       entries,
       new Map([
-        ['app.orders_user_id_idx', 'app.orders'],
-        ['audit.events_payload_gin', 'audit.events'],
+        ['app.orders_pkey', { table: 'app.orders', cost: indexCost('btree', 4e6) }],
+        ['app.orders_user_id_idx', { table: 'app.orders', cost: indexCost('btree', 9e6) }],
+        ['audit.events_payload_gin', { table: 'audit.events', cost: indexCost('gin', 1e6) }],
       ]),
       new Set(['app.orders', 'audit.events', 'app.line_items']),
     );
     assert.deepEqual([...split.perTable.keys()].sort(), ['app.orders', 'audit.events']);
-    assert.equal(split.perTable.get('app.orders')!.length, 2);
+    assert.deepEqual(
+      split.perTable.get('app.orders')!.map((t) => t.label),
+      ['app.orders_user_id_idx', 'app.orders_pkey'],
+      "a table's most expensive index first",
+    );
     assert.equal(split.rest.length, 3, 'FK, trigger and index attach wait for every table');
     assert.ok(!split.rest.some((l) => / TABLE app orders /.test(l)), 'pre-data entries are not post-data');
+  });
+
+  it('index cost: a GIN build costs more per byte than a btree', function () {
+    assert.ok(indexCost('gin', 1e6) > indexCost('btree', 3e6));
+    assert.ok(indexCost('brin', 1e6) < indexCost('btree', 1e6));
+    assert.equal(indexCost('unknown_am', 1e6), indexCost('btree', 1e6));
+  });
+
+  it('slots: never more than the capacity; index builds (high) go before waiting copy parts', async function () {
+    const slots = new Slots(2);
+    const order: string[] = [];
+    const a = await slots.acquire();
+    const b = await slots.acquire();
+    assert.equal(slots.inUse, 2);
+    const low = slots.acquire().then((r) => (order.push('copy'), r));
+    const high = slots.acquire(true).then((r) => (order.push('index'), r));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(order, [], 'nothing granted over capacity');
+    a();
+    a(); // a second release of the same grant is a no-op
+    const rHigh = await high;
+    assert.deepEqual(order, ['index']);
+    assert.equal(slots.inUse, 2);
+    b();
+    const rLow = await low;
+    assert.deepEqual(order, ['index', 'copy']);
+    rHigh();
+    rLow();
+    assert.equal(slots.inUse, 0);
+    assert.equal(await slots.run(async () => slots.inUse), 1);
+    assert.equal(slots.inUse, 0);
+    assert.throws(() => new Slots(0), /positive integer/);
   });
 });
