@@ -77,6 +77,8 @@ export interface DatabaseInventory {
   readonly views: number;
   readonly functions: number;
   readonly largeObjects: number;
+  /** Tables with generated columns ("schema.table", quoted); none before 12. */
+  readonly generatedColumnTables: readonly string[];
   readonly extensions: readonly { name: string; version: string; schema: string }[];
   readonly availableExtensions: readonly string[];
   /** Schemas other than system ones, public and pgferry's own, that hold anything. */
@@ -104,6 +106,7 @@ const SETTINGS = [
   'server_encoding',
   'lc_collate',
   'shared_preload_libraries',
+  'output_plugin_libraries',
   'rds.logical_replication',
 ];
 
@@ -259,6 +262,15 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1`,
   );
   const available = await rows<{ name: string }>(c, `SELECT name FROM pg_available_extensions ORDER BY 1`);
+  const generated =
+    versionNum >= 120000
+      ? await rows<{ t: string }>(
+          c,
+          `SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS t
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE a.attgenerated <> '' AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} ORDER BY 1`,
+        )
+      : [];
   const db = (await rows<{ d: string }>(c, 'SELECT current_database() AS d'))[0]!.d;
   return {
     name: db,
@@ -283,6 +295,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     views: counts.views,
     functions: counts.functions,
     largeObjects: counts.los,
+    generatedColumnTables: generated.map((g) => g.t),
     extensions,
     availableExtensions: available.map((a) => a.name),
     userObjectCount: counts.objects,

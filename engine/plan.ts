@@ -30,8 +30,10 @@ export interface Plan {
 }
 
 /**
- * Pick a strategy: `logical` (seconds of downtime) when its checks pass,
- * otherwise `dump-restore` (downtime = the whole run), saying why. Pure.
+ * Pick a strategy: `logical` (seconds of downtime) when its checks pass, else
+ * `pglogical` when the extension is usable on both sides (9.4–9.6 sources,
+ * or native replication not allowed), otherwise `dump-restore` (downtime =
+ * the whole run), saying why. Pure.
  */
 export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFacts): { strategy: Strategy; reason: string } {
   if (requested) return { strategy: requested, reason: 'requested with --strategy' };
@@ -45,6 +47,12 @@ export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFac
       .map((f) => f.code),
   );
   const specific = blockers.filter((b) => !general.has(b.code));
+  const pglogicalBlockers = runChecks({ ...facts, strategy: 'pglogical' }).filter((f) => f.level === 'error');
+  if (pglogicalBlockers.length === 0)
+    return {
+      strategy: 'pglogical',
+      reason: `native logical replication is not possible here (${specific.map((b) => b.message).join(' ') || 'see findings'}), pglogical is: copy, stream, cut over in seconds`,
+    };
   return {
     strategy: 'dump-restore',
     reason: `logical replication is not possible here (${specific.map((b) => b.message).join(' ') || 'see findings'}); dump-restore needs writes stopped for the whole run`,
@@ -62,6 +70,21 @@ export function logicalSteps(jobs: number): { name: string; what: string }[] {
     { name: 'subscribe', what: 'native subscription on that slot (copy_data = false): every change since the snapshot' },
     { name: 'catch-up', what: 'wait until the target is within --max-lag of the source' },
     { name: 'cutover', what: 'fence writes, final LSN, sequences, unlogged tables, large objects, matviews, verify, remove replication' },
+  ];
+}
+
+export function pglogicalSteps(): { name: string; what: string }[] {
+  return [
+    { name: 'globals', what: 'roles and memberships, the target admin role left untouched' },
+    { name: 'schema', what: 'the whole schema first (pglogical applies changes through the target keys)' },
+    { name: 'nodes', what: 'extension pglogical and a provider node on the source, a subscriber node on the target' },
+    { name: 'subscribe', what: 'sequences into the default set; a subscription to default + default_insert_only' },
+    { name: 'tables', what: 'tables added in batches (--batch-size, --batch-pause), each batch waited for until replicating' },
+    { name: 'catch-up', what: 'wait until the target has applied the source position' },
+    {
+      name: 'cutover',
+      what: 'fence writes, synchronize_sequence, final LSN, key-less tables copied again, sequences, large objects, matviews, verify, remove nodes',
+    },
   ];
 }
 
@@ -88,7 +111,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
   const pre = { ...first, findings };
   const tables = pre.source.database.tables;
   const tableBytes = tables.reduce((s, t) => s + t.bytes, 0);
-  const steps = strategy === 'logical' ? logicalSteps(jobs) : dumpRestoreSteps(jobs);
+  const steps = strategy === 'logical' ? logicalSteps(jobs) : strategy === 'pglogical' ? pglogicalSteps() : dumpRestoreSteps(jobs);
   const largest = tables.slice(0, 5).map((t) => ({ table: `${t.schema}.${t.name}`, bytes: t.totalBytes }));
   const text = [
     `strategy: ${strategy} (${reason})`,
@@ -99,7 +122,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     'largest tables: ' + largest.map((t) => `${t.table} ${formatBytes(t.bytes)}`).join(', '),
     'steps:',
     ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(15)} ${s.what}`),
-    strategy === 'logical'
+    strategy === 'logical' || strategy === 'pglogical'
       ? 'downtime: only the cutover window (fence → target ready); rehearse to measure it.'
       : 'downtime: writes must stay stopped from the dump to the end of verify; rehearse on a copy to measure it.',
     '',

@@ -1,6 +1,7 @@
 /** Human-readable renderings of reports and findings. */
 import type { Finding } from './check';
 import type { CopyReport, CutoverReport, SyncReport } from './logical/strategy';
+import type { PglogicalSyncReport } from './pglogical/sync';
 import type { MigrationReport } from './migrate';
 import type { RunEvent } from './runner';
 import { formatBytes, formatDuration } from './units';
@@ -80,10 +81,23 @@ export function formatSync(r: SyncReport): string {
   return lines.join('\n');
 }
 
+export function formatPglogicalSync(r: PglogicalSyncReport): string {
+  if (r.alreadyStreaming) {
+    return `pgferry pglogical — run ${r.runId} is already replicating${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
+  }
+  const lines = [`pgferry pglogical — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
+  for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
+  lines.push(`  tables            ${r.tables} in ${r.batches} batch(es)`);
+  if (r.insertOnly.length > 0) lines.push(`  insert-only       ${r.insertOnly.join(', ')} (no primary key; copied again at cutover)`);
+  if (r.lag) lines.push(`  lag               ${formatBytes(r.lag.bytes)}`);
+  lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
+  return lines.join('\n');
+}
+
 /** Cutover report: the write-blackout first. */
 export function formatCutover(r: CutoverReport): string {
   const lines = [
-    `pgferry logical — cutover complete (run ${r.runId})`,
+    `pgferry — cutover complete (run ${r.runId})`,
     `  write-blackout    ${formatDuration(r.blackoutSeconds)} (fence → target ready)`,
     '  steps',
   ];

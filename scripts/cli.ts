@@ -10,10 +10,19 @@ import { ExitCode, isPgferryError, PgferryError } from '../engine/errors';
 import { migrate, type MigrationReport } from '../engine/migrate';
 import { chooseStrategy, plan } from '../engine/plan';
 import { cleanupLogical, copyOnce, cutover, logicalStatus, sync, type LogicalOptions } from '../engine/logical/strategy';
+import { pglogicalSync } from '../engine/pglogical/sync';
 import { formatBytes, parseSize } from '../engine/units';
 import { defaultWorkDir, preflight } from '../engine/preflight';
 import { progressView } from '../engine/progress-view';
-import { formatCopy, formatCutover, formatFindings, formatReport, formatSync, formatVerification } from '../engine/report';
+import {
+  formatCopy,
+  formatCutover,
+  formatFindings,
+  formatPglogicalSync,
+  formatReport,
+  formatSync,
+  formatVerification,
+} from '../engine/report';
 import type { RunEvent } from '../engine/runner';
 import { dropState, readRun } from '../engine/state';
 import { verify } from '../engine/verify';
@@ -73,6 +82,8 @@ interface LogicalCliOpts {
   verify?: 'checksum' | 'count' | 'none';
   preHook?: string;
   postHook?: string;
+  batchSize?: number;
+  batchPause?: number;
 }
 
 /** Options of the logical strategy, shared by sync, cutover and migrate. */
@@ -94,7 +105,9 @@ function withLogicalOptions(cmd: Command): Command {
     .option('--catch-up-timeout <seconds>', 'how long to wait for catch-up', int('--catch-up-timeout'), 600)
     .option('--apply-timeout <seconds>', 'how long cutover waits for the final LSN once writes are fenced', int('--apply-timeout'), 60)
     .option('--pre-hook <command>', 'shell command run before the write fence (maintenance on, scale to zero)')
-    .option('--post-hook <command>', 'shell command run after the switch (point the app at the target, scale up)');
+    .option('--post-hook <command>', 'shell command run after the switch (point the app at the target, scale up)')
+    .option('--batch-size <n>', 'pglogical: tables added to the replication sets per batch (default: all at once)', int('--batch-size'))
+    .option('--batch-pause <seconds>', 'pglogical: pause between batches once a batch replicates', int('--batch-pause'));
 }
 
 function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
@@ -112,6 +125,8 @@ function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
     verify: o.verify ?? 'count',
     ...(o.preHook ? { preHook: o.preHook } : {}),
     ...(o.postHook ? { postHook: o.postHook } : {}),
+    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    ...(o.batchPause !== undefined ? { batchPause: o.batchPause } : {}),
   };
 }
 
@@ -213,11 +228,15 @@ export function buildProgram(): Command {
     ) => {
       const { source, target } = endpoints(o);
       const strategy = o.strategy ?? (await choose(source, target, o));
-      if (strategy === 'logical') {
+      if (strategy === 'logical' || strategy === 'pglogical') {
         const emit = progressPrinter(o);
-        const s = await sync(source, target, logicalOptions(o), emit);
+        const s =
+          strategy === 'logical'
+            ? await sync(source, target, logicalOptions(o), emit)
+            : await pglogicalSync(source, target, logicalOptions(o), emit);
         const c = await cutover(source, target, logicalOptions(o), emit);
-        out(o, { strategy, sync: s, cutover: c }, `${formatSync(s)}\n${formatCutover(c)}`);
+        const text = 'copy' in s ? formatSync(s) : formatPglogicalSync(s);
+        out(o, { strategy, sync: s, cutover: c }, `${text}\n${formatCutover(c)}`);
         return;
       }
       let report: MigrationReport;
@@ -255,11 +274,18 @@ export function buildProgram(): Command {
 
   withLogicalOptions(withEndpoints(program.command('sync')))
     .description(
-      'logical: schema, snapshot-consistent parallel copy, then stream every change; returns once streaming (resumes if interrupted)',
+      'logical: schema, snapshot-consistent parallel copy, then stream every change; pglogical: schema, nodes, tables in batches; returns once streaming (resumes if interrupted)',
     )
+    .addOption(new Option('--strategy <name>', 'streaming strategy (default: what plan picks)').choices(['logical', 'pglogical']))
     .option('--quiet', 'no progress on stderr')
-    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean }) => {
+    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: 'logical' | 'pglogical' }) => {
       const { source, target } = endpoints(o);
+      const strategy = o.strategy ?? ((await choose(source, target, o)) === 'pglogical' ? 'pglogical' : 'logical');
+      if (strategy === 'pglogical') {
+        const r = await pglogicalSync(source, target, logicalOptions(o), progressPrinter(o));
+        out(o, r, formatPglogicalSync(r));
+        return;
+      }
       const r = await sync(source, target, logicalOptions(o), progressPrinter(o));
       out(o, r, formatSync(r));
     });

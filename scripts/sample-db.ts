@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { clientConfig, ident, literal, parseUrl, type ConnInfo } from '../engine/conn';
+import { clientConfig, ident, literal, parseUrl, withClient, type ConnInfo } from '../engine/conn';
 import { parseSize } from '../engine/units';
 
 export interface SampleOptions {
@@ -350,4 +350,13 @@ if (require.main === module) {
     console.error(e.message);
     process.exit(1);
   });
+}
+
+/**
+ * The sample as a 9.x-era schema holds it: no generated columns (they came in
+ * 12, and pglogical 2 cannot replicate them). For the pglogical rehearsal and
+ * tests, which run on 15 because only Debian's 15 carries the extension here.
+ */
+export async function dropGeneratedColumns(conn: ConnInfo): Promise<void> {
+  await withClient(conn, 'sample', (c) => c.query('ALTER TABLE app.line_items ALTER COLUMN amount DROP EXPRESSION'));
 }

@@ -5,8 +5,9 @@ import { unfence } from './fence';
 import { sourceLag, targetLagSeconds, type Lag } from './subscription';
 import { dropSlot, dropSubscription } from './artefacts';
 import { previousRun, type LogicalMeta } from './run-options';
+import { removeProviderSide, removeSubscriberSide } from '../pglogical/teardown';
 
-/** Remove every artefact of logical runs: subscription, slot, publication, replica identity changes, state. */
+/** Remove every artefact of logical and pglogical runs: subscription, slot, publication, pglogical nodes and extension, replica identity changes, state. */
 export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: { readonly unfence?: boolean } = {}): Promise<string[]> {
   const removed: string[] = [];
   const run = await previousRun(target).catch(() => null);
@@ -17,6 +18,7 @@ export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: {
       `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgferry\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     );
     for (const s of subs.rows) if (await dropSubscription(dst, s.subname)) removed.push(`subscription ${s.subname} (target)`);
+    removed.push(...(await removeSubscriberSide(dst, meta?.pglogical)));
   });
   await withClient(source, 'source', async (src) => {
     // The source may be fenced read-only after a cutover: this session still has work to do.
@@ -28,6 +30,7 @@ export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: {
       await dropSlot(src, s.slot_name);
       removed.push(`slot ${s.slot_name} (source)`);
     }
+    removed.push(...(await removeProviderSide(src, meta?.pglogical ? meta.names.slot : null, meta?.pglogical)));
     const pubs = await src.query<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgferry\\_%'`);
     for (const p of pubs.rows) {
       await src.query(`DROP PUBLICATION ${ident(p.pubname)}`);

@@ -16,6 +16,7 @@ import { waitForLsn } from './subscription';
 import { dropSlot, dropSubscription } from './artefacts';
 import { previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
 import { waitForLag } from './sync';
+import { removeProviderSide, removeSubscriberSide } from '../pglogical/teardown';
 
 export interface CutoverReport {
   readonly runId: string;
@@ -25,6 +26,8 @@ export interface CutoverReport {
   readonly steps: readonly { readonly name: string; readonly seconds: number }[];
   readonly sequences: number;
   readonly unloggedRows: number;
+  /** pglogical: rows of key-less (insert-only) tables copied again inside the fence. */
+  readonly insertOnlyRows: number;
   readonly largeObjects: number;
   readonly matviews: number;
   readonly terminatedSessions: number;
@@ -57,7 +60,7 @@ export async function cutover(
   const opts = resolveLogicalOptions(options);
   const run = await previousRun(target);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
-  if (!run || !meta) throw new PgferryError('no-run', 'No logical run is recorded on this target.', 'Run pgferry sync first.');
+  if (!run || !meta) throw new PgferryError('no-run', 'No logical or pglogical run is recorded on this target.', 'Run pgferry sync first.');
   if (meta.phase === 'done')
     throw new PgferryError(
       'already-cut-over',
@@ -111,6 +114,15 @@ export async function cutover(
     meta.fence = fence;
     meta.phase = 'cutover';
     await state.setMeta(meta);
+    const pgl = meta.pglogical;
+    if (pgl) {
+      // pglogical carries sequence values only when asked; the exact values are set again below.
+      await timed('pglogical-sequences', async () => {
+        const seqs = await src.query<{ s: string }>(`SELECT set_seqoid::regclass::text AS s FROM pglogical.replication_set_seq`);
+        for (const { s } of seqs.rows) await src.query(`SELECT pglogical.synchronize_sequence($1::regclass)`, [s]);
+        return seqs.rows.length;
+      });
+    }
     await timed('final-lsn', async () => {
       const lsn = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
       if (!(await waitForLsn(src, meta.names, lsn, opts.applyTimeout * 1000))) {
@@ -124,6 +136,9 @@ export async function cutover(
     await dst.query('SET synchronous_commit = on');
     const sequences = await timed('sequences', () => syncSequences(src, dst));
     const unloggedRows = await timed('unlogged-tables', () => copyUnlogged(src, dst, unlogged));
+    // pglogical's default_insert_only tables missed their updates and deletes: copy them again, whole.
+    const insertOnlyRows =
+      pgl && pgl.insertOnly.length > 0 ? await timed('insert-only-tables', () => copyUnlogged(src, dst, pgl.insertOnly)) : 0;
     const los = await timed('large-objects', () => copyLargeObjects(src, dst));
     const matviews = await timed('matviews', () => refreshMatviews(src, dst));
     let verification: VerifyResult | null = null;
@@ -142,6 +157,11 @@ export async function cutover(
     }
     const blackoutSeconds = (Date.now() - fencedAt) / 1000;
     await timed('remove-replication', async () => {
+      if (pgl) {
+        await removeSubscriberSide(dst, pgl);
+        await removeProviderSide(src, meta.names.slot, pgl);
+        return;
+      }
       await dropSubscription(dst, meta.names.subscription);
       await dropSlot(src, meta.names.slot);
       await src.query(`DROP PUBLICATION IF EXISTS ${meta.names.publication}`);
@@ -159,6 +179,7 @@ export async function cutover(
       steps: timings,
       sequences,
       unloggedRows,
+      insertOnlyRows,
       largeObjects: los.count,
       matviews,
       terminatedSessions: fence.terminated,

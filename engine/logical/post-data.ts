@@ -290,12 +290,15 @@ export class PostDataPipeline {
   /** Attach built indexes as their constraints (skipping any the interrupted attempt attached). */
   private async attach(keys: readonly KeyConstraintSql[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.withTarget(async (c) => {
-      for (const k of keys) {
-        const done = await c.query(`SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = $2::regclass`, [k.constraint, k.table]);
-        if (done.rowCount === 0) await c.query(k.attach);
-      }
-    }, `attaching ${keys.map((k) => k.constraint).join(', ')}`);
+    await this.withTarget(
+      async (c) => {
+        for (const k of keys) {
+          const done = await c.query(`SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = $2::regclass`, [k.constraint, k.table]);
+          if (done.rowCount === 0) await c.query(k.attach);
+        }
+      },
+      `attaching ${keys.map((k) => k.constraint).join(', ')}`,
+    );
   }
 
   private async withTarget<T>(fn: (c: pg.Client) => Promise<T>, what: string): Promise<T> {
@@ -303,7 +306,11 @@ export class PostDataPipeline {
     try {
       return await fn(c);
     } catch (e) {
-      throw new PgferryError('schema-restore-failed', `${what} failed: ${(e as Error).message}`, 'Fix the cause on the target, then rerun sync; it resumes.');
+      throw new PgferryError(
+        'schema-restore-failed',
+        `${what} failed: ${(e as Error).message}`,
+        'Fix the cause on the target, then rerun sync; it resumes.',
+      );
     } finally {
       await c.end().catch(() => undefined);
     }

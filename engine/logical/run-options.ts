@@ -6,6 +6,7 @@ import { defaultWorkDir } from '../preflight';
 import { readRun, type RunRecord } from '../state';
 import { type FenceState } from './fence';
 import { type LogicalNames } from './snapshot';
+import { type PglogicalMeta } from '../pglogical/meta';
 
 export interface LogicalOptions {
   readonly jobs: number;
@@ -30,6 +31,10 @@ export interface LogicalOptions {
   readonly postHook?: string;
   /** false: copy once (schema, data, indexes, sequences, large objects) with no slot and no streaming. */
   readonly streaming: boolean;
+  /** pglogical: tables added to the replication sets per batch (0 = all at once). */
+  readonly batchSize: number;
+  /** pglogical: seconds to wait between batches once a batch replicates. */
+  readonly batchPause: number;
 }
 
 export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOptions {
@@ -48,17 +53,22 @@ export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOption
     ...(o.preHook ? { preHook: o.preHook } : {}),
     ...(o.postHook ? { postHook: o.postHook } : {}),
     streaming: o.streaming ?? true,
+    batchSize: Math.max(0, o.batchSize ?? 0),
+    batchPause: Math.max(0, o.batchPause ?? 0),
   };
 }
 
 /** What the run records about its artefacts, so resume, cutover and cleanup find them. */
 export interface LogicalMeta {
-  readonly names: LogicalNames;
+  /** For pglogical runs, `slot` becomes pglogical's own slot once the subscription is up. */
+  names: LogicalNames;
   phase: 'copy' | 'streaming' | 'cutover' | 'done';
   replicaIdentityChanged: string[];
   snapshotLsn: string | null;
   fence: FenceState | null;
   sourceDatabase: string;
+  /** Set by the pglogical strategy: its nodes, subscription and insert-only tables. */
+  pglogical?: PglogicalMeta;
 }
 
 /** What a new run records: its artefacts' names, nothing created yet. */
@@ -66,8 +76,9 @@ export function newMeta(runId: string, sourceDatabase: string): LogicalMeta {
   return { names: namesFor(runId), phase: 'copy', replicaIdentityChanged: [], snapshotLsn: null, fence: null, sourceDatabase };
 }
 
-/** The latest logical run recorded on the target. */
-export async function previousRun(target: ConnInfo): Promise<RunRecord | null> {
+/** The latest streaming run recorded on the target (`logical` or `pglogical`, or only the one asked for). */
+export async function previousRun(target: ConnInfo, strategy?: 'logical' | 'pglogical'): Promise<RunRecord | null> {
   const run = await readRun(target).catch(() => null);
-  return run && run.strategy === 'logical' ? run : null;
+  if (!run) return null;
+  return (strategy ? run.strategy === strategy : run.strategy === 'logical' || run.strategy === 'pglogical') ? run : null;
 }

@@ -38,6 +38,7 @@ function inventory(
       views: 0,
       functions: 0,
       largeObjects: 0,
+      generatedColumnTables: [],
       extensions: (over.ext ?? ['plpgsql']).map((name) => ({ name, version: '1', schema: 'public' })),
       availableExtensions: over.avail ?? ['plpgsql', 'citext'],
       userObjectCount: over.objects ?? 0,

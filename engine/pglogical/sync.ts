@@ -1,0 +1,416 @@
+/**
+ * Strategy `pglogical` (seed 002): for sources where native logical
+ * replication is missing (9.4–9.6) or not allowed. The schema goes first,
+ * whole (pglogical applies changes through the target's primary keys); then
+ * a provider node on the source, a subscriber node and a subscription on the
+ * target; tables join the replication sets in batches with a pause between
+ * them (adding everything at once broke replication in production in seed
+ * 002), each batch waited for until pglogical reports its tables
+ * replicating. Tables without a primary key go to `default_insert_only`; the
+ * cutover copies them again in full inside the write fence. Sequences are in
+ * the `default` set and synchronized at cutover. The cutover, status and
+ * cleanup are the logical strategy's, which read `meta.pglogical`.
+ */
+import path from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import type pg from 'pg';
+import { connect, describe, withClient, type ConnInfo } from '../conn';
+import { settingList, tablesWithoutIdentity, type Finding } from '../check';
+import { migrateGlobals } from '../dump-restore';
+import { PgferryError } from '../errors';
+import { qualified, type Inventory } from '../inspect';
+import { preflight, requireReady, type Preflight } from '../preflight';
+import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '../runner';
+import { RunState } from '../state';
+import type { ClientTools } from '../tools';
+import { dumpSchema, restoreSection } from '../logical/schema';
+import { publishedTables } from '../logical/snapshot';
+import { conninfo, sourceLag, waitForLsn, type Lag } from '../logical/subscription';
+import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
+import { pglogicalNames, type PglogicalMeta } from './meta';
+
+export interface PglogicalSyncReport {
+  readonly runId: string;
+  readonly resumed: boolean;
+  readonly alreadyStreaming: boolean;
+  readonly steps: readonly StepResult[];
+  readonly tables: number;
+  readonly insertOnly: readonly string[];
+  readonly batches: number;
+  readonly lag: Lag | null;
+  readonly findings: readonly Finding[];
+  readonly seconds: number;
+}
+
+interface Ctx {
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly pre: Preflight;
+  readonly tools: ClientTools;
+  readonly opts: LogicalOptions;
+  readonly state: RunState;
+  readonly meta: LogicalMeta & { pglogical: PglogicalMeta };
+  readonly resumed: boolean;
+  readonly doneBefore: ReadonlySet<string>;
+  readonly schemaFile: string;
+}
+
+/** Tables per batch, in order: largest first so the long syncs start early. Pure. */
+export function batchesOf<T>(items: readonly T[], size: number): T[][] {
+  const n = size > 0 ? size : Math.max(1, items.length);
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  return out;
+}
+
+const hasExtension = (inv: Inventory): boolean => inv.database.extensions.some((e) => e.name === 'pglogical');
+
+/**
+ * How the subscriber connects to the provider. Servers with the
+ * `output_plugin_libraries` allow-list (seen on Debian's 15.20: only
+ * pgoutput and test_decoding) refuse pglogical's output plugin; a superuser
+ * may extend the list for its own session, so the connection asks for it
+ * rather than changing the source's configuration. Pure.
+ */
+export function providerConn(c: ConnInfo, allowList: string | null): ConnInfo {
+  const libs = settingList(allowList ?? undefined);
+  if (allowList === null || libs.includes('pglogical_output')) return c;
+  const extra = `-c output_plugin_libraries=${[...libs, 'pglogical_output'].join(',')}`;
+  const options = c.params['options'] ? `${c.params['options']} ${extra}` : extra;
+  return { ...c, params: { ...c.params, options } };
+}
+
+async function providerDsn(ctx: Ctx): Promise<string> {
+  const allow = await withClient(
+    ctx.source,
+    'source',
+    async (c) => (await c.query<{ v: string | null }>(`SELECT current_setting('output_plugin_libraries', true) AS v`)).rows[0]?.v ?? null,
+  );
+  return conninfo(providerConn(ctx.opts.sourceForTarget ?? ctx.source, allow));
+}
+
+async function nodeExists(c: pg.Client, name: string): Promise<boolean> {
+  return ((await c.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [name])).rowCount ?? 0) > 0;
+}
+
+/** pglogical's view of one table on the subscriber: 'replicating' (or 'synchronized') once its copy is done. */
+async function tableStatus(dst: pg.Client, sub: string, table: string): Promise<string> {
+  const r = await dst.query<{ status: string }>(`SELECT status FROM pglogical.show_subscription_table($1, $2::regclass)`, [sub, table]);
+  return r.rows[0]?.status ?? 'unknown';
+}
+
+async function subscriptionStatus(dst: pg.Client, sub: string): Promise<{ status: string; slot: string | null }> {
+  const r = await dst.query<{ status: string; slot_name: string | null }>(
+    `SELECT status, slot_name FROM pglogical.show_subscription_status($1)`,
+    [sub],
+  );
+  return { status: r.rows[0]?.status ?? 'unknown', slot: r.rows[0]?.slot_name ?? null };
+}
+
+/** How long a subscription may stay "down" before pgferry gives up (pglogical retries its apply worker on its own). */
+const DOWN_GRACE_MS = 30_000;
+
+/** Wait until the subscription is up; a subscription that stays down is an error naming where to look. */
+async function waitReplicating(dst: pg.Client, sub: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let downSince: number | null = null;
+  for (;;) {
+    const s = await subscriptionStatus(dst, sub);
+    if (s.status === 'replicating' && s.slot) return s.slot;
+    downSince = s.status === 'down' ? (downSince ?? Date.now()) : null;
+    if (Date.now() > deadline || (downSince !== null && Date.now() - downSince > DOWN_GRACE_MS))
+      throw new PgferryError(
+        'pglogical-down',
+        `The pglogical subscription ${sub} is "${s.status}" after ${Math.round(timeoutMs / 1000)}s.`,
+        'Read the target server log (pglogical apply worker), check that the target reaches the source (--source-url-from-target), then rerun sync; it resumes.',
+      );
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const SYNCED = new Set(['replicating', 'synchronized']);
+
+/** How long a table sync may show no progress at all (status and target size unchanged) before pgferry stops. */
+const STALL_MS = 120_000;
+
+/**
+ * Wait until pglogical reports the table replicating. Stops with the reason
+ * when the subscription stays down, when nothing moves for STALL_MS (a sync
+ * worker failing over and over: its error is in the target's server log), or
+ * after the timeout.
+ */
+async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, table: string, timeoutSeconds: number): Promise<void> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let downSince: number | null = null;
+  let last = '';
+  let lastMove = Date.now();
+  for (;;) {
+    const status = await tableStatus(dst, sub, table);
+    if (SYNCED.has(status)) return;
+    const size = (await dst.query<{ b: string }>(`SELECT pg_total_relation_size($1::regclass)::text AS b`, [table])).rows[0]!.b;
+    if (`${status}/${size}` !== last) {
+      last = `${status}/${size}`;
+      lastMove = Date.now();
+    }
+    const s = await subscriptionStatus(dst, sub);
+    downSince = s.status === 'down' ? (downSince ?? Date.now()) : null;
+    const why =
+      downSince !== null && Date.now() - downSince > DOWN_GRACE_MS
+        ? `the subscription is down`
+        : Date.now() - lastMove > STALL_MS
+          ? `nothing moved for ${STALL_MS / 1000}s (table "${status}")`
+          : Date.now() > deadline
+            ? `still "${status}" after ${timeoutSeconds}s`
+            : null;
+    if (why) {
+      const copying = await src.query<{ q: string }>(
+        `SELECT left(query, 200) AS q FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'COPY%' AND pid <> pg_backend_pid() LIMIT 1`,
+      );
+      throw new PgferryError(
+        'pglogical-table-sync',
+        `pglogical has not synchronized ${table}: ${why}.${copying.rows[0] ? ` Source is running: ${copying.rows[0].q}` : ''}`,
+        'Read the target server log (pglogical sync worker) for the error; fix it, then rerun sync: it resumes with this batch. Large tables may need a larger --catch-up-timeout.',
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const steps: Step<Ctx>[] = [
+  {
+    name: 'globals',
+    run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
+  },
+  {
+    // Whole schema before the data: pglogical applies UPDATE/DELETE through the target's keys.
+    name: 'schema',
+    async run(ctx, emit) {
+      if (ctx.doneBefore.has('schema')) return { skipped: 'restored by the interrupted attempt' };
+      await dumpSchema(ctx.tools, ctx.source, ctx.schemaFile);
+      let expected = 0;
+      for (const section of ['pre-data', 'post-data'] as const) {
+        const errors = await restoreSection(
+          ctx.tools,
+          ctx.target,
+          ctx.schemaFile,
+          section,
+          { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
+          emit,
+        );
+        expected += errors.length;
+      }
+      return { expectedErrors: expected };
+    },
+  },
+  {
+    name: 'nodes',
+    async run(ctx) {
+      const p = ctx.meta.pglogical;
+      const created: string[] = [];
+      const dsn = await providerDsn(ctx);
+      await withClient(ctx.source, 'source', async (c) => {
+        await c.query('CREATE EXTENSION IF NOT EXISTS pglogical');
+        if (!(await nodeExists(c, p.providerNode))) {
+          await c.query(`SELECT pglogical.create_node(node_name := $1, dsn := $2)`, [p.providerNode, dsn]);
+          created.push(`provider ${p.providerNode}`);
+        }
+      });
+      await withClient(ctx.target, 'target', async (c) => {
+        await c.query('CREATE EXTENSION IF NOT EXISTS pglogical');
+        if (!(await nodeExists(c, p.subscriberNode))) {
+          await c.query(`SELECT pglogical.create_node(node_name := $1, dsn := $2)`, [p.subscriberNode, conninfo(ctx.target)]);
+          created.push(`subscriber ${p.subscriberNode}`);
+        }
+      });
+      return { created };
+    },
+  },
+  {
+    name: 'subscribe',
+    async run(ctx) {
+      const p = ctx.meta.pglogical;
+      // Sequences first: they ride in the `default` set and are synchronized again at cutover.
+      const seqSchemas = await withClient(ctx.source, 'source', async (c) => {
+        const r = await c.query<{ n: string }>(
+          `SELECT DISTINCT n.nspname AS n FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace
+            WHERE s.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pglogical') AND n.nspname NOT LIKE 'pg\\_%'`,
+        );
+        const schemas = r.rows.map((x) => x.n);
+        if (schemas.length > 0) await c.query(`SELECT pglogical.replication_set_add_all_sequences('default', $1::text[], true)`, [schemas]);
+        return schemas;
+      });
+      const slot = await withClient(ctx.target, 'target', async (c) => {
+        const exists = await c.query(`SELECT 1 FROM pglogical.subscription WHERE sub_name = $1`, [p.subscription]);
+        if (exists.rowCount === 0) {
+          await c.query(
+            `SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
+                    replication_sets := ARRAY['default', 'default_insert_only'], synchronize_structure := false,
+                    synchronize_data := true, forward_origins := '{}')`,
+            [p.subscription, await providerDsn(ctx)],
+          );
+        }
+        return waitReplicating(c, p.subscription, ctx.opts.catchUpTimeout * 1000);
+      });
+      // The lag, the final-LSN wait and cleanup follow pglogical's slot on the source.
+      ctx.meta.names = { ...ctx.meta.names, slot };
+      await ctx.state.setMeta(ctx.meta);
+      return { subscription: p.subscription, slot, sequenceSchemas: seqSchemas };
+    },
+  },
+  {
+    name: 'tables',
+    async run(ctx, emit) {
+      const p = ctx.meta.pglogical;
+      const noKey = new Set(tablesWithoutIdentity(ctx.pre.source));
+      const tables = publishedTables(ctx.pre.source.database.tables)
+        .slice()
+        .sort((a, b) => b.bytes - a.bytes)
+        .map((t) => qualified(t));
+      p.insertOnly = tables.filter((t) => noKey.has(t));
+      await ctx.state.setMeta(ctx.meta);
+      if (p.insertOnly.length > 0) {
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `no primary key, inserts only until the cutover copies them again: ${p.insertOnly.join(', ')}`,
+        });
+      }
+      const batches = batchesOf(tables, ctx.opts.batchSize);
+      const meter = new ProgressMeter(emit, 'tables', tables.length, 'tables');
+      const src = await connect(ctx.source, 'source');
+      const dst = await connect(ctx.target, 'target');
+      try {
+        let done = 0;
+        for (const [i, batch] of batches.entries()) {
+          if (i < p.batchesDone) {
+            done += batch.length;
+            continue;
+          }
+          for (const t of batch) {
+            const set = noKey.has(t) ? 'default_insert_only' : 'default';
+            const member = await src.query(`SELECT 1 FROM pglogical.replication_set_table WHERE set_reloid = $1::regclass`, [t]);
+            if (member.rowCount === 0) await src.query(`SELECT pglogical.replication_set_add_table($1, $2::regclass, true)`, [set, t]);
+          }
+          for (const t of batch) {
+            await waitTableSynced(src, dst, p.subscription, t, ctx.opts.catchUpTimeout);
+            meter.update(++done, t);
+          }
+          p.batchesDone = i + 1;
+          await ctx.state.setMeta(ctx.meta);
+          if (i < batches.length - 1 && ctx.opts.batchPause > 0) {
+            emit({ type: 'log', level: 'info', message: `batch ${i + 1}/${batches.length} replicating; pausing ${ctx.opts.batchPause}s` });
+            await new Promise((r) => setTimeout(r, ctx.opts.batchPause * 1000));
+          }
+        }
+        meter.update(tables.length, undefined, true);
+      } finally {
+        await Promise.all([src.end(), dst.end()].map((x) => x.catch(() => undefined)));
+      }
+      return { tables: tables.length, batches: batches.length, insertOnly: p.insertOnly };
+    },
+  },
+  {
+    name: 'catch-up',
+    async run(ctx, emit) {
+      const t0 = Date.now();
+      const caughtUp = await withClient(ctx.source, 'source', async (c) => {
+        const lsn = (await c.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+        return waitForLsn(c, ctx.meta.names, lsn, ctx.opts.catchUpTimeout * 1000);
+      });
+      if (!caughtUp) emit({ type: 'log', level: 'warn', message: `not caught up after ${ctx.opts.catchUpTimeout}s; streaming continues` });
+      ctx.meta.phase = 'streaming';
+      await ctx.state.setMeta(ctx.meta);
+      return { seconds: (Date.now() - t0) / 1000, caughtUp };
+    },
+  },
+];
+
+/** Sync with pglogical: schema, nodes, subscription, tables in batches, catch-up. Idempotent: an interrupted sync resumes. */
+export async function pglogicalSync(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<LogicalOptions>,
+  emit: Emit = () => undefined,
+): Promise<PglogicalSyncReport> {
+  const started = Date.now();
+  const opts = resolveLogicalOptions(options);
+  const prev = await previousRun(target, 'pglogical');
+  const prevMeta = (prev?.meta ?? null) as Ctx['meta'] | null;
+  if (prev && prevMeta?.phase === 'streaming') {
+    const lag = await withClient(source, 'source', (c) => sourceLag(c, prevMeta.names));
+    return {
+      runId: prev.id,
+      resumed: false,
+      alreadyStreaming: true,
+      steps: [],
+      tables: 0,
+      insertOnly: prevMeta.pglogical.insertOnly,
+      batches: prevMeta.pglogical.batchesDone,
+      lag,
+      findings: [],
+      seconds: 0,
+    };
+  }
+  const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
+  const pre = await preflight(source, target, { strategy: 'pglogical', force: opts.force || resumable !== null, workDir: opts.workDir });
+  for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
+  const tools = requireReady(pre);
+  const stateClient = await connect(target, 'target');
+  let state: RunState;
+  let meta: Ctx['meta'];
+  if (resumable && prevMeta) {
+    state = await RunState.resume(stateClient, resumable.id);
+    meta = prevMeta;
+    emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
+  } else {
+    state = await RunState.create(stateClient, 'pglogical', describe(source));
+    meta = {
+      ...newMeta(state.runId, pre.source.database.name),
+      pglogical: {
+        ...pglogicalNames(state.runId),
+        insertOnly: [],
+        batchesDone: 0,
+        createdExtension: { source: !hasExtension(pre.source), target: !hasExtension(pre.target) },
+      },
+    };
+    await state.setMeta(meta);
+  }
+  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
+  mkdirSync(schemaDir, { recursive: true });
+  const ctx: Ctx = {
+    source,
+    target,
+    pre,
+    tools,
+    opts,
+    state,
+    meta,
+    resumed: resumable !== null,
+    doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
+    schemaFile: path.join(schemaDir, 'schema.dump'),
+  };
+  let results: StepResult[];
+  try {
+    results = await runSteps(steps, ctx, emit, state);
+    await state.setPhase('streaming');
+  } catch (e) {
+    await state.setPhase(meta.phase, 'failed').catch(() => undefined);
+    throw e;
+  } finally {
+    rmSync(schemaDir, { recursive: true, force: true });
+    await stateClient.end().catch(() => undefined);
+  }
+  const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
+  return {
+    runId: state.runId,
+    resumed: ctx.resumed,
+    alreadyStreaming: false,
+    steps: results,
+    tables: publishedTables(pre.source.database.tables).length,
+    insertOnly: meta.pglogical.insertOnly,
+    batches: meta.pglogical.batchesDone,
+    lag,
+    findings: pre.findings,
+    seconds: (Date.now() - started) / 1000,
+  };
+}

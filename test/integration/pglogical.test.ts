@@ -1,0 +1,137 @@
+/**
+ * The pglogical strategy on Debian's PostgreSQL 15 (the only server here that
+ * carries the extension), under write load: tables added in batches, a
+ * key-less table replicated insert-only and copied again at cutover, every
+ * committed write on the target, and nothing of pglogical left on either side.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import type { ConnInfo } from '../../engine/conn';
+import { findServerBinaries } from '../../engine/local/binaries';
+import { startServer, type LocalServer } from '../../engine/local/cluster';
+import { cleanupLogical, cutover } from '../../engine/logical/strategy';
+import { plan } from '../../engine/plan';
+import { pglogicalSync } from '../../engine/pglogical/sync';
+import { APP_ROLE, dropGeneratedColumns, loadSample } from '../../scripts/sample-db';
+import { WriteLoad } from '../../scripts/write-load';
+import { freshDatabase, newestPgDump, server, sql } from '../helpers/servers';
+
+const PGLOGICAL_LIB = '/usr/lib/postgresql/15/lib/pglogical.so';
+
+/** What pglogical or pgferry could leave in one database's catalogs. */
+async function leftovers(conn: ConnInfo): Promise<string[]> {
+  const rows = await sql<{ n: string }>(
+    conn,
+    `SELECT 'extension ' || extname AS n FROM pg_extension WHERE extname = 'pglogical'
+     UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname IN ('pglogical', 'pgferry')
+     UNION ALL SELECT 'slot ' || slot_name FROM pg_replication_slots WHERE database = current_database()
+     UNION ALL SELECT 'origin ' || roname FROM pg_replication_origin
+     UNION ALL SELECT 'event trigger ' || evtname FROM pg_event_trigger
+     UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%pglogical%'`,
+  );
+  return rows.map((r) => r.n);
+}
+
+describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function () {
+  let src: LocalServer;
+  let dst: LocalServer;
+
+  before(async function () {
+    if (!existsSync(PGLOGICAL_LIB) || !findServerBinaries(15) || (await newestPgDump()) < 15) {
+      // npm test installs it when run as root (scripts/debian-packages.txt).
+      throw new Error('pglogical is not installed: apt-get install -y postgresql-15 postgresql-15-pglogical');
+    }
+    const settings = { shared_preload_libraries: 'pglogical', max_worker_processes: 16 };
+    [src, dst] = await Promise.all([
+      startServer({ major: 15, name: 'pgl-src', settings }),
+      startServer({ major: 15, name: 'pgl-dst', settings }),
+    ]);
+  });
+
+  it('check refuses generated columns (pglogical 2 crashes on them) and passes once the schema has none', async function () {
+    const source = await freshDatabase(src, 'pplan');
+    await sql(source, `CREATE TABLE t (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED)`);
+    const target = await freshDatabase(dst, 'pplant');
+    const refused = await plan(source, target, { strategy: 'pglogical' });
+    assert.equal(refused.ok, false);
+    assert.ok(refused.findings.some((f) => f.code === 'pglogical-generated-columns' && /--strategy logical/.test(f.fix)));
+    await sql(source, `ALTER TABLE t ALTER COLUMN b DROP EXPRESSION`);
+    const p = await plan(source, target, { strategy: 'pglogical' });
+    assert.equal(p.ok, true, p.text);
+    assert.ok(p.steps.some((s) => s.name === 'tables'));
+    // On a server without the preload, the check names the fix.
+    const plain = await plan(await freshDatabase(await server(15), 'pplain'), await freshDatabase(await server(15), 'pplaint'), {
+      strategy: 'pglogical',
+    });
+    assert.ok(
+      plain.findings.some((f) => f.code === 'pglogical-not-preloaded-source' && /shared_preload_libraries/.test(f.fix)),
+      plain.text,
+    );
+  });
+
+  it('15 → 15 under write load: batches, key-less table insert-only then re-copied, cutover, ledger, verification, nothing left', async function () {
+    const source = await freshDatabase(src, 'pglsrc');
+    const sample = await loadSample(source, { sizeBytes: 4e6 });
+    await dropGeneratedColumns(source);
+    const target = await freshDatabase(dst, 'pgltgt');
+    const load = new WriteLoad(source, { rate: 100, workers: 2, user: { name: APP_ROLE, password: sample.appPassword } });
+    await load.start();
+    const events: string[] = [];
+    try {
+      const s = await pglogicalSync(source, target, { jobs: 2, batchSize: 4, batchPause: 0.2 }, (e) => {
+        if (e.type === 'log') events.push(e.message);
+      });
+      assert.equal(s.alreadyStreaming, false);
+      assert.ok(s.batches >= 3, `tables added in ${s.batches} batches`);
+      assert.ok(s.insertOnly.includes('"public"."schema_migrations"'), s.insertOnly.join(','));
+      assert.ok(
+        events.some((m) => /pausing/.test(m)),
+        'paused between batches',
+      );
+      // Changes pglogical cannot carry for a key-less table: the cutover copies it again.
+      // (the application's own rows, not the write load's, whose ledger must find them)
+      const own = `SELECT version FROM public.schema_migrations WHERE version NOT LIKE 'load%' ORDER BY version`;
+      await sql(source, `UPDATE public.schema_migrations SET version = version || '-x' WHERE version IN (${own} LIMIT 3)`);
+      await sql(source, `DELETE FROM public.schema_migrations WHERE version IN (${own} DESC LIMIT 2)`);
+      await new Promise((r) => setTimeout(r, 1000));
+      const again = await pglogicalSync(source, target, { jobs: 2 });
+      assert.equal(again.alreadyStreaming, true);
+      const c = await cutover(source, target, { jobs: 2, verify: 'checksum' });
+      load.switchTo(target);
+      await new Promise((r) => setTimeout(r, 500));
+      const summary = await load.stop();
+      assert.ok(c.blackoutSeconds < 10, `blackout ${c.blackoutSeconds}s`);
+      assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+      assert.ok(c.insertOnlyRows > 0, 'key-less tables copied again inside the fence');
+      assert.ok(summary.committed > 50);
+      const ledger = await load.ledger.check(target);
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      // The cutover already removed subscription, nodes, slot and the extensions pgferry created.
+      assert.deepEqual(await leftovers(source), []);
+      assert.deepEqual(
+        (await leftovers(target)).filter((x) => x !== 'schema pgferry'),
+        [],
+      );
+      await cleanupLogical(source, target, { unfence: true });
+      assert.deepEqual(await leftovers(target), []);
+    } finally {
+      await load.stop();
+    }
+  });
+
+  it('cleanup after an abandoned sync removes subscription, nodes, slot and extension on both sides', async function () {
+    const source = await freshDatabase(src, 'pglsrc2');
+    await loadSample(source, { sizeBytes: 1e6 });
+    await dropGeneratedColumns(source);
+    const target = await freshDatabase(dst, 'pgltgt2');
+    await pglogicalSync(source, target, { jobs: 2 });
+    assert.ok((await leftovers(source)).some((x) => x.startsWith('slot ')));
+    const removed = await cleanupLogical(source, target);
+    assert.ok(
+      removed.some((r) => /pglogical node/.test(r)),
+      removed.join('\n'),
+    );
+    assert.deepEqual(await leftovers(source), []);
+    assert.deepEqual(await leftovers(target), []);
+  });
+});
