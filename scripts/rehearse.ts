@@ -4,7 +4,9 @@
  * migration while the write load keeps running on the source. With the
  * default `logical` strategy: sync, a few seconds of streaming, cutover, the
  * application switched to the target, and the ledger checked there — every
- * committed write present. `--strategy dump-restore` rehearses the offline way.
+ * committed write present. `--strategy pglogical` does the same through
+ * pglogical on Debian's PostgreSQL 15 (the only server here that carries the
+ * extension) on both sides; `--strategy dump-restore` rehearses the offline way.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Strategy, STRATEGIES } from '../engine/check';
@@ -14,9 +16,10 @@ import { startServer, stopAllServers, type LocalServer } from '../engine/local/c
 import { cutover, sync, type CutoverReport, type SyncReport } from '../engine/logical/strategy';
 import { migrate, type MigrationReport } from '../engine/migrate';
 import { progressView } from '../engine/progress-view';
-import { formatCutover, formatReport, formatSync } from '../engine/report';
+import { formatCutover, formatPglogicalSync, formatReport, formatSync } from '../engine/report';
+import { pglogicalSync, type PglogicalSyncReport } from '../engine/pglogical/sync';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
-import { APP_ROLE, loadSample } from './sample-db';
+import { APP_ROLE, dropGeneratedColumns, loadSample } from './sample-db';
 import { WriteLoad, type LedgerCheck, type LoadSummary } from './write-load';
 
 interface RehearseOptions {
@@ -29,12 +32,14 @@ interface RehearseOptions {
   streamSeconds: number;
   verify: 'count' | 'checksum' | 'none';
   json?: boolean;
+  batchSize: number;
+  batchPause: number;
 }
 
 interface LogicalRehearsal {
-  readonly strategy: 'logical';
+  readonly strategy: 'logical' | 'pglogical';
   readonly sampleBytes: number;
-  readonly sync: SyncReport;
+  readonly sync: SyncReport | PglogicalSyncReport;
   readonly cutover: CutoverReport;
   readonly load: LoadSummary;
   /** From the application's side: last commit on the source to first commit on the target. */
@@ -45,11 +50,15 @@ interface LogicalRehearsal {
 
 const log = (line: string): void => void process.stderr.write(line + '\n');
 
+/** pglogical needs its library preloaded on both sides, and workers for its supervisor, managers and apply. */
+const PGLOGICAL_SETTINGS = { shared_preload_libraries: 'pglogical', max_worker_processes: 16 };
+
 async function servers(o: RehearseOptions): Promise<[LocalServer, LocalServer]> {
   const t0 = Date.now();
+  const settings = o.strategy === 'pglogical' ? PGLOGICAL_SETTINGS : {};
   const [source, target] = await Promise.all([
-    startServer({ major: o.from, name: 'source' }),
-    startServer({ major: o.to, name: 'target' }),
+    startServer({ major: o.from, name: 'source', settings }),
+    startServer({ major: o.to, name: 'target', settings }),
   ]);
   log(
     `servers: source PostgreSQL ${o.from} on 127.0.0.1:${source.port}, target PostgreSQL ${o.to} on 127.0.0.1:${target.port} (${formatDuration((Date.now() - t0) / 1000)})`,
@@ -63,6 +72,11 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
   const [source, target] = await servers(o);
   const sample = await loadSample(source.conn('shop'), { sizeBytes: o.size, log });
   log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
+  const pgl = o.strategy === 'pglogical';
+  if (pgl) {
+    await dropGeneratedColumns(source.conn('shop'));
+    log('sample: generated column app.line_items.amount made a plain column (a 9.x schema has none; pglogical 2 cannot replicate them)');
+  }
   const load = new WriteLoad(source.conn('shop'), { rate: o.rate, workers: 4, user: { name: APP_ROLE, password: sample.appPassword } });
   await load.start();
   log(`write load: ${o.rate} transactions/s on the source as ${APP_ROLE}, with a ledger`);
@@ -70,7 +84,14 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
   // The sample has a key-less table (schema_migrations): let pgferry give it REPLICA IDENTITY FULL.
   const options = { replicaIdentityFull: true, verify: o.verify, ...(o.jobs ? { jobs: o.jobs } : {}) };
   try {
-    const s = await sync(source.conn('shop'), target.conn('shop'), options, emit);
+    const s = pgl
+      ? await pglogicalSync(
+          source.conn('shop'),
+          target.conn('shop'),
+          { ...options, batchSize: o.batchSize, batchPause: o.batchPause },
+          emit,
+        )
+      : await sync(source.conn('shop'), target.conn('shop'), options, emit);
     log(`streaming for ${o.streamSeconds}s under load …`);
     await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
     const c = await cutover(source.conn('shop'), target.conn('shop'), options, emit);
@@ -80,7 +101,7 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
     const summary = await load.stop();
     const ledger = await load.ledger.check(target.conn('shop'));
     return {
-      strategy: 'logical',
+      strategy: pgl ? 'pglogical' : 'logical',
       sampleBytes: sample.bytes,
       sync: s,
       cutover: c,
@@ -95,16 +116,21 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
 }
 
 function formatLogical(r: LogicalRehearsal): string {
-  const copy = r.sync.copy;
+  const copy = 'copy' in r.sync ? r.sync.copy : null;
+  const tables = 'copy' in r.sync ? null : r.sync.steps.find((x) => x.name === 'tables');
+  const catchUp = 'copy' in r.sync ? r.sync : null;
   return [
-    formatSync(r.sync),
+    'copy' in r.sync ? formatSync(r.sync) : formatPglogicalSync(r.sync),
     formatCutover(r.cutover),
     'rehearsal',
     `  sample            ${formatBytes(r.sampleBytes)}`,
     copy
       ? `  copy throughput   ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s (${formatBytes(copy.bytes)} in ${formatDuration(copy.seconds)})`
       : '',
-    `  catch-up          ${formatDuration(r.sync.catchUpSeconds ?? 0)} to apply ${formatBytes(r.sync.backlogBytes ?? 0)} of WAL written during the copy`,
+    tables ? `  initial copy      ${formatDuration(tables.seconds)} (pglogical table syncs, in batches)` : '',
+    catchUp
+      ? `  catch-up          ${formatDuration(catchUp.catchUpSeconds ?? 0)} to apply ${formatBytes(catchUp.backlogBytes ?? 0)} of WAL written during the copy`
+      : '',
     `  write-blackout    ${formatDuration(r.cutover.blackoutSeconds)} measured by pgferry; ${r.appWriteGapSeconds === null ? 'n/a' : formatDuration(r.appWriteGapSeconds)} seen by the application (last commit on the source → first on the target)`,
     `  write load        ${r.load.committed} commits, ${r.load.failed} refused during the fence, ${r.load.uncertain} cut off mid-statement (${r.load.perSecond.toFixed(0)}/s)`,
     `  ledger            ${r.ledger.ok ? 'OK' : 'FAILED'} — ${r.ledger.checked} written keys checked on the target, ${r.ledger.missing.length} missing, ${r.ledger.wrong.length} stale, ${r.ledger.resurrected.length} resurrected`,
@@ -139,11 +165,9 @@ async function main(): Promise<number> {
     .option('--to <major>', 'target PostgreSQL major', num('a major version such as 17'), 17)
     .addOption(new Option('--size <size>', 'sample database size, e.g. 300MB or 2GB').default('300MB').env('PGFERRY_SAMPLE_SIZE'))
     .option('--jobs <n>', 'parallel jobs', num('a number of jobs'))
-    .addOption(
-      new Option('--strategy <name>', 'migration strategy')
-        .choices(STRATEGIES.filter((s) => s === 'logical' || s === 'dump-restore'))
-        .default('logical'),
-    )
+    .addOption(new Option('--strategy <name>', 'migration strategy').choices(STRATEGIES.filter((s) => s !== 'bucardo')).default('logical'))
+    .option('--batch-size <n>', 'pglogical: tables per batch', num('a number of tables'), 4)
+    .option('--batch-pause <s>', 'pglogical: pause between batches', num('seconds'), 1)
     .option('--rate <tps>', 'write load, transactions per second', num('transactions per second'), 200)
     .option('--stream-seconds <s>', 'how long to stream under load before the cutover', num('seconds'), 5)
     .addOption(
@@ -153,9 +177,19 @@ async function main(): Promise<number> {
     .parse();
   const raw = cmd.opts<Omit<RehearseOptions, 'size'> & { size: string }>();
   const o: RehearseOptions = { ...raw, size: parseSize(raw.size) };
+  if (o.strategy === 'pglogical') {
+    // Only Debian's 15 carries pglogical here (postgresql-15-pglogical).
+    const given = (flag: string): boolean => cmd.getOptionValueSource(flag) === 'cli';
+    if ((given('from') && o.from !== 15) || (given('to') && o.to !== 15)) {
+      process.stderr.write('pgferry: the pglogical rehearsal runs 15 → 15 (the only server here with postgresql-15-pglogical)\n');
+      return ExitCode.usage;
+    }
+    o.from = 15;
+    o.to = 15;
+  }
   const print = (json: unknown, text: string): void => void process.stdout.write((o.json ? JSON.stringify(json, null, 2) : text) + '\n');
   try {
-    if (o.strategy === 'logical') {
+    if (o.strategy === 'logical' || o.strategy === 'pglogical') {
       const r = await rehearseLogical(o);
       print(r, formatLogical(r));
       return r.ok ? ExitCode.ok : ExitCode.verifyFailed;

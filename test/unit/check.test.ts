@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { estimateDumpBytes, hasErrors, runChecks, type CheckFacts } from '../../engine/check';
+import { estimateDumpBytes, hasErrors, runChecks, settingList, type CheckFacts } from '../../engine/check';
 import type { Inventory, TableInfo } from '../../engine/inspect';
+import { chooseStrategy } from '../../engine/plan';
 import { tableInfo } from '../helpers/fixtures';
 
 const table = tableInfo;
@@ -119,9 +120,66 @@ describe('check rules', function () {
     assert.ok(codes(facts({ target: inventory(17, { canCreate: false }) })).includes('target-no-create'));
   });
 
-  it('says plainly that pglogical and bucardo are not available yet', function () {
-    assert.ok(codes(facts({ strategy: 'pglogical' })).includes('strategy-unavailable'));
-    assert.ok(!codes(facts({ strategy: 'logical' })).includes('strategy-unavailable'));
+  it('says plainly that bucardo is not available yet', function () {
+    assert.ok(codes(facts({ strategy: 'bucardo' })).includes('strategy-unavailable'));
+    assert.ok(!codes(facts({ strategy: 'pglogical' })).includes('strategy-unavailable'));
+  });
+
+  it('pglogical: extension, preload, superuser, workers, slots, output plugin allow-list and generated columns, each with its fix', function () {
+    const ready = (major: number): Inventory => {
+      const inv = inventory(major, { avail: ['plpgsql', 'citext', 'pglogical'] });
+      return {
+        ...inv,
+        server: {
+          ...inv.server,
+          isSuperuser: true,
+          settings: {
+            ...inv.server.settings,
+            shared_preload_libraries: 'pg_stat_statements, "pglogical"',
+            max_worker_processes: '16',
+            max_replication_slots: '10',
+            max_wal_senders: '10',
+          },
+        },
+      };
+    };
+    assert.deepEqual(codes(facts({ strategy: 'pglogical', source: ready(9.6), target: ready(12) })), []);
+    const src = ready(9.6);
+    const missing = inventory(12);
+    const bad: Inventory = {
+      ...src,
+      server: {
+        ...src.server,
+        isSuperuser: false,
+        settings: {
+          ...src.server.settings,
+          shared_preload_libraries: '',
+          max_worker_processes: '2',
+          output_plugin_libraries: 'pgoutput, test_decoding',
+          max_replication_slots: '1',
+        },
+      },
+      database: { ...src.database, generatedColumnTables: ['"app"."line_items"'] },
+    };
+    const found = runChecks(facts({ strategy: 'pglogical', source: bad, target: missing }));
+    const byCode = new Map(found.map((x) => [x.code, x]));
+    for (const code of [
+      'pglogical-not-preloaded-source',
+      'pglogical-privilege-source',
+      'pglogical-workers-source',
+      'pglogical-output-not-allowed',
+      'no-free-slot',
+      'pglogical-generated-columns',
+      'pglogical-missing-target',
+    ])
+      assert.ok(byCode.has(code), `${code} in ${[...byCode.keys()].join(', ')}`);
+    assert.match(byCode.get('pglogical-missing-target')!.fix, /apt-get install postgresql-12-pglogical/);
+    assert.match(byCode.get('pglogical-output-not-allowed')!.fix, /pglogical_output/);
+    assert.match(byCode.get('pglogical-generated-columns')!.fix, /--strategy logical/);
+    assert.equal(
+      runChecks(facts({ strategy: 'pglogical', source: inventory(9.3), target: ready(12) })).find((x) => x.level === 'error')?.code,
+      'pglogical-source-too-old',
+    );
   });
 
   it('logical: wal_level, replication privilege, free slots and subscription privilege, each with its fix', function () {
@@ -165,5 +223,30 @@ describe('check rules', function () {
   it('logical: a source older than 10 is pointed at pglogical', function () {
     const f = runChecks(facts({ strategy: 'logical', source: inventory(9.6) })).find((x) => x.code === 'logical-source-too-old')!;
     assert.match(f.fix, /pglogical/);
+  });
+
+  it('reads comma-separated settings such as shared_preload_libraries', function () {
+    assert.deepEqual(settingList(' pg_stat_statements, "pglogical" ,'), ['pg_stat_statements', 'pglogical']);
+    assert.deepEqual(settingList(undefined), []);
+  });
+
+  it('plan picks logical, then pglogical for a 9.6 source with the extension, then dump-restore', function () {
+    const pgl = (major: number): Inventory => {
+      const inv = inventory(major, { avail: ['plpgsql', 'citext', 'pglogical'] });
+      return {
+        ...inv,
+        server: {
+          ...inv.server,
+          isSuperuser: true,
+          settings: { ...inv.server.settings, shared_preload_libraries: 'pglogical', max_replication_slots: '10', max_wal_senders: '10' },
+        },
+      };
+    };
+    assert.equal(chooseStrategy(undefined, facts({ source: pgl(14), target: pgl(17) })).strategy, 'logical');
+    const old = chooseStrategy(undefined, facts({ source: pgl(9.6), target: pgl(12) }));
+    assert.equal(old.strategy, 'pglogical');
+    assert.match(old.reason, /PostgreSQL 10 or newer/);
+    assert.equal(chooseStrategy(undefined, facts({ source: inventory(9.6), target: inventory(12) })).strategy, 'dump-restore');
+    assert.equal(chooseStrategy('bucardo', facts()).strategy, 'bucardo');
   });
 });
