@@ -64,7 +64,7 @@ export interface MigrationRunArgs {
   readonly source: pulumi.Input<string>;
   /** Target URL (secret). */
   readonly target: pulumi.Input<string>;
-  readonly strategy: pulumi.Input<'logical' | 'dump-restore'>;
+  readonly strategy: pulumi.Input<'logical' | 'pglogical' | 'dump-restore'>;
   /** `sync`, then `cutover` (change the stack config and `pulumi up`). */
   readonly phase: pulumi.Input<'sync' | 'cutover'>;
   readonly options: pulumi.Input<RunInputs['options']>;

@@ -38,9 +38,14 @@ export function sourceReplicationParameters(strategy: 'logical' | 'dump-restore'
   return params;
 }
 
+/** pglogical runs on both sides: its library stays loaded on the target through the cutover (a change would need a reboot). */
+const pglogicalPreload = (strategy: string): DbParameter[] =>
+  strategy === 'pglogical' ? [p('shared_preload_libraries', 'pg_stat_statements,pglogical')] : [];
+
 /** The target during the copy: fast bulk load, nothing it can lose that the copy cannot redo. */
-export function targetBulkLoadParameters(): DbParameter[] {
+export function targetBulkLoadParameters(strategy = 'logical'): DbParameter[] {
   return [
+    ...pglogicalPreload(strategy),
     p('maintenance_work_mem', 2097152), // kB: 2 GiB for index builds
     p('max_wal_size', 65536), // MB
     p('checkpoint_timeout', 1800), // s
@@ -53,8 +58,9 @@ export function targetBulkLoadParameters(): DbParameter[] {
 }
 
 /** The target after cutover: durable, autovacuum on, room for logical replication (a replica region, a later move). */
-export function targetProductionParameters(): DbParameter[] {
+export function targetProductionParameters(strategy = 'logical'): DbParameter[] {
   return [
+    ...pglogicalPreload(strategy),
     p('synchronous_commit', 'on'),
     p('autovacuum', 1),
     p('max_logical_replication_workers', 8),

@@ -10,7 +10,7 @@ export interface RunInputs {
   /** Source and target URLs (secrets). */
   readonly source: string;
   readonly target: string;
-  readonly strategy: 'logical' | 'dump-restore';
+  readonly strategy: 'logical' | 'pglogical' | 'dump-restore';
   readonly phase: 'sync' | 'cutover';
   readonly options: {
     readonly jobs?: number;
@@ -48,7 +48,7 @@ export function workerCommand(
   const args: string[] = [command];
   if (command !== 'cleanup') {
     if (o.jobs) args.push('--jobs', String(o.jobs));
-    if (inputs.strategy === 'logical') {
+    if (inputs.strategy !== 'dump-restore') {
       if (o.replicaIdentityFull) args.push('--replica-identity-full');
       if (o.maxLag) args.push('--max-lag', o.maxLag);
       if (o.splitLargerThan) args.push('--split-larger-than', o.splitLargerThan);
@@ -56,7 +56,7 @@ export function workerCommand(
       if (o.preHook) args.push('--pre-hook', o.preHook);
       if (o.postHook) args.push('--post-hook', o.postHook);
     }
-    if (command === 'migrate') args.push('--strategy', inputs.strategy);
+    if (command === 'migrate' || (command === 'sync' && inputs.strategy !== 'logical')) args.push('--strategy', inputs.strategy);
   }
   return args;
 }
@@ -172,19 +172,25 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
   const s = (
     inputs.mode === 'ssm'
       ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? 3600)
-      : await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).sync(
-          endpoints(inputs).source,
-          endpoints(inputs).target,
-          logicalOptions(inputs),
-        )
-  ) as { runId: string; copy: { seconds: number } | null; catchUpSeconds: number | null };
+      : inputs.strategy === 'pglogical'
+        ? await (require('../engine/pglogical/sync') as typeof import('../engine/pglogical/sync')).pglogicalSync(
+            endpoints(inputs).source,
+            endpoints(inputs).target,
+            logicalOptions(inputs),
+          )
+        : await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).sync(
+            endpoints(inputs).source,
+            endpoints(inputs).target,
+            logicalOptions(inputs),
+          )
+  ) as { runId: string; copy?: { seconds: number } | null; catchUpSeconds?: number | null };
   const synced: RunOutputs = {
     ...inputs,
     ...empty,
     runId: s.runId,
     status: 'streaming',
     copySeconds: s.copy?.seconds ?? null,
-    catchUpSeconds: s.catchUpSeconds,
+    catchUpSeconds: s.catchUpSeconds ?? null,
   };
   return inputs.phase === 'cutover' ? { ...synced, ...(await cutoverRun(inputs)) } : synced;
 }
@@ -210,7 +216,7 @@ export async function advanceRun(olds: RunOutputs, news: RunInputs): Promise<Run
     );
   }
   const base: RunOutputs = { ...olds, ...news };
-  if (news.strategy === 'logical' && olds.phase === 'sync' && news.phase === 'cutover' && olds.status !== 'done') {
+  if (news.strategy !== 'dump-restore' && olds.phase === 'sync' && news.phase === 'cutover' && olds.status !== 'done') {
     return { ...base, ...(await cutoverRun(news)) };
   }
   return base;
@@ -223,7 +229,7 @@ export async function stopRun(props: RunOutputs): Promise<void> {
     return;
   }
   const { source, target } = endpoints(props);
-  if (props.strategy === 'logical')
+  if (props.strategy !== 'dump-restore')
     await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).cleanupLogical(source, target);
   else await (require('../engine/state') as typeof import('../engine/state')).dropState(target);
 }

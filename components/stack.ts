@@ -127,6 +127,7 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
     databaseName: 'postgres',
     multiAz: a.multiAz,
     phase: cfg.phase,
+    strategy: cfg.strategy,
     ...(a.replicaRegion ? { replicaRegion: a.replicaRegion } : {}),
   });
 

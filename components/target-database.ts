@@ -28,13 +28,15 @@ export interface TargetDatabaseArgs {
   readonly multiAz?: pulumi.Input<boolean>;
   /** `sync`: bulk-load parameters; `cutover`: production parameters. */
   readonly phase: 'sync' | 'cutover';
+  /** The migration strategy (pglogical needs its library preloaded on the target). */
+  readonly strategy?: 'logical' | 'pglogical' | 'dump-restore';
   /** A second region for a read replica. */
   readonly replicaRegion?: string;
 }
 
-/** The parameters for a phase. Pure. */
-export function targetParameters(phase: 'sync' | 'cutover'): DbParameter[] {
-  return phase === 'sync' ? targetBulkLoadParameters() : targetProductionParameters();
+/** The parameters for a phase (and strategy: pglogical must be preloaded). Pure. */
+export function targetParameters(phase: 'sync' | 'cutover', strategy = 'logical'): DbParameter[] {
+  return phase === 'sync' ? targetBulkLoadParameters(strategy) : targetProductionParameters(strategy);
 }
 
 export class TargetDatabase extends pulumi.ComponentResource {
@@ -87,7 +89,7 @@ export class TargetDatabase extends pulumi.ComponentResource {
       {
         family: pulumi.output(args.engineVersion).apply(parameterGroupFamily),
         description: `pgferry target (${args.phase === 'sync' ? 'bulk load' : 'production'})`,
-        parameters: targetParameters(args.phase).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
+        parameters: targetParameters(args.phase, args.strategy).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
       },
       childOptions(this),
     );

@@ -91,7 +91,8 @@ export interface Inventory {
 }
 
 /** Schemas pgferry never migrates or counts. */
-export const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+/** Schemas never migrated: the catalogs, pgferry's state, and Bucardo's own (delta tables, triggers' functions) while a bucardo run has it. */
+export const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry', 'bucardo') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
 /** Objects that belong to an extension are created by CREATE EXTENSION, not copied. */
 const NOT_EXTENSION_MEMBER = (classId: string, oidCol: string): string =>

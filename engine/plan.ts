@@ -32,7 +32,8 @@ export interface Plan {
 /**
  * Pick a strategy: `logical` (seconds of downtime) when its checks pass, else
  * `pglogical` when the extension is usable on both sides (9.4–9.6 sources,
- * or native replication not allowed), otherwise `dump-restore` (downtime =
+ * or native replication not allowed), else `bucardo` when the source role
+ * may not replicate at all (Heroku), otherwise `dump-restore` (downtime =
  * the whole run), saying why. Pure.
  */
 export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFacts): { strategy: Strategy; reason: string } {
@@ -52,6 +53,11 @@ export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFac
     return {
       strategy: 'pglogical',
       reason: `native logical replication is not possible here (${specific.map((b) => b.message).join(' ') || 'see findings'}), pglogical is: copy, stream, cut over in seconds`,
+    };
+  if (!facts.source.server.canReplicate)
+    return {
+      strategy: 'bucardo',
+      reason: `user "${facts.source.server.currentUser}" may not replicate from the source (no superuser, REPLICATION, rds_replication or rds_superuser: a Heroku-like service), so Bucardo's triggers carry the changes; cutover in seconds`,
     };
   return {
     strategy: 'dump-restore',
@@ -88,6 +94,21 @@ export function pglogicalSteps(): { name: string; what: string }[] {
   ];
 }
 
+export function bucardoSteps(): { name: string; what: string }[] {
+  return [
+    { name: 'globals', what: 'roles and memberships, the target admin role left untouched' },
+    { name: 'schema', what: 'the whole schema first (Bucardo applies changes through the target keys)' },
+    { name: 'control', what: 'Bucardo control database (--bucardo-url), source and target databases, passwords by SQL' },
+    { name: 'sync-setup', what: 'tables with a primary key and every sequence in a relgroup, a sync with onetimecopy=1' },
+    { name: 'onetimecopy', what: "Bucardo's daemon started; its first full copy, with progress" },
+    { name: 'catch-up', what: 'one sync run that finishes in time' },
+    {
+      name: 'cutover',
+      what: 'fence writes (Bucardo spared), a final sync run, key-less tables copied, sequences, matviews, verify, Bucardo removed',
+    },
+  ];
+}
+
 export function dumpRestoreSteps(jobs: number): { name: string; what: string }[] {
   return [
     { name: 'globals', what: 'roles and memberships (pg_dumpall --globals-only), the target admin role left untouched' },
@@ -111,7 +132,14 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
   const pre = { ...first, findings };
   const tables = pre.source.database.tables;
   const tableBytes = tables.reduce((s, t) => s + t.bytes, 0);
-  const steps = strategy === 'logical' ? logicalSteps(jobs) : strategy === 'pglogical' ? pglogicalSteps() : dumpRestoreSteps(jobs);
+  const steps =
+    strategy === 'logical'
+      ? logicalSteps(jobs)
+      : strategy === 'pglogical'
+        ? pglogicalSteps()
+        : strategy === 'bucardo'
+          ? bucardoSteps()
+          : dumpRestoreSteps(jobs);
   const largest = tables.slice(0, 5).map((t) => ({ table: `${t.schema}.${t.name}`, bytes: t.totalBytes }));
   const text = [
     `strategy: ${strategy} (${reason})`,
@@ -122,7 +150,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     'largest tables: ' + largest.map((t) => `${t.table} ${formatBytes(t.bytes)}`).join(', '),
     'steps:',
     ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(15)} ${s.what}`),
-    strategy === 'logical' || strategy === 'pglogical'
+    strategy !== 'dump-restore'
       ? 'downtime: only the cutover window (fence → target ready); rehearse to measure it.'
       : 'downtime: writes must stay stopped from the dump to the end of verify; rehearse on a copy to measure it.',
     '',

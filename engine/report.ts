@@ -2,6 +2,7 @@
 import type { Finding } from './check';
 import type { CopyReport, CutoverReport, SyncReport } from './logical/strategy';
 import type { PglogicalSyncReport } from './pglogical/sync';
+import type { BucardoSyncReport } from './bucardo/sync';
 import type { MigrationReport } from './migrate';
 import type { RunEvent } from './runner';
 import { formatBytes, formatDuration } from './units';
@@ -90,6 +91,18 @@ export function formatPglogicalSync(r: PglogicalSyncReport): string {
   lines.push(`  tables            ${r.tables} in ${r.batches} batch(es)`);
   if (r.insertOnly.length > 0) lines.push(`  insert-only       ${r.insertOnly.join(', ')} (no primary key; copied again at cutover)`);
   if (r.lag) lines.push(`  lag               ${formatBytes(r.lag.bytes)}`);
+  lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
+  return lines.join('\n');
+}
+
+export function formatBucardoSync(r: BucardoSyncReport): string {
+  if (r.alreadyStreaming) return `pgferry bucardo — run ${r.runId} is already replicating`;
+  const lines = [`pgferry bucardo — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
+  for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
+  lines.push(
+    `  tables            ${r.tables}${r.copySeconds !== null ? `, first copy by Bucardo in ${formatDuration(r.copySeconds)}` : ''}`,
+  );
+  if (r.fullCopy.length > 0) lines.push(`  full copy         ${r.fullCopy.join(', ')} (no primary key; copied at cutover)`);
   lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
   return lines.join('\n');
 }

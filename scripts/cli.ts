@@ -11,6 +11,7 @@ import { migrate, type MigrationReport } from '../engine/migrate';
 import { chooseStrategy, plan } from '../engine/plan';
 import { cleanupLogical, copyOnce, cutover, logicalStatus, sync, type LogicalOptions } from '../engine/logical/strategy';
 import { pglogicalSync } from '../engine/pglogical/sync';
+import { bucardoSync } from '../engine/bucardo/sync';
 import { formatBytes, parseSize } from '../engine/units';
 import { defaultWorkDir, preflight } from '../engine/preflight';
 import { progressView } from '../engine/progress-view';
@@ -18,12 +19,13 @@ import {
   formatCopy,
   formatCutover,
   formatFindings,
+  formatBucardoSync,
   formatPglogicalSync,
   formatReport,
   formatSync,
   formatVerification,
 } from '../engine/report';
-import type { RunEvent } from '../engine/runner';
+import type { Emit, RunEvent } from '../engine/runner';
 import { dropState, readRun } from '../engine/state';
 import { verify } from '../engine/verify';
 
@@ -84,6 +86,38 @@ interface LogicalCliOpts {
   postHook?: string;
   batchSize?: number;
   batchPause?: number;
+  bucardoUrl?: string;
+}
+
+/** The Bucardo control server (a superuser on a PostgreSQL with PL/Perl), required by the bucardo strategy. */
+function bucardoControl(o: LogicalCliOpts): ConnInfo {
+  if (!o.bucardoUrl)
+    throw new PgferryError(
+      'usage',
+      'The bucardo strategy needs a server for its control database.',
+      'Pass --bucardo-url postgresql://postgres:…@localhost:5432/postgres (or set PGFERRY_BUCARDO_URL): a superuser of a PostgreSQL with PL/Perl on the worker (Debian: apt-get install -y postgresql-15 postgresql-plperl-15 bucardo).',
+    );
+  return parseUrl(o.bucardoUrl, 'Bucardo control URL');
+}
+
+/** sync for a streaming strategy: the report and its text. */
+async function streamingSync(
+  strategy: 'logical' | 'pglogical' | 'bucardo',
+  source: ConnInfo,
+  target: ConnInfo,
+  o: LogicalCliOpts,
+  emit: Emit,
+): Promise<{ report: unknown; text: string }> {
+  if (strategy === 'pglogical') {
+    const r = await pglogicalSync(source, target, logicalOptions(o), emit);
+    return { report: r, text: formatPglogicalSync(r) };
+  }
+  if (strategy === 'bucardo') {
+    const r = await bucardoSync(source, target, bucardoControl(o), logicalOptions(o), emit);
+    return { report: r, text: formatBucardoSync(r) };
+  }
+  const r = await sync(source, target, logicalOptions(o), emit);
+  return { report: r, text: formatSync(r) };
 }
 
 /** Options of the logical strategy, shared by sync, cutover and migrate. */
@@ -107,7 +141,12 @@ function withLogicalOptions(cmd: Command): Command {
     .option('--pre-hook <command>', 'shell command run before the write fence (maintenance on, scale to zero)')
     .option('--post-hook <command>', 'shell command run after the switch (point the app at the target, scale up)')
     .option('--batch-size <n>', 'pglogical: tables added to the replication sets per batch (default: all at once)', int('--batch-size'))
-    .option('--batch-pause <seconds>', 'pglogical: pause between batches once a batch replicates', int('--batch-pause'));
+    .option('--batch-pause <seconds>', 'pglogical: pause between batches once a batch replicates', int('--batch-pause'))
+    .addOption(
+      new Option('--bucardo-url <url>', "bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database").env(
+        'PGFERRY_BUCARDO_URL',
+      ),
+    );
 }
 
 function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
@@ -228,15 +267,11 @@ export function buildProgram(): Command {
     ) => {
       const { source, target } = endpoints(o);
       const strategy = o.strategy ?? (await choose(source, target, o));
-      if (strategy === 'logical' || strategy === 'pglogical') {
+      if (strategy !== 'dump-restore') {
         const emit = progressPrinter(o);
-        const s =
-          strategy === 'logical'
-            ? await sync(source, target, logicalOptions(o), emit)
-            : await pglogicalSync(source, target, logicalOptions(o), emit);
+        const s = await streamingSync(strategy, source, target, o, emit);
         const c = await cutover(source, target, logicalOptions(o), emit);
-        const text = 'copy' in s ? formatSync(s) : formatPglogicalSync(s);
-        out(o, { strategy, sync: s, cutover: c }, `${text}\n${formatCutover(c)}`);
+        out(o, { strategy, sync: s.report, cutover: c }, `${s.text}\n${formatCutover(c)}`);
         return;
       }
       let report: MigrationReport;
@@ -276,18 +311,15 @@ export function buildProgram(): Command {
     .description(
       'logical: schema, snapshot-consistent parallel copy, then stream every change; pglogical: schema, nodes, tables in batches; returns once streaming (resumes if interrupted)',
     )
-    .addOption(new Option('--strategy <name>', 'streaming strategy (default: what plan picks)').choices(['logical', 'pglogical']))
+    .addOption(
+      new Option('--strategy <name>', 'streaming strategy (default: what plan picks)').choices(['logical', 'pglogical', 'bucardo']),
+    )
     .option('--quiet', 'no progress on stderr')
-    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: 'logical' | 'pglogical' }) => {
+    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: 'logical' | 'pglogical' | 'bucardo' }) => {
       const { source, target } = endpoints(o);
-      const strategy = o.strategy ?? ((await choose(source, target, o)) === 'pglogical' ? 'pglogical' : 'logical');
-      if (strategy === 'pglogical') {
-        const r = await pglogicalSync(source, target, logicalOptions(o), progressPrinter(o));
-        out(o, r, formatPglogicalSync(r));
-        return;
-      }
-      const r = await sync(source, target, logicalOptions(o), progressPrinter(o));
-      out(o, r, formatSync(r));
+      const picked = o.strategy ?? (await choose(source, target, o));
+      const s = await streamingSync(picked === 'dump-restore' ? 'logical' : picked, source, target, o, progressPrinter(o));
+      out(o, s.report, s.text);
     });
 
   withLogicalOptions(withEndpoints(program.command('copy')))
@@ -360,12 +392,19 @@ export function buildProgram(): Command {
     .addOption(new Option('--source <url>', 'source database URL (needed for slot and publication)').env('PGFERRY_SOURCE_URL'))
     .addOption(new Option('--target <url>', 'target database URL').env('PGFERRY_TARGET_URL'))
     .option('--unfence', 'also lift a write fence left on the source')
+    .addOption(
+      new Option('--bucardo-url <url>', "bucardo: the control server's superuser (to drop its role too)").env('PGFERRY_BUCARDO_URL'),
+    )
     .option('--json', 'print machine-readable JSON on stdout')
-    .action(async (o: CommonOpts & { unfence?: boolean }) => {
+    .action(async (o: CommonOpts & { unfence?: boolean; bucardoUrl?: string }) => {
       if (!o.target) throw new PgferryError('usage', 'No target given.', 'Pass --target postgresql://… or set PGFERRY_TARGET_URL.');
       const target = parseUrl(o.target, 'target URL');
       let removed: string[];
-      if (o.source) removed = await cleanupLogical(parseUrl(o.source, 'source URL'), target, { unfence: o.unfence ?? false });
+      if (o.source)
+        removed = await cleanupLogical(parseUrl(o.source, 'source URL'), target, {
+          unfence: o.unfence ?? false,
+          ...(o.bucardoUrl ? { bucardoUrl: parseUrl(o.bucardoUrl, 'Bucardo control URL') } : {}),
+        });
       else {
         await dropState(target);
         removed = ['schema pgferry (target)'];

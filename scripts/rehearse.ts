@@ -6,7 +6,9 @@
  * application switched to the target, and the ledger checked there — every
  * committed write present. `--strategy pglogical` does the same through
  * pglogical on Debian's PostgreSQL 15 (the only server here that carries the
- * extension) on both sides; `--strategy dump-restore` rehearses the offline way.
+ * extension) on both sides; `--strategy bucardo` drives a real Bucardo, its
+ * control database on a third, local Debian 15 server with PL/Perl;
+ * `--strategy dump-restore` rehearses the offline way.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Strategy, STRATEGIES } from '../engine/check';
@@ -16,8 +18,9 @@ import { startServer, stopAllServers, type LocalServer } from '../engine/local/c
 import { cutover, sync, type CutoverReport, type SyncReport } from '../engine/logical/strategy';
 import { migrate, type MigrationReport } from '../engine/migrate';
 import { progressView } from '../engine/progress-view';
-import { formatCutover, formatPglogicalSync, formatReport, formatSync } from '../engine/report';
+import { formatBucardoSync, formatCutover, formatPglogicalSync, formatReport, formatSync } from '../engine/report';
 import { pglogicalSync, type PglogicalSyncReport } from '../engine/pglogical/sync';
+import { bucardoSync, type BucardoSyncReport } from '../engine/bucardo/sync';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { APP_ROLE, dropGeneratedColumns, loadSample } from './sample-db';
 import { WriteLoad, type LedgerCheck, type LoadSummary } from './write-load';
@@ -37,9 +40,9 @@ interface RehearseOptions {
 }
 
 interface LogicalRehearsal {
-  readonly strategy: 'logical' | 'pglogical';
+  readonly strategy: 'logical' | 'pglogical' | 'bucardo';
   readonly sampleBytes: number;
-  readonly sync: SyncReport | PglogicalSyncReport;
+  readonly sync: SyncReport | PglogicalSyncReport | BucardoSyncReport;
   readonly cutover: CutoverReport;
   readonly load: LoadSummary;
   /** From the application's side: last commit on the source to first commit on the target. */
@@ -68,6 +71,13 @@ async function servers(o: RehearseOptions): Promise<[LocalServer, LocalServer]> 
   return [source, target];
 }
 
+/** Bucardo's control database lives on its own local server: Debian's 15, which has PL/Perl. */
+async function bucardoServer(): Promise<LocalServer> {
+  const s = await startServer({ major: 15, name: 'bucardo' });
+  log(`Bucardo control server: PostgreSQL 15 on 127.0.0.1:${s.port}`);
+  return s;
+}
+
 async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
   const [source, target] = await servers(o);
   const sample = await loadSample(source.conn('shop'), { sizeBytes: o.size, log });
@@ -91,7 +101,9 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
           { ...options, batchSize: o.batchSize, batchPause: o.batchPause },
           emit,
         )
-      : await sync(source.conn('shop'), target.conn('shop'), options, emit);
+      : o.strategy === 'bucardo'
+        ? await bucardoSync(source.conn('shop'), target.conn('shop'), (await bucardoServer()).conn(), options, emit)
+        : await sync(source.conn('shop'), target.conn('shop'), options, emit);
     log(`streaming for ${o.streamSeconds}s under load …`);
     await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
     const c = await cutover(source.conn('shop'), target.conn('shop'), options, emit);
@@ -101,7 +113,7 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
     const summary = await load.stop();
     const ledger = await load.ledger.check(target.conn('shop'));
     return {
-      strategy: pgl ? 'pglogical' : 'logical',
+      strategy: pgl ? 'pglogical' : o.strategy === 'bucardo' ? 'bucardo' : 'logical',
       sampleBytes: sample.bytes,
       sync: s,
       cutover: c,
@@ -117,17 +129,19 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
 
 function formatLogical(r: LogicalRehearsal): string {
   const copy = 'copy' in r.sync ? r.sync.copy : null;
-  const tables = 'copy' in r.sync ? null : r.sync.steps.find((x) => x.name === 'tables');
+  const tables = 'copy' in r.sync ? null : r.sync.steps.find((x) => x.name === 'tables' || x.name === 'onetimecopy');
   const catchUp = 'copy' in r.sync ? r.sync : null;
   return [
-    'copy' in r.sync ? formatSync(r.sync) : formatPglogicalSync(r.sync),
+    'copy' in r.sync ? formatSync(r.sync) : 'batches' in r.sync ? formatPglogicalSync(r.sync) : formatBucardoSync(r.sync),
     formatCutover(r.cutover),
     'rehearsal',
     `  sample            ${formatBytes(r.sampleBytes)}`,
     copy
       ? `  copy throughput   ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s (${formatBytes(copy.bytes)} in ${formatDuration(copy.seconds)})`
       : '',
-    tables ? `  initial copy      ${formatDuration(tables.seconds)} (pglogical table syncs, in batches)` : '',
+    tables
+      ? `  initial copy      ${formatDuration(tables.seconds)} (${r.strategy === 'bucardo' ? "Bucardo's onetimecopy" : 'pglogical table syncs, in batches'})`
+      : '',
     catchUp
       ? `  catch-up          ${formatDuration(catchUp.catchUpSeconds ?? 0)} to apply ${formatBytes(catchUp.backlogBytes ?? 0)} of WAL written during the copy`
       : '',
@@ -165,7 +179,7 @@ async function main(): Promise<number> {
     .option('--to <major>', 'target PostgreSQL major', num('a major version such as 17'), 17)
     .addOption(new Option('--size <size>', 'sample database size, e.g. 300MB or 2GB').default('300MB').env('PGFERRY_SAMPLE_SIZE'))
     .option('--jobs <n>', 'parallel jobs', num('a number of jobs'))
-    .addOption(new Option('--strategy <name>', 'migration strategy').choices(STRATEGIES.filter((s) => s !== 'bucardo')).default('logical'))
+    .addOption(new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('logical'))
     .option('--batch-size <n>', 'pglogical: tables per batch', num('a number of tables'), 4)
     .option('--batch-pause <s>', 'pglogical: pause between batches', num('seconds'), 1)
     .option('--rate <tps>', 'write load, transactions per second', num('transactions per second'), 200)
@@ -189,7 +203,7 @@ async function main(): Promise<number> {
   }
   const print = (json: unknown, text: string): void => void process.stdout.write((o.json ? JSON.stringify(json, null, 2) : text) + '\n');
   try {
-    if (o.strategy === 'logical' || o.strategy === 'pglogical') {
+    if (o.strategy !== 'dump-restore') {
       const r = await rehearseLogical(o);
       print(r, formatLogical(r));
       return r.ok ? ExitCode.ok : ExitCode.verifyFailed;

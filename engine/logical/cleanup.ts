@@ -1,5 +1,7 @@
 /** `cleanup` and `status` for logical runs. */
-import { ident, withClient, type ConnInfo } from '../conn';
+import { connect, ident, withClient, type ConnInfo } from '../conn';
+import { removeBucardo } from '../bucardo/teardown';
+import { controlFor } from '../bucardo/sync';
 import { type RunRecord } from '../state';
 import { unfence } from './fence';
 import { sourceLag, targetLagSeconds, type Lag } from './subscription';
@@ -7,11 +9,25 @@ import { dropSlot, dropSubscription } from './artefacts';
 import { previousRun, type LogicalMeta } from './run-options';
 import { removeProviderSide, removeSubscriberSide } from '../pglogical/teardown';
 
-/** Remove every artefact of logical and pglogical runs: subscription, slot, publication, pglogical nodes and extension, replica identity changes, state. */
-export async function cleanupLogical(source: ConnInfo, target: ConnInfo, opts: { readonly unfence?: boolean } = {}): Promise<string[]> {
+/** Remove every artefact of logical, pglogical and bucardo runs: subscription, slot, publication, pglogical nodes and extension, replica identity changes, state. */
+export async function cleanupLogical(
+  source: ConnInfo,
+  target: ConnInfo,
+  opts: { readonly unfence?: boolean; readonly bucardoUrl?: ConnInfo } = {},
+): Promise<string[]> {
   const removed: string[] = [];
   const run = await previousRun(target).catch(() => null);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
+  if (meta?.bucardo) {
+    const buc = meta.bucardo;
+    const src = await connect(source, 'source');
+    const dst = await connect(target, 'target');
+    try {
+      removed.push(...(await removeBucardo(controlFor(buc, opts.bucardoUrl), buc, src, dst)));
+    } finally {
+      await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
+    }
+  }
   await withClient(target, 'target', async (dst) => {
     // pg_subscription is shared by every database of the server: only this database's.
     const subs = await dst.query<{ subname: string }>(

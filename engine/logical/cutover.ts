@@ -17,6 +17,8 @@ import { dropSlot, dropSubscription } from './artefacts';
 import { previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
 import { waitForLag } from './sync';
 import { removeProviderSide, removeSubscriberSide } from '../pglogical/teardown';
+import { removeBucardo } from '../bucardo/teardown';
+import { controlFor } from '../bucardo/sync';
 
 export interface CutoverReport {
   readonly runId: string;
@@ -26,7 +28,7 @@ export interface CutoverReport {
   readonly steps: readonly { readonly name: string; readonly seconds: number }[];
   readonly sequences: number;
   readonly unloggedRows: number;
-  /** pglogical: rows of key-less (insert-only) tables copied again inside the fence. */
+  /** pglogical and bucardo: rows of key-less tables copied again inside the fence. */
   readonly insertOnlyRows: number;
   readonly largeObjects: number;
   readonly matviews: number;
@@ -87,8 +89,20 @@ export async function cutover(
       throw e;
     }
   };
-  const lag = await timed('lag-gate', () => waitForLag(source, meta.names, opts.maxLagBytes, opts.catchUpTimeout, emit));
-  if (lag.bytes > opts.maxLagBytes) {
+  const buc = meta.bucardo;
+  const bucardo = buc ? controlFor(buc) : null;
+  if (bucardo && buc) {
+    // Bucardo has no byte lag: the gate is one sync run that finishes in time.
+    const kicked = await timed('lag-gate', () => bucardo.run(['kick', buc.sync, String(opts.catchUpTimeout)], { allowExit: [1] }));
+    if (kicked.exitCode === 1)
+      throw new PgferryError(
+        'lag-too-high',
+        `Bucardo's sync ${buc.sync} did not finish a run within ${opts.catchUpTimeout}s; nothing was fenced.`,
+        'Wait until it keeps up (bucardo status), or raise --catch-up-timeout.',
+      );
+  }
+  const lag = bucardo ? null : await timed('lag-gate', () => waitForLag(source, meta.names, opts.maxLagBytes, opts.catchUpTimeout, emit));
+  if (lag && lag.bytes > opts.maxLagBytes) {
     throw new PgferryError(
       'lag-too-high',
       `The target is ${lag.bytes} bytes behind (threshold ${opts.maxLagBytes}); nothing was fenced.`,
@@ -110,7 +124,7 @@ export async function cutover(
       )
     ).rows.map((r) => r.q);
     fencedAt = Date.now();
-    fence = await timed('fence', () => fenceWrites(src, meta.sourceDatabase));
+    fence = await timed('fence', () => fenceWrites(src, meta.sourceDatabase, bucardo ? 'bucardo %' : undefined));
     meta.fence = fence;
     meta.phase = 'cutover';
     await state.setMeta(meta);
@@ -123,7 +137,18 @@ export async function cutover(
         return seqs.rows.length;
       });
     }
-    await timed('final-lsn', async () => {
+    await timed(bucardo ? 'final-sync' : 'final-lsn', async () => {
+      if (bucardo && buc) {
+        // Writes are fenced: one complete sync run carries everything committed before the fence.
+        const r = await bucardo.run(['kick', buc.sync, String(opts.applyTimeout)], { allowExit: [1] });
+        if (r.exitCode === 1)
+          throw new PgferryError(
+            'apply-timeout',
+            `Bucardo's sync ${buc.sync} did not finish within ${opts.applyTimeout}s once writes were fenced.`,
+            `Check Bucardo (bucardo status ${buc.sync}, its log in ${buc.dir}) and retry the cutover.`,
+          );
+        return;
+      }
       const lsn = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
       if (!(await waitForLsn(src, meta.names, lsn, opts.applyTimeout * 1000))) {
         throw new PgferryError(
@@ -136,9 +161,10 @@ export async function cutover(
     await dst.query('SET synchronous_commit = on');
     const sequences = await timed('sequences', () => syncSequences(src, dst));
     const unloggedRows = await timed('unlogged-tables', () => copyUnlogged(src, dst, unlogged));
-    // pglogical's default_insert_only tables missed their updates and deletes: copy them again, whole.
-    const insertOnlyRows =
-      pgl && pgl.insertOnly.length > 0 ? await timed('insert-only-tables', () => copyUnlogged(src, dst, pgl.insertOnly)) : 0;
+    // pglogical's default_insert_only tables missed their updates and deletes, and Bucardo cannot track
+    // key-less tables at all: copy them again, whole.
+    const recopy = pgl?.insertOnly ?? buc?.fullCopy ?? [];
+    const insertOnlyRows = recopy.length > 0 ? await timed('key-less-tables', () => copyUnlogged(src, dst, recopy)) : 0;
     const los = await timed('large-objects', () => copyLargeObjects(src, dst));
     const matviews = await timed('matviews', () => refreshMatviews(src, dst));
     let verification: VerifyResult | null = null;
@@ -160,6 +186,10 @@ export async function cutover(
       if (pgl) {
         await removeSubscriberSide(dst, pgl);
         await removeProviderSide(src, meta.names.slot, pgl);
+        return;
+      }
+      if (bucardo && buc) {
+        await removeBucardo(bucardo, buc, src, dst);
         return;
       }
       await dropSubscription(dst, meta.names.subscription);

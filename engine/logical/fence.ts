@@ -24,8 +24,12 @@ function valueOf(config: readonly string[] | null): string | null {
   return e ? e.slice(SETTING.length + 1) : null;
 }
 
-/** Fence writes. `c` must be a session of the source database whose own transactions stay writable. */
-export async function fenceWrites(c: pg.Client, database: string): Promise<FenceState> {
+/**
+ * Fence writes. `c` must be a session of the source database whose own
+ * transactions stay writable. `spare`: an application_name LIKE pattern of
+ * sessions left running (Bucardo's, which must still carry the last changes).
+ */
+export async function fenceWrites(c: pg.Client, database: string, spare?: string): Promise<FenceState> {
   await c.query(`SET ${SETTING} = off`);
   const db = ident(database);
   const existing = await c.query<{ role: string | null; config: string[] }>(
@@ -46,8 +50,9 @@ export async function fenceWrites(c: pg.Client, database: string): Promise<Fence
   for (const r of roles) await c.query(`ALTER ROLE ${ident(r.role)} IN DATABASE ${db} SET ${SETTING} = on`);
   // Two queries: in one, the planner may call pg_terminate_backend before filtering out our own pid.
   const others = await c.query<{ pid: number }>(
-    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-    [database],
+    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        AND ($2::text IS NULL OR application_name NOT LIKE $2)`,
+    [database, spare ?? null],
   );
   const pids = others.rows.map((r) => r.pid);
   if (pids.length > 0) await c.query(`SELECT pg_terminate_backend(p) FROM unnest($1::int[]) AS p`, [pids]);

@@ -7,6 +7,7 @@ import { readRun, type RunRecord } from '../state';
 import { type FenceState } from './fence';
 import { type LogicalNames } from './snapshot';
 import { type PglogicalMeta } from '../pglogical/meta';
+import { type BucardoMeta } from '../bucardo/meta';
 
 export interface LogicalOptions {
   readonly jobs: number;
@@ -69,6 +70,8 @@ export interface LogicalMeta {
   sourceDatabase: string;
   /** Set by the pglogical strategy: its nodes, subscription and insert-only tables. */
   pglogical?: PglogicalMeta;
+  /** Set by the bucardo strategy: its control database, names, full-copy tables. */
+  bucardo?: BucardoMeta;
 }
 
 /** What a new run records: its artefacts' names, nothing created yet. */
@@ -76,9 +79,12 @@ export function newMeta(runId: string, sourceDatabase: string): LogicalMeta {
   return { names: namesFor(runId), phase: 'copy', replicaIdentityChanged: [], snapshotLsn: null, fence: null, sourceDatabase };
 }
 
-/** The latest streaming run recorded on the target (`logical` or `pglogical`, or only the one asked for). */
-export async function previousRun(target: ConnInfo, strategy?: 'logical' | 'pglogical'): Promise<RunRecord | null> {
+export type StreamingStrategy = 'logical' | 'pglogical' | 'bucardo';
+const STREAMING: readonly StreamingStrategy[] = ['logical', 'pglogical', 'bucardo'];
+
+/** The latest streaming run recorded on the target (`logical`, `pglogical` or `bucardo`, or only the one asked for). */
+export async function previousRun(target: ConnInfo, strategy?: StreamingStrategy): Promise<RunRecord | null> {
   const run = await readRun(target).catch(() => null);
   if (!run) return null;
-  return (strategy ? run.strategy === strategy : run.strategy === 'logical' || run.strategy === 'pglogical') ? run : null;
+  return (strategy ? run.strategy === strategy : STREAMING.includes(run.strategy as StreamingStrategy)) ? run : null;
 }

@@ -93,3 +93,23 @@ export async function restoreSection(
   }
   return errors;
 }
+
+/**
+ * The whole schema, pre- then post-data, before any data: what trigger- or
+ * extension-based replication (pglogical, Bucardo) needs, as it applies
+ * changes through the target's keys. Returns the expected errors' count.
+ */
+export async function restoreWholeSchema(
+  tools: ClientTools,
+  source: ConnInfo,
+  target: ConnInfo,
+  file: string,
+  opts: { readonly jobs: number; readonly force: boolean; readonly resumed: boolean },
+  emit: Emit,
+): Promise<number> {
+  await dumpSchema(tools, source, file);
+  let expected = 0;
+  for (const section of ['pre-data', 'post-data'] as const)
+    expected += (await restoreSection(tools, target, file, section, opts, emit)).length;
+  return expected;
+}

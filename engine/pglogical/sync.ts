@@ -23,7 +23,7 @@ import { preflight, requireReady, type Preflight } from '../preflight';
 import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { RunState } from '../state';
 import type { ClientTools } from '../tools';
-import { dumpSchema, restoreSection } from '../logical/schema';
+import { restoreWholeSchema } from '../logical/schema';
 import { publishedTables } from '../logical/snapshot';
 import { conninfo, sourceLag, waitForLsn, type Lag } from '../logical/subscription';
 import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
@@ -186,19 +186,14 @@ const steps: Step<Ctx>[] = [
     name: 'schema',
     async run(ctx, emit) {
       if (ctx.doneBefore.has('schema')) return { skipped: 'restored by the interrupted attempt' };
-      await dumpSchema(ctx.tools, ctx.source, ctx.schemaFile);
-      let expected = 0;
-      for (const section of ['pre-data', 'post-data'] as const) {
-        const errors = await restoreSection(
-          ctx.tools,
-          ctx.target,
-          ctx.schemaFile,
-          section,
-          { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
-          emit,
-        );
-        expected += errors.length;
-      }
+      const expected = await restoreWholeSchema(
+        ctx.tools,
+        ctx.source,
+        ctx.target,
+        ctx.schemaFile,
+        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
+        emit,
+      );
       return { expectedErrors: expected };
     },
   },

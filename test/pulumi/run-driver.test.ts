@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { replacementKeys } from '../../components/migration-run';
 import { shq, ssmScript, workerCommand } from '../../components/run-driver';
+import { sourceReplicationParameters } from '../../components/parameters';
+import { targetParameters } from '../../components/target-database';
+import { parseStackConfig } from '../../components/config';
 
 describe('MigrationRun driver', function () {
   it('builds the pgferry command line for each phase', function () {
@@ -31,6 +34,22 @@ describe('MigrationRun driver', function () {
       '--strategy',
       'dump-restore',
     ]);
+    // pglogical: the worker's sync names the strategy; cutover and cleanup read it from the run.
+    assert.deepEqual(workerCommand({ ...inputs, strategy: 'pglogical' }, 'sync').slice(-2), ['--strategy', 'pglogical']);
+    assert.ok(!workerCommand({ ...inputs, strategy: 'pglogical' }, 'cutover').includes('--strategy'));
+  });
+
+  it('pglogical: the target keeps pglogical preloaded in both phases; the source gets it with the replication settings', function () {
+    for (const phase of ['sync', 'cutover'] as const) {
+      const t = new Map(targetParameters(phase, 'pglogical').map((x) => [x.name, x]));
+      assert.equal(t.get('shared_preload_libraries')?.value, 'pg_stat_statements,pglogical');
+      assert.equal(t.get('shared_preload_libraries')?.applyMethod, 'pending-reboot');
+      assert.ok(!targetParameters(phase, 'logical').some((x) => x.name === 'shared_preload_libraries'));
+    }
+    assert.ok(
+      sourceReplicationParameters('pglogical').some((x) => x.name === 'shared_preload_libraries' && /pglogical/.test(String(x.value))),
+    );
+    assert.equal(parseStackConfig({ mode: 'local', strategy: 'pglogical' }).strategy, 'pglogical');
   });
 
   it('quotes arguments for the shell, and the SSM script is valid sh that leaves long runs going', async function () {

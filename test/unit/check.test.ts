@@ -120,9 +120,11 @@ describe('check rules', function () {
     assert.ok(codes(facts({ target: inventory(17, { canCreate: false }) })).includes('target-no-create'));
   });
 
-  it('says plainly that bucardo is not available yet', function () {
-    assert.ok(codes(facts({ strategy: 'bucardo' })).includes('strategy-unavailable'));
-    assert.ok(!codes(facts({ strategy: 'pglogical' })).includes('strategy-unavailable'));
+  it('bucardo: key-less tables are reported for a full copy at cutover, no replication right needed', function () {
+    const src = inventory(12, { tables: [table('orders'), { ...table('schema_migrations'), primaryKey: [] }] });
+    const found = runChecks(facts({ strategy: 'bucardo', source: { ...src, server: { ...src.server, canReplicate: false } } }));
+    assert.ok(!hasErrors(found), found.map((x) => x.code).join(','));
+    assert.match(found.find((x) => x.code === 'bucardo-full-copy')!.message, /schema_migrations/);
   });
 
   it('pglogical: extension, preload, superuser, workers, slots, output plugin allow-list and generated columns, each with its fix', function () {
@@ -248,5 +250,10 @@ describe('check rules', function () {
     assert.match(old.reason, /PostgreSQL 10 or newer/);
     assert.equal(chooseStrategy(undefined, facts({ source: inventory(9.6), target: inventory(12) })).strategy, 'dump-restore');
     assert.equal(chooseStrategy('bucardo', facts()).strategy, 'bucardo');
+    const heroku = inventory(14);
+    const noRepl = { ...heroku, server: { ...heroku.server, canReplicate: false } };
+    const h = chooseStrategy(undefined, facts({ source: noRepl, target: inventory(17) }));
+    assert.equal(h.strategy, 'bucardo');
+    assert.match(h.reason, /may not replicate/);
   });
 });

@@ -1,0 +1,180 @@
+/**
+ * Driving a real Bucardo (Debian's 5.6): its control database on a server
+ * pgferry is given (`--bucardo-url`, a superuser on a PostgreSQL with PL/Perl,
+ * on the worker or the local machine), and the `bucardo` command.
+ *
+ * Passwords never reach argv: the `bucardo` role's password sits in a private
+ * passfile in the run's directory (PGPASSFILE, HOME pointed there so Bucardo
+ * never writes to the user's ~/.pgpass, /etc/bucardorc ignored), and the
+ * source's and target's passwords are written into the control database's
+ * `bucardo.db` table with SQL, not on a command line. The control database,
+ * the directory and the daemon go at cleanup.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import type pg from 'pg';
+import { connect, redact, withClient, type ConnInfo } from '../conn';
+import { PgferryError } from '../errors';
+import { pgpassLines } from '../tool-exec';
+
+export const BUCARDO_BIN = process.env['PGFERRY_BUCARDO'] ?? 'bucardo';
+
+/** `bucardo status <sync>` output ("Key : value" lines) as a map. Pure. */
+export function parseStatus(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z][A-Za-z /-]*?)\s*:\s?(.*)$/.exec(line.trim());
+    const key = m?.[1]?.trim();
+    if (m && key && !out.has(key)) out.set(key, m[2]!.trim().replace(/^:\s*/, ''));
+  }
+  return out;
+}
+
+export class BucardoControl {
+  /** `dir`: the run's private directory (passfile, pid files, Bucardo's log). */
+  constructor(
+    readonly control: ConnInfo,
+    readonly dir: string,
+  ) {}
+
+  private get passfile(): string {
+    return path.join(this.dir, 'pgpass');
+  }
+
+  /** The `bucardo` role's connection to the control database. */
+  private bucardoConn(): ConnInfo {
+    return { ...this.control, user: 'bucardo', database: 'bucardo' };
+  }
+
+  /**
+   * Make sure the control database exists: a `bucardo` superuser with a fresh
+   * random password (kept in the run's passfile), then `bucardo install`.
+   * Returns whether pgferry installed it (then cleanup drops it).
+   */
+  async ensureInstalled(): Promise<boolean> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    return withClient(this.control, 'Bucardo control server', async (c) => {
+      const su = await c.query<{ s: boolean }>(`SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user`);
+      if (!su.rows[0]?.s)
+        throw new PgferryError(
+          'bucardo-control-privilege',
+          'The Bucardo control server connection is not a superuser; `bucardo install` creates a superuser role and a database.',
+          'Point --bucardo-url at a superuser of a PostgreSQL server dedicated to Bucardo (on the worker).',
+        );
+      const plperl = await c.query(`SELECT 1 FROM pg_available_extensions WHERE name = 'plperl'`);
+      if (plperl.rowCount === 0)
+        throw new PgferryError(
+          'bucardo-no-plperl',
+          'The Bucardo control server has no PL/Perl; the control database needs it.',
+          'Install it on that server (Debian: apt-get install -y postgresql-15-plperl for PostgreSQL 15) and retry.',
+        );
+      const password = randomBytes(18).toString('hex');
+      const role = await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'bucardo'`);
+      // The control server is Bucardo's alone: pgferry sets the role's password to one only it knows.
+      await c.query(`${role.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE bucardo SUPERUSER LOGIN PASSWORD '${password}'`);
+      writeFileSync(this.passfile, pgpassLines([{ ...this.bucardoConn(), password }]), { mode: 0o600 });
+      const db = await c.query(`SELECT 1 FROM pg_database WHERE datname = 'bucardo'`);
+      if ((db.rowCount ?? 0) > 0) return false;
+      await this.run(
+        [
+          'install',
+          '--batch',
+          '--dbhost',
+          this.control.host,
+          '--dbport',
+          String(this.control.port),
+          '--dbuser',
+          'bucardo',
+          '--dbname',
+          'postgres',
+        ],
+        { connectionFlags: false },
+      );
+      return true;
+    });
+  }
+
+  /** Run `bucardo …` against the control database. Throws with Bucardo's message on a non-zero exit. */
+  async run(
+    args: readonly string[],
+    opts: { readonly timeoutMs?: number; readonly connectionFlags?: boolean; readonly allowExit?: readonly number[] } = {},
+  ): Promise<{ stdout: string; exitCode: number }> {
+    if (!existsSync(this.passfile))
+      throw new PgferryError(
+        'bucardo-state-missing',
+        `The run's Bucardo directory ${this.dir} is gone (its passfile is needed to reach the control database).`,
+        'Run pgferry cleanup, then sync again.',
+      );
+    const flags =
+      opts.connectionFlags === false
+        ? []
+        : ['--dbhost', this.control.host, '--dbport', String(this.control.port), '--dbuser', 'bucardo', '--dbname', 'bucardo'];
+    const r = await execa(BUCARDO_BIN, ['--no-bucardorc', ...flags, '--piddir', this.dir, ...args], {
+      reject: false,
+      stdin: 'ignore',
+      extendEnv: false,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: this.dir, PGPASSFILE: this.passfile, LC_ALL: 'C.UTF-8' },
+      ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
+    });
+    const exitCode = r.exitCode ?? -1;
+    if (exitCode !== 0 && !(opts.allowExit ?? []).includes(exitCode)) {
+      if (r.code === 'ENOENT')
+        throw new PgferryError(
+          'bucardo-missing',
+          'The bucardo command is not installed here.',
+          'apt-get install -y bucardo (Debian), then retry.',
+        );
+      throw new PgferryError(
+        'bucardo-failed',
+        `bucardo ${args.slice(0, 2).join(' ')} failed (exit ${exitCode}): ${redact(`${String(r.stdout)}\n${String(r.stderr)}`)
+          .trim()
+          .split('\n')
+          .slice(-4)
+          .join(' ')}`,
+        `Read Bucardo's log in ${this.dir}; fix the cause and rerun the pgferry command.`,
+      );
+    }
+    return { stdout: String(r.stdout), exitCode };
+  }
+
+  /** A session on the control database, as the `bucardo` role. */
+  async sql<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    const password = readFileSync(this.passfile, 'utf8').trim().split(':').slice(4).join(':');
+    const c = await connect({ ...this.bucardoConn(), password }, 'Bucardo control database');
+    try {
+      return await fn(c);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  /** Stop the daemon (if running), drop the control database and role if pgferry installed them, remove the directory. */
+  async destroy(installedByUs: boolean): Promise<string[]> {
+    const removed: string[] = [];
+    if (existsSync(this.passfile)) {
+      await this.run(['stop', 'pgferry cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
+      removed.push('Bucardo daemon stopped');
+    }
+    if (installedByUs && (this.control.password !== undefined || existsSync(this.passfile))) {
+      // As the given superuser; else as the `bucardo` superuser itself (which cannot drop its own role).
+      const asAdmin = this.control.password !== undefined;
+      const conn = asAdmin
+        ? { ...this.control, database: 'postgres' }
+        : {
+            ...this.bucardoConn(),
+            database: 'postgres',
+            password: readFileSync(this.passfile, 'utf8').trim().split(':').slice(4).join(':'),
+          };
+      await withClient(conn, 'Bucardo control server', async (c) => {
+        await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bucardo' AND pid <> pg_backend_pid()`);
+        await c.query('DROP DATABASE IF EXISTS bucardo');
+        if (asAdmin) await c.query('DROP ROLE IF EXISTS bucardo');
+      });
+      removed.push(`Bucardo control database${asAdmin ? ' and role' : ''} (control server)`);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    return removed;
+  }
+}

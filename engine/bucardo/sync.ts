@@ -1,0 +1,340 @@
+/**
+ * Strategy `bucardo` (seed 004): for sources that allow no replication at all
+ * (Heroku). Trigger-based: Bucardo puts a `bucardo` schema and delta triggers
+ * on the source, copies every table once (`onetimecopy`) and then carries
+ * each change. pgferry restores the whole schema first, installs the control
+ * database, adds the databases (passwords written with SQL, never on a
+ * command line), the tables that have a primary key and every sequence, a
+ * sync with `onetimecopy=1` (generated columns left out through
+ * `customcols`), starts the daemon and waits for the copy, showing progress.
+ * Tables without a primary key are copied in full inside the cutover fence.
+ * Cutover, status and cleanup are the common ones, which read `meta.bucardo`.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type pg from 'pg';
+import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
+import type { Finding } from '../check';
+import { migrateGlobals } from '../dump-restore';
+import { PgferryError } from '../errors';
+import { qualified, type TableInfo } from '../inspect';
+import { preflight, requireReady, type Preflight } from '../preflight';
+import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '../runner';
+import { RunState } from '../state';
+import type { ClientTools } from '../tools';
+import { restoreWholeSchema } from '../logical/schema';
+import { publishedTables } from '../logical/snapshot';
+import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
+import { BucardoControl, parseStatus } from './control';
+import { bucardoNames, type BucardoMeta } from './meta';
+
+export interface BucardoSyncReport {
+  readonly runId: string;
+  readonly resumed: boolean;
+  readonly alreadyStreaming: boolean;
+  readonly steps: readonly StepResult[];
+  readonly tables: number;
+  readonly fullCopy: readonly string[];
+  readonly copySeconds: number | null;
+  readonly findings: readonly Finding[];
+  readonly seconds: number;
+}
+
+type Meta = LogicalMeta & { bucardo: BucardoMeta };
+
+interface Ctx {
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly pre: Preflight;
+  readonly tools: ClientTools;
+  readonly opts: LogicalOptions;
+  readonly state: RunState;
+  readonly meta: Meta;
+  readonly control: BucardoControl;
+  readonly resumed: boolean;
+  readonly doneBefore: ReadonlySet<string>;
+  readonly schemaFile: string;
+  copySeconds?: number;
+}
+
+/** The control session's view of a run's Bucardo, from its meta (and the control URL when given, for its superuser). */
+export function controlFor(meta: BucardoMeta, controlUrl?: ConnInfo): BucardoControl {
+  const base: ConnInfo = controlUrl ?? {
+    host: meta.control.host,
+    port: meta.control.port,
+    user: meta.control.user,
+    password: undefined,
+    database: 'postgres',
+    sslmode: 'prefer',
+    params: {},
+  };
+  return new BucardoControl(base, meta.dir);
+}
+
+/**
+ * `bucardo add db` arguments for one side. No password: it goes into
+ * bucardo.db with SQL right after, so the connection test that `add db` would
+ * make without it is skipped (`--force`). Pure.
+ */
+export function addDbArgs(name: string, c: ConnInfo): string[] {
+  const args = ['add', 'db', name, `dbhost=${c.host}`, `dbport=${c.port}`, `dbname=${c.database}`, `dbuser=${c.user}`, '--force'];
+  if (c.sslmode && c.sslmode !== 'disable') args.push(`conn=sslmode=${c.sslmode}`);
+  return args;
+}
+
+/** Bucardo's name for a table or sequence: schema.name, unquoted. Pure. */
+const bucardoName = (schema: string, name: string): string => `${schema}.${name}`;
+
+async function generatedColumnLists(src: pg.Client, tables: readonly TableInfo[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if ((await src.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)).rows[0]!.v < 120000) return out;
+  for (const t of tables) {
+    const r = await src.query<{ cols: string[] | null; generated: boolean }>(
+      `SELECT array_agg(quote_ident(attname) ORDER BY attnum) FILTER (WHERE attgenerated = '') AS cols, bool_or(attgenerated <> '') AS generated
+         FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
+      [qualified(t)],
+    );
+    if (r.rows[0]?.generated && r.rows[0].cols) out.set(bucardoName(t.schema, t.name), `select ${r.rows[0].cols.join(', ')}`);
+  }
+  return out;
+}
+
+const hasBucardoSchema = async (conn: ConnInfo, label: string): Promise<boolean> =>
+  withClient(conn, label, async (c) => ((await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'`)).rowCount ?? 0) > 0);
+
+const steps: Step<Ctx>[] = [
+  {
+    name: 'globals',
+    run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
+  },
+  {
+    name: 'schema',
+    async run(ctx, emit) {
+      if (ctx.doneBefore.has('schema')) return { skipped: 'restored by the interrupted attempt' };
+      const expected = await restoreWholeSchema(
+        ctx.tools,
+        ctx.source,
+        ctx.target,
+        ctx.schemaFile,
+        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
+        emit,
+      );
+      return { expectedErrors: expected };
+    },
+  },
+  {
+    name: 'control',
+    async run(ctx) {
+      const installed = await ctx.control.ensureInstalled();
+      ctx.meta.bucardo.installedControl ||= installed;
+      await ctx.state.setMeta(ctx.meta);
+      const b = ctx.meta.bucardo;
+      for (const [name, conn] of [
+        [b.sourceDb, ctx.source],
+        [b.targetDb, ctx.target],
+      ] as const) {
+        const exists = await ctx.control.sql((c) => c.query(`SELECT 1 FROM bucardo.db WHERE name = $1`, [name]));
+        if (exists.rowCount === 0) await ctx.control.run(addDbArgs(name, conn));
+        await ctx.control.sql((c) => c.query(`UPDATE bucardo.db SET dbpass = $1 WHERE name = $2`, [conn.password ?? null, name]));
+      }
+      return { installedControl: installed, databases: [b.sourceDb, b.targetDb] };
+    },
+  },
+  {
+    name: 'sync-setup',
+    async run(ctx, emit) {
+      const b = ctx.meta.bucardo;
+      const exists = await ctx.control.sql((c) => c.query(`SELECT 1 FROM bucardo.sync WHERE name = $1`, [b.sync]));
+      const tables = publishedTables(ctx.pre.source.database.tables);
+      const keyed = tables.filter((t) => t.primaryKey.length > 0);
+      b.fullCopy = tables.filter((t) => t.primaryKey.length === 0).map((t) => qualified(t));
+      await ctx.state.setMeta(ctx.meta);
+      if (b.fullCopy.length > 0)
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `no primary key, so Bucardo cannot track them; copied in full inside the cutover window: ${b.fullCopy.join(', ')}`,
+        });
+      if (exists.rowCount !== 0) return { skipped: 'sync exists (resumed)' };
+      if (keyed.length > 0)
+        await ctx.control.run([
+          'add',
+          'table',
+          ...keyed.map((t) => bucardoName(t.schema, t.name)),
+          `db=${b.sourceDb}`,
+          `relgroup=${b.relgroup}`,
+        ]);
+      const seqs = ctx.pre.source.database.sequences.map((s) => bucardoName(s.schema, s.name));
+      if (seqs.length > 0) await ctx.control.run(['add', 'sequence', ...seqs, `db=${b.sourceDb}`, `relgroup=${b.relgroup}`]);
+      await ctx.control.run([
+        'add',
+        'sync',
+        b.sync,
+        `relgroup=${b.relgroup}`,
+        `dbs=${b.sourceDb}:source,${b.targetDb}:target`,
+        'onetimecopy=1',
+      ]);
+      // Generated columns cannot be named in COPY: select the others (the target computes them).
+      const custom = await withClient(ctx.source, 'source', (c) => generatedColumnLists(c, keyed));
+      for (const [t, select] of custom) await ctx.control.run(['add', 'customcols', t, select]);
+      return { tables: keyed.length, sequences: seqs.length, fullCopy: b.fullCopy, customcols: [...custom.keys()] };
+    },
+  },
+  {
+    name: 'onetimecopy',
+    async run(ctx, emit) {
+      const b = ctx.meta.bucardo;
+      const t0 = Date.now();
+      await ctx.control.run(['start', '--logdest', b.dir, 'pgferry sync'], { timeoutMs: 60_000 });
+      const keyed = publishedTables(ctx.pre.source.database.tables).filter((t) => t.primaryKey.length > 0);
+      const total = keyed.reduce((s, t) => s + t.bytes, 0);
+      const meter = new ProgressMeter(emit, 'onetimecopy', Math.max(1, total), 'bytes');
+      const dst = await connect(ctx.target, 'target');
+      let badSince: number | null = null;
+      try {
+        for (;;) {
+          const otc = await ctx.control.sql((c) =>
+            c.query<{ o: number }>(`SELECT onetimecopy AS o FROM bucardo.sync WHERE name = $1`, [b.sync]),
+          );
+          const status = parseStatus((await ctx.control.run(['status', b.sync], { allowExit: [1] })).stdout);
+          const state = status.get('Current state') ?? '';
+          if (otc.rows[0]?.o === 0 && /good/i.test(state)) break;
+          badSince = /bad/i.test(state) ? (badSince ?? Date.now()) : null;
+          if (badSince !== null && Date.now() - badSince > 30_000)
+            throw new PgferryError(
+              'bucardo-copy-failed',
+              `Bucardo's first copy of sync ${b.sync} keeps failing: ${status.get('Last error') ?? state}`,
+              `Fix the cause (Bucardo's log is in ${b.dir}), then rerun sync; it resumes.`,
+            );
+          if (Date.now() - t0 > ctx.opts.catchUpTimeout * 1000 * 10)
+            throw new PgferryError(
+              'bucardo-copy-timeout',
+              `Bucardo's first copy has not finished after ${ctx.opts.catchUpTimeout * 10}s.`,
+              'Rerun sync to keep waiting (it resumes), or raise --catch-up-timeout.',
+            );
+          const copied = await dst.query<{ b: string }>(
+            `SELECT coalesce(sum(pg_table_size(c.oid)), 0)::text AS b FROM pg_class c WHERE c.oid = ANY($1::regclass[])`,
+            [keyed.map((t) => qualified(t))],
+          );
+          meter.update(Math.min(total, Number(copied.rows[0]!.b)), state);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      } finally {
+        await dst.end().catch(() => undefined);
+      }
+      meter.update(Math.max(1, total), undefined, true);
+      ctx.copySeconds = (Date.now() - t0) / 1000;
+      return { seconds: ctx.copySeconds };
+    },
+  },
+  {
+    name: 'catch-up',
+    async run(ctx, emit) {
+      const t0 = Date.now();
+      const r = await ctx.control.run(['kick', ctx.meta.bucardo.sync, String(ctx.opts.catchUpTimeout)], { allowExit: [1] });
+      if (r.exitCode === 1)
+        emit({ type: 'log', level: 'warn', message: `Bucardo has not caught up after ${ctx.opts.catchUpTimeout}s; it keeps going` });
+      ctx.meta.phase = 'streaming';
+      await ctx.state.setMeta(ctx.meta);
+      return { seconds: (Date.now() - t0) / 1000, caughtUp: r.exitCode === 0 };
+    },
+  },
+];
+
+/** Sync with Bucardo. Idempotent: an interrupted sync resumes; a streaming one returns at once. */
+export async function bucardoSync(
+  source: ConnInfo,
+  target: ConnInfo,
+  controlUrl: ConnInfo,
+  options: Partial<LogicalOptions>,
+  emit: Emit = () => undefined,
+): Promise<BucardoSyncReport> {
+  const started = Date.now();
+  const opts = resolveLogicalOptions(options);
+  const prev = await previousRun(target, 'bucardo');
+  const prevMeta = (prev?.meta ?? null) as Meta | null;
+  if (prev && prevMeta?.phase === 'streaming') {
+    return {
+      runId: prev.id,
+      resumed: false,
+      alreadyStreaming: true,
+      steps: [],
+      tables: 0,
+      fullCopy: prevMeta.bucardo.fullCopy,
+      copySeconds: null,
+      findings: [],
+      seconds: 0,
+    };
+  }
+  const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
+  const pre = await preflight(source, target, { strategy: 'bucardo', force: opts.force || resumable !== null, workDir: opts.workDir });
+  for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
+  const tools = requireReady(pre);
+  const stateClient = await connect(target, 'target');
+  let state: RunState;
+  let meta: Meta;
+  if (resumable && prevMeta) {
+    state = await RunState.resume(stateClient, resumable.id);
+    meta = prevMeta;
+    emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
+  } else {
+    state = await RunState.create(stateClient, 'bucardo', describe(source));
+    meta = {
+      ...newMeta(state.runId, pre.source.database.name),
+      bucardo: {
+        ...bucardoNames(state.runId),
+        dir: path.join(opts.workDir, `pgferry-bucardo-${state.runId}`),
+        control: { host: controlUrl.host, port: controlUrl.port, user: controlUrl.user },
+        installedControl: false,
+        fullCopy: [],
+        createdSchema: { source: !(await hasBucardoSchema(source, 'source')), target: !(await hasBucardoSchema(target, 'target')) },
+      },
+    };
+    await state.setMeta(meta);
+  }
+  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
+  mkdirSync(schemaDir, { recursive: true });
+  const ctx: Ctx = {
+    source,
+    target,
+    pre,
+    tools,
+    opts,
+    state,
+    meta,
+    control: new BucardoControl(controlUrl, meta.bucardo.dir),
+    resumed: resumable !== null,
+    doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
+    schemaFile: path.join(schemaDir, 'schema.dump'),
+  };
+  let results: StepResult[];
+  try {
+    results = await runSteps(steps, ctx, emit, state);
+    await state.setPhase('streaming');
+  } catch (e) {
+    await state.setPhase(meta.phase, 'failed').catch(() => undefined);
+    throw e;
+  } finally {
+    rmSync(schemaDir, { recursive: true, force: true });
+    await stateClient.end().catch(() => undefined);
+  }
+  return {
+    runId: state.runId,
+    resumed: ctx.resumed,
+    alreadyStreaming: false,
+    steps: results,
+    tables: publishedTables(pre.source.database.tables).length,
+    fullCopy: meta.bucardo.fullCopy,
+    copySeconds: ctx.copySeconds ?? null,
+    findings: pre.findings,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/** Remove Bucardo's traces from one database: its schema (delta tables, functions) and, with it, its triggers. */
+export async function dropBucardoSchema(c: pg.Client): Promise<boolean> {
+  const r = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'`);
+  if (r.rowCount === 0) return false;
+  await c.query(`DROP SCHEMA ${ident('bucardo')} CASCADE`);
+  return true;
+}

@@ -1,0 +1,111 @@
+/**
+ * The bucardo strategy with a real Bucardo (Debian's 5.6): an npm-packaged
+ * PostgreSQL 14 source, a 17 target, the control database on Debian's 15
+ * with PL/Perl, under write load. Ends with the ledger, verification, and a
+ * catalog check that nothing of Bucardo remains on the source or target and
+ * the control database is gone.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import type { ConnInfo } from '../../engine/conn';
+import { BucardoControl } from '../../engine/bucardo/control';
+import { bucardoSync } from '../../engine/bucardo/sync';
+import { startServer, type LocalServer } from '../../engine/local/cluster';
+import { cleanupLogical, cutover } from '../../engine/logical/strategy';
+import { APP_ROLE, loadSample } from '../../scripts/sample-db';
+import { WriteLoad } from '../../scripts/write-load';
+import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
+
+/** Bucardo's traces in one database's catalogs. */
+async function traces(conn: ConnInfo): Promise<string[]> {
+  const rows = await sql<{ n: string }>(
+    conn,
+    `SELECT 'schema ' || nspname AS n FROM pg_namespace WHERE nspname = 'bucardo'
+     UNION ALL SELECT 'trigger ' || tgrelid::regclass::text || '.' || tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'bucardo%'
+     UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proname LIKE 'bucardo%'`,
+  );
+  return rows.map((r) => r.n);
+}
+
+describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/Perl)', function () {
+  let ctl: LocalServer;
+
+  before(async function () {
+    if (!existsSync('/usr/bin/bucardo') || !existsSync('/usr/lib/postgresql/15/lib/plperl.so'))
+      throw new Error('Bucardo is not installed: apt-get install -y bucardo postgresql-plperl-15');
+    if (!hasServer(14) || (await newestPgDump()) < 14) this.skip();
+    ctl = await startServer({ major: 15, name: 'bucardo-ctl' });
+  });
+
+  it('14 → 17 under write load: onetimecopy, deltas, key-less tables copied at cutover, ledger, verification, nothing left', async function () {
+    const source = await freshDatabase(await server(14), 'bsrc');
+    const sample = await loadSample(source, { sizeBytes: 4e6 });
+    const target = await freshDatabase(await server(17), 'btgt');
+    const load = new WriteLoad(source, { rate: 100, workers: 2, user: { name: APP_ROLE, password: sample.appPassword } });
+    await load.start();
+    const steps: string[] = [];
+    try {
+      const s = await bucardoSync(source, target, ctl.conn(), { jobs: 2 }, (e) => {
+        if (e.type === 'step' && e.status === 'done') steps.push(e.name);
+      });
+      assert.deepEqual(steps, ['globals', 'schema', 'control', 'sync-setup', 'onetimecopy', 'catch-up']);
+      assert.ok(s.fullCopy.includes('"public"."schema_migrations"'), s.fullCopy.join(','));
+      assert.ok(
+        (await traces(source)).some((t) => t.startsWith('trigger ')),
+        'Bucardo put its delta triggers on the source',
+      );
+      // Changes Bucardo cannot carry for a key-less table: the cutover copies it in full.
+      await sql(
+        source,
+        `UPDATE public.schema_migrations SET version = version || '-x' WHERE version IN (SELECT version FROM public.schema_migrations WHERE version NOT LIKE 'load%' LIMIT 2)`,
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await bucardoSync(source, target, ctl.conn(), { jobs: 2 })).alreadyStreaming, true);
+      const c = await cutover(source, target, { jobs: 2, verify: 'checksum' });
+      load.switchTo(target);
+      await new Promise((r) => setTimeout(r, 500));
+      const summary = await load.stop();
+      assert.ok(c.blackoutSeconds < 10, `blackout ${c.blackoutSeconds}s`);
+      assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+      assert.ok(c.insertOnlyRows > 0);
+      assert.ok(summary.committed > 50);
+      const ledger = await load.ledger.check(target);
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      assert.deepEqual(await traces(source), []);
+      assert.deepEqual(await traces(target), []);
+      const dbs = await sql<{ d: string }>(ctl.conn(), `SELECT datname AS d FROM pg_database WHERE datname = 'bucardo'`);
+      assert.deepEqual(dbs, [], 'control database dropped');
+      await cleanupLogical(source, target, { unfence: true, bucardoUrl: ctl.conn() });
+    } finally {
+      await load.stop();
+    }
+  });
+
+  it('cleanup after an abandoned sync stops Bucardo and removes its schema, triggers and control database', async function () {
+    const source = await freshDatabase(await server(14), 'bsrc2');
+    await loadSample(source, { sizeBytes: 1e6 });
+    const target = await freshDatabase(await server(17), 'btgt2');
+    await bucardoSync(source, target, ctl.conn(), { jobs: 2 });
+    assert.notDeepEqual(await traces(source), []);
+    const removed = await cleanupLogical(source, target, { bucardoUrl: ctl.conn() });
+    assert.ok(
+      removed.some((r) => /Bucardo daemon stopped/.test(r)),
+      removed.join('\n'),
+    );
+    assert.deepEqual(await traces(source), []);
+    assert.deepEqual(await traces(target), []);
+    assert.deepEqual(await sql(ctl.conn(), `SELECT 1 FROM pg_roles WHERE rolname = 'bucardo'`), []);
+  });
+
+  it('refuses a control server without superuser rights, naming the fix, before touching the source', async function () {
+    await sql(
+      ctl.conn(),
+      `DO $$ BEGIN CREATE ROLE bucardo_plain LOGIN PASSWORD 'plainpw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+    );
+    const control = new BucardoControl({ ...ctl.conn(), user: 'bucardo_plain', password: 'plainpw' }, '/tmp/pgferry-bucardo-refusal');
+    await assert.rejects(
+      control.ensureInstalled(),
+      (e: Error & { fix?: string }) => /superuser/.test(e.message) && /--bucardo-url/.test(e.fix ?? ''),
+    );
+  });
+});

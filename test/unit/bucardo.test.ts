@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { parseUrl } from '../../engine/conn';
+import { parseStatus } from '../../engine/bucardo/control';
+import { bucardoNames } from '../../engine/bucardo/meta';
+import { addDbArgs } from '../../engine/bucardo/sync';
+
+describe('bucardo (pure parts)', function () {
+  it('parses `bucardo status <sync>` into its fields, the last error included', function () {
+    const text = [
+      '======================================================================',
+      'Last good                : Nov 22, 2026 22:41:13 (time to run: 1s)',
+      'Sync name                : pf_sync',
+      'Current state            : Bad',
+      'Onetimecopy              : Yes',
+      'Last error:              : Failed : DBD::Pg::db do failed: ERROR:  column "amount" is a generated column',
+      '======================================================================',
+    ].join('\n');
+    const s = parseStatus(text);
+    assert.equal(s.get('Current state'), 'Bad');
+    assert.equal(s.get('Sync name'), 'pf_sync');
+    assert.equal(s.get('Onetimecopy'), 'Yes');
+    assert.match(s.get('Last error') ?? '', /^Failed : DBD::Pg.*generated column$/);
+  });
+
+  it('adds databases without a password on the command line (it goes in by SQL), with the TLS mode', function () {
+    const c = parseUrl('postgresql://app:s3cret@db.example.com:5433/shop?sslmode=require', 'source');
+    const args = addDbArgs('pgferry_x_src', c);
+    assert.deepEqual(args.slice(0, 7), ['add', 'db', 'pgferry_x_src', 'dbhost=db.example.com', 'dbport=5433', 'dbname=shop', 'dbuser=app']);
+    assert.ok(args.includes('conn=sslmode=require'));
+    assert.ok(!args.join(' ').includes('s3cret'), 'no password in argv');
+  });
+
+  it('names its objects from the run id', function () {
+    assert.deepEqual(bucardoNames('E63B8C52-4782-48c7-a70e-e990cb2326a4'), {
+      sourceDb: 'pgferry_e63b8c524782_src',
+      targetDb: 'pgferry_e63b8c524782_dst',
+      relgroup: 'pgferry_e63b8c524782',
+      sync: 'pgferry_e63b8c524782',
+    });
+  });
+});
