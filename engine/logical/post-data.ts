@@ -144,6 +144,11 @@ export function splitPostData(
   const perTable = new Map<string, PostDataTask[]>();
   const rest: string[] = [];
   for (const e of entries) {
+    // Comments on post-data objects come with the rest, once those objects exist.
+    if (e.type === 'COMMENT' && /^(INDEX|CONSTRAINT|FK CONSTRAINT|TRIGGER|RULE|POLICY) /.test(e.tag)) {
+      rest.push(e.line);
+      continue;
+    }
     if (!POST_DATA.has(e.type)) continue;
     let table: string | undefined;
     let cost = 0;

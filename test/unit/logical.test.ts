@@ -117,6 +117,8 @@ describe('logical strategy, pure parts', function () {
       '3360; 2606 16450 FK CONSTRAINT app line_items line_items_order_fk postgres',
       '3370; 2620 16460 TRIGGER app orders orders_touch postgres',
       '3380; 0 0 INDEX ATTACH audit page_views_2025h1_user_id_idx postgres',
+      '3390; 0 0 COMMENT app INDEX orders_user_id_idx postgres',
+      '3391; 0 0 COMMENT app TABLE orders postgres',
     ].join('\n');
     const entries = parseToc(toc);
     assert.deepEqual(
@@ -129,6 +131,8 @@ describe('logical strategy, pure parts', function () {
         ['FK CONSTRAINT', 'app', 'line_items line_items_order_fk'],
         ['TRIGGER', 'app', 'orders orders_touch'],
         ['INDEX ATTACH', 'audit', 'page_views_2025h1_user_id_idx'],
+        ['COMMENT', 'app', 'INDEX orders_user_id_idx'],
+        ['COMMENT', 'app', 'TABLE orders'],
       ],
     );
     const split = splitPostData(
@@ -146,7 +150,8 @@ describe('logical strategy, pure parts', function () {
       ['app.orders_user_id_idx', 'app.orders_pkey'],
       "a table's most expensive index first",
     );
-    assert.equal(split.rest.length, 3, 'FK, trigger and index attach wait for every table');
+    assert.equal(split.rest.length, 4, 'FK, trigger, index attach and the index comment wait for every table');
+    assert.ok(!split.rest.some((l) => /COMMENT app TABLE/.test(l)), "a table's comment is pre-data");
     assert.ok(!split.rest.some((l) => / TABLE app orders /.test(l)), 'pre-data entries are not post-data');
   });
 
