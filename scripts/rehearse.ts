@@ -131,13 +131,16 @@ function formatLogical(r: LogicalRehearsal): string {
   const copy = 'copy' in r.sync ? r.sync.copy : null;
   const tables = 'copy' in r.sync ? null : r.sync.steps.find((x) => x.name === 'tables' || x.name === 'onetimecopy');
   const catchUp = 'copy' in r.sync ? r.sync : null;
+  const dataAndIndexes = (catchUp?.steps ?? [])
+    .filter((x) => x.name === 'copy' || x.name === 'schema-post-data')
+    .reduce((t, x) => t + x.seconds, 0);
   return [
     'copy' in r.sync ? formatSync(r.sync) : 'batches' in r.sync ? formatPglogicalSync(r.sync) : formatBucardoSync(r.sync),
     formatCutover(r.cutover),
     'rehearsal',
     `  sample            ${formatBytes(r.sampleBytes)}`,
     copy
-      ? `  copy throughput   ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s (${formatBytes(copy.bytes)} in ${formatDuration(copy.seconds)})`
+      ? `  initial copy      ${formatDuration(dataAndIndexes)} for data and indexes (${formatBytes(copy.bytes)} of rows in ${formatDuration(copy.seconds)}, ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s, index builds sharing the --jobs slots)`
       : '',
     tables
       ? `  initial copy      ${formatDuration(tables.seconds)} (${r.strategy === 'bucardo' ? "Bucardo's onetimecopy" : 'pglogical table syncs, in batches'})`
