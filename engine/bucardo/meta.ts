@@ -1,3 +1,5 @@
+import { runTag } from '../logical/snapshot';
+
 /** What a bucardo run records: names, where its control database and private directory are, what it created. */
 
 export interface BucardoMeta {
@@ -19,11 +21,6 @@ export interface BucardoMeta {
 
 /** Names of a run's Bucardo objects, from the run id. Pure. */
 export function bucardoNames(runId: string): Pick<BucardoMeta, 'sourceDb' | 'targetDb' | 'relgroup' | 'sync'> {
-  const n =
-    'pgferry_' +
-    runId
-      .replace(/[^0-9a-f]/gi, '')
-      .slice(0, 12)
-      .toLowerCase();
+  const n = runTag(runId);
   return { sourceDb: `${n}_src`, targetDb: `${n}_dst`, relgroup: n, sync: n };
 }

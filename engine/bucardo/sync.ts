@@ -15,14 +15,13 @@ import path from 'node:path';
 import type pg from 'pg';
 import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
-import { migrateGlobals } from '../dump-restore';
 import { PgferryError } from '../errors';
 import { qualified, type TableInfo } from '../inspect';
 import { preflight, requireReady, type Preflight } from '../preflight';
 import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { RunState } from '../state';
 import type { ClientTools } from '../tools';
-import { restoreWholeSchema } from '../logical/schema';
+import { schemaFirstSteps } from '../logical/schema-first';
 import { publishedTables } from '../logical/snapshot';
 import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
 import { BucardoControl, parseStatus } from './control';
@@ -103,25 +102,7 @@ const hasBucardoSchema = async (conn: ConnInfo, label: string): Promise<boolean>
   withClient(conn, label, async (c) => ((await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'`)).rowCount ?? 0) > 0);
 
 const steps: Step<Ctx>[] = [
-  {
-    name: 'globals',
-    run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
-  },
-  {
-    name: 'schema',
-    async run(ctx, emit) {
-      if (ctx.doneBefore.has('schema')) return { skipped: 'restored by the interrupted attempt' };
-      const expected = await restoreWholeSchema(
-        ctx.tools,
-        ctx.source,
-        ctx.target,
-        ctx.schemaFile,
-        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
-        emit,
-      );
-      return { expectedErrors: expected };
-    },
-  },
+  ...schemaFirstSteps<Ctx>(),
   {
     name: 'control',
     async run(ctx) {

@@ -18,13 +18,19 @@ export interface LogicalNames {
   readonly subscription: string;
 }
 
-export function namesFor(runId: string): LogicalNames {
-  const n =
+/** The name every artefact of a run carries: `pgferry_` and the run id's first 12 hex digits. Pure. */
+export function runTag(runId: string): string {
+  return (
     'pgferry_' +
     runId
       .replace(/[^0-9a-f]/gi, '')
       .slice(0, 12)
-      .toLowerCase();
+      .toLowerCase()
+  );
+}
+
+export function namesFor(runId: string): LogicalNames {
+  const n = runTag(runId);
   return { slot: n, publication: n, subscription: n };
 }
 

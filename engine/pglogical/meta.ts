@@ -1,3 +1,5 @@
+import { runTag } from '../logical/snapshot';
+
 /** What a pglogical run records about its artefacts, so cutover and cleanup find and remove exactly them. */
 
 export interface PglogicalMeta {
@@ -14,11 +16,6 @@ export interface PglogicalMeta {
 
 /** Node and subscription names of a run: `pgferry_<12 hex of the run id>_…`. Pure. */
 export function pglogicalNames(runId: string): Pick<PglogicalMeta, 'providerNode' | 'subscriberNode' | 'subscription'> {
-  const n =
-    'pgferry_' +
-    runId
-      .replace(/[^0-9a-f]/gi, '')
-      .slice(0, 12)
-      .toLowerCase();
+  const n = runTag(runId);
   return { providerNode: `${n}_provider`, subscriberNode: `${n}_subscriber`, subscription: n };
 }

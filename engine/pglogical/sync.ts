@@ -16,14 +16,13 @@ import { mkdirSync, rmSync } from 'node:fs';
 import type pg from 'pg';
 import { connect, describe, withClient, type ConnInfo } from '../conn';
 import { settingList, tablesWithoutIdentity, type Finding } from '../check';
-import { migrateGlobals } from '../dump-restore';
 import { PgferryError } from '../errors';
 import { qualified, type Inventory } from '../inspect';
 import { preflight, requireReady, type Preflight } from '../preflight';
 import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { RunState } from '../state';
 import type { ClientTools } from '../tools';
-import { restoreWholeSchema } from '../logical/schema';
+import { schemaFirstSteps } from '../logical/schema-first';
 import { publishedTables } from '../logical/snapshot';
 import { conninfo, sourceLag, waitForLsn, type Lag } from '../logical/subscription';
 import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
@@ -177,26 +176,7 @@ async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, tabl
 }
 
 const steps: Step<Ctx>[] = [
-  {
-    name: 'globals',
-    run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
-  },
-  {
-    // Whole schema before the data: pglogical applies UPDATE/DELETE through the target's keys.
-    name: 'schema',
-    async run(ctx, emit) {
-      if (ctx.doneBefore.has('schema')) return { skipped: 'restored by the interrupted attempt' };
-      const expected = await restoreWholeSchema(
-        ctx.tools,
-        ctx.source,
-        ctx.target,
-        ctx.schemaFile,
-        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
-        emit,
-      );
-      return { expectedErrors: expected };
-    },
-  },
+  ...schemaFirstSteps<Ctx>(),
   {
     name: 'nodes',
     async run(ctx) {
