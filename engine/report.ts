@@ -99,9 +99,8 @@ export function formatBucardoSync(r: BucardoSyncReport): string {
   if (r.alreadyStreaming) return `pgferry bucardo — run ${r.runId} is already replicating`;
   const lines = [`pgferry bucardo — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
-  lines.push(
-    `  tables            ${r.tables}${r.copySeconds !== null ? `, first copy by Bucardo in ${formatDuration(r.copySeconds)}` : ''}`,
-  );
+  const by = r.steps.some((s) => s.name === 'onetimecopy') ? 'Bucardo' : "pgferry's parallel copy (Bucardo carries the changes)";
+  lines.push(`  tables            ${r.tables}${r.copySeconds !== null ? `, first copy by ${by} in ${formatDuration(r.copySeconds)}` : ''}`);
   if (r.fullCopy.length > 0) lines.push(`  full copy         ${r.fullCopy.join(', ')} (no primary key; copied at cutover)`);
   lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
   return lines.join('\n');

@@ -87,6 +87,7 @@ interface LogicalCliOpts {
   batchSize?: number;
   batchPause?: number;
   bucardoUrl?: string;
+  bucardoParallelCopy?: boolean;
 }
 
 /** The Bucardo control server (a superuser on a PostgreSQL with PL/Perl), required by the bucardo strategy. */
@@ -146,7 +147,8 @@ function withLogicalOptions(cmd: Command): Command {
       new Option('--bucardo-url <url>', "bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database").env(
         'PGFERRY_BUCARDO_URL',
       ),
-    );
+    )
+    .option('--bucardo-parallel-copy', "bucardo: pgferry's parallel copy for the first data, Bucardo for the changes only");
 }
 
 function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
@@ -166,6 +168,7 @@ function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
     ...(o.postHook ? { postHook: o.postHook } : {}),
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(o.batchPause !== undefined ? { batchPause: o.batchPause } : {}),
+    bucardoParallelCopy: o.bucardoParallelCopy ?? false,
   };
 }
 

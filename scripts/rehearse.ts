@@ -37,6 +37,7 @@ interface RehearseOptions {
   json?: boolean;
   batchSize: number;
   batchPause: number;
+  bucardoParallelCopy?: boolean;
 }
 
 interface LogicalRehearsal {
@@ -102,7 +103,13 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
           emit,
         )
       : o.strategy === 'bucardo'
-        ? await bucardoSync(source.conn('shop'), target.conn('shop'), (await bucardoServer()).conn(), options, emit)
+        ? await bucardoSync(
+            source.conn('shop'),
+            target.conn('shop'),
+            (await bucardoServer()).conn(),
+            { ...options, bucardoParallelCopy: o.bucardoParallelCopy ?? false },
+            emit,
+          )
         : await sync(source.conn('shop'), target.conn('shop'), options, emit);
     log(`streaming for ${o.streamSeconds}s under load …`);
     await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
@@ -129,7 +136,7 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
 
 function formatLogical(r: LogicalRehearsal): string {
   const copy = 'copy' in r.sync ? r.sync.copy : null;
-  const tables = 'copy' in r.sync ? null : r.sync.steps.find((x) => x.name === 'tables' || x.name === 'onetimecopy');
+  const tables = 'copy' in r.sync ? null : r.sync.steps.find((x) => x.name === 'tables');
   const catchUp = 'copy' in r.sync ? r.sync : null;
   const dataAndIndexes = (catchUp?.steps ?? [])
     .filter((x) => x.name === 'copy' || x.name === 'schema-post-data')
@@ -142,9 +149,11 @@ function formatLogical(r: LogicalRehearsal): string {
     copy
       ? `  initial copy      ${formatDuration(dataAndIndexes)} for data and indexes (${formatBytes(copy.bytes)} of rows in ${formatDuration(copy.seconds)}, ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s, index builds sharing the --jobs slots)`
       : '',
-    tables
-      ? `  initial copy      ${formatDuration(tables.seconds)} (${r.strategy === 'bucardo' ? "Bucardo's onetimecopy" : 'pglogical table syncs, in batches'})`
-      : '',
+    'fullCopy' in r.sync && r.sync.copySeconds !== null
+      ? `  initial copy      ${formatDuration(r.sync.copySeconds)} (${r.sync.steps.some((x) => x.name === 'onetimecopy') ? "Bucardo's onetimecopy" : "pgferry's parallel copy and index builds; Bucardo carries the changes"})`
+      : tables
+        ? `  initial copy      ${formatDuration(tables.seconds)} (pglogical table syncs, in batches)`
+        : '',
     catchUp
       ? `  catch-up          ${formatDuration(catchUp.catchUpSeconds ?? 0)} to apply ${formatBytes(catchUp.backlogBytes ?? 0)} of WAL written during the copy`
       : '',
@@ -185,6 +194,7 @@ async function main(): Promise<number> {
     .addOption(new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('logical'))
     .option('--batch-size <n>', 'pglogical: tables per batch', num('a number of tables'), 4)
     .option('--batch-pause <s>', 'pglogical: pause between batches', num('seconds'), 1)
+    .option('--bucardo-parallel-copy', "bucardo: pgferry's parallel copy first, Bucardo for the changes only")
     .option('--rate <tps>', 'write load, transactions per second', num('transactions per second'), 200)
     .option('--stream-seconds <s>', 'how long to stream under load before the cutover', num('seconds'), 5)
     .addOption(

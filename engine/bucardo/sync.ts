@@ -22,6 +22,7 @@ import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '
 import { RunState } from '../state';
 import type { ClientTools } from '../tools';
 import { schemaFirstSteps } from '../logical/schema-first';
+import { parallelCopySteps, type SyncContext } from '../logical/sync';
 import { publishedTables } from '../logical/snapshot';
 import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
 import { BucardoControl, parseStatus } from './control';
@@ -41,18 +42,9 @@ export interface BucardoSyncReport {
 
 type Meta = LogicalMeta & { bucardo: BucardoMeta };
 
-interface Ctx {
-  readonly source: ConnInfo;
-  readonly target: ConnInfo;
-  readonly pre: Preflight;
-  readonly tools: ClientTools;
-  readonly opts: LogicalOptions;
-  readonly state: RunState;
+interface Ctx extends SyncContext {
   readonly meta: Meta;
   readonly control: BucardoControl;
-  readonly resumed: boolean;
-  readonly doneBefore: ReadonlySet<string>;
-  readonly schemaFile: string;
   copySeconds?: number;
 }
 
@@ -101,8 +93,7 @@ async function generatedColumnLists(src: pg.Client, tables: readonly TableInfo[]
 const hasBucardoSchema = async (conn: ConnInfo, label: string): Promise<boolean> =>
   withClient(conn, label, async (c) => ((await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'`)).rowCount ?? 0) > 0);
 
-const steps: Step<Ctx>[] = [
-  ...schemaFirstSteps<Ctx>(),
+const bucardoSteps: Step<Ctx>[] = [
   {
     name: 'control',
     async run(ctx) {
@@ -153,8 +144,22 @@ const steps: Step<Ctx>[] = [
         b.sync,
         `relgroup=${b.relgroup}`,
         `dbs=${b.sourceDb}:source,${b.targetDb}:target`,
-        'onetimecopy=1',
+        `onetimecopy=${ctx.opts.bucardoParallelCopy ? 0 : 1}`,
       ]);
+      if (ctx.opts.bucardoParallelCopy) {
+        // pgferry's copy must start after every change is being recorded: the delta triggers first.
+        const triggers = await withClient(ctx.source, 'source', (c) =>
+          c.query<{ n: number }>(
+            `SELECT count(DISTINCT tgrelid)::int AS n FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND NOT tgisinternal`,
+          ),
+        );
+        if ((triggers.rows[0]?.n ?? 0) < keyed.length)
+          throw new PgferryError(
+            'bucardo-triggers-missing',
+            `Bucardo put its delta triggers on ${triggers.rows[0]?.n ?? 0} of ${keyed.length} source tables; the parallel copy needs them all first.`,
+            `Run without --bucardo-parallel-copy (Bucardo's own first copy), or check Bucardo's log in ${b.dir}.`,
+          );
+      }
       // Generated columns cannot be named in COPY: select the others (the target computes them).
       const custom = await withClient(ctx.source, 'source', (c) => generatedColumnLists(c, keyed));
       for (const [t, select] of custom) await ctx.control.run(['add', 'customcols', t, select]);
@@ -209,6 +214,14 @@ const steps: Step<Ctx>[] = [
     },
   },
   {
+    // --bucardo-parallel-copy: the data is in; Bucardo starts with only the changes since its triggers.
+    name: 'start',
+    async run(ctx) {
+      await ctx.control.run(['start', '--logdest', ctx.meta.bucardo.dir, 'pgferry sync'], { timeoutMs: 60_000 });
+      return { started: true };
+    },
+  },
+  {
     name: 'catch-up',
     async run(ctx, emit) {
       const t0 = Date.now();
@@ -222,6 +235,17 @@ const steps: Step<Ctx>[] = [
   },
 ];
 
+const step = (name: string): Step<Ctx> => bucardoSteps.find((x) => x.name === name)!;
+const [globalsStep, wholeSchemaStep] = schemaFirstSteps<Ctx>();
+const [preData, copy, postData] = parallelCopySteps();
+
+/** Bucardo's own single-threaded first copy (seed 004), or pgferry's parallel copy with Bucardo for the changes. */
+export function stepsFor(parallelCopy: boolean): Step<Ctx>[] {
+  return parallelCopy
+    ? [globalsStep!, preData!, step('control'), step('sync-setup'), copy!, postData!, step('start'), step('catch-up')]
+    : [globalsStep!, wholeSchemaStep!, step('control'), step('sync-setup'), step('onetimecopy'), step('catch-up')];
+}
+
 /** Sync with Bucardo. Idempotent: an interrupted sync resumes; a streaming one returns at once. */
 export async function bucardoSync(
   source: ConnInfo,
@@ -231,7 +255,8 @@ export async function bucardoSync(
   emit: Emit = () => undefined,
 ): Promise<BucardoSyncReport> {
   const started = Date.now();
-  const opts = resolveLogicalOptions(options);
+  // The parallel copy (--bucardo-parallel-copy) takes a plain snapshot: Bucardo's triggers, not a slot, catch the changes.
+  const opts = resolveLogicalOptions({ ...options, streaming: false });
   const prev = await previousRun(target, 'bucardo');
   const prevMeta = (prev?.meta ?? null) as Meta | null;
   if (prev && prevMeta?.phase === 'streaming') {
@@ -290,7 +315,7 @@ export async function bucardoSync(
   };
   let results: StepResult[];
   try {
-    results = await runSteps(steps, ctx, emit, state);
+    results = await runSteps(stepsFor(opts.bucardoParallelCopy), ctx, emit, state);
     await state.setPhase('streaming');
   } catch (e) {
     await state.setPhase(meta.phase, 'failed').catch(() => undefined);
@@ -306,7 +331,12 @@ export async function bucardoSync(
     steps: results,
     tables: publishedTables(pre.source.database.tables).length,
     fullCopy: meta.bucardo.fullCopy,
-    copySeconds: ctx.copySeconds ?? null,
+    // The first data: Bucardo's onetimecopy, or pgferry's copy and index builds.
+    copySeconds:
+      ctx.copySeconds ??
+      (results.some((r) => r.name === 'copy')
+        ? results.filter((r) => r.name === 'copy' || r.name === 'schema-post-data').reduce((t, r) => t + r.seconds, 0)
+        : null),
     findings: pre.findings,
     seconds: (Date.now() - started) / 1000,
   };

@@ -36,6 +36,8 @@ export interface LogicalOptions {
   readonly batchSize: number;
   /** pglogical: seconds to wait between batches once a batch replicates. */
   readonly batchPause: number;
+  /** bucardo: pgferry's parallel copy for the first data (after Bucardo's triggers are in), Bucardo for the changes only. */
+  readonly bucardoParallelCopy: boolean;
 }
 
 export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOptions {
@@ -56,6 +58,7 @@ export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOption
     streaming: o.streaming ?? true,
     batchSize: Math.max(0, o.batchSize ?? 0),
     batchPause: Math.max(0, o.batchPause ?? 0),
+    bucardoParallelCopy: o.bucardoParallelCopy ?? false,
   };
 }
 

@@ -40,7 +40,8 @@ export interface SyncReport {
   readonly seconds: number;
 }
 
-interface SyncContext {
+/** What the copy steps need; other strategies that reuse them (bucardo --parallel-copy) extend it. */
+export interface SyncContext {
   readonly source: ConnInfo;
   readonly target: ConnInfo;
   readonly pre: Preflight;
@@ -220,6 +221,15 @@ const steps: Step<SyncContext>[] = [
 ];
 
 const byName = (name: string): Step<SyncContext> => steps.find((s) => s.name === name)!;
+
+/**
+ * Schema pre-data, the parallel copy under one snapshot (a plain one when
+ * `opts.streaming` is false) with indexes built as tables finish, then the
+ * rest of post-data: for strategies that bring their own change capture.
+ */
+export function parallelCopySteps(): Step<SyncContext>[] {
+  return [byName('schema-pre-data'), byName('copy'), byName('schema-post-data')];
+}
 
 /** The one-time copy: what a sync does, without slot, publication or subscription, then finished like a cutover. */
 const COPY_STEPS: Step<SyncContext>[] = [

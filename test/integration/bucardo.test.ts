@@ -81,6 +81,32 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
     }
   });
 
+  it('--bucardo-parallel-copy: pgferry copies the data after the triggers are in, Bucardo carries the changes; verified', async function () {
+    const source = await freshDatabase(await server(14), 'bsrc3');
+    const sample = await loadSample(source, { sizeBytes: 3e6 });
+    const target = await freshDatabase(await server(17), 'btgt3');
+    const load = new WriteLoad(source, { rate: 100, workers: 2, user: { name: APP_ROLE, password: sample.appPassword } });
+    await load.start();
+    try {
+      const s = await bucardoSync(source, target, ctl.conn(), { jobs: 2, bucardoParallelCopy: true, splitBytes: 1e6 });
+      const names = s.steps.map((x) => x.name);
+      assert.ok(names.includes('copy') && !names.includes('onetimecopy'), names.join(','));
+      assert.ok(names.indexOf('sync-setup') < names.indexOf('copy'), 'triggers before the snapshot');
+      await new Promise((r) => setTimeout(r, 1500));
+      const c = await cutover(source, target, { jobs: 2, verify: 'checksum' });
+      load.switchTo(target);
+      await new Promise((r) => setTimeout(r, 300));
+      await load.stop();
+      assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+      const ledger = await load.ledger.check(target);
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      assert.deepEqual(await traces(source), []);
+      await cleanupLogical(source, target, { unfence: true, bucardoUrl: ctl.conn() });
+    } finally {
+      await load.stop();
+    }
+  });
+
   it('cleanup after an abandoned sync stops Bucardo and removes its schema, triggers and control database', async function () {
     const source = await freshDatabase(await server(14), 'bsrc2');
     await loadSample(source, { sizeBytes: 1e6 });
