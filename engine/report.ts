@@ -115,7 +115,7 @@ export function formatCutover(r: CutoverReport): string {
   ];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}`);
   lines.push(
-    `  copied at cutover ${r.sequences} sequences, ${r.unloggedRows} unlogged rows, ${r.largeObjects} large objects; ${r.matviews} materialized views refreshed`,
+    `  copied at cutover ${r.sequences} sequences, ${r.unloggedRows} unlogged rows, ${r.keylessRows ? `${r.keylessRows} rows of key-less tables, ` : ''}${r.largeObjects} large objects; ${r.matviews} materialized views refreshed`,
   );
   lines.push(`  sessions ended    ${r.terminatedSessions}`);
   if (r.verification) lines.push('  ' + formatVerification(r.verification).split('\n').join('\n  '));

@@ -29,7 +29,7 @@ export interface CutoverReport {
   readonly sequences: number;
   readonly unloggedRows: number;
   /** pglogical and bucardo: rows of key-less tables copied again inside the fence. */
-  readonly insertOnlyRows: number;
+  readonly keylessRows: number;
   readonly largeObjects: number;
   readonly matviews: number;
   readonly terminatedSessions: number;
@@ -62,7 +62,8 @@ export async function cutover(
   const opts = resolveLogicalOptions(options);
   const run = await previousRun(target);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
-  if (!run || !meta) throw new PgferryError('no-run', 'No logical or pglogical run is recorded on this target.', 'Run pgferry sync first.');
+  if (!run || !meta)
+    throw new PgferryError('no-run', 'No logical, pglogical or bucardo run is recorded on this target.', 'Run pgferry sync first.');
   if (meta.phase === 'done')
     throw new PgferryError(
       'already-cut-over',
@@ -164,7 +165,7 @@ export async function cutover(
     // pglogical's default_insert_only tables missed their updates and deletes, and Bucardo cannot track
     // key-less tables at all: copy them again, whole.
     const recopy = pgl?.insertOnly ?? buc?.fullCopy ?? [];
-    const insertOnlyRows = recopy.length > 0 ? await timed('key-less-tables', () => copyUnlogged(src, dst, recopy)) : 0;
+    const keylessRows = recopy.length > 0 ? await timed('key-less-tables', () => copyUnlogged(src, dst, recopy)) : 0;
     const los = await timed('large-objects', () => copyLargeObjects(src, dst));
     const matviews = await timed('matviews', () => refreshMatviews(src, dst));
     let verification: VerifyResult | null = null;
@@ -209,7 +210,7 @@ export async function cutover(
       steps: timings,
       sequences,
       unloggedRows,
-      insertOnlyRows,
+      keylessRows,
       largeObjects: los.count,
       matviews,
       terminatedSessions: fence.terminated,
