@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { execa } from 'execa';
 import type pg from 'pg';
-import { connect, redact, withClient, type ConnInfo } from '../conn';
+import { connect, ident, redact, withClient, type ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
 import { pgpassLines } from '../tool-exec';
 
@@ -148,6 +148,45 @@ export class BucardoControl {
     } finally {
       await c.end().catch(() => undefined);
     }
+  }
+
+  /**
+   * Kick a sync and wait for a run of it to finish, the way `bucardo kick`
+   * does (NOTIFY bucardo_kick_sync_<sync>, LISTEN bucardo_syncdone_<sync>) but
+   * woken by the notification instead of polling every second. `runs: 2`
+   * waits for two completions: the first may be a run that was already going
+   * when the kick came; the second started after it. Resolves to how it ended.
+   */
+  async kick(sync: string, timeoutMs: number, runs = 1): Promise<'done' | 'killed' | 'timeout'> {
+    return this.sql(async (c) => {
+      const done = `bucardo_syncdone_${sync}`;
+      const killed = `bucardo_synckill_${sync}`;
+      await c.query(`LISTEN ${ident(done)}`);
+      await c.query(`LISTEN ${ident(killed)}`);
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+      try {
+        for (let i = 0; i < runs; i++) {
+          const ended = new Promise<'done' | 'killed'>((resolve) => {
+            const on = (n: pg.Notification): void => {
+              if (n.channel !== done && n.channel !== killed) return;
+              c.removeListener('notification', on);
+              resolve(n.channel === done ? 'done' : 'killed');
+            };
+            c.on('notification', on);
+          });
+          // Kick again every second: a kick sent before the daemon listens is lost, and extra kicks only queue a run.
+          const kick = (): Promise<unknown> => c.query(`NOTIFY ${ident(`bucardo_kick_sync_${sync}`)}`);
+          await kick();
+          const again = setInterval(() => void kick().catch(() => undefined), 1000);
+          const r = await Promise.race([ended, deadline]).finally(() => clearInterval(again));
+          if (r !== 'done') return r;
+        }
+        return 'done';
+      } finally {
+        clearTimeout(timer);
+      }
+    });
   }
 
   /** Stop the daemon (if running), drop the control database and role if pgferry installed them, remove the directory. */

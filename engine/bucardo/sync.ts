@@ -224,12 +224,12 @@ const bucardoSteps: Step<Ctx>[] = [
     name: 'catch-up',
     async run(ctx, emit) {
       const t0 = Date.now();
-      const r = await ctx.control.run(['kick', ctx.meta.bucardo.sync, String(ctx.opts.catchUpTimeout)], { allowExit: [1] });
-      if (r.exitCode === 1)
+      const r = await ctx.control.kick(ctx.meta.bucardo.sync, ctx.opts.catchUpTimeout * 1000);
+      if (r !== 'done')
         emit({ type: 'log', level: 'warn', message: `Bucardo has not caught up after ${ctx.opts.catchUpTimeout}s; it keeps going` });
       ctx.meta.phase = 'streaming';
       await ctx.state.setMeta(ctx.meta);
-      return { seconds: (Date.now() - t0) / 1000, caughtUp: r.exitCode === 0 };
+      return { seconds: (Date.now() - t0) / 1000, caughtUp: r === 'done' };
     },
   },
 ];

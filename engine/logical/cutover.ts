@@ -94,11 +94,11 @@ export async function cutover(
   const bucardo = buc ? controlFor(buc) : null;
   if (bucardo && buc) {
     // Bucardo has no byte lag: the gate is one sync run that finishes in time.
-    const kicked = await timed('lag-gate', () => bucardo.run(['kick', buc.sync, String(opts.catchUpTimeout)], { allowExit: [1] }));
-    if (kicked.exitCode === 1)
+    const kicked = await timed('lag-gate', () => bucardo.kick(buc.sync, opts.catchUpTimeout * 1000));
+    if (kicked !== 'done')
       throw new PgferryError(
         'lag-too-high',
-        `Bucardo's sync ${buc.sync} did not finish a run within ${opts.catchUpTimeout}s; nothing was fenced.`,
+        `Bucardo's sync ${buc.sync} did not finish a run within ${opts.catchUpTimeout}s (${kicked}); nothing was fenced.`,
         'Wait until it keeps up (bucardo status), or raise --catch-up-timeout.',
       );
   }
@@ -140,12 +140,13 @@ export async function cutover(
     }
     await timed(bucardo ? 'final-sync' : 'final-lsn', async () => {
       if (bucardo && buc) {
-        // Writes are fenced: one complete sync run carries everything committed before the fence.
-        const r = await bucardo.run(['kick', buc.sync, String(opts.applyTimeout)], { allowExit: [1] });
-        if (r.exitCode === 1)
+        // Writes are fenced: a sync run that starts after this carries everything committed before the fence.
+        // Two completions: the first may belong to a run that began before the fence.
+        const r = await bucardo.kick(buc.sync, opts.applyTimeout * 1000, 2);
+        if (r !== 'done')
           throw new PgferryError(
             'apply-timeout',
-            `Bucardo's sync ${buc.sync} did not finish within ${opts.applyTimeout}s once writes were fenced.`,
+            `Bucardo's sync ${buc.sync} did not finish within ${opts.applyTimeout}s once writes were fenced (${r}).`,
             `Check Bucardo (bucardo status ${buc.sync}, its log in ${buc.dir}) and retry the cutover.`,
           );
         return;
