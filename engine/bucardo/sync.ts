@@ -10,20 +10,18 @@
  * Tables without a primary key are copied in full inside the cutover fence.
  * Cutover, status and cleanup are the common ones, which read `meta.bucardo`.
  */
-import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
+import { connect, ident, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { PgferryError } from '../errors';
 import { qualified, type TableInfo } from '../inspect';
-import { preflight, requireReady } from '../preflight';
-import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '../runner';
-import { RunState } from '../state';
+import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
 import { schemaFirstSteps } from '../logical/schema-first';
+import { runStreamingSync } from '../logical/streaming-run';
 import { parallelCopySteps, type SyncContext } from '../logical/sync';
 import { publishedTables } from '../logical/snapshot';
-import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
+import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
 import { BucardoControl, parseStatus } from './control';
 import { bucardoNames, type BucardoMeta } from './meta';
 
@@ -256,87 +254,53 @@ export async function bucardoSync(
   const started = Date.now();
   // The parallel copy (--bucardo-parallel-copy) takes a plain snapshot: Bucardo's triggers, not a slot, catch the changes.
   const opts = resolveLogicalOptions({ ...options, streaming: false });
-  const prev = await previousRun(target, 'bucardo');
-  const prevMeta = (prev?.meta ?? null) as Meta | null;
-  if (prev && prevMeta?.phase === 'streaming') {
-    return {
-      runId: prev.id,
-      resumed: false,
-      alreadyStreaming: true,
-      steps: [],
-      tables: 0,
-      fullCopy: prevMeta.bucardo.fullCopy,
-      copySeconds: null,
-      findings: [],
-      seconds: 0,
-    };
-  }
-  const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
-  const pre = await preflight(source, target, { strategy: 'bucardo', force: opts.force || resumable !== null, workDir: opts.workDir });
-  for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
-  const tools = requireReady(pre);
-  const stateClient = await connect(target, 'target');
-  let state: RunState;
-  let meta: Meta;
-  if (resumable && prevMeta) {
-    state = await RunState.resume(stateClient, resumable.id);
-    meta = prevMeta;
-    emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
-  } else {
-    state = await RunState.create(stateClient, 'bucardo', describe(source));
-    meta = {
-      ...newMeta(state.runId, pre.source.database.name),
+  const r = await runStreamingSync<Meta, Ctx>({
+    strategy: 'bucardo',
+    source,
+    target,
+    opts,
+    emit,
+    newMeta: async (runId, pre) => ({
+      ...newMeta(runId, pre.source.database.name),
       bucardo: {
-        ...bucardoNames(state.runId),
-        dir: path.join(opts.workDir, `pgferry-bucardo-${state.runId}`),
+        ...bucardoNames(runId),
+        dir: path.join(opts.workDir, `pgferry-bucardo-${runId}`),
         control: { host: controlUrl.host, port: controlUrl.port, user: controlUrl.user },
         installedControl: false,
         fullCopy: [],
         createdSchema: { source: !(await hasBucardoSchema(source, 'source')), target: !(await hasBucardoSchema(target, 'target')) },
       },
+    }),
+    context: (base) => ({ ...base, control: new BucardoControl(controlUrl, base.meta.bucardo.dir) }),
+    steps: stepsFor(opts.bucardoParallelCopy),
+  });
+  if (r.alreadyStreaming)
+    return {
+      runId: r.run.id,
+      resumed: false,
+      alreadyStreaming: true,
+      steps: [],
+      tables: 0,
+      fullCopy: r.meta.bucardo.fullCopy,
+      copySeconds: null,
+      findings: [],
+      seconds: 0,
     };
-    await state.setMeta(meta);
-  }
-  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
-  mkdirSync(schemaDir, { recursive: true });
-  const ctx: Ctx = {
-    source,
-    target,
-    pre,
-    tools,
-    opts,
-    state,
-    meta,
-    control: new BucardoControl(controlUrl, meta.bucardo.dir),
-    resumed: resumable !== null,
-    doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
-    schemaFile: path.join(schemaDir, 'schema.dump'),
-  };
-  let results: StepResult[];
-  try {
-    results = await runSteps(stepsFor(opts.bucardoParallelCopy), ctx, emit, state);
-    await state.setPhase('streaming');
-  } catch (e) {
-    await state.setPhase(meta.phase, 'failed').catch(() => undefined);
-    throw e;
-  } finally {
-    rmSync(schemaDir, { recursive: true, force: true });
-    await stateClient.end().catch(() => undefined);
-  }
+  const { ctx, results } = r;
   return {
-    runId: state.runId,
+    runId: ctx.state.runId,
     resumed: ctx.resumed,
     alreadyStreaming: false,
     steps: results,
-    tables: publishedTables(pre.source.database.tables).length,
-    fullCopy: meta.bucardo.fullCopy,
+    tables: publishedTables(ctx.pre.source.database.tables).length,
+    fullCopy: ctx.meta.bucardo.fullCopy,
     // The first data: Bucardo's onetimecopy, or pgferry's copy and index builds.
     copySeconds:
       ctx.copySeconds ??
-      (results.some((r) => r.name === 'copy')
-        ? results.filter((r) => r.name === 'copy' || r.name === 'schema-post-data').reduce((t, r) => t + r.seconds, 0)
+      (results.some((x) => x.name === 'copy')
+        ? results.filter((x) => x.name === 'copy' || x.name === 'schema-post-data').reduce((t, x) => t + x.seconds, 0)
         : null),
-    findings: pre.findings,
+    findings: ctx.pre.findings,
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -11,21 +11,17 @@
  * the `default` set and synchronized at cutover. The cutover, status and
  * cleanup are the logical strategy's, which read `meta.pglogical`.
  */
-import path from 'node:path';
-import { mkdirSync, rmSync } from 'node:fs';
 import type pg from 'pg';
-import { connect, describe, withClient, type ConnInfo } from '../conn';
+import { connect, withClient, type ConnInfo } from '../conn';
 import { settingList, tablesWithoutIdentity, type Finding } from '../check';
 import { PgferryError } from '../errors';
 import { qualified, type Inventory } from '../inspect';
-import { preflight, requireReady, type Preflight } from '../preflight';
-import { ProgressMeter, runSteps, type Emit, type Step, type StepResult } from '../runner';
-import { RunState } from '../state';
-import type { ClientTools } from '../tools';
+import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
 import { schemaFirstSteps } from '../logical/schema-first';
+import { runStreamingSync, type StreamingRunContext } from '../logical/streaming-run';
 import { publishedTables } from '../logical/snapshot';
 import { conninfo, sourceLag, waitForLsn, type Lag } from '../logical/subscription';
-import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
+import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
 import { pglogicalNames, type PglogicalMeta } from './meta';
 
 export interface PglogicalSyncReport {
@@ -41,18 +37,7 @@ export interface PglogicalSyncReport {
   readonly seconds: number;
 }
 
-interface Ctx {
-  readonly source: ConnInfo;
-  readonly target: ConnInfo;
-  readonly pre: Preflight;
-  readonly tools: ClientTools;
-  readonly opts: LogicalOptions;
-  readonly state: RunState;
-  readonly meta: LogicalMeta & { pglogical: PglogicalMeta };
-  readonly resumed: boolean;
-  readonly doneBefore: ReadonlySet<string>;
-  readonly schemaFile: string;
-}
+type Ctx = StreamingRunContext<LogicalMeta & { pglogical: PglogicalMeta }>;
 
 /** Tables per batch, in order: largest first so the long syncs start early. Pure. */
 export function batchesOf<T>(items: readonly T[], size: number): T[][] {
@@ -308,84 +293,49 @@ export async function pglogicalSync(
   emit: Emit = () => undefined,
 ): Promise<PglogicalSyncReport> {
   const started = Date.now();
-  const opts = resolveLogicalOptions(options);
-  const prev = await previousRun(target, 'pglogical');
-  const prevMeta = (prev?.meta ?? null) as Ctx['meta'] | null;
-  if (prev && prevMeta?.phase === 'streaming') {
-    const lag = await withClient(source, 'source', (c) => sourceLag(c, prevMeta.names));
-    return {
-      runId: prev.id,
-      resumed: false,
-      alreadyStreaming: true,
-      steps: [],
-      tables: 0,
-      insertOnly: prevMeta.pglogical.insertOnly,
-      batches: prevMeta.pglogical.batchesDone,
-      lag,
-      findings: [],
-      seconds: 0,
-    };
-  }
-  const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
-  const pre = await preflight(source, target, { strategy: 'pglogical', force: opts.force || resumable !== null, workDir: opts.workDir });
-  for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
-  const tools = requireReady(pre);
-  const stateClient = await connect(target, 'target');
-  let state: RunState;
-  let meta: Ctx['meta'];
-  if (resumable && prevMeta) {
-    state = await RunState.resume(stateClient, resumable.id);
-    meta = prevMeta;
-    emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
-  } else {
-    state = await RunState.create(stateClient, 'pglogical', describe(source));
-    meta = {
-      ...newMeta(state.runId, pre.source.database.name),
+  const r = await runStreamingSync<Ctx['meta'], Ctx>({
+    strategy: 'pglogical',
+    source,
+    target,
+    opts: resolveLogicalOptions(options),
+    emit,
+    newMeta: (runId, pre) => ({
+      ...newMeta(runId, pre.source.database.name),
       pglogical: {
-        ...pglogicalNames(state.runId),
+        ...pglogicalNames(runId),
         insertOnly: [],
         batchesDone: 0,
         createdExtension: { source: !hasExtension(pre.source), target: !hasExtension(pre.target) },
       },
-    };
-    await state.setMeta(meta);
-  }
-  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
-  mkdirSync(schemaDir, { recursive: true });
-  const ctx: Ctx = {
-    source,
-    target,
-    pre,
-    tools,
-    opts,
-    state,
-    meta,
-    resumed: resumable !== null,
-    doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
-    schemaFile: path.join(schemaDir, 'schema.dump'),
-  };
-  let results: StepResult[];
-  try {
-    results = await runSteps(steps, ctx, emit, state);
-    await state.setPhase('streaming');
-  } catch (e) {
-    await state.setPhase(meta.phase, 'failed').catch(() => undefined);
-    throw e;
-  } finally {
-    rmSync(schemaDir, { recursive: true, force: true });
-    await stateClient.end().catch(() => undefined);
-  }
+    }),
+    context: (base) => base,
+    steps,
+  });
+  const meta = r.alreadyStreaming ? r.meta : r.ctx.meta;
   const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
+  if (r.alreadyStreaming)
+    return {
+      runId: r.run.id,
+      resumed: false,
+      alreadyStreaming: true,
+      steps: [],
+      tables: 0,
+      insertOnly: meta.pglogical.insertOnly,
+      batches: meta.pglogical.batchesDone,
+      lag,
+      findings: [],
+      seconds: 0,
+    };
   return {
-    runId: state.runId,
-    resumed: ctx.resumed,
+    runId: r.ctx.state.runId,
+    resumed: r.ctx.resumed,
     alreadyStreaming: false,
-    steps: results,
-    tables: publishedTables(pre.source.database.tables).length,
+    steps: r.results,
+    tables: publishedTables(r.ctx.pre.source.database.tables).length,
     insertOnly: meta.pglogical.insertOnly,
     batches: meta.pglogical.batchesDone,
     lag,
-    findings: pre.findings,
+    findings: r.ctx.pre.findings,
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -1,0 +1,97 @@
+/**
+ * The life of a `sync` for the strategies that bring their own replication
+ * (pglogical, bucardo): find the previous run (already streaming: nothing to
+ * do; interrupted during the copy: resume it), preflight, open or resume the
+ * run's state, run the steps with a scratch directory for the schema dump,
+ * and record how it ended.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { connect, describe, type ConnInfo } from '../conn';
+import { preflight, requireReady, type Preflight } from '../preflight';
+import { runSteps, type Emit, type Step, type StepResult } from '../runner';
+import { RunState, type RunRecord } from '../state';
+import type { ClientTools } from '../tools';
+import { previousRun, type LogicalMeta, type LogicalOptions, type StreamingStrategy } from './run-options';
+
+/** What every step context of such a run holds. */
+export interface StreamingRunContext<M extends LogicalMeta> {
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly pre: Preflight;
+  readonly tools: ClientTools;
+  readonly opts: LogicalOptions;
+  readonly state: RunState;
+  readonly meta: M;
+  readonly resumed: boolean;
+  readonly doneBefore: ReadonlySet<string>;
+  readonly schemaFile: string;
+}
+
+export type StreamingRunResult<M extends LogicalMeta, C> =
+  | { readonly alreadyStreaming: true; readonly run: RunRecord; readonly meta: M }
+  | { readonly alreadyStreaming: false; readonly ctx: C; readonly results: StepResult[] };
+
+export async function runStreamingSync<M extends LogicalMeta, C extends StreamingRunContext<M>>(args: {
+  readonly strategy: Exclude<StreamingStrategy, 'logical'>;
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly opts: LogicalOptions;
+  readonly emit: Emit;
+  /** The meta of a new run (its artefacts' names; nothing created yet). */
+  readonly newMeta: (runId: string, pre: Preflight) => M | Promise<M>;
+  /** The step context, from what every run holds. */
+  readonly context: (base: StreamingRunContext<M>) => C;
+  readonly steps: readonly Step<C>[];
+}): Promise<StreamingRunResult<M, C>> {
+  const { strategy, source, target, opts, emit } = args;
+  const prev = await previousRun(target, strategy);
+  const prevMeta = (prev?.meta ?? null) as M | null;
+  if (prev && prevMeta?.phase === 'streaming') return { alreadyStreaming: true, run: prev, meta: prevMeta };
+  const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
+  const pre = await preflight(source, target, { strategy, force: opts.force || resumable !== null, workDir: opts.workDir });
+  for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
+  const tools = requireReady(pre);
+  const stateClient = await connect(target, 'target');
+  let state: RunState;
+  let meta: M;
+  try {
+    if (resumable && prevMeta) {
+      state = await RunState.resume(stateClient, resumable.id);
+      meta = prevMeta;
+      emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
+    } else {
+      state = await RunState.create(stateClient, strategy, describe(source));
+      meta = await args.newMeta(state.runId, pre);
+      await state.setMeta(meta);
+    }
+  } catch (e) {
+    await stateClient.end().catch(() => undefined);
+    throw e;
+  }
+  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
+  mkdirSync(schemaDir, { recursive: true });
+  const ctx = args.context({
+    source,
+    target,
+    pre,
+    tools,
+    opts,
+    state,
+    meta,
+    resumed: resumable !== null,
+    doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
+    schemaFile: path.join(schemaDir, 'schema.dump'),
+  });
+  try {
+    const results = await runSteps(args.steps, ctx, emit, state);
+    await state.setPhase('streaming');
+    return { alreadyStreaming: false, ctx, results };
+  } catch (e) {
+    await state.setPhase(meta.phase, 'failed').catch(() => undefined);
+    throw e;
+  } finally {
+    rmSync(schemaDir, { recursive: true, force: true });
+    await stateClient.end().catch(() => undefined);
+  }
+}
