@@ -384,8 +384,15 @@ export function buildProgram(): Command {
               `  lag ${formatBytes(st.lag.bytes)}${st.targetLagSeconds !== null ? `, ${st.targetLagSeconds.toFixed(1)}s since the target's last report` : ''}${st.lag.slotActive ? '' : ' (subscription not connected)'}`,
             ]
           : []),
+        ...Object.entries(st.bucardo ?? {})
+          .filter(([k]) => /^(Current state|Last good|Last bad|Last error|Onetimecopy|error)$/.test(k))
+          .map(([k, v]) => `  bucardo ${k.toLowerCase()}: ${v}`),
       ].join('\n');
-      out(o, { ...run, phase: st.phase ?? run.phase, lag: st.lag, targetLagSeconds: st.targetLagSeconds }, text);
+      out(
+        o,
+        { ...run, phase: st.phase ?? run.phase, lag: st.lag, targetLagSeconds: st.targetLagSeconds, bucardo: st.bucardo ?? null },
+        text,
+      );
       if (run.status === 'failed') process.exitCode = ExitCode.migrationFailed;
     });
 

@@ -135,14 +135,30 @@ const bucardoSteps: Step<Ctx>[] = [
         ]);
       const seqs = ctx.pre.source.database.sequences.map((s) => bucardoName(s.schema, s.name));
       if (seqs.length > 0) await ctx.control.run(['add', 'sequence', ...seqs, `db=${b.sourceDb}`, `relgroup=${b.relgroup}`]);
-      await ctx.control.run([
+      const addSync = [
         'add',
         'sync',
         b.sync,
         `relgroup=${b.relgroup}`,
         `dbs=${b.sourceDb}:source,${b.targetDb}:target`,
         `onetimecopy=${ctx.opts.bucardoParallelCopy ? 0 : 1}`,
-      ]);
+      ];
+      // Creating the triggers takes a lock on each table in one transaction; an application transaction
+      // that writes two of them can deadlock with it (seen under the write load). It all rolls back: retry.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await ctx.control.run(addSync);
+          break;
+        } catch (e) {
+          if (attempt >= 5 || !/deadlock|waits for \w+Lock/i.test((e as Error).message)) throw e;
+          emit({
+            type: 'log',
+            level: 'warn',
+            message: `adding Bucardo's triggers deadlocked with the application (attempt ${attempt}); retrying`,
+          });
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+        }
+      }
       if (ctx.opts.bucardoParallelCopy) {
         // pgferry's copy must start after every change is being recorded: the delta triggers first.
         const triggers = await withClient(ctx.source, 'source', (c) =>

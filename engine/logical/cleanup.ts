@@ -2,6 +2,7 @@
 import { connect, ident, withClient, type ConnInfo } from '../conn';
 import { removeBucardo } from '../bucardo/teardown';
 import { controlFor } from '../bucardo/sync';
+import { parseStatus } from '../bucardo/control';
 import { type RunRecord } from '../state';
 import { unfence } from './fence';
 import { sourceLag, targetLagSeconds, type Lag } from './subscription';
@@ -71,12 +72,23 @@ export interface LogicalStatus {
   readonly phase: string | null;
   readonly lag: Lag | null;
   readonly targetLagSeconds: number | null;
+  /** bucardo: its sync's state as `bucardo status` reports it (Current state, Last good, Last bad, Last error…). */
+  readonly bucardo?: Readonly<Record<string, string>>;
 }
 
 export async function logicalStatus(source: ConnInfo | null, target: ConnInfo): Promise<LogicalStatus> {
   const run = await previousRun(target);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
   if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null };
+  if (meta.bucardo) {
+    // No slot: Bucardo's own view of its sync (through the run's passfile, while the run's directory exists).
+    const b = meta.bucardo;
+    const status = await controlFor(b)
+      .run(['status', b.sync], { allowExit: [1] })
+      .then((r) => Object.fromEntries(parseStatus(r.stdout)))
+      .catch((e: Error) => ({ error: e.message }));
+    return { run, phase: meta.phase, lag: null, targetLagSeconds: null, bucardo: status };
+  }
   const lag = source && meta.phase === 'streaming' ? await withClient(source, 'source', (c) => sourceLag(c, meta.names)) : null;
   const secs = meta.phase === 'streaming' ? await withClient(target, 'target', (c) => targetLagSeconds(c, meta.names)) : null;
   return { run, phase: meta.phase, lag, targetLagSeconds: lag && lag.bytes === 0 ? 0 : secs };

@@ -11,7 +11,7 @@ import type { ConnInfo } from '../../engine/conn';
 import { BucardoControl } from '../../engine/bucardo/control';
 import { bucardoSync } from '../../engine/bucardo/sync';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
-import { cleanupLogical, cutover } from '../../engine/logical/strategy';
+import { cleanupLogical, cutover, logicalStatus } from '../../engine/logical/strategy';
 import { APP_ROLE, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
@@ -113,6 +113,10 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
     const target = await freshDatabase(await server(17), 'btgt2');
     await bucardoSync(source, target, ctl.conn(), { jobs: 2 });
     assert.notDeepEqual(await traces(source), []);
+    // status reads Bucardo's own view of the sync (there is no slot to measure).
+    const st = await logicalStatus(source, target);
+    assert.equal(st.phase, 'streaming');
+    assert.match(st.bucardo?.['Current state'] ?? '', /good/i, JSON.stringify(st.bucardo));
     const removed = await cleanupLogical(source, target, { bucardoUrl: ctl.conn() });
     assert.ok(
       removed.some((r) => /Bucardo daemon stopped/.test(r)),
