@@ -154,7 +154,7 @@ export class WriteLoad {
     this.running = true;
     this.started = Date.now();
     const interval = (1000 * workers) / Math.max(1, this.opts.rate ?? 50);
-    this.loops = Array.from({ length: workers }, () => this.loop(interval));
+    this.loops = Array.from({ length: workers }, (_, i) => this.loop(interval, i, workers));
   }
 
   /**
@@ -176,7 +176,7 @@ export class WriteLoad {
     return before !== undefined && after !== undefined ? (after - before) / 1000 : null;
   }
 
-  private async loop(intervalMs: number): Promise<void> {
+  private async loop(intervalMs: number, worker: number, workers: number): Promise<void> {
     let next = Date.now();
     let c: pg.Client | null = null;
     let gen = this.generation;
@@ -190,7 +190,7 @@ export class WriteLoad {
           gen = this.generation;
           c = await this.open();
         }
-        if (await this.once(c)) {
+        if (await this.once(c, (id) => Number(id) % workers === worker)) {
           const now = Date.now();
           this.lastOk.set(gen, now);
           if (!this.firstOk.has(gen)) this.firstOk.set(gen, now);
@@ -233,8 +233,12 @@ export class WriteLoad {
     return 'event';
   }
 
-  /** One transaction; true when a write was committed. */
-  private async once(c: pg.Client): Promise<boolean> {
+  /**
+   * One transaction; true when a write was committed. A worker updates and
+   * deletes only the orders it `owns` (id modulo the worker count): one writer
+   * per row, so the ledger records each row's writes in commit order.
+   */
+  private async once(c: pg.Client, owns: (id: string) => boolean): Promise<boolean> {
     const token = randomBytes(8).toString('hex');
     const op = this.pick();
     switch (op) {
@@ -254,9 +258,11 @@ export class WriteLoad {
         return true;
       }
       case 'update': {
-        const live = this.ledger.liveOrders();
+        const live = this.ledger.liveOrders().filter(owns);
         const useOwn = live.length > 0 && Math.random() < 0.5;
-        const id = useOwn ? live[Math.floor(Math.random() * live.length)]! : String(1 + Math.floor(Math.random() * this.maxSampleOrder));
+        const sample = String(1 + Math.floor(Math.random() * this.maxSampleOrder));
+        if (!useOwn && !owns(sample)) return false;
+        const id = useOwn ? live[Math.floor(Math.random() * live.length)]! : sample;
         const r = await c.query<{ id: string }>(`UPDATE app.orders SET note = $2, status = 'paid' WHERE id = $1 RETURNING id::text`, [
           id,
           token,
@@ -265,7 +271,7 @@ export class WriteLoad {
         return r.rowCount === 1;
       }
       case 'delete': {
-        const live = this.ledger.liveOrders();
+        const live = this.ledger.liveOrders().filter(owns);
         if (live.length === 0) return false;
         const id = live[Math.floor(Math.random() * live.length)]!;
         if (Number(id) <= this.maxSampleOrder) return false; // sample orders may be referenced by invoices
