@@ -96,7 +96,7 @@ function bucardoControl(o: LogicalCliOpts): ConnInfo {
     throw new PgferryError(
       'usage',
       'The bucardo strategy needs a server for its control database.',
-      'Pass --bucardo-url postgresql://postgres:…@localhost:5432/postgres (or set PGFERRY_BUCARDO_URL): a superuser of a PostgreSQL with PL/Perl on the worker (Debian: apt-get install -y postgresql-15 postgresql-plperl-15 bucardo).',
+      'Set PGFERRY_BUCARDO_URL (or pass --bucardo-url) to the URL of a superuser of a PostgreSQL with PL/Perl on the worker, such as postgresql://postgres@localhost:5432/postgres with its password in the URL or ~/.pgpass (Debian: apt-get install -y postgresql-15 postgresql-plperl-15 bucardo).',
     );
   return parseUrl(o.bucardoUrl, 'Bucardo control URL');
 }

@@ -1,6 +1,6 @@
 /**
- * The life of a `sync` for the strategies that bring their own replication
- * (pglogical, bucardo): find the previous run (already streaming: nothing to
+ * The life of a `sync` for every streaming strategy (logical, pglogical,
+ * bucardo): find the previous run (already streaming: nothing to
  * do; interrupted during the copy: resume it), preflight, open or resume the
  * run's state, run the steps with a scratch directory for the schema dump,
  * and record how it ended.
@@ -33,7 +33,7 @@ export type StreamingRunResult<M extends LogicalMeta, C> =
   | { readonly alreadyStreaming: false; readonly ctx: C; readonly results: StepResult[] };
 
 export async function runStreamingSync<M extends LogicalMeta, C extends StreamingRunContext<M>>(args: {
-  readonly strategy: Exclude<StreamingStrategy, 'logical'>;
+  readonly strategy: StreamingStrategy;
   readonly source: ConnInfo;
   readonly target: ConnInfo;
   readonly opts: LogicalOptions;
@@ -49,7 +49,12 @@ export async function runStreamingSync<M extends LogicalMeta, C extends Streamin
   const prevMeta = (prev?.meta ?? null) as M | null;
   if (prev && prevMeta?.phase === 'streaming') return { alreadyStreaming: true, run: prev, meta: prevMeta };
   const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
-  const pre = await preflight(source, target, { strategy, force: opts.force || resumable !== null, workDir: opts.workDir });
+  const pre = await preflight(source, target, {
+    strategy,
+    force: opts.force || resumable !== null,
+    workDir: opts.workDir,
+    replicaIdentityFull: opts.replicaIdentityFull,
+  });
   for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
   const tools = requireReady(pre);
   const stateClient = await connect(target, 'target');

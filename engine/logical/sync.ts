@@ -24,7 +24,8 @@ import { dumpSchema, restoreSection } from './schema';
 import { createPublicationSql, ExportedSnapshot, publishedTables, type LogicalNames } from './snapshot';
 import { createSubscriptionSql, sourceLag, waitForLsn, type Lag } from './subscription';
 import { dropSlot } from './artefacts';
-import { newMeta, previousRun, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
+import { runStreamingSync } from './streaming-run';
+import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
 
 export interface SyncReport {
   readonly runId: string;
@@ -379,13 +380,21 @@ export async function sync(
   emit: Emit = () => undefined,
 ): Promise<SyncReport> {
   const started = Date.now();
-  const opts = resolveLogicalOptions(options);
-  const prev = await previousRun(target);
-  const prevMeta = (prev?.meta ?? null) as LogicalMeta | null;
-  if (prev && prevMeta && prevMeta.phase === 'streaming') {
-    const lag = await withClient(source, 'source', (c) => sourceLag(c, prevMeta.names));
+  const r = await runStreamingSync<LogicalMeta, SyncContext>({
+    strategy: 'logical',
+    source,
+    target,
+    opts: resolveLogicalOptions(options),
+    emit,
+    newMeta: (runId, pre) => newMeta(runId, pre.source.database.name),
+    context: (base) => base,
+    steps,
+  });
+  const meta = r.alreadyStreaming ? r.meta : r.ctx.meta;
+  const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
+  if (r.alreadyStreaming)
     return {
-      runId: prev.id,
+      runId: r.run.id,
       resumed: false,
       alreadyStreaming: true,
       steps: [],
@@ -396,55 +405,9 @@ export async function sync(
       findings: [],
       seconds: 0,
     };
-  }
-  const resumable = prev && prevMeta && prevMeta.phase === 'copy' ? prev : null;
-  const pre = await preflight(source, target, {
-    strategy: 'logical',
-    force: opts.force || resumable !== null,
-    workDir: opts.workDir,
-    replicaIdentityFull: opts.replicaIdentityFull,
-  });
-  for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
-  const tools = requireReady(pre);
-  const stateClient = await connect(target, 'target');
-  let state: RunState;
-  let meta: LogicalMeta;
-  if (resumable && prevMeta) {
-    state = await RunState.resume(stateClient, resumable.id);
-    meta = prevMeta;
-    emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
-  } else {
-    state = await RunState.create(stateClient, 'logical', describe(source));
-    meta = newMeta(state.runId, pre.source.database.name);
-    await state.setMeta(meta);
-  }
-  const schemaDir = scratchDir(opts.workDir, state.runId);
-  const ctx: SyncContext = {
-    source,
-    target,
-    pre,
-    tools,
-    opts,
-    state,
-    meta,
-    resumed: resumable !== null,
-    doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
-    schemaFile: path.join(schemaDir, 'schema.dump'),
-  };
-  let results: StepResult[];
-  try {
-    results = await runSteps(steps, ctx, emit, state);
-    await state.setPhase('streaming');
-  } catch (e) {
-    await state.setPhase(meta.phase, 'failed').catch(() => undefined);
-    throw e;
-  } finally {
-    rmSync(schemaDir, { recursive: true, force: true });
-    await stateClient.end().catch(() => undefined);
-  }
-  const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
+  const { ctx, results } = r;
   return {
-    runId: state.runId,
+    runId: ctx.state.runId,
     resumed: ctx.resumed,
     alreadyStreaming: false,
     steps: results,
@@ -452,7 +415,7 @@ export async function sync(
     catchUpSeconds: ctx.catchUpSeconds ?? null,
     backlogBytes: ctx.backlogBytes ?? null,
     lag,
-    findings: pre.findings,
+    findings: ctx.pre.findings,
     seconds: (Date.now() - started) / 1000,
   };
 }
