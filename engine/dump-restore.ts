@@ -6,8 +6,8 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import pLimit from 'p-limit';
-import { connect, redact, withClient, type ConnInfo } from './conn';
+import { analyzeRelations, relationsToAnalyze } from './analyze';
+import { redact, withClient, type ConnInfo } from './conn';
 import { propertyStatements, readDatabaseProperties } from './database-settings';
 import { PgferryError } from './errors';
 import { applyGlobals, planGlobals } from './globals';
@@ -289,43 +289,8 @@ const databaseSettingsStep: Step<DumpRestoreContext> = {
 const vacuumStep: Step<DumpRestoreContext> = {
   name: 'vacuum-analyze',
   async run(ctx, emit) {
-    const rels = await withClient(
-      ctx.target,
-      'target',
-      async (c) =>
-        (
-          await c.query<{ q: string; kind: string }>(
-            `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind::text AS kind
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry')
-              AND n.nspname NOT LIKE 'pg\\_%' ORDER BY pg_table_size(c.oid) DESC`,
-          )
-        ).rows,
-    );
-    const meter = new ProgressMeter(emit, 'vacuum-analyze', rels.length, 'tables');
-    const clients = await Promise.all(
-      Array.from({ length: Math.min(ctx.opts.jobs, Math.max(1, rels.length)) }, () => connect(ctx.target, 'target')),
-    );
-    try {
-      const limit = pLimit(clients.length);
-      let done = 0;
-      await Promise.all(
-        rels.map((r) =>
-          limit(async () => {
-            const c = clients.pop()!;
-            try {
-              // A partitioned parent has no storage to vacuum; ANALYZE gives the planner its statistics.
-              await c.query(r.kind === 'p' ? `ANALYZE ${r.q}` : `VACUUM (ANALYZE) ${r.q}`);
-            } finally {
-              clients.push(c);
-            }
-            meter.update(++done, r.q);
-          }),
-        ),
-      );
-    } finally {
-      await Promise.all(clients.map((c) => c.end()));
-    }
+    const rels = await withClient(ctx.target, 'target', (c) => relationsToAnalyze(c, false));
+    await analyzeRelations(ctx.target, rels, { jobs: ctx.opts.jobs, vacuum: true, step: 'vacuum-analyze' }, emit);
     return { relations: rels.length };
   },
 };

@@ -6,6 +6,7 @@
 import { execa } from 'execa';
 import { connect, describe, type ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
+import { analyzeMissing } from '../analyze';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { type Emit } from '../runner';
 import { RunState } from '../state';
@@ -90,6 +91,8 @@ export async function cutover(
       throw e;
     }
   };
+  // Statistics for tables that have none yet, while writes still flow (outside the blackout).
+  await timed('analyze', () => analyzeMissing(target, opts.jobs, emit));
   const buc = meta.bucardo;
   const bucardo = buc ? controlFor(buc) : null;
   if (bucardo && buc) {

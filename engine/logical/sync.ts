@@ -9,6 +9,7 @@ import type { Finding } from '../check';
 import { tablesWithoutIdentity } from '../check';
 import { migrateGlobals } from '../dump-restore';
 import { PgferryError } from '../errors';
+import { analyzeMissing } from '../analyze';
 import { qualified, type TableInfo } from '../inspect';
 import { runTool } from '../tool-exec';
 import { parseToc, PostDataPipeline, sourceIndexes, splitPostData } from './post-data';
@@ -153,7 +154,7 @@ const steps: Step<SyncContext>[] = [
             jobs: ctx.opts.jobs,
             splitBytes: ctx.opts.splitBytes,
             sourceVersionNum: ctx.pre.source.server.versionNum,
-            ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`) } : {}),
+            ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`, qualified(t)) } : {}),
           },
           emit,
         );
@@ -240,14 +241,16 @@ const COPY_STEPS: Step<SyncContext>[] = [
   byName('schema-post-data'),
   {
     name: 'finish',
-    async run(ctx) {
+    async run(ctx, emit) {
       const src = await connect(ctx.source, 'source');
       const dst = await connect(ctx.target, 'target');
       try {
         const sequences = await syncSequences(src, dst);
         const los = await copyLargeObjects(src, dst);
         const matviews = await refreshMatviews(src, dst);
-        return { sequences, largeObjects: los.count, matviews };
+        // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
+        const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit);
+        return { sequences, largeObjects: los.count, matviews, analyzed: (ctx.post?.analyzed ?? 0) + analyzed };
       } finally {
         await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
       }

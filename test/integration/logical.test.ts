@@ -38,6 +38,22 @@ async function artefacts(source: ConnInfo, target: ConnInfo): Promise<string[]> 
   ];
 }
 
+/** Tables and partitioned tables of the target that hold rows but have no planner statistics. */
+async function withoutStatistics(target: ConnInfo): Promise<string[]> {
+  const rels = await sql<{ q: string }>(
+    target,
+    `SELECT c.oid::regclass::text AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry') AND n.nspname NOT LIKE 'pg\\_%'
+        AND NOT EXISTS (SELECT 1 FROM pg_statistic s WHERE s.starelid = c.oid)`,
+  );
+  const out: string[] = [];
+  for (const r of rels) {
+    const [n] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM ${r.q}`);
+    if (n!.n !== '0') out.push(`${r.q} (${n!.n} rows)`);
+  }
+  return out;
+}
+
 async function canRun(from: number, to: number): Promise<boolean> {
   return hasServer(from) && hasServer(to) && (await newestPgDump()) >= from;
 }
@@ -75,6 +91,11 @@ describe('logical strategy under write load', function () {
         await new Promise((r) => setTimeout(r, 500));
         const summary = await load.stop();
         assert.ok(c.blackoutSeconds < 5, `blackout ${c.blackoutSeconds}s`);
+        assert.ok(
+          c.steps.findIndex((x) => x.name === 'analyze') < c.steps.findIndex((x) => x.name === 'fence'),
+          'statistics before the fence',
+        );
+        assert.deepEqual(await withoutStatistics(target), [], 'the planner has statistics for every table, partitioned parents too');
         assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
         assert.ok(summary.committed > 100);
         const ledger = await load.ledger.check(target);
@@ -117,12 +138,14 @@ describe('logical strategy under write load', function () {
     const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
     const r = await pgferry(['copy', '--jobs', '2', '--verify', 'checksum', '--json'], env);
     assert.equal(r.exitCode, ExitCode.ok, r.stderr);
-    const report = JSON.parse(r.stdout) as { steps: { name: string }[]; copy: { rows: number } };
+    const report = JSON.parse(r.stdout) as { steps: { name: string; detail: { analyzed?: number } }[]; copy: { rows: number } };
     assert.deepEqual(
       report.steps.map((s) => s.name),
       ['globals', 'schema-pre-data', 'copy', 'schema-post-data', 'finish', 'verify'],
     );
     assert.ok(report.copy.rows > 1000);
+    assert.ok((report.steps.find((s) => s.name === 'finish')?.detail.analyzed ?? 0) > 5, JSON.stringify(report.steps));
+    assert.deepEqual(await withoutStatistics(target), [], 'the planner has statistics for every table, partitioned parents too');
     const [seq] = await sql<{ t: string }>(target, `SELECT last_value::text AS t FROM app.orders_id_seq`);
     const [sseq] = await sql<{ s: string }>(source, `SELECT last_value::text AS s FROM app.orders_id_seq`);
     assert.equal(seq!.t, sseq!.s);

@@ -3,7 +3,7 @@ import { parseUrl } from '../../engine/conn';
 import type { TableInfo } from '../../engine/inspect';
 import { tableInfo } from '../helpers/fixtures';
 import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
-import { indexCost, parseToc, splitPostData } from '../../engine/logical/post-data';
+import { indexBuildOptions, indexCost, parseToc, splitPostData } from '../../engine/logical/post-data';
 import { Slots } from '../../engine/logical/slots';
 import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/logical/schema';
 import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/logical/snapshot';
@@ -138,9 +138,9 @@ describe('logical strategy, pure parts', function () {
     const split = splitPostData(
       entries,
       new Map([
-        ['app.orders_pkey', { table: 'app.orders', cost: indexCost('btree', 4e6) }],
-        ['app.orders_user_id_idx', { table: 'app.orders', cost: indexCost('btree', 9e6) }],
-        ['audit.events_payload_gin', { table: 'audit.events', cost: indexCost('gin', 1e6) }],
+        ['app.orders_pkey', { table: 'app.orders', am: 'btree', cost: indexCost('btree', 4e6) }],
+        ['app.orders_user_id_idx', { table: 'app.orders', am: 'btree', cost: indexCost('btree', 9e6) }],
+        ['audit.events_payload_gin', { table: 'audit.events', am: 'gin', cost: indexCost('gin', 1e6) }],
       ]),
       new Set(['app.orders', 'audit.events', 'app.line_items']),
     );
@@ -150,9 +150,17 @@ describe('logical strategy, pure parts', function () {
       ['app.orders_user_id_idx', 'app.orders_pkey'],
       "a table's most expensive index first",
     );
+    assert.equal(split.perTable.get('audit.events')![0]!.am, 'gin', 'each task knows its access method');
     assert.equal(split.rest.length, 4, 'FK, trigger, index attach and the index comment wait for every table');
     assert.ok(!split.rest.some((l) => /COMMENT app TABLE/.test(l)), "a table's comment is pre-data");
     assert.ok(!split.rest.some((l) => / TABLE app orders /.test(l)), 'pre-data entries are not post-data');
+  });
+
+  it('index build settings: GIN builds with 64 MB of maintenance_work_mem, the rest with 512 MB', function () {
+    assert.match(indexBuildOptions('gin'), /maintenance_work_mem=64MB/);
+    assert.match(indexBuildOptions('btree'), /maintenance_work_mem=512MB/);
+    assert.match(indexBuildOptions(undefined), /maintenance_work_mem=512MB/);
+    for (const am of ['gin', 'btree']) assert.match(indexBuildOptions(am), /synchronous_commit=off/);
   });
 
   it('index cost: a GIN build costs more per byte than a btree', function () {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { analyzeSql } from '../../engine/analyze';
 import { pgDumpArgs, pgRestoreArgs } from '../../engine/dump-restore';
 import { defaultSettings, renderConf } from '../../engine/local/cluster';
 import { parsePasswd } from '../../engine/local/os-user';
@@ -14,6 +15,13 @@ import { parseUrl } from '../../engine/conn';
 import { propertyStatements, setClause } from '../../engine/database-settings';
 
 describe('pure helpers', function () {
+  it('statistics: VACUUM (ANALYZE) where asked, but a partitioned parent (no storage) only ANALYZE', function () {
+    assert.equal(analyzeSql({ q: '"app"."orders"', kind: 'r' }, true), 'VACUUM (ANALYZE) "app"."orders"');
+    assert.equal(analyzeSql({ q: '"audit"."page_views"', kind: 'p' }, true), 'ANALYZE "audit"."page_views"');
+    assert.equal(analyzeSql({ q: '"app"."orders"', kind: 'r' }, false), 'ANALYZE "app"."orders"');
+    assert.equal(analyzeSql({ q: '"billing"."daily_revenue"', kind: 'm' }, false), 'ANALYZE "billing"."daily_revenue"');
+  });
+
   it('sizes and durations', function () {
     assert.equal(parseSize('300MB'), 300 * 1024 ** 2);
     assert.equal(parseSize('1.5 GiB'), 1.5 * 1024 ** 3);
