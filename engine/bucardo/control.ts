@@ -114,6 +114,8 @@ export class BucardoControl {
     const r = await execa(BUCARDO_BIN, ['--no-bucardorc', ...flags, '--piddir', this.dir, ...args], {
       reject: false,
       stdin: 'ignore',
+      // Bucardo writes bucardo.restart.reason.txt (and its logs) into its working directory: the run's directory.
+      cwd: this.dir,
       extendEnv: false,
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: this.dir, PGPASSFILE: this.passfile, LC_ALL: 'C.UTF-8' },
       ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
