@@ -128,11 +128,14 @@ export function planParts(
 export function copyStatements(part: CopyPart): { out: string; in: string } {
   const name = qualified(part.table.table);
   const cols = part.table.columns.map(ident).join(', ');
+  // A table with no columns (or only generated ones) still has rows: no column list, which COPY then takes
+  // as every column but the generated ones.
+  const list = cols ? ` (${cols})` : '';
   const fmt = part.table.binary ? ' (FORMAT binary)' : '';
   const out = part.where
     ? `COPY (SELECT ${cols} FROM ONLY ${name} WHERE ${part.where}) TO STDOUT${fmt}`
-    : `COPY ${name} (${cols}) TO STDOUT${fmt}`;
-  return { out, in: `COPY ${name} (${cols}) FROM STDIN${fmt}` };
+    : `COPY ${name}${list} TO STDOUT${fmt}`;
+  return { out, in: `COPY ${name}${list} FROM STDIN${fmt}` };
 }
 
 async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes: (n: number) => void): Promise<number> {

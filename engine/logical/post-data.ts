@@ -15,7 +15,7 @@ import { parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
-import { RESTORE_SESSION_OPTIONS } from './schema';
+import { RESTORE_SESSION_OPTIONS, restoreSessionOptions } from './schema';
 import type { Slots } from './slots';
 
 export interface TocEntry {
@@ -144,7 +144,7 @@ export function indexCost(amname: string, bytes: number): number {
  * PostgreSQL's default of 64 MB, everything else 512 MB. Pure.
  */
 export function indexBuildOptions(amname: string | undefined): string {
-  return amname === 'gin' ? '-c maintenance_work_mem=64MB -c synchronous_commit=off' : RESTORE_SESSION_OPTIONS;
+  return restoreSessionOptions(amname === 'gin' ? '64MB' : undefined);
 }
 
 /**

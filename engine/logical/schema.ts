@@ -11,8 +11,12 @@ import type { Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
 
-/** Session settings for schema restore sessions on the target (libpq PGOPTIONS). */
-export const RESTORE_SESSION_OPTIONS = '-c maintenance_work_mem=512MB -c synchronous_commit=off';
+/** Session settings for schema restore sessions on the target (libpq PGOPTIONS). Pure. */
+export function restoreSessionOptions(maintenanceWorkMem = '512MB'): string {
+  return `-c maintenance_work_mem=${maintenanceWorkMem} -c synchronous_commit=off`;
+}
+
+export const RESTORE_SESSION_OPTIONS = restoreSessionOptions();
 
 export function schemaDumpArgs(source: ConnInfo, file: string): string[] {
   return [

@@ -64,6 +64,14 @@ describe('logical strategy, pure parts', function () {
     assert.equal(planParts([t], { jobs: 2, splitBytes: 8192 * 1000, sourceVersionNum: 130000 }, new Map()).length, 1);
   });
 
+  it('COPY statements for a table without columns name none (COPY then takes every non-generated column)', function () {
+    const t = info(table('marker', 0), { columns: [], intKey: null });
+    assert.deepEqual(copyStatements({ table: t, where: null, estBytes: 0, label: 'm' }), {
+      out: 'COPY "app"."marker" TO STDOUT (FORMAT binary)',
+      in: 'COPY "app"."marker" FROM STDIN (FORMAT binary)',
+    });
+  });
+
   it('COPY statements: binary when every type allows it, ONLY for ranges, generated columns left out by the column list', function () {
     const p = { table: info(table('t', 1), { columns: ['id', 'Note'] }), where: null, estBytes: 1, label: 't' };
     assert.deepEqual(copyStatements(p), {
