@@ -158,6 +158,9 @@ const steps: Step<SyncContext>[] = [
           },
           emit,
         );
+      } catch (e) {
+        await ctx.post?.close();
+        throw e;
       } finally {
         await snap.close();
       }

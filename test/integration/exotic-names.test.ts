@@ -1,6 +1,8 @@
 /**
  * Names an application may really have: spaces, dots, double quotes, upper
- * case, in schemas, tables, columns, indexes and constraints. The copy splits
+ * case, in schemas, tables, columns, indexes and constraints; a table with no
+ * columns; an index CLUSTER uses and one with a statistics target (built by
+ * pg_restore; plain indexes are built by SQL). The copy splits
  * such tables into ranges, pipelines their indexes and key constraints, and
  * streams their changes; the target must end with the same rows and the same
  * catalog objects under the same names.
@@ -25,6 +27,9 @@ CREATE TABLE "Sales Data"."Order.Items ""x""" (
 );
 CREATE INDEX "gin on payload" ON "Sales Data"."Order.Items ""x""" USING gin (payload jsonb_path_ops);
 CREATE INDEX "lower(note) idx" ON "Sales Data"."Order.Items ""x""" (lower(note));
+ALTER INDEX "Sales Data"."lower(note) idx" ALTER COLUMN 1 SET STATISTICS 500;
+CREATE INDEX "by qty" ON "Sales Data"."Order.Items ""x""" ("Qty Ordered");
+ALTER TABLE "Sales Data"."Order.Items ""x""" CLUSTER ON "by qty";
 CREATE TABLE "Sales Data"."Line Items" (
   id bigserial PRIMARY KEY,
   "Order Id" bigint NOT NULL CONSTRAINT "fk to order.items" REFERENCES "Sales Data"."Order.Items ""x""" ("Order Id"),
@@ -47,7 +52,9 @@ INSERT INTO "Sales Data"."Events By Month" SELECT DATE '2024-06-01' + i % 700, '
 async function catalog(c: ConnInfo): Promise<string[]> {
   const rows = await sql<{ x: string }>(
     c,
-    `SELECT 'index ' || indexrelid::regclass::text || ' on ' || indrelid::regclass::text AS x FROM pg_index
+    `SELECT 'index ' || indexrelid::regclass::text || ' on ' || indrelid::regclass::text || ' clustered=' || indisclustered::text
+            || ' stats=' || coalesce((SELECT string_agg(attnum || ':' || attstattarget, ',') FROM pg_attribute
+                                       WHERE attrelid = indexrelid AND attstattarget >= 0), '') AS x FROM pg_index
       WHERE indrelid::regclass::text LIKE '"Sales Data".%'
      UNION ALL
      SELECT 'constraint ' || conname || ' ' || contype::text || ' valid=' || convalidated::text || ' on ' || conrelid::regclass::text

@@ -148,7 +148,15 @@ describe('logical strategy, pure parts', function () {
       new Map([
         ['app.orders_pkey', { table: 'app.orders', am: 'btree', cost: indexCost('btree', 4e6) }],
         ['app.orders_user_id_idx', { table: 'app.orders', am: 'btree', cost: indexCost('btree', 9e6) }],
-        ['audit.events_payload_gin', { table: 'audit.events', am: 'gin', cost: indexCost('gin', 1e6) }],
+        [
+          'audit.events_payload_gin',
+          {
+            table: 'audit.events',
+            am: 'gin',
+            cost: indexCost('gin', 1e6),
+            createSql: 'CREATE INDEX events_payload_gin ON audit.events USING gin (payload)',
+          },
+        ],
       ]),
       new Set(['app.orders', 'audit.events', 'app.line_items']),
     );
@@ -159,6 +167,11 @@ describe('logical strategy, pure parts', function () {
       "a table's most expensive index first",
     );
     assert.equal(split.perTable.get('audit.events')![0]!.am, 'gin', 'each task knows its access method');
+    assert.match(split.perTable.get('audit.events')![0]!.createSql ?? '', /^CREATE INDEX/, 'a plain index is built by SQL');
+    assert.ok(
+      split.perTable.get('app.orders')!.every((t) => t.createSql === undefined),
+      'indexes without a plain CREATE INDEX go through pg_restore',
+    );
     assert.equal(split.rest.length, 4, 'FK, trigger, index attach and the index comment wait for every table');
     assert.ok(!split.rest.some((l) => /COMMENT app TABLE/.test(l)), "a table's comment is pre-data");
     assert.ok(!split.rest.some((l) => / TABLE app orders /.test(l)), 'pre-data entries are not post-data');
