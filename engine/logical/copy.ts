@@ -57,24 +57,24 @@ export interface CopyResult {
   readonly textTables: readonly string[];
 }
 
-/** Column lists and COPY format for each table, read on the source. */
+/** Column lists and COPY format for each table, read on the source in one query (thousands of tables are common). */
 export async function copyInfo(c: pg.Client, tables: readonly TableInfo[], versionNum: number): Promise<TableCopyInfo[]> {
+  if (tables.length === 0) return [];
   const generated = versionNum >= 120000 ? `AND a.attgenerated = ''` : '';
-  const out: TableCopyInfo[] = [];
-  for (const t of tables) {
-    const r = await c.query<{ cols: string[]; binary: boolean; intkey: string | null }>(
-      `SELECT array_agg(a.attname::text ORDER BY a.attnum) AS cols,
-              bool_and(ty.oid < 16384 OR ty.typtype = 'e' OR (ty.typtype = 'd' AND ty.typbasetype < 16384 AND ty.typndims = 0)) AS binary,
-              (SELECT ka.attname FROM pg_index x JOIN pg_attribute ka ON ka.attrelid = x.indrelid AND ka.attnum = x.indkey[0]
-                WHERE x.indrelid = $1::regclass AND x.indisprimary AND x.indnatts = 1 AND ka.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) AS intkey
-         FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
-        WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ${generated}`,
-      [qualified(t)],
-    );
-    const row = r.rows[0]!;
-    out.push({ table: t, columns: row.cols ?? [], binary: row.binary ?? true, intKey: row.intkey });
-  }
-  return out;
+  const r = await c.query<{ i: number; cols: string[] | null; binary: boolean | null; intkey: string | null }>(
+    `SELECT t.i, cols.cols, cols.binary,
+            (SELECT ka.attname FROM pg_index x JOIN pg_attribute ka ON ka.attrelid = x.indrelid AND ka.attnum = x.indkey[0]
+              WHERE x.indrelid = t.oid AND x.indisprimary AND x.indnatts = 1 AND ka.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) AS intkey
+       FROM (SELECT n.ord::int AS i, n.name::regclass::oid AS oid FROM unnest($1::text[]) WITH ORDINALITY AS n(name, ord)) t
+       LEFT JOIN LATERAL (
+         SELECT array_agg(a.attname::text ORDER BY a.attnum) AS cols,
+                bool_and(ty.oid < 16384 OR ty.typtype = 'e' OR (ty.typtype = 'd' AND ty.typbasetype < 16384 AND ty.typndims = 0)) AS binary
+           FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped ${generated}) cols ON true
+      ORDER BY t.i`,
+    [tables.map(qualified)],
+  );
+  return r.rows.map((row) => ({ table: tables[row.i - 1]!, columns: row.cols ?? [], binary: row.binary ?? true, intKey: row.intkey }));
 }
 
 /**
