@@ -125,6 +125,14 @@ function sslConfig(info: ConnInfo): pg.ClientConfig['ssl'] {
 }
 
 /** node-postgres client config for an endpoint. */
+/**
+ * Every pgferry session turns off the server's or role's timeouts, as pg_dump
+ * does: a `statement_timeout` would kill a long COPY or index build, and an
+ * `idle_in_transaction_session_timeout` the copy sessions that hold the
+ * snapshot between tables.
+ */
+export const SESSION_TIMEOUTS_OFF = '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0';
+
 export function clientConfig(info: ConnInfo, extra: Partial<pg.ClientConfig> = {}): pg.ClientConfig {
   return {
     host: info.host,
@@ -136,6 +144,7 @@ export function clientConfig(info: ConnInfo, extra: Partial<pg.ClientConfig> = {
     application_name: 'pgferry',
     connectionTimeoutMillis: 15_000,
     ...extra,
+    options: [SESSION_TIMEOUTS_OFF, extra.options].filter((o) => o).join(' '),
   };
 }
 

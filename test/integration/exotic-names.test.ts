@@ -76,8 +76,14 @@ describe('names with spaces, dots, quotes and upper case', function () {
     if (!hasServer(14) || !hasServer(17) || (await newestPgDump()) < 14) this.skip();
   });
 
-  it('copy: split ranges, pipelined indexes and constraints, same catalog, verified', async function () {
+  it('copy: split ranges, pipelined indexes and constraints, same catalog, verified, whatever timeouts the databases set', async function () {
     const { source, target } = await setup(14, 17);
+    // Timeouts a DBA may have set for applications: pgferry's sessions turn them off, as pg_dump's do.
+    for (const c of [source, target])
+      await sql(
+        c,
+        `ALTER DATABASE "${c.database}" SET statement_timeout = '5ms'; ALTER DATABASE "${c.database}" SET idle_in_transaction_session_timeout = '20ms'`,
+      );
     const r = await copyOnce(source, target, { jobs: 2, splitBytes: 256 * 1024, verify: 'checksum', skipGlobals: true });
     assert.ok(r.copy!.parts > r.copy!.tables, 'the quoted table was split into ranges');
     assert.deepEqual(await catalog(target), await catalog(source));

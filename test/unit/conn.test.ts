@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe as describeConn, parseUrl, redact, toUrl, withDatabase } from '../../engine/conn';
+import { clientConfig, describe as describeConn, parseUrl, redact, toUrl, withDatabase } from '../../engine/conn';
 import { PgferryError } from '../../engine/errors';
 
 describe('connection URLs', function () {
@@ -14,6 +14,15 @@ describe('connection URLs', function () {
       sslmode: 'require',
       params: { connect_timeout: '5' },
     });
+  });
+
+  it('every session turns off statement, lock and idle-in-transaction timeouts, keeping its own options', function () {
+    const info = parseUrl('postgresql://u@h/db');
+    assert.equal(clientConfig(info).options, '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0');
+    assert.match(
+      clientConfig(info, { options: '-c maintenance_work_mem=64MB' }).options ?? '',
+      /idle_in_transaction_session_timeout=0 -c maintenance_work_mem=64MB$/,
+    );
   });
 
   it('defaults port, user and database like libpq', function () {
