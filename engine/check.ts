@@ -88,6 +88,14 @@ export function runChecks(f: CheckFacts): Finding[] {
       'Connect as a user with CREATEROLE (the managed admin user), or create the roles first.',
     );
   }
+  const filtered = s.database.tables.filter((x) => x.rlsFiltered).map((x) => qualified(x));
+  if (filtered.length > 0) {
+    err(
+      'source-rls',
+      `Row-level security would hide rows of ${filtered.length} source tables from user "${s.server.currentUser}": ${list(filtered)}. pgferry reads with row_security = off, so the copy would fail rather than miss them.`,
+      `Run pgferry as a role that bypasses row-level security: ALTER ROLE ${ident(s.server.currentUser)} BYPASSRLS (as a superuser; on RDS, rds_superuser can grant it), or as a superuser.`,
+    );
+  }
   const unreadable = s.database.tables.filter((x) => !x.readable).map((x) => qualified(x));
   if (unreadable.length > 0) {
     err(

@@ -129,9 +129,11 @@ function sslConfig(info: ConnInfo): pg.ClientConfig['ssl'] {
  * Every pgferry session turns off the server's or role's timeouts, as pg_dump
  * does: a `statement_timeout` would kill a long COPY or index build, and an
  * `idle_in_transaction_session_timeout` the copy sessions that hold the
- * snapshot between tables.
+ * snapshot between tables. And `row_security = off`, as pg_dump does: a read
+ * that row-level security would filter fails instead of silently copying (and
+ * verifying) fewer rows.
  */
-export const SESSION_TIMEOUTS_OFF = '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0';
+export const SESSION_OPTIONS = '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off';
 
 export function clientConfig(info: ConnInfo, extra: Partial<pg.ClientConfig> = {}): pg.ClientConfig {
   return {
@@ -144,7 +146,7 @@ export function clientConfig(info: ConnInfo, extra: Partial<pg.ClientConfig> = {
     application_name: 'pgferry',
     connectionTimeoutMillis: 15_000,
     ...extra,
-    options: [SESSION_TIMEOUTS_OFF, extra.options].filter((o) => o).join(' '),
+    options: [SESSION_OPTIONS, extra.options].filter((o) => o).join(' '),
   };
 }
 

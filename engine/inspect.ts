@@ -24,6 +24,12 @@ export interface TableInfo {
   /** A unique, non-partial, non-deferrable index on NOT NULL columns exists (usable as replica identity). */
   readonly hasUsableUniqueIndex: boolean;
   readonly readable: boolean;
+  /**
+   * Row-level security would filter what this user reads (RLS enabled, and
+   * the user neither superuser nor BYPASSRLS nor the owner of an un-FORCEd
+   * table): a copy would silently miss rows, so pgferry refuses it.
+   */
+  readonly rlsFiltered: boolean;
 }
 
 export interface SequenceInfo {
@@ -190,6 +196,11 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     versionNum >= 100000
       ? `(SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition)`
       : 'NULL::text';
+  const rlsFiltered =
+    versionNum >= 90500
+      ? `(c.relrowsecurity AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user)
+          AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')))`
+      : 'false';
   const tables = await rows<{
     schema: string;
     name: string;
@@ -203,6 +214,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     replident: 'd' | 'n' | 'f' | 'i';
     usable_unique: boolean;
     readable: boolean;
+    rls_filtered: boolean;
   }>(
     c,
     `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
@@ -221,7 +233,8 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
                        AND NOT EXISTS (SELECT 1 FROM unnest(x.indkey) k(attnum)
                                          JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
                                         WHERE NOT a.attnotnull)) AS usable_unique,
-            has_table_privilege(c.oid, 'SELECT') AS readable
+            has_table_privilege(c.oid, 'SELECT') AS readable,
+            ${rlsFiltered} AS rls_filtered
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
@@ -292,6 +305,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
       replicaIdentity: t.replident,
       hasUsableUniqueIndex: t.usable_unique,
       readable: t.readable,
+      rlsFiltered: t.rls_filtered,
     })),
     sequences: sequences.map((s) => ({ schema: s.schema, name: s.name, ownedBy: s.owned_by })),
     matviews,

@@ -16,6 +16,7 @@ export function tableInfo(name: string, over: Partial<TableInfo> = {}): TableInf
     replicaIdentity: 'd',
     hasUsableUniqueIndex: true,
     readable: true,
+    rlsFiltered: false,
     ...over,
   };
 }

@@ -126,6 +126,32 @@ describe('bad input is refused clearly and changes nothing', function () {
     assert.equal(bad.exitCode, ExitCode.usage);
   });
 
+  it('row-level security that would hide source rows from the migration role is refused, naming BYPASSRLS', async function () {
+    const s = await server(14);
+    const source = await freshDatabase(s, 'rls');
+    const role = `rls_reader_${Date.now() % 100000}`;
+    await sql(
+      source,
+      `CREATE TABLE notes (id int PRIMARY KEY, owner text); INSERT INTO notes SELECT i, 'u' || i % 3 FROM generate_series(1, 30) i;
+       ALTER TABLE notes ENABLE ROW LEVEL SECURITY; CREATE POLICY mine ON notes USING (owner = current_user);
+       CREATE ROLE ${role} LOGIN PASSWORD 'rls-pw-123'; GRANT SELECT ON notes TO ${role};`,
+    );
+    const asReader = { ...source, user: role, password: 'rls-pw-123' };
+    const target = await freshDatabase(await server(17), 'rlstgt');
+    const findings = async (): Promise<{ code: string; message: string; fix?: string }[]> => {
+      const r = await pgferry(['check', '--source', url(asReader), '--target', url(target), '--strategy', 'dump-restore', '--json']);
+      return (JSON.parse(r.stdout) as { findings: { code: string; message: string; fix?: string }[] }).findings;
+    };
+    const before = [await fingerprint(source), await fingerprint(target)];
+    const rls = (await findings()).find((f) => f.code === 'source-rls');
+    assert.ok(rls, 'the RLS finding');
+    assert.match(rls.message, /"public"."notes"/);
+    assert.match(rls.fix ?? '', new RegExp(`ALTER ROLE "${role}" BYPASSRLS`));
+    assert.deepEqual([await fingerprint(source), await fingerprint(target)], before);
+    await sql(s.conn(), `ALTER ROLE ${role} BYPASSRLS`);
+    assert.ok(!(await findings()).some((f) => f.code === 'source-rls'), 'gone once the role bypasses RLS');
+  });
+
   it('check reports the same findings without changing anything', async function () {
     const { conn: source } = await sampleSource(12);
     const target = await freshDatabase(await server(17), 'checkonly');

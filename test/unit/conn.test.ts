@@ -16,12 +16,15 @@ describe('connection URLs', function () {
     });
   });
 
-  it('every session turns off statement, lock and idle-in-transaction timeouts, keeping its own options', function () {
+  it('every session turns off statement, lock and idle-in-transaction timeouts and row security, keeping its own options', function () {
     const info = parseUrl('postgresql://u@h/db');
-    assert.equal(clientConfig(info).options, '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0');
+    assert.equal(
+      clientConfig(info).options,
+      '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off',
+    );
     assert.match(
       clientConfig(info, { options: '-c maintenance_work_mem=64MB' }).options ?? '',
-      /idle_in_transaction_session_timeout=0 -c maintenance_work_mem=64MB$/,
+      /row_security=off -c maintenance_work_mem=64MB$/,
     );
   });
 
