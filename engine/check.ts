@@ -106,6 +106,16 @@ export function runChecks(f: CheckFacts): Finding[] {
         : `GRANT SELECT on those tables to "${s.server.currentUser}", or connect as the owner or a superuser.`,
     );
   }
+  const unreadableSeqs = s.database.sequences.filter((x) => !x.readable).map((x) => qualified(x));
+  if (unreadableSeqs.length > 0) {
+    err(
+      'source-unreadable-sequences',
+      `User "${s.server.currentUser}" cannot read ${unreadableSeqs.length} source sequences: ${list(unreadableSeqs)}; their values are copied (inside the cutover's write fence for the streaming strategies).`,
+      s.server.major >= 14
+        ? `GRANT pg_read_all_data TO "${s.server.currentUser}", or connect as the owner or a superuser.`
+        : `GRANT SELECT ON ALL SEQUENCES IN SCHEMA … TO "${s.server.currentUser}", or connect as the owner or a superuser.`,
+    );
+  }
   const available = new Set(t.database.availableExtensions);
   const missing = s.database.extensions.filter((e) => e.name !== 'plpgsql' && !available.has(e.name)).map((e) => e.name);
   if (missing.length > 0) {

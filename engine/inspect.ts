@@ -36,6 +36,8 @@ export interface SequenceInfo {
   readonly schema: string;
   readonly name: string;
   readonly ownedBy: string | null;
+  /** The current user may read its value (the cutover copies it inside the write fence). */
+  readonly readable: boolean;
 }
 
 export interface RoleInfo {
@@ -239,9 +241,9 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
   );
-  const sequences = await rows<{ schema: string; name: string; owned_by: string | null }>(
+  const sequences = await rows<{ schema: string; name: string; owned_by: string | null; readable: boolean }>(
     c,
-    `SELECT n.nspname AS schema, c.relname AS name,
+    `SELECT n.nspname AS schema, c.relname AS name, has_sequence_privilege(c.oid, 'SELECT') AS readable,
             (SELECT d.refobjid::regclass::text || '.' || a.attname FROM pg_depend d
                JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
               WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') LIMIT 1) AS owned_by
@@ -307,7 +309,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
       readable: t.readable,
       rlsFiltered: t.rls_filtered,
     })),
-    sequences: sequences.map((s) => ({ schema: s.schema, name: s.name, ownedBy: s.owned_by })),
+    sequences: sequences.map((s) => ({ schema: s.schema, name: s.name, ownedBy: s.owned_by, readable: s.readable })),
     matviews,
     views: counts.views,
     functions: counts.functions,

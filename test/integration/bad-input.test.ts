@@ -126,7 +126,7 @@ describe('bad input is refused clearly and changes nothing', function () {
     assert.equal(bad.exitCode, ExitCode.usage);
   });
 
-  it('row-level security that would hide source rows from the migration role is refused, naming BYPASSRLS', async function () {
+  it('row-level security that would hide source rows, and sequences the migration role cannot read, are refused with their fixes', async function () {
     const s = await server(14);
     const source = await freshDatabase(s, 'rls');
     const role = `rls_reader_${Date.now() % 100000}`;
@@ -134,6 +134,7 @@ describe('bad input is refused clearly and changes nothing', function () {
       source,
       `CREATE TABLE notes (id int PRIMARY KEY, owner text); INSERT INTO notes SELECT i, 'u' || i % 3 FROM generate_series(1, 30) i;
        ALTER TABLE notes ENABLE ROW LEVEL SECURITY; CREATE POLICY mine ON notes USING (owner = current_user);
+       CREATE SEQUENCE counter; SELECT nextval('counter');
        CREATE ROLE ${role} LOGIN PASSWORD 'rls-pw-123'; GRANT SELECT ON notes TO ${role};`,
     );
     const asReader = { ...source, user: role, password: 'rls-pw-123' };
@@ -147,9 +148,14 @@ describe('bad input is refused clearly and changes nothing', function () {
     assert.ok(rls, 'the RLS finding');
     assert.match(rls.message, /"public"."notes"/);
     assert.match(rls.fix ?? '', new RegExp(`ALTER ROLE "${role}" BYPASSRLS`));
+    const seq = (await findings()).find((f) => f.code === 'source-unreadable-sequences');
+    assert.match(seq?.message ?? '', /"public"."counter"/, 'a sequence the role cannot read is named too');
     assert.deepEqual([await fingerprint(source), await fingerprint(target)], before);
     await sql(s.conn(), `ALTER ROLE ${role} BYPASSRLS`);
-    assert.ok(!(await findings()).some((f) => f.code === 'source-rls'), 'gone once the role bypasses RLS');
+    await sql(source, `GRANT SELECT ON SEQUENCE counter TO ${role}`);
+    const after = await findings();
+    assert.ok(!after.some((f) => f.code === 'source-rls'), 'gone once the role bypasses RLS');
+    assert.ok(!after.some((f) => f.code === 'source-unreadable-sequences'), 'gone once the sequence is granted');
   });
 
   it('check reports the same findings without changing anything', async function () {
