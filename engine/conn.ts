@@ -151,16 +151,40 @@ export function clientConfig(info: ConnInfo, extra: Partial<pg.ClientConfig> = {
 }
 
 /**
+ * `options` without the `-c name=value` a server refused as an unrecognized
+ * configuration parameter, or null when the error is something else. Pure.
+ */
+export function withoutUnknownSetting(options: string, error: string): string | null {
+  const name = /unrecognized configuration parameter "([a-z_]+)"/i.exec(error)?.[1];
+  if (!name) return null;
+  const next = options
+    .replace(new RegExp(`-c ${name}=\\S*`), '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return next === options ? null : next;
+}
+
+/**
  * Open a client. With sslmode=prefer (libpq's default) SSL is tried first and
  * plain TCP second, as libpq does. Connection failures become PgferryErrors
  * that say what to fix, with the password removed.
  */
 export async function connect(info: ConnInfo, label: string, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
   const attempt = async (cfg: pg.ClientConfig): Promise<pg.Client> => {
-    const c = new pg.Client(cfg);
-    c.on('error', () => undefined); // surfaced by the query that fails
-    await c.connect();
-    return c;
+    // A server older than one of SESSION_OPTIONS (9.4 has no row_security, 9.4–9.5 no
+    // idle_in_transaction_session_timeout) refuses the connection: connect again without it.
+    for (let options = cfg.options ?? ''; ;) {
+      const c = new pg.Client({ ...cfg, options });
+      c.on('error', () => undefined); // surfaced by the query that fails
+      try {
+        await c.connect();
+        return c;
+      } catch (e) {
+        const without = withoutUnknownSetting(options, (e as Error).message ?? '');
+        if (without === null) throw e;
+        options = without;
+      }
+    }
   };
   try {
     return await attempt(clientConfig(info, extra));

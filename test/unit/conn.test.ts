@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { clientConfig, describe as describeConn, parseUrl, redact, toUrl, withDatabase } from '../../engine/conn';
+import { clientConfig, describe as describeConn, parseUrl, redact, toUrl, withDatabase, withoutUnknownSetting } from '../../engine/conn';
 import { PgferryError } from '../../engine/errors';
 
 describe('connection URLs', function () {
@@ -26,6 +26,16 @@ describe('connection URLs', function () {
       clientConfig(info, { options: '-c maintenance_work_mem=64MB' }).options ?? '',
       /row_security=off -c maintenance_work_mem=64MB$/,
     );
+  });
+
+  it('an older server that does not know a session setting: the same options without it, once', function () {
+    const o = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off -c maintenance_work_mem=64MB';
+    assert.equal(
+      withoutUnknownSetting(o, 'unrecognized configuration parameter "row_security"'),
+      '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c maintenance_work_mem=64MB',
+    );
+    assert.equal(withoutUnknownSetting('-c statement_timeout=0', 'unrecognized configuration parameter "row_security"'), null);
+    assert.equal(withoutUnknownSetting(o, 'password authentication failed for user "u"'), null);
   });
 
   it('defaults port, user and database like libpq', function () {
