@@ -128,9 +128,19 @@ async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, tabl
   let downSince: number | null = null;
   let last = '';
   let lastMove = Date.now();
+  let lastNudge = 0;
+  const canNudge = Number((await src.query<{ v: string }>(`SHOW server_version_num`)).rows[0]!.v) >= 90600;
   for (;;) {
     const status = await tableStatus(dst, sub, table);
     if (SYNCED.has(status)) return;
+    // A table in "catchup" waits for the apply worker to pass the end of its copy; on an idle source
+    // nothing may carry it there (seen: a 120 s stall in CI). A logical message is a WAL record and
+    // nothing else: no table, catalog or setting of the source changes.
+    if (status === 'catchup' && canNudge && Date.now() - lastMove > 3000 && Date.now() - lastNudge > 3000) {
+      lastNudge = Date.now();
+      // Best effort: without the right to emit, the stall limit below still applies.
+      await src.query(`SELECT pg_logical_emit_message(false, 'pgferry', 'pglogical catch-up')`).catch(() => undefined);
+    }
     const size = (await dst.query<{ b: string }>(`SELECT pg_total_relation_size($1::regclass)::text AS b`, [table])).rows[0]!.b;
     if (`${status}/${size}` !== last) {
       last = `${status}/${size}`;
