@@ -18,7 +18,7 @@ import { PgferryError } from '../errors';
 import { qualified, type TableInfo } from '../inspect';
 import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
 import { schemaFirstSteps } from '../logical/schema-first';
-import { runStreamingSync } from '../logical/streaming-run';
+import { reportBase, runStreamingSync } from '../logical/streaming-run';
 import { parallelCopySteps, type SyncContext } from '../logical/sync';
 import { publishedTables } from '../logical/snapshot';
 import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
@@ -290,24 +290,11 @@ export async function bucardoSync(
     context: (base) => ({ ...base, control: new BucardoControl(controlUrl, base.meta.bucardo.dir) }),
     steps: stepsFor(opts.bucardoParallelCopy),
   });
-  if (r.alreadyStreaming)
-    return {
-      runId: r.run.id,
-      resumed: false,
-      alreadyStreaming: true,
-      steps: [],
-      tables: 0,
-      fullCopy: r.meta.bucardo.fullCopy,
-      copySeconds: null,
-      findings: [],
-      seconds: 0,
-    };
+  const base = reportBase(r, started);
+  if (r.alreadyStreaming) return { ...base, tables: 0, fullCopy: r.meta.bucardo.fullCopy, copySeconds: null };
   const { ctx, results } = r;
   return {
-    runId: ctx.state.runId,
-    resumed: ctx.resumed,
-    alreadyStreaming: false,
-    steps: results,
+    ...base,
     tables: publishedTables(ctx.pre.source.database.tables).length,
     fullCopy: ctx.meta.bucardo.fullCopy,
     // The first data: Bucardo's onetimecopy, or pgferry's copy and index builds.
@@ -316,8 +303,6 @@ export async function bucardoSync(
       (results.some((x) => x.name === 'copy')
         ? results.filter((x) => x.name === 'copy' || x.name === 'schema-post-data').reduce((t, x) => t + x.seconds, 0)
         : null),
-    findings: ctx.pre.findings,
-    seconds: (Date.now() - started) / 1000,
   };
 }
 

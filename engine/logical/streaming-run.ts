@@ -8,6 +8,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { connect, describe, type ConnInfo } from '../conn';
+import type { Finding } from '../check';
 import { preflight, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { RunState, type RunRecord } from '../state';
@@ -31,6 +32,33 @@ export interface StreamingRunContext<M extends LogicalMeta> {
 export type StreamingRunResult<M extends LogicalMeta, C> =
   | { readonly alreadyStreaming: true; readonly run: RunRecord; readonly meta: M }
   | { readonly alreadyStreaming: false; readonly ctx: C; readonly results: StepResult[] };
+
+/** The report fields every streaming strategy's sync shares. */
+export interface StreamingReportBase {
+  readonly runId: string;
+  readonly resumed: boolean;
+  readonly alreadyStreaming: boolean;
+  readonly steps: readonly StepResult[];
+  readonly findings: readonly Finding[];
+  readonly seconds: number;
+}
+
+/** Those fields from a run's result; an already streaming run did nothing (no steps, no time). */
+export function reportBase<M extends LogicalMeta, C extends StreamingRunContext<M>>(
+  r: StreamingRunResult<M, C>,
+  started: number,
+): StreamingReportBase {
+  return r.alreadyStreaming
+    ? { runId: r.run.id, resumed: false, alreadyStreaming: true, steps: [], findings: [], seconds: 0 }
+    : {
+        runId: r.ctx.state.runId,
+        resumed: r.ctx.resumed,
+        alreadyStreaming: false,
+        steps: r.results,
+        findings: r.ctx.pre.findings,
+        seconds: (Date.now() - started) / 1000,
+      };
+}
 
 export async function runStreamingSync<M extends LogicalMeta, C extends StreamingRunContext<M>>(args: {
   readonly strategy: StreamingStrategy;

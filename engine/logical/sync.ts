@@ -25,7 +25,7 @@ import { dumpSchema, restoreSection } from './schema';
 import { createPublicationSql, ExportedSnapshot, publishedTables, type LogicalNames } from './snapshot';
 import { createSubscriptionSql, sourceLag, waitForLsn, type Lag } from './subscription';
 import { dropSlot } from './artefacts';
-import { runStreamingSync } from './streaming-run';
+import { reportBase, runStreamingSync } from './streaming-run';
 import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
 
 export interface SyncReport {
@@ -398,30 +398,14 @@ export async function sync(
   });
   const meta = r.alreadyStreaming ? r.meta : r.ctx.meta;
   const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
-  if (r.alreadyStreaming)
-    return {
-      runId: r.run.id,
-      resumed: false,
-      alreadyStreaming: true,
-      steps: [],
-      copy: null,
-      catchUpSeconds: null,
-      backlogBytes: null,
-      lag,
-      findings: [],
-      seconds: 0,
-    };
-  const { ctx, results } = r;
+  const base = reportBase(r, started);
+  if (r.alreadyStreaming) return { ...base, copy: null, catchUpSeconds: null, backlogBytes: null, lag };
+  const { ctx } = r;
   return {
-    runId: ctx.state.runId,
-    resumed: ctx.resumed,
-    alreadyStreaming: false,
-    steps: results,
+    ...base,
     copy: ctx.copy ?? null,
     catchUpSeconds: ctx.catchUpSeconds ?? null,
     backlogBytes: ctx.backlogBytes ?? null,
     lag,
-    findings: ctx.pre.findings,
-    seconds: (Date.now() - started) / 1000,
   };
 }

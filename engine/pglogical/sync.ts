@@ -18,7 +18,7 @@ import { PgferryError } from '../errors';
 import { qualified, type Inventory } from '../inspect';
 import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
 import { schemaFirstSteps } from '../logical/schema-first';
-import { runStreamingSync, type StreamingRunContext } from '../logical/streaming-run';
+import { reportBase, runStreamingSync, type StreamingRunContext } from '../logical/streaming-run';
 import { publishedTables } from '../logical/snapshot';
 import { conninfo, sourceLag, waitForLsn, type Lag } from '../logical/subscription';
 import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
@@ -323,29 +323,11 @@ export async function pglogicalSync(
   });
   const meta = r.alreadyStreaming ? r.meta : r.ctx.meta;
   const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
-  if (r.alreadyStreaming)
-    return {
-      runId: r.run.id,
-      resumed: false,
-      alreadyStreaming: true,
-      steps: [],
-      tables: 0,
-      insertOnly: meta.pglogical.insertOnly,
-      batches: meta.pglogical.batchesDone,
-      lag,
-      findings: [],
-      seconds: 0,
-    };
   return {
-    runId: r.ctx.state.runId,
-    resumed: r.ctx.resumed,
-    alreadyStreaming: false,
-    steps: r.results,
-    tables: publishedTables(r.ctx.pre.source.database.tables).length,
+    ...reportBase(r, started),
+    tables: r.alreadyStreaming ? 0 : publishedTables(r.ctx.pre.source.database.tables).length,
     insertOnly: meta.pglogical.insertOnly,
     batches: meta.pglogical.batchesDone,
     lag,
-    findings: r.ctx.pre.findings,
-    seconds: (Date.now() - started) / 1000,
   };
 }
