@@ -77,3 +77,16 @@ export function parseRestoreErrors(stderr: string): RestoreError[] {
   }
   return out;
 }
+
+/**
+ * On a resumed run, what the interrupted attempt already created: "… already
+ * exists", or a primary key added a second time ("multiple primary keys for
+ * table … are not allowed"). Those errors are expected then. Pure.
+ */
+export function markResumed(errors: readonly RestoreError[], resumed: boolean): RestoreError[] {
+  return errors.map((e) =>
+    !e.expected && resumed && /already exists|multiple primary keys for table .* are not allowed/.test(e.message)
+      ? { ...e, expected: true, reason: 'created by the interrupted attempt' }
+      : e,
+  );
+}

@@ -2,16 +2,21 @@
  * Post-data, pipelined with the copy: as soon as a table's rows are all in,
  * its indexes and primary/unique constraints are built (one `pg_restore -L`
  * per index, most expensive first, each holding one of the `--jobs` slots it
- * shares with the copy) while other tables are still copying. Foreign keys,
- * triggers and everything that spans tables follow once every table is in.
- * On a 2-core machine this is what hides a long single-threaded index build
- * (a GIN index on a big jsonb column) behind the rest of the copy.
+ * shares with the copy) while other tables are still copying. A foreign key
+ * between two plain tables is added (and validated) as soon as both tables
+ * are in with their indexes, as `pg_restore -j` schedules it, instead of
+ * after the slowest index of the whole database. Everything else in the
+ * post-data section (triggers, rules, policies, row security, NOT VALID
+ * checks, statistics, partition index attachments, comments) follows once
+ * every table is in. On a 2-core machine this is what hides a long
+ * single-threaded index build (a GIN index on a big jsonb column) behind the
+ * rest of the copy.
  */
 import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
 import { connect, ident, type ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
-import { parseRestoreErrors, type RestoreError } from '../restore-errors';
+import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
@@ -25,15 +30,18 @@ export interface TocEntry {
   readonly tag: string;
 }
 
-/** Types pg_restore puts in the post-data section that belong to one table. */
+/** Entry types of the post-data section that belong to one table. */
 const PER_TABLE = new Set(['INDEX', 'CONSTRAINT']);
-const POST_DATA = new Set([
+/** Entry types whose tag parseToc splits; any other entry keeps its line, with an empty type. */
+const TYPES = [
   'INDEX',
   'CONSTRAINT',
   'FK CONSTRAINT',
+  'CHECK CONSTRAINT',
   'TRIGGER',
   'RULE',
   'POLICY',
+  'ROW SECURITY',
   'INDEX ATTACH',
   'EVENT TRIGGER',
   'MATERIALIZED VIEW DATA',
@@ -42,9 +50,6 @@ const POST_DATA = new Set([
   'PUBLICATION',
   'PUBLICATION TABLE',
   'SUBSCRIPTION',
-]);
-const TYPES = [
-  ...POST_DATA,
   'TABLE',
   'TABLE DATA',
   'SEQUENCE',
@@ -59,7 +64,10 @@ const TYPES = [
   'DEFAULT',
 ].sort((a, b) => b.length - a.length);
 
-/** Parse `pg_restore -l` output: `123; 1259 16420 INDEX app orders_user_idx owner`. Pure. */
+/**
+ * Parse `pg_restore -l` output: `123; 1259 16420 INDEX app orders_user_idx owner`.
+ * Every entry is kept: one of a type this module does not know has type ''. Pure.
+ */
 export function parseToc(text: string): TocEntry[] {
   const out: TocEntry[] = [];
   for (const line of text.split('\n')) {
@@ -67,7 +75,10 @@ export function parseToc(text: string): TocEntry[] {
     if (!m) continue;
     const rest = m[1]!;
     const type = TYPES.find((t) => rest.startsWith(t + ' '));
-    if (!type) continue;
+    if (!type) {
+      out.push({ line, type: '', schema: '', tag: '' });
+      continue;
+    }
     const after = rest.slice(type.length + 1).split(' ');
     // schema, then the tag (one or more words), then the owner
     out.push({ line, type, schema: after[0] ?? '', tag: after.slice(1, -1).join(' ') });
@@ -160,36 +171,97 @@ export function indexBuildOptions(amname: string | undefined): string {
   return restoreSessionOptions(indexBuildMemory(amname));
 }
 
+/** A foreign key on the source, between two plain tables, as the pipeline adds it. */
+export interface ForeignKeyInfo {
+  /** "schema.table" (unquoted) of the referencing and the referenced table. */
+  readonly table: string;
+  readonly refTable: string;
+  /** "schema.index" (unquoted) of the referenced table's unique index the key uses. */
+  readonly index: string;
+  readonly constraint: string;
+  /** Quoted name of the referencing table. */
+  readonly qualifiedTable: string;
+  /** `ALTER TABLE ONLY … ADD CONSTRAINT … FOREIGN KEY …` (pg_get_constraintdef, every name qualified), as pg_dump writes it. */
+  readonly sql: string;
+}
+
+/** The key splitPostData matches a `FK CONSTRAINT` entry by: its schema and its tag ("table constraint"). Pure. */
+export function foreignKeyTocKey(schema: string, table: string, constraint: string): string {
+  return `${schema}\u0000${table} ${constraint}`;
+}
+
+export interface PostDataSplit {
+  readonly perTable: Map<string, PostDataTask[]>;
+  /** Foreign keys added as soon as both their tables are in with their indexes. */
+  readonly foreignKeys: readonly (ForeignKeyInfo & { readonly line: string })[];
+  readonly rest: string[];
+  /** Partitioned tables, analyzed once all their leaf partitions are in (autovacuum never analyzes them). */
+  readonly partitioned?: readonly PartitionedTable[];
+}
+
+export interface PartitionedTable {
+  /** Quoted, schema-qualified name. */
+  readonly quoted: string;
+  /** Its leaf partitions at every level, "schema.table" (unquoted). */
+  readonly leaves: readonly string[];
+}
+
+/** Partitioned tables on the source with their leaf partitions (PostgreSQL 10+; none before). */
+export async function sourcePartitionedTables(source: pg.Client): Promise<PartitionedTable[]> {
+  const r = await source.query<{ quoted: string; leaves: string[] | null }>(
+    `WITH RECURSIVE tree(root, rel) AS (
+       SELECT c.oid, c.oid FROM pg_class c WHERE c.relkind = 'p'
+       UNION ALL
+       SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.rel)
+     SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS quoted,
+            array_agg(ln.nspname || '.' || l.relname) FILTER (WHERE l.relkind = 'r') AS leaves
+       FROM tree t JOIN pg_class c ON c.oid = t.root JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_class l ON l.oid = t.rel JOIN pg_namespace ln ON ln.oid = l.relnamespace
+      GROUP BY 1`,
+  );
+  return r.rows.map((x) => ({ quoted: x.quoted, leaves: x.leaves ?? [] }));
+}
+
 /**
- * Split the post-data entries into per-table lists and the rest. `indexes`
- * maps "schema.index" to its table "schema.table" (from the source catalog).
- * Each table's entries come most expensive first. Pure.
+ * Split the entries of the post-data section (`pg_restore -l --section=post-data`)
+ * into per-table lists, early foreign keys and the rest. `indexes` maps
+ * "schema.index" to its table "schema.table" (from the source catalog);
+ * `foreignKeys` is keyed by foreignKeyTocKey. Each table's entries come most
+ * expensive first. A foreign key goes early only when both tables are copied
+ * and the unique index it needs is built with its table; every entry not
+ * taken is in the rest, whatever its type. Pure.
  */
 export function splitPostData(
   entries: readonly TocEntry[],
   indexes: ReadonlyMap<string, IndexInfo>,
   tables: ReadonlySet<string>,
-): { perTable: Map<string, PostDataTask[]>; rest: string[] } {
+  foreignKeys: ReadonlyMap<string, ForeignKeyInfo> = new Map(),
+): PostDataSplit {
   const perTable = new Map<string, PostDataTask[]>();
   const rest: string[] = [];
+  const fkEntries: TocEntry[] = [];
+  /** Indexes built with their table ("schema.index"). */
+  const builtEarly = new Set<string>();
   for (const e of entries) {
-    // Comments on post-data objects come with the rest, once those objects exist.
-    if (e.type === 'COMMENT' && /^(INDEX|CONSTRAINT|FK CONSTRAINT|TRIGGER|RULE|POLICY) /.test(e.tag)) {
+    if (e.type === 'FK CONSTRAINT') {
+      // In the rest unless taken below: the rest keeps the section's order (a comment follows its constraint).
+      fkEntries.push(e);
       rest.push(e.line);
       continue;
     }
-    if (!POST_DATA.has(e.type)) continue;
     let table: string | undefined;
     let cost = 0;
     let key: KeyConstraintSql | undefined;
     let am: string | undefined;
     let createSql: string | undefined;
+    let index: string | undefined;
     if (e.type === 'INDEX') {
       const ix = indexes.get(`${e.schema}.${e.tag}`);
       table = ix?.table;
       cost = ix?.cost ?? 0;
       am = ix?.am;
       createSql = ix?.createSql;
+      index = `${e.schema}.${e.tag}`;
     } else if (e.type === 'CONSTRAINT') {
       const [tbl, con] = e.tag.split(' ');
       const t = `${e.schema}.${tbl}`;
@@ -199,8 +271,10 @@ export function splitPostData(
       cost = ix?.cost ?? 0;
       am = ix?.am;
       key = ix?.keyConstraint;
+      index = `${e.schema}.${con}`;
     }
     if (table && PER_TABLE.has(e.type)) {
+      if (index) builtEarly.add(index);
       const list = perTable.get(table) ?? [];
       list.push({
         line: e.line,
@@ -214,7 +288,14 @@ export function splitPostData(
     } else rest.push(e.line);
   }
   for (const list of perTable.values()) list.sort((a, b) => b.cost - a.cost);
-  return { perTable, rest };
+  const early: (ForeignKeyInfo & { readonly line: string })[] = [];
+  for (const e of fkEntries) {
+    // The tag is "table constraint", so this is foreignKeyTocKey(schema, table, constraint) without splitting names that hold spaces.
+    const fk = foreignKeys.get(`${e.schema}\u0000${e.tag}`);
+    if (fk && tables.has(fk.table) && tables.has(fk.refTable) && builtEarly.has(fk.index)) early.push({ ...fk, line: e.line });
+  }
+  const taken = new Set(early.map((f) => f.line));
+  return { perTable, foreignKeys: early, rest: rest.filter((l) => !taken.has(l)) };
 }
 
 /** One per-table post-data entry (an index or a key constraint): one `pg_restore -L` of one line, or index + attach. */
@@ -247,6 +328,7 @@ export async function sourceIndexes(source: pg.Client): Promise<Map<string, Inde
     deferrable: boolean | null;
     deferred: boolean | null;
     plain: boolean;
+    marked: boolean;
   }>(
     `SELECT n.nspname || '.' || ic.relname AS i, n.nspname || '.' || tc.relname AS t, am.amname AS am,
             pg_relation_size(ic.oid)::text AS bytes, tc.relkind::text AS relkind, pg_get_indexdef(ic.oid) AS indexdef,
@@ -254,15 +336,17 @@ export async function sourceIndexes(source: pg.Client): Promise<Map<string, Inde
             con.conname, con.contype::text AS contype, con.condeferrable AS deferrable, con.condeferred AS deferred,
             (ic.relkind = 'i' AND tc.relkind = 'r' AND NOT x.indisclustered AND NOT x.indisreplident
              AND NOT EXISTS (SELECT 1 FROM pg_constraint c2 WHERE c2.conindid = ic.oid AND c2.conrelid = tc.oid)
-             AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = ic.oid AND a.attstattarget >= 0)) AS plain
+             AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = ic.oid AND a.attstattarget >= 0)) AS plain,
+            (x.indisclustered OR x.indisreplident) AS marked
        FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid JOIN pg_class tc ON tc.oid = x.indrelid
        JOIN pg_namespace n ON n.oid = tc.relnamespace JOIN pg_am am ON am.oid = ic.relam
        LEFT JOIN pg_constraint con ON con.conindid = ic.oid AND con.conrelid = tc.oid AND con.contype IN ('p', 'u')`,
   );
   return new Map(
     r.rows.map((x) => {
+      // A key whose index CLUSTER or REPLICA IDENTITY names is restored by pg_restore: its entry carries those statements.
       const key =
-        x.conname !== null && x.contype !== null && x.relkind === 'r' && x.conname === x.iname
+        x.conname !== null && x.contype !== null && x.relkind === 'r' && x.conname === x.iname && !x.marked
           ? keyConstraintSql({
               indexdef: x.indexdef,
               qualifiedTable: x.qt,
@@ -286,6 +370,39 @@ export async function sourceIndexes(source: pg.Client): Promise<Map<string, Inde
 }
 
 /**
+ * Foreign keys between two plain tables on the source, keyed by
+ * foreignKeyTocKey. A key on a partitioned table, or one a partition
+ * inherits, is left to the rest of post-data.
+ */
+export async function sourceForeignKeys(source: pg.Client): Promise<Map<string, ForeignKeyInfo>> {
+  // Definitions with every name qualified, whatever the source's search_path.
+  await source.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)`);
+  const r = await source.query<{ n: string; t: string; qt: string; ref: string; idx: string; conname: string; def: string }>(
+    `SELECT n.nspname AS n, c.relname AS t, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qt,
+            rn.nspname || '.' || rc.relname AS ref, xn.nspname || '.' || xc.relname AS idx,
+            con.conname, pg_get_constraintdef(con.oid) AS def
+       FROM pg_constraint con
+       JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_class rc ON rc.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+       JOIN pg_class xc ON xc.oid = con.conindid JOIN pg_namespace xn ON xn.oid = xc.relnamespace
+      WHERE con.contype = 'f' AND c.relkind = 'r' AND rc.relkind = 'r'`,
+  );
+  return new Map(
+    r.rows.map((x) => [
+      foreignKeyTocKey(x.n, x.t, x.conname),
+      {
+        table: `${x.n}.${x.t}`,
+        refTable: x.ref,
+        index: x.idx,
+        constraint: x.conname,
+        qualifiedTable: x.qt,
+        sql: `ALTER TABLE ONLY ${x.qt} ADD CONSTRAINT ${ident(x.conname)} ${x.def}`,
+      },
+    ]),
+  );
+}
+
+/**
  * Runs per-table post-data as tables finish copying, then the rest. Each index
  * is its own task holding one of the shared slots (with priority over the
  * copy), most expensive first, so the longest build starts as soon as its
@@ -301,17 +418,67 @@ export class PostDataPipeline {
   /** Target sessions kept between tasks (connecting, with SCRAM, costs more than a small index build). */
   private readonly idle: pg.Client[] = [];
   private closed = false;
+  /** Per table ("schema.table"): resolved when its rows and per-table post-data are in (the foreign keys wait for it). */
+  private readonly tables = new Map<string, { promise: Promise<void>; resolve: () => void }>();
 
   constructor(
     private readonly tools: ClientTools,
     private readonly target: ConnInfo,
     private readonly dumpFile: string,
     private readonly workDir: string,
-    private readonly split: { perTable: Map<string, PostDataTask[]>; rest: string[] },
+    private readonly split: PostDataSplit,
     private readonly slots: Slots,
     private readonly resumed: boolean,
     private readonly emit: Emit,
-  ) {}
+  ) {
+    for (const fk of split.foreignKeys) {
+      this.running.push(
+        Promise.all([this.ready(fk.table).promise, this.ready(fk.refTable).promise])
+          .then(() => this.slots.run(() => this.addForeignKey(fk), true))
+          .catch((e: Error) => {
+            this.failure ??= e;
+          }),
+      );
+    }
+    for (const p of split.partitioned ?? []) {
+      if (p.leaves.length === 0) continue;
+      this.running.push(
+        Promise.all(p.leaves.map((l) => this.ready(l).promise)).then(async () => {
+          if (!this.failure) await this.slots.run(() => this.analyze(p.quoted), true);
+        }),
+      );
+    }
+  }
+
+  /** Resolved once a table is copied and its indexes and key constraints are built. */
+  private ready(table: string): { promise: Promise<void>; resolve: () => void } {
+    let r = this.tables.get(table);
+    if (!r) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((res) => (resolve = res));
+      r = { promise, resolve };
+      this.tables.set(table, r);
+    }
+    return r;
+  }
+
+  /** Add (and so validate) one foreign key once both its tables are in; skipped when the interrupted attempt added it. */
+  private async addForeignKey(fk: ForeignKeyInfo): Promise<void> {
+    if (this.failure) return;
+    const t0 = Date.now();
+    await this.withTarget(async (c) => {
+      const done = await c.query(`SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = $2::regclass`, [
+        fk.constraint,
+        fk.qualifiedTable,
+      ]);
+      if (done.rowCount === 0) await c.query(fk.sql);
+    }, `adding foreign key ${fk.constraint} on ${fk.table}`);
+    this.emit({
+      type: 'log',
+      level: 'info',
+      message: `foreign key ${fk.constraint} on ${fk.table} added in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+    });
+  }
 
   private async restore(lines: readonly string[], label: string, parallel: number, options = RESTORE_SESSION_OPTIONS): Promise<void> {
     if (lines.length === 0) return;
@@ -329,11 +496,7 @@ export class PostDataPipeline {
       this.dumpFile,
     ];
     const r = await runTool(this.tools.pgRestore, args, [this.target], { env: { PGOPTIONS: options } });
-    const errs = parseRestoreErrors(r.stderr).map((e) =>
-      !e.expected && this.resumed && /already exists/.test(e.message)
-        ? { ...e, expected: true, reason: 'created by the interrupted attempt' }
-        : e,
-    );
+    const errs = markResumed(parseRestoreErrors(r.stderr), this.resumed);
     this.errors.push(...errs);
     const real = errs.filter((e) => !e.expected);
     if (real.length > 0 || (r.exitCode !== 0 && errs.length === 0)) {
@@ -379,6 +542,11 @@ export class PostDataPipeline {
     }
   }
 
+  /** The foreign keys this pipeline adds itself (the rest of post-data has the others). */
+  get foreignKeys(): readonly ForeignKeyInfo[] {
+    return this.split.foreignKeys;
+  }
+
   /** Tables analyzed by the pipeline so far. */
   get analyzed(): number {
     return this.analyzedCount;
@@ -419,6 +587,7 @@ export class PostDataPipeline {
    */
   tableCopied(table: string, quoted?: string): void {
     const tasks = this.split.perTable.get(table);
+    if (!tasks) this.ready(table).resolve();
     if (!tasks || this.reported.has(table)) return;
     this.reported.add(table);
     const builds = tasks.map((task) =>
@@ -444,18 +613,23 @@ export class PostDataPipeline {
           if (bad) throw bad.reason;
           if (this.failure) return;
           await this.attach(keys);
+          this.ready(table).resolve();
           if (quoted && !this.failure) await this.slots.run(() => this.analyze(quoted), true);
         })
         .catch((e: Error) => {
           this.failure ??= e;
-        }),
+        })
+        // A failed build still releases the foreign keys waiting on this table (they see the failure and stop).
+        .finally(() => this.ready(table).resolve()),
     );
   }
 
-  /** Wait for the per-table builds, then restore the rest (FKs, triggers, attachments) with N jobs. */
+  /** Wait for the per-table builds and early foreign keys, then restore the rest (triggers, attachments, …) with N jobs. */
   async finish(): Promise<RestoreError[]> {
     // Tables never reported (nothing to copy) still get their indexes.
     for (const t of this.split.perTable.keys()) this.tableCopied(t);
+    // Every table is in by now: what still waits on one the copy did not report (not copied, or no rows) goes ahead.
+    for (const t of this.tables.keys()) if (!this.split.perTable.has(t)) this.ready(t).resolve();
     try {
       while (this.running.length > 0) await this.running.shift();
     } finally {

@@ -6,7 +6,7 @@
  */
 import type { ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
-import { parseRestoreErrors, type RestoreError } from '../restore-errors';
+import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
@@ -74,11 +74,7 @@ export async function restoreSection(
   const r = await runTool(tools.pgRestore, sectionRestoreArgs(target, file, section, opts.jobs, opts.force), [target], {
     env: { PGOPTIONS: RESTORE_SESSION_OPTIONS },
   });
-  const errors = parseRestoreErrors(r.stderr).map((e) =>
-    !e.expected && opts.resumed && /already exists/.test(e.message)
-      ? { ...e, expected: true, reason: 'created by the interrupted attempt' }
-      : e,
-  );
+  const errors = markResumed(parseRestoreErrors(r.stderr), opts.resumed);
   const real = errors.filter((e) => !e.expected);
   for (const e of errors.filter((x) => x.expected))
     emit({ type: 'log', level: 'info', message: `schema ${section}: expected: ${e.message}` });

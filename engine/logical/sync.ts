@@ -4,7 +4,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { connect, describe, withClient, type ConnInfo } from '../conn';
+import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { tablesWithoutIdentity } from '../check';
 import { migrateGlobals } from '../dump-restore';
@@ -12,7 +12,7 @@ import { PgferryError } from '../errors';
 import { analyzeMissing } from '../analyze';
 import { qualified, type TableInfo } from '../inspect';
 import { runTool } from '../tool-exec';
-import { parseToc, PostDataPipeline, sourceIndexes, splitPostData } from './post-data';
+import { parseToc, PostDataPipeline, sourceForeignKeys, sourceIndexes, sourcePartitionedTables, splitPostData } from './post-data';
 import { Slots } from './slots';
 import { preflight, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
@@ -65,10 +65,20 @@ export interface SyncContext {
  * (whole post-data after the copy) when the schema dump cannot be listed.
  */
 async function pipelineFor(ctx: SyncContext, tables: readonly TableInfo[], slots: Slots, emit: Emit): Promise<PostDataPipeline | null> {
-  const list = await runTool(ctx.tools.pgRestore, ['-l', ctx.schemaFile], [], { captureStdout: true });
+  // The post-data section only, every entry of it: what the pipeline does not take is restored at the end.
+  const list = await runTool(ctx.tools.pgRestore, ['-l', '--section=post-data', ctx.schemaFile], [], { captureStdout: true });
   if (list.exitCode !== 0) return null;
-  const map = await withClient(ctx.source, 'source', sourceIndexes);
-  const split = splitPostData(parseToc(list.stdout), map, new Set(tables.map((t) => `${t.schema}.${t.name}`)));
+  const [indexes, foreignKeys, partitioned] = await withClient(
+    ctx.source,
+    'source',
+    async (c) => [await sourceIndexes(c), await sourceForeignKeys(c), await sourcePartitionedTables(c)] as const,
+  );
+  const copied = new Set(tables.map((t) => `${t.schema}.${t.name}`));
+  const split = {
+    ...splitPostData(parseToc(list.stdout), indexes, copied, foreignKeys),
+    // Analyzed by the pipeline only when every leaf is copied by it; the others at the end.
+    partitioned: partitioned.filter((p) => p.leaves.every((l) => copied.has(l))),
+  };
   return new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), split, slots, ctx.resumed, emit);
 }
 
@@ -129,10 +139,19 @@ const steps: Step<SyncContext>[] = [
     name: 'copy',
     async run(ctx, emit) {
       const all = ctx.pre.source.database.tables.filter((t) => t.kind === 'r');
+      // One budget of --jobs slots for copy streams and index builds together.
+      const slots = new Slots(Math.max(1, ctx.opts.jobs));
+      ctx.post = await pipelineFor(ctx, all, slots, emit);
+      const post = ctx.post;
       if (ctx.resumed) {
         // The interrupted attempt's snapshot died with its connection: start over from a new one.
         await withClient(ctx.source, 'source', (c) => dropSlot(c, ctx.meta.names.slot));
-        if (all.length > 0) await withClient(ctx.target, 'target', (c) => c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`));
+        await withClient(ctx.target, 'target', async (c) => {
+          // Foreign keys that attempt added would check (and refuse) rows copied before the ones they reference.
+          for (const fk of post?.foreignKeys ?? [])
+            await c.query(`ALTER TABLE ONLY ${fk.qualifiedTable} DROP CONSTRAINT IF EXISTS ${ident(fk.constraint)}`);
+          if (all.length > 0) await c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`);
+        });
         emit({ type: 'log', level: 'info', message: 'resuming: target tables truncated, copying again from a new snapshot' });
       }
       const snap = ctx.opts.streaming
@@ -141,10 +160,6 @@ const steps: Step<SyncContext>[] = [
       try {
         ctx.meta.snapshotLsn = snap.lsn;
         await ctx.state.setMeta(ctx.meta);
-        // One budget of --jobs slots for copy streams and index builds together.
-        const slots = new Slots(Math.max(1, ctx.opts.jobs));
-        ctx.post = await pipelineFor(ctx, all, slots, emit);
-        const post = ctx.post;
         ctx.copy = await copyTables(
           ctx.source,
           ctx.target,

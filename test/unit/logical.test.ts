@@ -3,7 +3,14 @@ import { parseUrl } from '../../engine/conn';
 import type { TableInfo } from '../../engine/inspect';
 import { tableInfo } from '../helpers/fixtures';
 import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
-import { indexBuildOptions, indexCost, parseToc, splitPostData } from '../../engine/logical/post-data';
+import {
+  foreignKeyTocKey,
+  indexBuildOptions,
+  indexCost,
+  parseToc,
+  splitPostData,
+  type ForeignKeyInfo,
+} from '../../engine/logical/post-data';
 import { Slots } from '../../engine/logical/slots';
 import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/logical/schema';
 import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/logical/snapshot';
@@ -116,33 +123,54 @@ describe('logical strategy, pure parts', function () {
     assert.equal(autoSplitBytes(16 * 1024 ** 3, 8), 256 * 1024 ** 2);
   });
 
-  it('post-data: indexes and key constraints per table, foreign keys and triggers after every table', function () {
+  it('post-data: indexes and key constraints per table, early foreign keys, every other entry of the section after every table', function () {
+    // What `pg_restore -l --section=post-data` prints.
     const toc = [
-      '215; 1259 16390 TABLE app orders postgres',
       '3310; 2606 16440 CONSTRAINT app orders orders_pkey postgres',
       '3345; 1259 16420 INDEX app orders_user_id_idx postgres',
       '3346; 1259 16421 INDEX audit events_payload_gin postgres',
+      '3350; 2606 16470 CHECK CONSTRAINT app orders total_positive postgres',
       '3360; 2606 16450 FK CONSTRAINT app line_items line_items_order_fk postgres',
+      '3361; 0 0 COMMENT app CONSTRAINT line_items_order_fk ON line_items postgres',
+      '3362; 2606 16451 FK CONSTRAINT app line_items line_items_product_fk postgres',
+      '3363; 0 0 COMMENT app CONSTRAINT line_items_product_fk ON line_items postgres',
       '3370; 2620 16460 TRIGGER app orders orders_touch postgres',
       '3380; 0 0 INDEX ATTACH audit page_views_2025h1_user_id_idx postgres',
       '3390; 0 0 COMMENT app INDEX orders_user_id_idx postgres',
-      '3391; 0 0 COMMENT app TABLE orders postgres',
+      '3395; 0 16390 ROW SECURITY app orders postgres',
+      '3396; 9999 16500 SOME FUTURE TYPE app whatever postgres',
     ].join('\n');
     const entries = parseToc(toc);
     assert.deepEqual(
       entries.map((e) => [e.type, e.schema, e.tag]),
       [
-        ['TABLE', 'app', 'orders'],
         ['CONSTRAINT', 'app', 'orders orders_pkey'],
         ['INDEX', 'app', 'orders_user_id_idx'],
         ['INDEX', 'audit', 'events_payload_gin'],
+        ['CHECK CONSTRAINT', 'app', 'orders total_positive'],
         ['FK CONSTRAINT', 'app', 'line_items line_items_order_fk'],
+        ['COMMENT', 'app', 'CONSTRAINT line_items_order_fk ON line_items'],
+        ['FK CONSTRAINT', 'app', 'line_items line_items_product_fk'],
+        ['COMMENT', 'app', 'CONSTRAINT line_items_product_fk ON line_items'],
         ['TRIGGER', 'app', 'orders orders_touch'],
         ['INDEX ATTACH', 'audit', 'page_views_2025h1_user_id_idx'],
         ['COMMENT', 'app', 'INDEX orders_user_id_idx'],
-        ['COMMENT', 'app', 'TABLE orders'],
+        ['ROW SECURITY', 'app', 'orders'],
+        ['', '', ''],
       ],
+      'an entry of a type this module does not know is kept',
     );
+    const fk = (name: string, refTable: string, index: string): [string, ForeignKeyInfo] => [
+      foreignKeyTocKey('app', 'line_items', name),
+      {
+        table: 'app.line_items',
+        refTable,
+        index,
+        constraint: name,
+        qualifiedTable: 'app.line_items',
+        sql: `ALTER TABLE ONLY app.line_items ADD CONSTRAINT ${name} FOREIGN KEY (x) REFERENCES ${refTable}(id)`,
+      },
+    ];
     const split = splitPostData(
       entries,
       new Map([
@@ -159,6 +187,11 @@ describe('logical strategy, pure parts', function () {
         ],
       ]),
       new Set(['app.orders', 'audit.events', 'app.line_items']),
+      new Map([
+        fk('line_items_order_fk', 'app.orders', 'app.orders_pkey'),
+        // app.products is not copied by this run: its key waits for the rest.
+        fk('line_items_product_fk', 'app.products', 'app.products_pkey'),
+      ]),
     );
     assert.deepEqual([...split.perTable.keys()].sort(), ['app.orders', 'audit.events']);
     assert.deepEqual(
@@ -172,9 +205,25 @@ describe('logical strategy, pure parts', function () {
       split.perTable.get('app.orders')!.every((t) => t.createSql === undefined),
       'indexes without a plain CREATE INDEX go through pg_restore',
     );
-    assert.equal(split.rest.length, 4, 'FK, trigger, index attach and the index comment wait for every table');
-    assert.ok(!split.rest.some((l) => /COMMENT app TABLE/.test(l)), "a table's comment is pre-data");
-    assert.ok(!split.rest.some((l) => / TABLE app orders /.test(l)), 'pre-data entries are not post-data');
+    assert.deepEqual(
+      split.foreignKeys.map((f) => [f.constraint, f.line.split(';')[0]]),
+      [['line_items_order_fk', '3360']],
+      'a key between two copied tables whose referenced index is built with its table goes early',
+    );
+    assert.deepEqual(
+      split.rest.map((l) => l.split(';')[0]),
+      ['3350', '3361', '3362', '3363', '3370', '3380', '3390', '3395', '3396'],
+      "every other entry, in the section's order: a constraint's comment after it, NOT VALID checks, row security, unknown types",
+    );
+    // The referenced index left to the rest (pg_restore cannot tell it apart): its key waits too.
+    const late = splitPostData(
+      parseToc('3360; 2606 16450 FK CONSTRAINT app line_items line_items_order_fk postgres'),
+      new Map(),
+      new Set(['app.orders', 'app.line_items']),
+      new Map([fk('line_items_order_fk', 'app.orders', 'app.orders_pkey')]),
+    );
+    assert.deepEqual(late.foreignKeys, []);
+    assert.equal(late.rest.length, 1);
   });
 
   it('index build settings: GIN builds with 64 MB of maintenance_work_mem, the rest with 512 MB', function () {
