@@ -125,6 +125,14 @@ export function runChecks(f: CheckFacts): Finding[] {
       'Install them on the target server (or enable them in the managed service), or drop them from the source first.',
     );
   }
+  const wide = s.database.publications.filter((p) => p.wide).map((p) => p.name);
+  if (wide.length > 0 && !t.server.isSuperuser) {
+    warn(
+      'publication-needs-superuser',
+      `Source publications ${list(wide)} publish FOR ALL TABLES or FOR TABLES IN SCHEMA, which only a superuser may create; user "${t.server.currentUser}" is not one on the target, so they will not be copied (the other publications are).`,
+      'Create them on the target as a superuser after the cutover (CREATE PUBLICATION … FOR ALL TABLES), before pointing their subscribers there.',
+    );
+  }
   if (s.server.settings['server_encoding'] && t.server.settings['server_encoding'] !== s.server.settings['server_encoding']) {
     warn(
       'encoding-differs',

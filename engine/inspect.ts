@@ -89,6 +89,11 @@ export interface DatabaseInventory {
   readonly generatedColumnTables: readonly string[];
   readonly extensions: readonly { name: string; version: string; schema: string }[];
   readonly availableExtensions: readonly string[];
+  /**
+   * The database's publications (10+), pgferry's own left out. `wide` = FOR
+   * ALL TABLES or FOR TABLES IN SCHEMA: creating one needs a superuser.
+   */
+  readonly publications: readonly { readonly name: string; readonly wide: boolean }[];
   /** Schemas other than system ones, public and pgferry's own, that hold anything. */
   readonly userObjectCount: number;
 }
@@ -289,6 +294,16 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
             WHERE a.attgenerated <> '' AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} ORDER BY 1`,
         )
       : [];
+  const publications =
+    versionNum >= 100000
+      ? await rows<{ name: string; wide: boolean }>(
+          c,
+          `SELECT p.pubname AS name, (p.puballtables ${
+            versionNum >= 150000 ? 'OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid)' : ''
+          }) AS wide
+             FROM pg_publication p WHERE p.pubname NOT LIKE 'pgferry\\_%' ORDER BY 1`,
+        )
+      : [];
   const db = (await rows<{ d: string }>(c, 'SELECT current_database() AS d'))[0]!.d;
   return {
     name: db,
@@ -317,6 +332,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     generatedColumnTables: generated.map((g) => g.t),
     extensions,
     availableExtensions: available.map((a) => a.name),
+    publications,
     userObjectCount: counts.objects,
   };
 }

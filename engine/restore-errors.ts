@@ -24,6 +24,10 @@ const EXPECTED: readonly { re: RegExp; reason: string }[] = [
   },
   { re: /^must be owner of (extension|schema public|language)\b/i, reason: 'owned by the managed service on the target' },
   { re: /^permission denied to (create|alter) extension "plpgsql"/i, reason: 'plpgsql is managed by the target' },
+  {
+    re: /^must be superuser to create FOR (ALL TABLES|TABLES IN SCHEMA|ALL TABLES IN SCHEMA) publication/i,
+    reason: 'only a superuser may create this publication: create it on the target after the cutover (check warns of it)',
+  },
 ];
 
 const EXPECTED_COMMANDS: readonly { re: RegExp; reason: string }[] = [

@@ -49,6 +49,7 @@ const TYPES = [
   'DEFAULT ACL',
   'PUBLICATION',
   'PUBLICATION TABLE',
+  'PUBLICATION TABLES IN SCHEMA',
   'SUBSCRIPTION',
   'TABLE',
   'TABLE DATA',
@@ -243,6 +244,8 @@ export function splitPostData(
   /** Indexes built with their table ("schema.index"). */
   const builtEarly = new Set<string>();
   for (const e of entries) {
+    // pgferry's own publication, in a dump taken again by a resumed sync, is the source's alone.
+    if (e.type.startsWith('PUBLICATION') && /^pgferry_/.test(e.tag)) continue;
     if (e.type === 'FK CONSTRAINT') {
       // In the rest unless taken below: the rest keeps the section's order (a comment follows its constraint).
       fkEntries.push(e);

@@ -19,18 +19,7 @@ export function restoreSessionOptions(maintenanceWorkMem = '512MB'): string {
 export const RESTORE_SESSION_OPTIONS = restoreSessionOptions();
 
 export function schemaDumpArgs(source: ConnInfo, file: string): string[] {
-  return [
-    '-Fc',
-    '--schema-only',
-    '--no-tablespaces',
-    '--no-publications',
-    '--no-subscriptions',
-    '--exclude-schema=pgferry',
-    '-f',
-    file,
-    '-d',
-    libpqUrl(source),
-  ];
+  return ['-Fc', '--schema-only', '--no-tablespaces', '--no-subscriptions', '--exclude-schema=pgferry', '-f', file, '-d', libpqUrl(source)];
 }
 
 export function sectionRestoreArgs(

@@ -8,7 +8,15 @@ const table = tableInfo;
 
 function inventory(
   major: number,
-  over: { tables?: TableInfo[]; objects?: number; ext?: string[]; avail?: string[]; createRole?: boolean; canCreate?: boolean } = {},
+  over: {
+    tables?: TableInfo[];
+    objects?: number;
+    ext?: string[];
+    avail?: string[];
+    createRole?: boolean;
+    canCreate?: boolean;
+    pubs?: { name: string; wide: boolean }[];
+  } = {},
 ): Inventory {
   return {
     server: {
@@ -42,6 +50,7 @@ function inventory(
       generatedColumnTables: [],
       extensions: (over.ext ?? ['plpgsql']).map((name) => ({ name, version: '1', schema: 'public' })),
       availableExtensions: over.avail ?? ['plpgsql', 'citext'],
+      publications: over.pubs ?? [],
       userObjectCount: over.objects ?? 0,
     },
   };
@@ -98,6 +107,21 @@ describe('check rules', function () {
   it('names extensions the target lacks', function () {
     const f = runChecks(facts({ source: inventory(12, { ext: ['plpgsql', 'postgis'] }) })).find((x) => x.code === 'extension-missing')!;
     assert.match(f.message, /postgis/);
+  });
+
+  it('a FOR ALL TABLES publication on the source is a warning when the target user is no superuser; table lists are not', function () {
+    const pubs = [
+      { name: 'cdc_all', wide: true },
+      { name: 'cdc_orders', wide: false },
+    ];
+    const f = runChecks(facts({ source: inventory(12, { pubs }) })).find((x) => x.code === 'publication-needs-superuser')!;
+    assert.equal(f.level, 'warning');
+    assert.match(f.message, /cdc_all/);
+    assert.doesNotMatch(f.message, /cdc_orders,|cdc_orders /);
+    assert.match(f.fix, /superuser after the cutover/);
+    const target = inventory(17);
+    const su = { ...target, server: { ...target.server, isSuperuser: true } };
+    assert.ok(!runChecks(facts({ source: inventory(12, { pubs }), target: su })).some((x) => x.code === 'publication-needs-superuser'));
   });
 
   it('refuses when the work directory is too small, and says how much is needed', function () {

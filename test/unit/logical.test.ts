@@ -101,11 +101,14 @@ describe('logical strategy, pure parts', function () {
     assert.doesNotMatch(redact(sql), /it.?s a pw/);
   });
 
-  it('schema in two sections from one schema-only dump without publications', function () {
+  it('schema in two sections from one schema-only dump with the publications, without the subscriptions', function () {
     const c = parseUrl('postgresql://u:secret@h/db');
     const d = schemaDumpArgs(c, '/tmp/s.dump');
     assert.ok(
-      d.includes('--schema-only') && d.includes('--no-publications') && d.includes('--no-subscriptions') && !d.join(' ').includes('secret'),
+      d.includes('--schema-only') &&
+        !d.includes('--no-publications') &&
+        d.includes('--no-subscriptions') &&
+        !d.join(' ').includes('secret'),
     );
     assert.ok(sectionRestoreArgs(c, '/f', 'post-data', 3, false).includes('-j'));
     assert.ok(!sectionRestoreArgs(c, '/f', 'pre-data', 3, false).includes('-j'));
@@ -139,6 +142,10 @@ describe('logical strategy, pure parts', function () {
       '3390; 0 0 COMMENT app INDEX orders_user_id_idx postgres',
       '3395; 0 16390 ROW SECURITY app orders postgres',
       '3396; 9999 16500 SOME FUTURE TYPE app whatever postgres',
+      '3397; 6104 16600 PUBLICATION - cdc_orders postgres',
+      '3398; 6106 16601 PUBLICATION TABLE app cdc_orders orders postgres',
+      '3399; 6104 16602 PUBLICATION - pgferry_4f2a postgres',
+      '3400; 6106 16603 PUBLICATION TABLE app pgferry_4f2a orders postgres',
     ].join('\n');
     const entries = parseToc(toc);
     assert.deepEqual(
@@ -157,6 +164,10 @@ describe('logical strategy, pure parts', function () {
         ['COMMENT', 'app', 'INDEX orders_user_id_idx'],
         ['ROW SECURITY', 'app', 'orders'],
         ['', '', ''],
+        ['PUBLICATION', '-', 'cdc_orders'],
+        ['PUBLICATION TABLE', 'app', 'cdc_orders orders'],
+        ['PUBLICATION', '-', 'pgferry_4f2a'],
+        ['PUBLICATION TABLE', 'app', 'pgferry_4f2a orders'],
       ],
       'an entry of a type this module does not know is kept',
     );
@@ -212,8 +223,8 @@ describe('logical strategy, pure parts', function () {
     );
     assert.deepEqual(
       split.rest.map((l) => l.split(';')[0]),
-      ['3350', '3361', '3362', '3363', '3370', '3380', '3390', '3395', '3396'],
-      "every other entry, in the section's order: a constraint's comment after it, NOT VALID checks, row security, unknown types",
+      ['3350', '3361', '3362', '3363', '3370', '3380', '3390', '3395', '3396', '3397', '3398'],
+      "every other entry, in the section's order: a constraint's comment after it, NOT VALID checks, row security, unknown types, the source's publications but not pgferry's own",
     );
     // The referenced index left to the rest (pg_restore cannot tell it apart): its key waits too.
     const late = splitPostData(
