@@ -45,18 +45,47 @@ export interface VerifyResult {
 export const STABLE_SESSION = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';
 SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; SET statement_timeout = 0`;
 
+/**
+ * One column as the checksum reads it. Floating-point text differs between
+ * servers for the same value (PostgreSQL 12 prints the shortest exact form,
+ * 11 and older 17 digits under extra_float_digits = 3), so float4/float8,
+ * geometric types (made of floats) and arrays of them are read through their
+ * binary send function instead: the same bytes on every version.
+ */
+export interface ChecksumColumn {
+  readonly name: string;
+  /** The type's send function (e.g. `float8send`), for the types above. */
+  readonly send?: string;
+  /** The base type to cast to first (a domain's), with the send function. */
+  readonly cast?: string;
+}
+
 interface TableShape {
   readonly key: string;
   readonly schema: string;
   readonly name: string;
-  readonly columns: readonly string[];
+  readonly columns: readonly ChecksumColumn[];
   readonly pk: string | null;
 }
 
+/** The expression a column contributes to a row's checksum. Pure. */
+export function checksumExpr(c: ChecksumColumn): string {
+  const col = `t.${ident(c.name)}`;
+  return c.send ? `${c.send}(${c.cast ? `${col}::${c.cast}` : col})` : col;
+}
+
 async function listTables(c: pg.Client, matviews: boolean): Promise<Map<string, TableShape>> {
-  const r = await c.query<{ schema: string; name: string; columns: string[] | null; pk: string | null }>(
+  // attname::text: "name" takes a collation only from 12 on.
+  const r = await c.query<{ schema: string; name: string; columns: ChecksumColumn[] | null; pk: string | null }>(
     `SELECT n.nspname AS schema, c.relname AS name,
-            (SELECT array_agg(a.attname::text ORDER BY a.attname COLLATE "C") FROM pg_attribute a
+            (SELECT json_agg(json_build_object('name', a.attname::text, 'send', s.send, 'cast', s.cast) ORDER BY a.attname::text COLLATE "C")
+               FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+               JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+               LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+               CROSS JOIN LATERAL (SELECT CASE WHEN bt.oid IN ('float4'::regtype, 'float8'::regtype) OR bt.typcategory = 'G'
+                                                 OR et.oid IN ('float4'::regtype, 'float8'::regtype) OR et.typcategory = 'G'
+                                               THEN bt.typsend::text END AS send,
+                                          CASE WHEN ty.typtype = 'd' THEN format_type(bt.oid, NULL) END AS cast) s
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             (SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
               WHERE x.indrelid = c.oid AND x.indisprimary AND x.indnatts = 1 AND a.attcollation = 0) AS pk
@@ -67,14 +96,19 @@ async function listTables(c: pg.Client, matviews: boolean): Promise<Map<string, 
   const m = new Map<string, TableShape>();
   for (const t of r.rows) {
     const key = `${ident(t.schema)}.${ident(t.name)}`;
-    m.set(key, { key, schema: t.schema, name: t.name, columns: t.columns ?? [], pk: t.pk });
+    const columns = (t.columns ?? []).map((x) => ({
+      name: x.name,
+      ...(x.send ? { send: x.send } : {}),
+      ...(x.cast ? { cast: x.cast } : {}),
+    }));
+    m.set(key, { key, schema: t.schema, name: t.name, columns, pk: t.pk });
   }
   return m;
 }
 
 /** The checksum query for one table: count, and a sum of 60-bit row hashes (order-independent). */
 export function tableQuery(t: TableShape, mode: VerifyMode): string {
-  const row = t.columns.length > 0 ? `ROW(${t.columns.map((c) => `t.${ident(c)}`).join(', ')})::text` : `''`;
+  const row = t.columns.length > 0 ? `ROW(${t.columns.map(checksumExpr).join(', ')})::text` : `''`;
   const parts = ['count(*)::text AS n'];
   if (mode === 'checksum') parts.push(`coalesce(sum(('x' || substr(md5(${row}), 1, 15))::bit(60)::bigint), 0)::text AS h`);
   // Range of a single-column, non-collatable primary key (collation order may differ between servers).

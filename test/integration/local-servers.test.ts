@@ -6,9 +6,9 @@ import { startServer } from '../../engine/local/cluster';
 import { sql } from '../helpers/servers';
 
 describe('local servers', function () {
-  it('has PostgreSQL 12, 14, 16 and 17 from npm', function () {
+  it('has PostgreSQL 11, 12, 14, 16 and 17 from npm', function () {
     const majors = availableMajors();
-    for (const m of [12, 14, 16, 17]) assert.ok(majors.includes(m), `PostgreSQL ${m} in ${majors.join(', ')}`);
+    for (const m of [11, 12, 14, 16, 17]) assert.ok(majors.includes(m), `PostgreSQL ${m} in ${majors.join(', ')}`);
   });
 
   for (const major of availableMajors()) {
