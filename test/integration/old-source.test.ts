@@ -8,9 +8,11 @@
  * floats, geometric values and arrays of them in binary.
  */
 import assert from 'node:assert/strict';
-import type { ConnInfo } from '../../engine/conn';
+import { toUrl, type ConnInfo } from '../../engine/conn';
+import { ExitCode } from '../../engine/errors';
 import { cleanupLogical, copyOnce, cutover, sync } from '../../engine/logical/strategy';
 import { checksumExpr, verify } from '../../engine/verify';
+import { pgferry } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 const SCHEMA = `
@@ -57,6 +59,18 @@ describe('a PostgreSQL 11 source', function () {
     await sql(target, `UPDATE measures SET x = x + 1e-12 WHERE id = 7`);
     const changed = await verify(source, target, { mode: 'checksum', jobs: 2 });
     assert.deepEqual(changed.mismatches, ['"public"."measures": checksums differ']);
+  });
+
+  it('11 → 17 through the CLI: check and plan choose logical, dump-restore migrates, verified by checksum', async function () {
+    const { source, target } = await setup();
+    const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
+    const check = await pgferry(['check', '--json'], env);
+    assert.equal(check.exitCode, ExitCode.ok, check.stdout + check.stderr);
+    const plan = await pgferry(['plan', '--json'], env);
+    assert.equal((JSON.parse(plan.stdout) as { strategy: string }).strategy, 'logical', plan.stdout);
+    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], env);
+    assert.equal(m.exitCode, ExitCode.ok, m.stdout + m.stderr);
+    assert.equal((JSON.parse(m.stdout) as { verification: { ok: boolean } }).verification.ok, true);
   });
 
   it('11 → 17 logical sync, changes, cutover verified by checksum, nothing left behind', async function () {
