@@ -66,6 +66,8 @@ interface TableShape {
   readonly name: string;
   readonly columns: readonly ChecksumColumn[];
   readonly pk: string | null;
+  /** Heap size, for grouping small tables into one query. */
+  readonly bytes: number;
 }
 
 /** The expression a column contributes to a row's checksum. Pure. */
@@ -76,8 +78,8 @@ export function checksumExpr(c: ChecksumColumn): string {
 
 async function listTables(c: pg.Client, matviews: boolean): Promise<Map<string, TableShape>> {
   // attname::text: "name" takes a collation only from 12 on.
-  const r = await c.query<{ schema: string; name: string; columns: ChecksumColumn[] | null; pk: string | null }>(
-    `SELECT n.nspname AS schema, c.relname AS name,
+  const r = await c.query<{ schema: string; name: string; columns: ChecksumColumn[] | null; pk: string | null; bytes: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::text AS bytes,
             (SELECT json_agg(json_build_object('name', a.attname::text, 'send', s.send, 'cast', s.cast) ORDER BY a.attname::text COLLATE "C")
                FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
                JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
@@ -101,7 +103,7 @@ async function listTables(c: pg.Client, matviews: boolean): Promise<Map<string, 
       ...(x.send ? { send: x.send } : {}),
       ...(x.cast ? { cast: x.cast } : {}),
     }));
-    m.set(key, { key, schema: t.schema, name: t.name, columns, pk: t.pk });
+    m.set(key, { key, schema: t.schema, name: t.name, columns, pk: t.pk, bytes: Number(t.bytes) });
   }
   return m;
 }
@@ -117,8 +119,43 @@ export function tableQuery(t: TableShape, mode: VerifyMode): string {
     parts.push(
       `(SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} LIMIT 1) || '..' || (SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} DESC LIMIT 1) AS r`,
     );
-  }
+  } else parts.push('NULL::text AS r');
   return `SELECT ${parts.join(', ')} FROM ONLY ${t.key} AS t`;
+}
+
+/**
+ * Tables grouped for measuring: each large one alone (they run in
+ * parallel), small ones (under `smallBytes`) `perBatch` to a query. A cutover
+ * verifies inside its write blackout, and a schema of thousands of small
+ * tables is mostly per-query cost. Measured on 1,000 tables of 20 rows
+ * (PostgreSQL 17, local, one session): one at a time 267–458 ms, 10 to a
+ * query 134–218 ms, 25 or more 410–640 ms (planning a wide UNION ALL costs
+ * more per branch). Pure.
+ */
+export function verifyBatches<T extends { readonly bytes: number }>(
+  tables: readonly T[],
+  smallBytes = 8 * 1024 * 1024,
+  perBatch = 10,
+): T[][] {
+  const out: T[][] = [];
+  let small: T[] = [];
+  for (const t of [...tables].sort((a, b) => b.bytes - a.bytes)) {
+    if (t.bytes >= smallBytes) out.push([t]);
+    else {
+      small.push(t);
+      if (small.length === perBatch) {
+        out.push(small);
+        small = [];
+      }
+    }
+  }
+  if (small.length > 0) out.push(small);
+  return out;
+}
+
+/** One query measuring every table of a batch: column i names the table. Pure. */
+export function batchQuery(tables: readonly TableShape[], mode: VerifyMode): string {
+  return tables.map((t, i) => `SELECT ${i} AS i, x.* FROM (${tableQuery(t, mode)}) x`).join('\nUNION ALL\n');
 }
 
 interface Measured {
@@ -127,16 +164,46 @@ interface Measured {
   r: string | null;
 }
 
-async function measure(pool: pg.Client[], limit: ReturnType<typeof pLimit>, sql: string): Promise<Measured> {
-  return limit(async () => {
-    const c = pool.pop()!;
-    try {
-      const row = (await c.query<{ n: string; h?: string; r?: string | null }>(sql)).rows[0]!;
-      return { n: Number(row.n), h: row.h ?? null, r: row.r ?? null };
-    } finally {
-      pool.push(c);
+type Outcome = Measured | { readonly err: string };
+
+/**
+ * Measure a batch of tables in one query; when it fails (one table
+ * unreadable on the target, say), each table again on its own, so the error
+ * lands on the table it belongs to.
+ */
+async function measureBatch(
+  pool: pg.Client[],
+  limit: ReturnType<typeof pLimit>,
+  tables: readonly TableShape[],
+  mode: VerifyMode,
+): Promise<Outcome[]> {
+  type Row = { i?: number; n: string; h?: string; r?: string | null };
+  const run = (sql: string): Promise<Row[]> =>
+    limit(async () => {
+      const c = pool.pop()!;
+      try {
+        return (await c.query<Row>(sql)).rows;
+      } finally {
+        pool.push(c);
+      }
+    });
+  const one = (row: Row): Measured => ({ n: Number(row.n), h: row.h ?? null, r: row.r ?? null });
+  if (tables.length > 1) {
+    const rows = await run(batchQuery(tables, mode)).catch(() => null);
+    if (rows) {
+      const out: Outcome[] = tables.map(() => ({ err: 'no result' }));
+      for (const row of rows) out[Number(row.i)] = one(row);
+      return out;
     }
-  });
+  }
+  return Promise.all(
+    tables.map((t) =>
+      run(tableQuery(t, mode)).then(
+        (rows) => one(rows[0]!),
+        (e: Error) => ({ err: e.message }),
+      ),
+    ),
+  );
 }
 
 async function sequences(c: pg.Client): Promise<Map<string, string>> {
@@ -146,11 +213,16 @@ async function sequences(c: pg.Client): Promise<Map<string, string>> {
       WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}`,
   );
   const m = new Map<string, string>();
-  for (const { key } of names.rows) {
-    const v = await c.query<{ v: string }>(
-      `SELECT last_value::text || CASE WHEN is_called THEN '' ELSE ' (not called)' END AS v FROM ${key}`,
+  // Inside a cutover's blackout: 50 sequences to a query (see syncSequences for the measurements).
+  const keys = names.rows.map((r) => r.key);
+  for (let at = 0; at < keys.length; at += 50) {
+    const chunk = keys.slice(at, at + 50);
+    const v = await c.query<{ i: number; v: string }>(
+      chunk
+        .map((key, i) => `SELECT ${i} AS i, last_value::text || CASE WHEN is_called THEN '' ELSE ' (not called)' END AS v FROM ${key}`)
+        .join('\nUNION ALL\n'),
     );
-    m.set(key, v.rows[0]?.v ?? '');
+    for (const row of v.rows) m.set(chunk[Number(row.i)]!, row.v);
   }
   return m;
 }
@@ -196,52 +268,48 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
     const limitS = pLimit(jobs);
     const limitT = pLimit(jobs);
     let done = 0;
-    const tables = await Promise.all(
-      [...sTables.values()].map(async (t): Promise<TableComparison> => {
-        const other = tTables.get(t.key);
-        const s = await measure(src, limitS, tableQuery(t, mode));
-        if (!other) {
-          opts.onProgress?.(++done, sTables.size);
-          return {
-            table: t.key,
-            sourceRows: s.n,
-            targetRows: null,
-            sourceChecksum: s.h,
-            targetChecksum: null,
-            sourcePkRange: s.r,
-            targetPkRange: null,
-            ok: false,
-            problem: 'missing on target',
-          };
-        }
-        // Compare on the source's column list so an extra column on the target shows as a difference.
-        const d = await measure(dst, limitT, tableQuery({ ...other, columns: t.columns, pk: t.pk }, mode)).catch((e: Error) => ({
-          n: -1,
-          h: null,
-          r: null,
-          err: e.message,
-        }));
-        opts.onProgress?.(++done, sTables.size);
-        const problems: string[] = [];
-        if ('err' in d) problems.push(`cannot read on target: ${d.err}`);
-        else {
-          if (d.n !== s.n) problems.push(`rows differ (source ${s.n}, target ${d.n})`);
-          else if (s.h !== d.h) problems.push('checksums differ');
-          if (s.r !== d.r) problems.push(`primary key range differs (source ${s.r}, target ${d.r})`);
-        }
-        return {
-          table: t.key,
-          sourceRows: s.n,
-          targetRows: d.n,
-          sourceChecksum: s.h,
-          targetChecksum: d.h,
-          sourcePkRange: s.r,
-          targetPkRange: d.r,
-          ok: problems.length === 0,
-          problem: problems.length ? problems.join('; ') : null,
-        };
+    const compare = (t: TableShape, s: Measured, d: Outcome | undefined): TableComparison => {
+      const problems: string[] = [];
+      if (!d) problems.push('missing on target');
+      else if ('err' in d) problems.push(`cannot read on target: ${d.err}`);
+      else {
+        if (d.n !== s.n) problems.push(`rows differ (source ${s.n}, target ${d.n})`);
+        else if (s.h !== d.h) problems.push('checksums differ');
+        if (s.r !== d.r) problems.push(`primary key range differs (source ${s.r}, target ${d.r})`);
+      }
+      const m = d && !('err' in d) ? d : null;
+      return {
+        table: t.key,
+        sourceRows: s.n,
+        targetRows: !d ? null : m ? m.n : -1,
+        sourceChecksum: s.h,
+        targetChecksum: m ? m.h : null,
+        sourcePkRange: s.r,
+        targetPkRange: m ? m.r : null,
+        ok: problems.length === 0,
+        problem: problems.length ? problems.join('; ') : null,
+      };
+    };
+    const batches = await Promise.all(
+      verifyBatches([...sTables.values()]).map(async (batch): Promise<TableComparison[]> => {
+        const s = await measureBatch(src, limitS, batch, mode);
+        const bad = s.find((x): x is { err: string } => 'err' in x);
+        if (bad) throw new Error(`reading the source failed: ${bad.err}`);
+        // On the target, the source's column list and key, so an extra column on the target shows as a difference.
+        const present = batch.filter((t) => tTables.has(t.key));
+        const d = await measureBatch(
+          dst,
+          limitT,
+          present.map((t) => ({ ...tTables.get(t.key)!, columns: t.columns, pk: t.pk })),
+          mode,
+        );
+        const onTarget = new Map(present.map((t, i) => [t.key, d[i]!]));
+        done += batch.length;
+        opts.onProgress?.(done, sTables.size);
+        return batch.map((t, i) => compare(t, s[i] as Measured, onTarget.get(t.key)));
       }),
     );
+    const tables = batches.flat();
     const [sSeq, tSeq] = await Promise.all([sequences(src[0]!), sequences(dst[0]!)]);
     const seqs = [...sSeq.entries()].map(([name, v]) => {
       const t = tSeq.get(name) ?? null;

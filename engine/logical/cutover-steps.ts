@@ -12,10 +12,12 @@ import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 /**
  * Set every target sequence to the source's value. Returns how many. This
  * runs inside the write blackout, so values are read in batches of UNION ALL
- * and set with one statement per batch, not two round trips per sequence
- * (1,000 sequences: 0.47 s before).
+ * and set with one statement per batch, not two round trips per sequence.
+ * Measured on 1,000 sequences (12 → 17, local): one at a time 360–550 ms;
+ * batches of 10 75–88 ms, 25 58–69 ms, 50 62–65 ms, 100 74–94 ms, 500
+ * 229–233 ms (planning a wide UNION ALL costs more per branch).
  */
-export async function syncSequences(src: pg.Client, dst: pg.Client, batch = 500): Promise<number> {
+export async function syncSequences(src: pg.Client, dst: pg.Client, batch = 50): Promise<number> {
   const names = await src.query<{ q: string }>(
     `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
