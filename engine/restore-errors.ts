@@ -82,15 +82,16 @@ export function parseRestoreErrors(stderr: string): RestoreError[] {
   return out;
 }
 
+/** What restoring an object the interrupted attempt already created says. */
+const RESTORED_BEFORE = /already exists|multiple primary keys for table .* are not allowed|is already member of publication/;
+
 /**
  * On a resumed run, what the interrupted attempt already created: "… already
- * exists", or a primary key added a second time ("multiple primary keys for
- * table … are not allowed"). Those errors are expected then. Pure.
+ * exists", a primary key added a second time, a table added to a publication
+ * a second time. Those errors are expected then. Pure.
  */
 export function markResumed(errors: readonly RestoreError[], resumed: boolean): RestoreError[] {
   return errors.map((e) =>
-    !e.expected && resumed && /already exists|multiple primary keys for table .* are not allowed/.test(e.message)
-      ? { ...e, expected: true, reason: 'created by the interrupted attempt' }
-      : e,
+    !e.expected && resumed && RESTORED_BEFORE.test(e.message) ? { ...e, expected: true, reason: 'created by the interrupted attempt' } : e,
   );
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { classify, parseRestoreErrors } from '../../engine/restore-errors';
+import { classify, markResumed, parseRestoreErrors, type RestoreError } from '../../engine/restore-errors';
 
 const STDERR = `pg_restore: connecting to database for restore
 pg_restore: creating SCHEMA "public"
@@ -55,5 +55,20 @@ describe('pg_restore error classification', function () {
     const errs = parseRestoreErrors('pg_restore: error: connection to server at "h" (1.2.3.4), port 5432 failed: timeout expired');
     assert.equal(errs.length, 1);
     assert.equal(errs[0]!.expected, false);
+  });
+
+  it('on a resumed run, objects the interrupted attempt created are expected; nothing else is, and nothing is on a fresh run', function () {
+    const err = (message: string): RestoreError => ({ message, command: null, tocEntry: null, expected: false, reason: null });
+    const errors = [
+      err('relation "orders_user_idx" already exists'),
+      err('multiple primary keys for table "customers" are not allowed'),
+      err('relation "orders" is already member of publication "cdc_orders"'),
+      err('column "v" does not exist'),
+    ];
+    assert.deepEqual(
+      markResumed(errors, true).map((e) => e.expected),
+      [true, true, true, false],
+    );
+    assert.ok(markResumed(errors, false).every((e) => !e.expected));
   });
 });
