@@ -174,7 +174,8 @@ describe('post-data: every object of the section, foreign keys during the copy',
     assert.deepEqual(rls, { on: true, forced: true, replident: 'i' }, 'row security on (and forced), replica identity index');
   });
 
-  it('a sync killed after its first foreign key resumes: the key goes, the copy starts over, the key comes back', async function () {
+  /** A `sync` killed when its output matches `at`, then run again; then cut over, verified, cleaned up, compared. */
+  async function killAndResume(at: RegExp, checkKilled: (target: ConnInfo) => Promise<void>): Promise<void> {
     const { source, target } = await setup(from, to);
     const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
     const cli = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
@@ -188,19 +189,17 @@ describe('post-data: every object of the section, foreign keys during the copy',
     await new Promise<void>((resolve) => {
       child.stderr?.on('data', (d: Buffer) => {
         seen += d.toString();
-        if (!killed && /foreign key orders_customer_fk/.test(d.toString())) {
+        if (!killed && at.test(seen)) {
           killed = true;
           child.kill('SIGKILL');
         }
       });
       void child.then(() => resolve());
     });
-    assert.ok(killed, `killed once the first foreign key was added; it printed:\n${seen}`);
-    const [fk] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM pg_constraint WHERE conname = 'orders_customer_fk'`);
-    assert.equal(fk!.n, '1', 'the killed attempt had added the key');
+    assert.ok(killed, `killed at ${at}; it printed:\n${seen}`);
+    await checkKilled(target);
     const st = await pgferry(['status', '--json'], env);
     assert.equal((JSON.parse(st.stdout) as { phase: string }).phase, 'copy');
-    // orders is copied before customers (largest first): with the old key in place its rows would be refused.
     const resumed = await pgferry(['sync', '--jobs', '2', '--skip-globals', '--replica-identity-full', '--json'], env);
     assert.equal(resumed.exitCode, ExitCode.ok, resumed.stderr);
     assert.equal((JSON.parse(resumed.stdout) as { resumed: boolean }).resumed, true);
@@ -212,5 +211,24 @@ describe('post-data: every object of the section, foreign keys during the copy',
     assert.equal(clean.exitCode, ExitCode.ok, clean.stderr);
     // After cleanup: the partitions' REPLICA IDENTITY FULL on the source is undone.
     assert.deepEqual(await schemaDump(target), await schemaDump(source));
+  }
+
+  it('a sync killed after its first foreign key resumes: the key goes, the copy starts over, the key comes back', async function () {
+    // orders is copied before customers (largest first): with the old key in place its rows would be refused.
+    await killAndResume(/foreign key orders_customer_fk/, async (target) => {
+      const [fk] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM pg_constraint WHERE conname = 'orders_customer_fk'`);
+      assert.equal(fk!.n, '1', 'the killed attempt had added the key');
+    });
+  });
+
+  it('a sync killed once the copy is done resumes (a resumed sync copies again): an index built but not yet attached as its key gets attached', async function () {
+    await killAndResume(/✓ copy/, async (target) => {
+      // The window between building a primary key's index and attaching it as the key, made certain.
+      await sql(
+        target,
+        `ALTER TABLE shop.log DROP CONSTRAINT IF EXISTS log_pkey;
+         CREATE UNIQUE INDEX IF NOT EXISTS log_pkey ON shop.log (id);`,
+      );
+    });
   });
 });
