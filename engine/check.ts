@@ -133,6 +133,13 @@ export function runChecks(f: CheckFacts): Finding[] {
       'Create them on the target as a superuser after the cutover (CREATE PUBLICATION … FOR ALL TABLES), before pointing their subscribers there.',
     );
   }
+  if (s.database.subscriptions.length > 0) {
+    warn(
+      'source-subscriptions',
+      `The source database subscribes to other servers (${list([...s.database.subscriptions])}); subscriptions are not copied — a copy would be a second subscriber on the same slot.`,
+      'After the cutover, drop them on the source and create them on the target (CREATE SUBSCRIPTION … WITH (create_slot = false, slot_name = …, copy_data = false)) to carry on from the same slot.',
+    );
+  }
   if (s.server.settings['server_encoding'] && t.server.settings['server_encoding'] !== s.server.settings['server_encoding']) {
     warn(
       'encoding-differs',

@@ -94,6 +94,8 @@ export interface DatabaseInventory {
    * ALL TABLES or FOR TABLES IN SCHEMA: creating one needs a superuser.
    */
   readonly publications: readonly { readonly name: string; readonly wide: boolean }[];
+  /** Subscriptions of this database (10+; their names are readable without superuser), pgferry's own left out. */
+  readonly subscriptions: readonly string[];
   /** Schemas other than system ones, public and pgferry's own, that hold anything. */
   readonly userObjectCount: number;
 }
@@ -304,6 +306,14 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
              FROM pg_publication p WHERE p.pubname NOT LIKE 'pgferry\\_%' ORDER BY 1`,
         )
       : [];
+  const subscriptions =
+    versionNum >= 100000
+      ? await rows<{ name: string }>(
+          c,
+          `SELECT s.subname AS name FROM pg_subscription s
+            WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.subname NOT LIKE 'pgferry\\_%' ORDER BY 1`,
+        ).catch(() => [])
+      : [];
   const db = (await rows<{ d: string }>(c, 'SELECT current_database() AS d'))[0]!.d;
   return {
     name: db,
@@ -333,6 +343,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     extensions,
     availableExtensions: available.map((a) => a.name),
     publications,
+    subscriptions: subscriptions.map((x) => x.name),
     userObjectCount: counts.objects,
   };
 }

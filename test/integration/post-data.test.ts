@@ -150,8 +150,19 @@ describe('post-data: every object of the section, foreign keys during the copy',
 
   it(`${from} → ${to}: the same schema dump on both sides, foreign keys added before the copy ends, data verified`, async function () {
     const { source, target } = await setup(from, to);
+    // The source database also subscribes elsewhere (disabled, never connected): check names it, nothing copies it.
+    await sql(
+      source,
+      `CREATE SUBSCRIPTION from_billing CONNECTION 'host=127.0.0.1 port=1 dbname=billing' PUBLICATION billing WITH (connect = false)`,
+    );
     const events: RunEvent[] = [];
-    await copyOnce(source, target, { jobs: 2, verify: 'checksum', skipGlobals: true }, (e) => void events.push(e));
+    const report = await copyOnce(source, target, { jobs: 2, verify: 'checksum', skipGlobals: true }, (e) => void events.push(e));
+    assert.ok(
+      report.findings.some((f) => f.code === 'source-subscriptions' && /from_billing/.test(f.message)),
+      JSON.stringify(report.findings),
+    );
+    const subs = await sql(target, `SELECT 1 FROM pg_subscription WHERE subname = 'from_billing'`);
+    assert.equal(subs.length, 0);
     const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
     assert.equal(v.ok, true, v.mismatches.join('\n'));
     assert.deepEqual(await schemaDump(target), await schemaDump(source));

@@ -16,6 +16,7 @@ function inventory(
     createRole?: boolean;
     canCreate?: boolean;
     pubs?: { name: string; wide: boolean }[];
+    subs?: string[];
   } = {},
 ): Inventory {
   return {
@@ -51,6 +52,7 @@ function inventory(
       extensions: (over.ext ?? ['plpgsql']).map((name) => ({ name, version: '1', schema: 'public' })),
       availableExtensions: over.avail ?? ['plpgsql', 'citext'],
       publications: over.pubs ?? [],
+      subscriptions: over.subs ?? [],
       userObjectCount: over.objects ?? 0,
     },
   };
@@ -107,6 +109,14 @@ describe('check rules', function () {
   it('names extensions the target lacks', function () {
     const f = runChecks(facts({ source: inventory(12, { ext: ['plpgsql', 'postgis'] }) })).find((x) => x.code === 'extension-missing')!;
     assert.match(f.message, /postgis/);
+  });
+
+  it('subscriptions of the source database are a warning: they are not copied', function () {
+    const f = runChecks(facts({ source: inventory(12, { subs: ['from_billing'] }) })).find((x) => x.code === 'source-subscriptions')!;
+    assert.equal(f.level, 'warning');
+    assert.match(f.message, /from_billing/);
+    assert.match(f.fix, /create_slot = false/);
+    assert.ok(!runChecks(facts()).some((x) => x.code === 'source-subscriptions'));
   });
 
   it('a FOR ALL TABLES publication on the source is a warning when the target user is no superuser; table lists are not', function () {
