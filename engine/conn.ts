@@ -131,9 +131,13 @@ function sslConfig(info: ConnInfo): pg.ClientConfig['ssl'] {
  * `idle_in_transaction_session_timeout` the copy sessions that hold the
  * snapshot between tables. And `row_security = off`, as pg_dump does: a read
  * that row-level security would filter fails instead of silently copying (and
- * verifying) fewer rows.
+ * verifying) fewer rows. And `extra_float_digits = 3`, as pg_dump does: a
+ * server before 12 prints a float with 15 digits otherwise, so a table copied
+ * as text (one with an extension type, an unlogged table at cutover) would
+ * lose precision; from 12 on every float prints exactly anyway.
  */
-export const SESSION_OPTIONS = '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off';
+export const SESSION_OPTIONS =
+  '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off -c extra_float_digits=3';
 
 export function clientConfig(info: ConnInfo, extra: Partial<pg.ClientConfig> = {}): pg.ClientConfig {
   return {

@@ -306,10 +306,23 @@ export async function bucardoSync(
   };
 }
 
-/** Remove Bucardo's traces from one database: its schema (delta tables, functions) and, with it, its triggers. */
-export async function dropBucardoSchema(c: pg.Client): Promise<boolean> {
+/**
+ * Remove Bucardo's traces from one database: its schema (delta tables,
+ * functions) and, with it, its triggers. Dropping a trigger locks its table,
+ * one table after another in one transaction; an application transaction
+ * that reads two of them can deadlock with it (seen once, on a fenced source
+ * the application still reads). It all rolls back: retried.
+ */
+export async function dropBucardoSchema(c: pg.Client, attempts = 5): Promise<boolean> {
   const r = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'`);
   if (r.rowCount === 0) return false;
-  await c.query(`DROP SCHEMA ${ident('bucardo')} CASCADE`);
-  return true;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await c.query(`DROP SCHEMA ${ident('bucardo')} CASCADE`);
+      return true;
+    } catch (e) {
+      if (attempt >= attempts || (e as { code?: string }).code !== '40P01') throw e;
+      await new Promise((res) => setTimeout(res, 200 * attempt));
+    }
+  }
 }

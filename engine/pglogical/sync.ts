@@ -50,7 +50,10 @@ export function batchesOf<T>(items: readonly T[], size: number): T[][] {
 const hasExtension = (inv: Inventory): boolean => inv.database.extensions.some((e) => e.name === 'pglogical');
 
 /**
- * How the subscriber connects to the provider. Servers with the
+ * How the subscriber connects to the provider. It asks for every float's
+ * digits: pglogical copies tables and may send changes as text, and a
+ * server before 12 prints a float with 15 digits otherwise, dropping
+ * precision (pg_dump asks the same way). Servers with the
  * `output_plugin_libraries` allow-list (seen on Debian's 15.20: only
  * pgoutput and test_decoding) refuse pglogical's output plugin; a superuser
  * may extend the list for its own session, so the connection asks for it
@@ -58,8 +61,12 @@ const hasExtension = (inv: Inventory): boolean => inv.database.extensions.some((
  */
 export function providerConn(c: ConnInfo, allowList: string | null): ConnInfo {
   const libs = settingList(allowList ?? undefined);
-  if (allowList === null || libs.includes('pglogical_output')) return c;
-  const extra = `-c output_plugin_libraries=${[...libs, 'pglogical_output'].join(',')}`;
+  const extra = [
+    '-c extra_float_digits=3',
+    ...(allowList === null || libs.includes('pglogical_output')
+      ? []
+      : [`-c output_plugin_libraries=${[...libs, 'pglogical_output'].join(',')}`]),
+  ].join(' ');
   const options = c.params['options'] ? `${c.params['options']} ${extra}` : extra;
   return { ...c, params: { ...c.params, options } };
 }

@@ -16,15 +16,15 @@ describe('connection URLs', function () {
     });
   });
 
-  it('every session turns off statement, lock and idle-in-transaction timeouts and row security, keeping its own options', function () {
+  it('every session turns off statement, lock and idle-in-transaction timeouts and row security, asks for every float digit, keeping its own options', function () {
     const info = parseUrl('postgresql://u@h/db');
     assert.equal(
       clientConfig(info).options,
-      '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off',
+      '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c row_security=off -c extra_float_digits=3',
     );
     assert.match(
       clientConfig(info, { options: '-c maintenance_work_mem=64MB' }).options ?? '',
-      /row_security=off -c maintenance_work_mem=64MB$/,
+      /extra_float_digits=3 -c maintenance_work_mem=64MB$/,
     );
   });
 

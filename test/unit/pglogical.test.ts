@@ -22,12 +22,16 @@ describe('pglogical (pure parts)', function () {
 
   it('provider connection: asks for pglogical_output only where an allow-list exists and lacks it', function () {
     const c = parseUrl('postgresql://rep:s3cret@db.internal:5432/app?sslmode=require', 'source');
-    assert.equal(providerConn(c, null), c);
-    assert.equal(providerConn(c, 'pgoutput, pglogical_output'), c);
+    // Every float digit, always (a provider before 12 prints 15 otherwise).
+    assert.equal(providerConn(c, null).params['options'], '-c extra_float_digits=3');
+    assert.equal(providerConn(c, 'pgoutput, pglogical_output').params['options'], '-c extra_float_digits=3');
     const asked = providerConn(c, 'pgoutput, test_decoding');
-    assert.equal(asked.params['options'], '-c output_plugin_libraries=pgoutput,test_decoding,pglogical_output');
-    assert.match(conninfo(asked), /options='-c output_plugin_libraries=pgoutput,test_decoding,pglogical_output'/);
+    assert.equal(asked.params['options'], '-c extra_float_digits=3 -c output_plugin_libraries=pgoutput,test_decoding,pglogical_output');
+    assert.match(conninfo(asked), /options='-c extra_float_digits=3 -c output_plugin_libraries=pgoutput,test_decoding,pglogical_output'/);
     const more = providerConn({ ...c, params: { ...c.params, options: '-c statement_timeout=0' } }, 'pgoutput');
-    assert.equal(more.params['options'], '-c statement_timeout=0 -c output_plugin_libraries=pgoutput,pglogical_output');
+    assert.equal(
+      more.params['options'],
+      '-c statement_timeout=0 -c extra_float_digits=3 -c output_plugin_libraries=pgoutput,pglogical_output',
+    );
   });
 });
