@@ -123,7 +123,7 @@ export class BucardoControl {
         PGPASSFILE: this.passfile,
         LC_ALL: 'C.UTF-8',
         // Bucardo copies rows as text. Before 12 a server prints a float with 15 digits unless asked for more,
-        // which drops precision (1/3.0 arrived as 0.333333333333333); every session of the daemon asks, as pg_dump does.
+        // which drops precision (1/3.0 prints as 0.333333333333333); every session of the daemon asks, as pg_dump does.
         PGOPTIONS: '-c extra_float_digits=3',
       },
       ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),

@@ -137,7 +137,7 @@ async function schemaDump(c: ConnInfo): Promise<string[]> {
 function schemaFor(major: number): string {
   return major >= 12
     ? SCHEMA
-    : SCHEMA.replace(/,\n  cents numeric GENERATED ALWAYS AS [^\n]*\n/, '\n').replace(
+    : SCHEMA.replace(/,\n {2}cents numeric GENERATED ALWAYS AS [^\n]*\n/, '\n').replace(
         /COMMENT ON COLUMN shop\.invoices\.cents[^\n]*\n/,
         '',
       );
