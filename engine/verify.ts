@@ -8,6 +8,7 @@ import pLimit from 'p-limit';
 import type pg from 'pg';
 import { connect, ident, type ConnInfo } from './conn';
 import { SYSTEM_SCHEMA_FILTER } from './inspect';
+import { readSequences } from './sequences';
 
 export type VerifyMode = 'count' | 'checksum';
 
@@ -207,24 +208,7 @@ async function measureBatch(
 }
 
 async function sequences(c: pg.Client): Promise<Map<string, string>> {
-  const names = await c.query<{ key: string }>(
-    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS key
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}`,
-  );
-  const m = new Map<string, string>();
-  // Inside a cutover's blackout: 50 sequences to a query (see syncSequences for the measurements).
-  const keys = names.rows.map((r) => r.key);
-  for (let at = 0; at < keys.length; at += 50) {
-    const chunk = keys.slice(at, at + 50);
-    const v = await c.query<{ i: number; v: string }>(
-      chunk
-        .map((key, i) => `SELECT ${i} AS i, last_value::text || CASE WHEN is_called THEN '' ELSE ' (not called)' END AS v FROM ${key}`)
-        .join('\nUNION ALL\n'),
-    );
-    for (const row of v.rows) m.set(chunk[Number(row.i)]!, row.v);
-  }
-  return m;
+  return new Map((await readSequences(c)).map((s) => [s.name, s.lastValue + (s.isCalled ? '' : ' (not called)')]));
 }
 
 async function largeObjects(c: pg.Client): Promise<{ n: number; h: string }> {

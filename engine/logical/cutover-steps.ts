@@ -7,35 +7,22 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { ident } from '../conn';
-import { SYSTEM_SCHEMA_FILTER } from '../inspect';
+import { readSequences } from '../sequences';
 
 /**
  * Set every target sequence to the source's value. Returns how many. This
- * runs inside the write blackout, so values are read in batches of UNION ALL
- * and set with one statement per batch, not two round trips per sequence.
- * Measured on 1,000 sequences (12 → 17, local): one at a time 360–550 ms;
- * batches of 10 75–88 ms, 25 58–69 ms, 50 62–65 ms, 100 74–94 ms, 500
- * 229–233 ms (planning a wide UNION ALL costs more per branch).
+ * runs inside the write blackout: values read in batches (readSequences), set
+ * with one statement, not two round trips per sequence.
  */
-export async function syncSequences(src: pg.Client, dst: pg.Client, batch = 50): Promise<number> {
-  const names = await src.query<{ q: string }>(
-    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}`,
-  );
-  for (let i = 0; i < names.rows.length; i += batch) {
-    const part = names.rows.slice(i, i + batch);
-    const values = await src.query<{ q: string; v: string; c: boolean }>(
-      part.map(({ q }, j) => `SELECT $${j + 1}::text AS q, last_value::text AS v, is_called AS c FROM ${q}`).join(' UNION ALL '),
-      part.map(({ q }) => q),
-    );
+export async function syncSequences(src: pg.Client, dst: pg.Client): Promise<number> {
+  const values = await readSequences(src);
+  if (values.length > 0)
     await dst.query(`SELECT pg_catalog.setval(q::regclass, v::bigint, c) FROM unnest($1::text[], $2::text[], $3::bool[]) AS t(q, v, c)`, [
-      values.rows.map((r) => r.q),
-      values.rows.map((r) => r.v),
-      values.rows.map((r) => r.c),
+      values.map((s) => s.name),
+      values.map((s) => s.lastValue),
+      values.map((s) => s.isCalled),
     ]);
-  }
-  return names.rows.length;
+  return values.length;
 }
 
 /** Replace the target's rows of unlogged tables with the source's (they are not replicated). */

@@ -1,8 +1,9 @@
 /**
  * Post-data, pipelined with the copy: as soon as a table's rows are all in,
- * its indexes and primary/unique constraints are built (one `pg_restore -L`
- * per index, most expensive first, each holding one of the `--jobs` slots it
- * shares with the copy) while other tables are still copying. A foreign key
+ * its indexes and primary/unique constraints are built (one task per index:
+ * SQL on a pooled session, or `pg_restore -L` of its entry when that entry
+ * carries more; most expensive first, each holding one of the `--jobs` slots
+ * it shares with the copy) while other tables are still copying. A foreign key
  * between two plain tables is added (and validated) as soon as both tables
  * are in with their indexes, as `pg_restore -j` schedules it, instead of
  * after the slowest index of the whole database. Everything else in the
