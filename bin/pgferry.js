@@ -11,6 +11,4 @@ try {
   }
   throw e;
 }
-cli.main(process.argv).then((code) => {
-  process.exitCode = code;
-});
+cli.main(process.argv).then(cli.exitWith);

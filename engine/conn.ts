@@ -3,9 +3,11 @@
  * a node-postgres client config, and a libpq URL without its password for the
  * client tools (the password travels through a private passfile instead).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
-import { PgferryError } from './errors';
+import { isPgferryError, PgferryError } from './errors';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -23,53 +25,101 @@ export interface ConnInfo {
 
 const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
-/** Parse a `postgres://` or `postgresql://` URL; errors never repeat the password. */
-export function parseUrl(url: string, label = 'connection URL'): ConnInfo {
+/** The libpq environment variables and files that fill what a URL leaves out. */
+export interface LibpqEnv {
+  readonly env?: NodeJS.ProcessEnv;
+  /** The OS user name (libpq's default user). */
+  readonly osUser?: string;
+}
+
+/**
+ * Parse a `postgres://` or `postgresql://` URL as libpq reads it: what the URL
+ * leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE,
+ * PGPASSWORD and the passfile (PGPASSFILE or ~/.pgpass), then libpq's
+ * defaults (sslmode `prefer`, the OS user, a database named like the user).
+ * Errors never repeat the URL: a typo can put the password anywhere in it.
+ */
+export function parseUrl(url: string, label = 'connection URL', libpq: LibpqEnv = {}): ConnInfo {
+  const env = libpq.env ?? process.env;
+  const form = 'Use the form postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).';
+  // `postgresql:/h` and `postgresql:h` parse as URLs whose path holds the rest, password included.
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined && scheme !== 'postgres' && scheme !== 'postgresql') {
+    throw new PgferryError('bad-url', `The ${label} must start with postgresql:// (got ${scheme}://)`, form);
+  }
+  if (scheme === undefined || !/^[a-z]+:\/\//i.test(url)) {
+    throw new PgferryError('bad-url', `The ${label} is not a postgresql:// URL (it needs two slashes after the scheme)`, form);
+  }
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new PgferryError(
-      'bad-url',
-      // Never echo an unparsable URL: the password cannot be told apart from the rest.
-      `The ${label} is not a valid URL`,
-      'Use the form postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).',
-    );
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new PgferryError(
-      'bad-url',
-      `The ${label} must start with postgresql:// (got ${u.protocol}//)`,
-      'Use the form postgresql://USER:PASSWORD@HOST:PORT/DATABASE.',
-    );
+    throw new PgferryError('bad-url', `The ${label} is not a valid URL`, form);
   }
   const params: Record<string, string> = {};
-  let sslmode: SslMode = 'prefer';
+  const query: Record<string, string> = {};
   for (const [k, v] of u.searchParams) {
-    if (k === 'sslmode') {
-      if (!SSL_MODES.includes(v as SslMode)) {
-        throw new PgferryError('bad-url', `Unknown sslmode "${v}" in the ${label}`, `Use one of ${SSL_MODES.join(', ')}.`);
-      }
-      sslmode = v as SslMode;
-    } else if (k === 'password') {
-      // tolerated for libpq compatibility, folded into the password below
-    } else {
-      params[k] = v;
-    }
+    if (['sslmode', 'password', 'host', 'port', 'user', 'dbname'].includes(k)) query[k] = v;
+    else params[k] = v;
   }
-  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres';
-  const user = decodeURIComponent(u.username) || params['user'] || 'postgres';
-  const pw = u.password ? decodeURIComponent(u.password) : (u.searchParams.get('password') ?? undefined);
-  const host = (u.hostname || '127.0.0.1').replace(/^\[(.*)\]$/, '$1');
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user,
-    password: pw,
-    database,
-    sslmode,
-    params,
-  };
+  const sslmode = query['sslmode'] ?? env['PGSSLMODE'] ?? 'prefer';
+  if (!SSL_MODES.includes(sslmode as SslMode)) {
+    throw new PgferryError('bad-url', `Unknown sslmode "${sslmode}" in the ${label}`, `Use one of ${SSL_MODES.join(', ')}.`);
+  }
+  const portText = u.port || query['port'] || env['PGPORT'] || '5432';
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new PgferryError('bad-url', `The port in the ${label} is not a number from 1 to 65535`, form);
+  }
+  const user = decodeURIComponent(u.username) || query['user'] || env['PGUSER'] || libpq.osUser || os.userInfo().username;
+  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || query['dbname'] || env['PGDATABASE'] || user;
+  const host = (u.hostname.replace(/^\[(.*)\]$/, '$1') || query['host'] || env['PGHOST'] || 'localhost').trim();
+  const fromUrl = u.password ? decodeURIComponent(u.password) : query['password'];
+  const info = { host, port, user, database, sslmode: sslmode as SslMode, params };
+  // An empty password counts as none, as in libpq.
+  const password = fromUrl || env['PGPASSWORD'] || passwordFromPassfile(info, env);
+  return { ...info, password };
+}
+
+/**
+ * The password libpq's passfile gives an endpoint: PGPASSFILE or ~/.pgpass,
+ * ignored (as libpq does) when others can read it.
+ */
+function passwordFromPassfile(info: Omit<ConnInfo, 'password'>, env: NodeJS.ProcessEnv): string | undefined {
+  const home = env['HOME'] || os.homedir();
+  const file = env['PGPASSFILE'] || (home ? path.join(home, '.pgpass') : undefined);
+  if (!file) return undefined;
+  try {
+    const st = statSync(file);
+    if (!st.isFile() || (st.mode & 0o077) !== 0) return undefined;
+    return passfileLookup(readFileSync(file, 'utf8'), info);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first passfile line that matches host, port, database and user (`*` matches anything). Pure. */
+export function passfileLookup(text: string, info: Pick<ConnInfo, 'host' | 'port' | 'database' | 'user'>): string | undefined {
+  const want = [info.host, String(info.port), info.database, info.user];
+  for (const line of text.split(/\r?\n/)) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    const fields: string[] = [];
+    let cur = '';
+    for (let i = 0; i < line.length; i++) {
+      const ch = line[i]!;
+      if (ch === '\\' && i + 1 < line.length) cur += line[++i];
+      else if (ch === ':' && fields.length < 4) {
+        fields.push(cur);
+        cur = '';
+      } else cur += ch;
+    }
+    fields.push(cur);
+    if (fields.length < 5) continue;
+    // libpq: "localhost" in the file also matches a Unix-socket connection.
+    const hostOk = (f: string): boolean => f === '*' || f === want[0] || (f === 'localhost' && want[0]!.startsWith('/'));
+    if (hostOk(fields[0]!) && want.slice(1).every((w, i) => fields[i + 1] === '*' || fields[i + 1] === w)) return fields[4];
+  }
+  return undefined;
 }
 
 /** The same endpoint, another database. */
@@ -79,13 +129,21 @@ export function withDatabase(info: ConnInfo, database: string): ConnInfo {
 
 /** Build a URL from parts; the password is included only when asked. */
 export function toUrl(info: ConnInfo, opts: { password?: boolean } = {}): string {
-  const auth =
-    encodeURIComponent(info.user) + (opts.password && info.password !== undefined ? ':' + encodeURIComponent(info.password) : '');
-  const host = info.host.includes(':') ? `[${info.host}]` : info.host;
+  const withPassword = opts.password && info.password !== undefined;
   const q = new URLSearchParams(info.params);
   if (info.sslmode !== 'prefer') q.set('sslmode', info.sslmode);
+  const db = encodeURIComponent(info.database);
+  if (info.host.startsWith('/')) {
+    // A Unix-socket directory cannot stand in the authority part: libpq takes it as ?host=.
+    const head = new URLSearchParams({ host: info.host, port: String(info.port), user: info.user });
+    if (withPassword) head.set('password', info.password!);
+    const qs = [head.toString(), q.toString()].filter((x) => x).join('&');
+    return `postgresql:///${db}?${qs}`;
+  }
+  const auth = encodeURIComponent(info.user) + (withPassword ? ':' + encodeURIComponent(info.password!) : '');
+  const host = info.host.includes(':') ? `[${info.host}]` : info.host;
   const qs = q.toString();
-  return `postgresql://${auth}@${host}:${info.port}/${encodeURIComponent(info.database)}${qs ? '?' + qs : ''}`;
+  return `postgresql://${auth}@${host}:${info.port}/${db}${qs ? '?' + qs : ''}`;
 }
 
 /** A printable description of an endpoint: never contains the password. */
@@ -104,22 +162,50 @@ export function redact(text: string): string {
     .replace(/(PASSWORD\s+)('(?:[^']|'')*'|"[^"]*")/gi, "$1'***'");
 }
 
-function sslConfig(info: ConnInfo): pg.ClientConfig['ssl'] {
+/** libpq's default root certificate: ~/.postgresql/root.crt. */
+function defaultRootCert(): string | undefined {
+  const f = path.join(os.homedir(), '.postgresql', 'root.crt');
+  return existsSync(f) ? f : undefined;
+}
+
+/**
+ * TLS settings as libpq applies each sslmode: `prefer` and `require` encrypt
+ * without checking the certificate (`require` checks the chain when a root
+ * certificate is given, as libpq does); `verify-ca` checks the chain;
+ * `verify-full` the chain and the host name. `sslrootcert=system` trusts the
+ * system's CAs. `allow` and `prefer` fall back in `connect()`.
+ */
+export function sslConfig(info: ConnInfo, rootCert: string | undefined = defaultRootCert()): pg.ClientConfig['ssl'] {
+  const rootParam = info.params['sslrootcert'];
+  const clientCert = {
+    ...(info.params['sslcert'] ? { cert: readFileSync(info.params['sslcert'], 'utf8') } : {}),
+    ...(info.params['sslkey'] ? { key: readFileSync(info.params['sslkey'], 'utf8') } : {}),
+  };
+  const verify = (full: boolean, root: string | undefined): pg.ClientConfig['ssl'] => ({
+    rejectUnauthorized: true,
+    ...(root && root !== 'system' ? { ca: readFileSync(root, 'utf8') } : {}),
+    ...(full ? {} : { checkServerIdentity: () => undefined }),
+    ...clientCert,
+  });
   switch (info.sslmode) {
     case 'disable':
     case 'allow':
       return false;
     case 'prefer':
+      return { rejectUnauthorized: false, ...clientCert };
     case 'require':
-      return { rejectUnauthorized: false };
+      return rootParam ? verify(false, rootParam) : { rejectUnauthorized: false, ...clientCert };
     case 'verify-ca':
     case 'verify-full': {
-      const root = info.params['sslrootcert'];
-      return {
-        rejectUnauthorized: true,
-        ...(root ? { ca: readFileSync(root, 'utf8') } : {}),
-        ...(info.sslmode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
-      };
+      const root = rootParam ?? rootCert;
+      if (!root) {
+        throw new PgferryError(
+          'bad-url',
+          `sslmode=${info.sslmode} needs a root certificate to check the server against, and none was given`,
+          'Add sslrootcert=/path/to/ca.pem to the URL (sslrootcert=system for the system CAs), or put the CA in ~/.postgresql/root.crt.',
+        );
+      }
+      return verify(info.sslmode === 'verify-full', root);
     }
   }
 }
@@ -174,6 +260,18 @@ export function withoutUnknownSetting(options: string, error: string): string | 
  * that say what to fix, with the password removed.
  */
 export async function connect(info: ConnInfo, label: string, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
+  try {
+    return await openClient(info, extra);
+  } catch (e) {
+    throw isPgferryError(e) ? e : connectionError(e, info, label);
+  }
+}
+
+/**
+ * Open a client with libpq's sslmode fallbacks, throwing the driver's own
+ * error (for callers that classify it themselves, such as the write load).
+ */
+export async function openClient(info: ConnInfo, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
   const attempt = async (cfg: pg.ClientConfig): Promise<pg.Client> => {
     // A server older than one of SESSION_OPTIONS (9.4 has no row_security, 9.4–9.5 no
     // idle_in_transaction_session_timeout) refuses the connection: connect again without it.
@@ -190,19 +288,26 @@ export async function connect(info: ConnInfo, label: string, extra: Partial<pg.C
       }
     }
   };
+  const cfg = clientConfig(info, extra);
   try {
-    return await attempt(clientConfig(info, extra));
+    return await attempt(cfg);
   } catch (e) {
-    const msg = (e as Error).message ?? String(e);
-    if (info.sslmode === 'prefer' && /does not support SSL/i.test(msg)) {
-      try {
-        return await attempt({ ...clientConfig(info, extra), ssl: false });
-      } catch (e2) {
-        throw connectionError(e2, info, label);
-      }
-    }
-    throw connectionError(e, info, label);
+    const fallback = sslFallback(info.sslmode, e);
+    if (fallback === null) throw e;
+    return await attempt({ ...cfg, ssl: fallback });
   }
+}
+
+/**
+ * libpq's second try: `prefer` connects without TLS when the server has none;
+ * `allow` connects with TLS when pg_hba.conf refused the plain connection
+ * (hostssl). null when there is no second try. Pure.
+ */
+export function sslFallback(mode: SslMode, e: unknown): pg.ClientConfig['ssl'] | null {
+  const msg = (e as Error)?.message ?? '';
+  if (mode === 'prefer' && /does not support SSL/i.test(msg)) return false;
+  if (mode === 'allow' && /no encryption/i.test(msg)) return { rejectUnauthorized: false };
+  return null;
 }
 
 /** Translate a connection failure into an error that names the fix. */
@@ -210,6 +315,13 @@ export function connectionError(e: unknown, info: ConnInfo, label: string): Pgfe
   const err = e as { code?: string; message?: string };
   const where = `${label} ${describe(info)}`;
   const msg = redact(err.message ?? String(e));
+  if (info.password === undefined && /password must be a string|no password/i.test(msg)) {
+    return new PgferryError(
+      'auth-failed',
+      `The ${where} asks for a password and none was given for user "${info.user}"`,
+      'Put it in the URL (postgresql://USER:PASSWORD@HOST/DB), in PGPASSWORD, or in ~/.pgpass (mode 0600).',
+    );
+  }
   switch (err.code) {
     case '28P01':
     case '28000':

@@ -18,6 +18,8 @@ export const ExitCode = {
   connection: 5,
   /** A step of the migration failed (restore errors, tool failures). */
   migrationFailed: 6,
+  /** Another pgferry is working on the same target; nothing was changed. */
+  busy: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -30,6 +32,7 @@ const EXIT_BY_CODE: Record<string, ExitCode> = {
   'connect-failed': ExitCode.connection,
   'check-failed': ExitCode.checkFailed,
   'verify-failed': ExitCode.verifyFailed,
+  'run-busy': ExitCode.busy,
 };
 
 export class PgferryError extends Error {

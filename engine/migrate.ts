@@ -2,6 +2,7 @@
  * `migrate`: preflight, then the strategy's steps with state in the target,
  * then a report. The engine's one entry point for a whole run.
  */
+import { withRunLock } from './run-lock';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
@@ -60,6 +61,15 @@ export function resolveOptions(o: MigrateOptions): DumpRestoreOptions {
 
 /** Run a whole migration. Throws PgferryError('check-failed') before touching anything if a check blocks. */
 export async function migrate(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: MigrateOptions,
+  emit: Emit = () => undefined,
+): Promise<MigrationReport> {
+  return withRunLock(target, 'migrate', () => migrateLocked(source, target, options, emit));
+}
+
+async function migrateLocked(
   source: ConnInfo,
   target: ConnInfo,
   options: MigrateOptions,

@@ -36,9 +36,21 @@ export interface Plan {
  * may not replicate at all (Heroku), otherwise `dump-restore` (downtime =
  * the whole run), saying why. Pure.
  */
-export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFacts): { strategy: Strategy; reason: string } {
+export interface StrategyChoice {
+  readonly strategy: Strategy;
+  readonly reason: string;
+  /**
+   * Set when dump-restore was chosen because no streaming strategy is
+   * possible: what blocks logical replication, each with its fix. A command
+   * that was not asked for dump-restore refuses then rather than start a
+   * full-downtime run.
+   */
+  readonly streamingBlockers?: readonly Finding[];
+}
+
+export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFacts): StrategyChoice {
   if (requested) return { strategy: requested, reason: 'requested with --strategy' };
-  if (!facts) return { strategy: 'dump-restore', reason: 'no inventory to judge logical replication by' };
+  if (!facts) return { strategy: 'dump-restore', reason: 'no inventory to judge logical replication by', streamingBlockers: [] };
   const blockers = runChecks({ ...facts, strategy: 'logical' }).filter((f) => f.level === 'error');
   if (blockers.length === 0)
     return { strategy: 'logical', reason: 'the source allows logical replication: copy, stream, cut over in seconds' };
@@ -62,6 +74,7 @@ export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFac
   return {
     strategy: 'dump-restore',
     reason: `logical replication is not possible here (${specific.map((b) => b.message).join(' ') || 'see findings'}); dump-restore needs writes stopped for the whole run`,
+    streamingBlockers: specific.length > 0 ? specific : blockers,
   };
 }
 
@@ -168,4 +181,17 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     findings: pre.findings,
     text,
   };
+}
+
+/**
+ * The refusal of a command that was not asked for dump-restore when only
+ * dump-restore is possible: each reason with its fix, then the way to accept
+ * the downtime. Pure.
+ */
+export function onlyDumpRestoreText(blockers: readonly Finding[], command: string): string {
+  return [
+    'Logical replication is not possible here, so no strategy can keep the source writable during the move:',
+    ...blockers.map((b) => `  - ${b.message}${b.fix ? `\n    fix: ${b.fix}` : ''}`),
+    `Only dump-restore remains: writes must stop for the whole run. Fix the above, or accept that with: pgferry ${command} --strategy dump-restore`,
+  ].join('\n');
 }

@@ -5,6 +5,7 @@ import type { PglogicalSyncReport } from './pglogical/sync';
 import type { BucardoSyncReport } from './bucardo/sync';
 import type { MigrationReport } from './migrate';
 import type { RunEvent } from './runner';
+import type { RunRecord } from './state';
 import { formatBytes, formatDuration } from './units';
 import type { VerifyResult } from './verify';
 
@@ -133,4 +134,32 @@ export function formatCopy(r: CopyReport): string {
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * What `status` says about who is working on a run and, for a run whose
+ * process died, the command that continues it. A fence is always named. Pure.
+ */
+export function formatLiveness(run: Pick<RunRecord, 'status' | 'strategy' | 'holder' | 'meta'>): string[] {
+  const meta = (run.meta ?? {}) as { phase?: string; fence?: unknown };
+  const lines: string[] = [];
+  if (meta.fence)
+    lines.push(
+      '  the source is FENCED: its applications cannot write. Finish with: pgferry cutover; or lift it with: pgferry cleanup --unfence (with --source and --target)',
+    );
+  if (run.holder) lines.push(`  in progress: ${run.holder.holder}, connected since ${run.holder.since}`);
+  else if (run.status === 'running' && meta.phase === 'streaming' && !meta.fence)
+    lines.push('  streaming: the servers replicate on their own, no pgferry process is needed. Next: pgferry cutover');
+  else if (run.status === 'running') {
+    const next =
+      run.strategy === 'copy'
+        ? 'pgferry copy --force (starts the copy again)'
+        : run.strategy === 'dump-restore'
+          ? 'pgferry migrate --strategy dump-restore --force (starts it again)'
+          : meta.phase === 'copy'
+            ? 'pgferry sync (resumes it)'
+            : 'pgferry cutover';
+    lines.push(`  no pgferry process is working on this run: the one that ran it stopped. Continue with: ${next}`);
+  }
+  return lines;
 }

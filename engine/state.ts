@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { withClient, type ConnInfo } from './conn';
+import { lockHolder, type LockHolder } from './run-lock';
 
 export const STATE_SCHEMA = 'pgferry';
 
@@ -54,6 +55,8 @@ export interface RunRecord {
   readonly report: unknown;
   readonly meta: unknown;
   readonly steps: readonly StepRecord[];
+  /** The pgferry session working on the target now (its run lock), or null: a `running` run without one has died. */
+  readonly holder: LockHolder | null;
 }
 
 /** Writes a run's progress into the target. Every write is its own transaction. */
@@ -139,7 +142,9 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
       `SELECT name, status, started_at, finished_at, detail FROM pgferry.steps WHERE run_id = $1 ORDER BY started_at`,
       [r.id],
     );
+    const holder = await lockHolder(c).catch(() => null);
     return {
+      holder,
       id: r.id,
       strategy: r.strategy,
       source: r.source,

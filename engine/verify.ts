@@ -115,11 +115,11 @@ export function tableQuery(t: TableShape, mode: VerifyMode): string {
   const parts = ['count(*)::text AS n'];
   if (mode === 'checksum') parts.push(`coalesce(sum(('x' || substr(md5(${row}), 1, 15))::bit(60)::bigint), 0)::text AS h`);
   // Range of a single-column, non-collatable primary key (collation order may differ between servers).
+  // ORDER BY names the table's column (k.): a bare name would sort by the output column, the text cast.
   if (t.pk) {
     const k = ident(t.pk);
-    parts.push(
-      `(SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} LIMIT 1) || '..' || (SELECT ${k}::text FROM ONLY ${t.key} ORDER BY ${k} DESC LIMIT 1) AS r`,
-    );
+    const end = (dir: string): string => `(SELECT k.${k}::text FROM ONLY ${t.key} AS k ORDER BY k.${k}${dir} LIMIT 1)`;
+    parts.push(`${end('')} || '..' || ${end(' DESC')} AS r`);
   } else parts.push('NULL::text AS r');
   return `SELECT ${parts.join(', ')} FROM ONLY ${t.key} AS t`;
 }

@@ -3,12 +3,15 @@
  * Every command takes --source/--target (or PGFERRY_SOURCE_URL /
  * PGFERRY_TARGET_URL) and --json; exit codes are listed in the README.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { hasErrors, runChecks, STRATEGIES, type Strategy } from '../engine/check';
 import { parseUrl, redact, type ConnInfo } from '../engine/conn';
 import { ExitCode, isPgferryError, PgferryError } from '../engine/errors';
 import { migrate, type MigrationReport } from '../engine/migrate';
-import { chooseStrategy, plan } from '../engine/plan';
+import { chooseStrategy, onlyDumpRestoreText, plan } from '../engine/plan';
+import { previousRun } from '../engine/logical/run-options';
 import { cleanupLogical, copyOnce, cutover, logicalStatus, sync, type LogicalOptions } from '../engine/logical/strategy';
 import { pglogicalSync } from '../engine/pglogical/sync';
 import { bucardoSync } from '../engine/bucardo/sync';
@@ -19,6 +22,7 @@ import {
   formatCopy,
   formatCutover,
   formatFindings,
+  formatLiveness,
   formatBucardoSync,
   formatPglogicalSync,
   formatReport,
@@ -26,6 +30,7 @@ import {
   formatVerification,
 } from '../engine/report';
 import type { Emit, RunEvent } from '../engine/runner';
+import { withRunLock } from '../engine/run-lock';
 import { dropState, readRun } from '../engine/state';
 import { verify } from '../engine/verify';
 
@@ -35,11 +40,25 @@ interface CommonOpts {
   json?: boolean;
 }
 
-function int(name: string) {
+/** An integer option in [min, max], refused with its name before anything connects. */
+function int(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}`);
     return n;
+  };
+}
+
+/** A size option ("16MB"), checked when the command line is read. */
+function size(name: string) {
+  return (v: string): string => {
+    try {
+      parseSize(v);
+    } catch {
+      throw new InvalidArgumentError(`${name} must be a size such as 16MB, 2GB or 4096 (bytes)`);
+    }
+    return v;
   };
 }
 
@@ -124,7 +143,7 @@ async function streamingSync(
 /** Options of the logical strategy, shared by sync, cutover and migrate. */
 function withLogicalOptions(cmd: Command): Command {
   const has = (flag: string): boolean => cmd.options.some((x) => x.long === flag);
-  if (!has('--jobs')) cmd.option('--jobs <n>', 'parallel jobs (default: cores, at least 2)', int('--jobs'));
+  if (!has('--jobs')) cmd.option('--jobs <n>', 'parallel jobs (default: cores, at least 2)', int('--jobs', 1));
   if (!has('--work-dir')) cmd.option('--work-dir <dir>', 'scratch directory', defaultWorkDir());
   if (!has('--force')) cmd.option('--force', 'allow a non-empty target');
   if (!has('--skip-globals')) cmd.option('--skip-globals', 'do not migrate roles');
@@ -133,15 +152,19 @@ function withLogicalOptions(cmd: Command): Command {
       new Option('--verify <mode>', 'verification inside the cutover window (default count)').choices(['checksum', 'count', 'none']),
     );
   return cmd
-    .option('--split-larger-than <size>', 'copy tables larger than this in parallel ranges (default: automatic, 64MB–1GB)')
+    .option(
+      '--split-larger-than <size>',
+      'copy tables larger than this in parallel ranges (default: automatic, 64MB–1GB)',
+      size('--split-larger-than'),
+    )
     .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on source tables without a usable key (restored at cleanup)')
     .option('--source-url-from-target <url>', 'the source URL as the target server reaches it, if different')
-    .option('--max-lag <size>', 'cutover starts only within this much WAL of the source', '16MB')
+    .option('--max-lag <size>', 'cutover starts only within this much WAL of the source', size('--max-lag'), '16MB')
     .option('--catch-up-timeout <seconds>', 'how long to wait for catch-up', int('--catch-up-timeout'), 600)
     .option('--apply-timeout <seconds>', 'how long cutover waits for the final LSN once writes are fenced', int('--apply-timeout'), 60)
     .option('--pre-hook <command>', 'shell command run before the write fence (maintenance on, scale to zero)')
     .option('--post-hook <command>', 'shell command run after the switch (point the app at the target, scale up)')
-    .option('--batch-size <n>', 'pglogical: tables added to the replication sets per batch (default: all at once)', int('--batch-size'))
+    .option('--batch-size <n>', 'pglogical: tables added to the replication sets per batch (default: all at once)', int('--batch-size', 1))
     .option('--batch-pause <seconds>', 'pglogical: pause between batches once a batch replicates', int('--batch-pause'))
     .addOption(
       new Option('--bucardo-url <url>', "bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database").env(
@@ -172,21 +195,55 @@ function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
   };
 }
 
-/** The strategy plan would pick. */
-async function choose(source: ConnInfo, target: ConnInfo, o: LogicalCliOpts & { quiet?: boolean }): Promise<Strategy> {
+/**
+ * The strategy for a command run without --strategy: the one of a run already
+ * recorded on the target (a resumed sync, a cutover), else what plan picks.
+ * When only dump-restore is possible it refuses, naming each reason and its
+ * fix, unless the command may fall back to it (never: a full-downtime run
+ * must be asked for).
+ */
+async function choose(source: ConnInfo, target: ConnInfo, o: LogicalCliOpts & { quiet?: boolean }, command: string): Promise<Strategy> {
+  const say = (text: string): void => {
+    if (!o.quiet) process.stderr.write(text + '\n');
+  };
+  const prev = await previousRun(target);
+  const prevPhase = (prev?.meta as { phase?: string } | null)?.phase;
+  if (prev && prevPhase !== 'done') {
+    say(`strategy: ${prev.strategy} — continuing run ${prev.id} recorded on the target`);
+    return prev.strategy as Strategy;
+  }
   const pre = await preflight(source, target, {
     strategy: 'logical',
     force: o.force ?? false,
     replicaIdentityFull: o.replicaIdentityFull ?? false,
   });
   const c = chooseStrategy(undefined, pre.facts);
-  if (!o.quiet) process.stderr.write(`strategy: ${c.strategy} — ${c.reason}\n`);
+  if (c.streamingBlockers) {
+    // What blocks every strategy (a non-empty target, an older target) first: dump-restore would not fix it.
+    const everywhere = runChecks({ ...pre.facts, strategy: 'dump-restore' }).filter((f) => f.level === 'error');
+    throw new PgferryError(
+      'check-failed',
+      [...(everywhere.length ? [formatFindings(everywhere)] : []), onlyDumpRestoreText(c.streamingBlockers, command)].join('\n'),
+      everywhere.length ? 'Fix the errors above; then run check again.' : 'Fix the above, or pass --strategy dump-restore.',
+    );
+  }
+  say(`strategy: ${c.strategy} — ${c.reason}`);
   return c.strategy;
+}
+
+/** The package's version, for --version. */
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }
 
 export function buildProgram(): Command {
   const program = new Command('pgferry')
     .description('Move a PostgreSQL database to a new server or major version.')
+    .version(version(), '-V, --version')
     .showHelpAfterError()
     .exitOverride();
 
@@ -206,11 +263,25 @@ export function buildProgram(): Command {
       });
       const chosen = chooseStrategy(o.strategy, pre.facts);
       const findings = runChecks({ ...pre.facts, strategy: chosen.strategy });
-      const ok = !hasErrors(findings);
+      // Without --strategy, "only dump-restore is possible" is a failed check: the downtime is the whole run.
+      const onlyDumpRestore = chosen.streamingBlockers !== undefined;
+      const ok = !hasErrors(findings) && !onlyDumpRestore;
       out(
         o,
-        { ok, strategy: chosen.strategy, reason: chosen.reason, findings },
-        `strategy: ${chosen.strategy} (${chosen.reason})\n${formatFindings(findings)}\n${ok ? 'check passed' : 'check FAILED'}`,
+        {
+          ok,
+          strategy: chosen.strategy,
+          reason: chosen.reason,
+          onlyDumpRestore,
+          streamingBlockers: chosen.streamingBlockers ?? [],
+          findings,
+        },
+        [
+          `strategy: ${chosen.strategy} (${chosen.reason})`,
+          formatFindings(findings),
+          ...(onlyDumpRestore ? [onlyDumpRestoreText(chosen.streamingBlockers ?? [], 'migrate')] : []),
+          ok ? 'check passed' : 'check FAILED',
+        ].join('\n'),
       );
       if (!ok) process.exitCode = ExitCode.checkFailed;
     });
@@ -218,7 +289,7 @@ export function buildProgram(): Command {
   withEndpoints(program.command('plan'))
     .description('choose a strategy and list the steps a migration would run, with estimates (changes nothing)')
     .addOption(new Option('--strategy <name>', 'force a strategy').choices(STRATEGIES))
-    .option('--jobs <n>', 'parallel jobs', int('--jobs'))
+    .option('--jobs <n>', 'parallel jobs', int('--jobs', 1))
     .option('--force', 'allow a non-empty target')
     .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on tables without a usable key')
     .action(async (o: CommonOpts & { strategy?: Strategy; jobs?: number; force?: boolean; replicaIdentityFull?: boolean }) => {
@@ -236,13 +307,13 @@ export function buildProgram(): Command {
   const migrateCmd = withEndpoints(program.command('migrate'))
     .description('the whole way: dump-restore (globals, dump, restore, vacuum, verify) or logical (sync, then cutover)')
     .addOption(new Option('--strategy <name>', 'migration strategy (default: what plan picks)').choices(STRATEGIES))
-    .option('--jobs <n>', 'parallel jobs for dump, restore, vacuum and verify (default: cores, at least 2)', int('--jobs'))
+    .option('--jobs <n>', 'parallel jobs for dump, restore, vacuum and verify (default: cores, at least 2)', int('--jobs', 1))
     .option('--work-dir <dir>', 'where the dump is written (needs the source table size free)', defaultWorkDir())
     .option('--force', 'allow a non-empty target: objects in the dump replace existing ones')
     .option('--skip-globals', 'do not migrate roles')
     .option('--no-owner', 'restore without object owners (everything owned by the target user)')
     .option('--no-privileges', 'restore without GRANTs')
-    .option('--compress <level>', 'pg_dump compression level, 0-9', int('--compress'), 0)
+    .option('--compress <level>', 'pg_dump compression level, 0-9', int('--compress', 0, 9), 0)
     .option('--keep-dump', 'keep the dump directory after success')
     .addOption(
       new Option('--verify <mode>', 'verification (default: checksum for dump-restore, count inside the cutover window)').choices([
@@ -269,7 +340,7 @@ export function buildProgram(): Command {
         },
     ) => {
       const { source, target } = endpoints(o);
-      const strategy = o.strategy ?? (await choose(source, target, o));
+      const strategy = o.strategy ?? (await choose(source, target, o, 'migrate'));
       if (strategy !== 'dump-restore') {
         const emit = progressPrinter(o);
         const s = await streamingSync(strategy, source, target, o, emit);
@@ -320,8 +391,10 @@ export function buildProgram(): Command {
     .option('--quiet', 'no progress on stderr')
     .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: 'logical' | 'pglogical' | 'bucardo' }) => {
       const { source, target } = endpoints(o);
-      const picked = o.strategy ?? (await choose(source, target, o));
-      const s = await streamingSync(picked === 'dump-restore' ? 'logical' : picked, source, target, o, progressPrinter(o));
+      const picked = o.strategy ?? (await choose(source, target, o, 'migrate'));
+      if (picked === 'dump-restore')
+        throw new PgferryError('usage', 'sync streams; dump-restore does not.', 'Run pgferry migrate --strategy dump-restore.');
+      const s = await streamingSync(picked, source, target, o, progressPrinter(o));
       out(o, s.report, s.text);
     });
 
@@ -338,9 +411,25 @@ export function buildProgram(): Command {
     .description(
       'logical: gate on lag, fence writes, wait for the final LSN, copy sequences/unlogged/large objects, refresh matviews, verify, remove replication',
     )
+    .addOption(
+      new Option('--strategy <name>', "the run's streaming strategy (default: the one recorded on the target)").choices([
+        'logical',
+        'pglogical',
+        'bucardo',
+      ]),
+    )
     .option('--quiet', 'no progress on stderr')
-    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean }) => {
+    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: string }) => {
       const { source, target } = endpoints(o);
+      if (o.strategy) {
+        const prev = await previousRun(target);
+        if (prev && prev.strategy !== o.strategy)
+          throw new PgferryError(
+            'usage',
+            `The run recorded on this target uses ${prev.strategy}, not ${o.strategy}; nothing was changed.`,
+            `Run pgferry cutover --strategy ${prev.strategy}, or without --strategy.`,
+          );
+      }
       const r = await cutover(source, target, logicalOptions(o), progressPrinter(o));
       out(o, r, formatCutover(r));
     });
@@ -348,7 +437,7 @@ export function buildProgram(): Command {
   withEndpoints(program.command('verify'))
     .description('compare source and target: row counts, primary key ranges, checksums, sequences, large objects')
     .addOption(new Option('--mode <mode>', 'count or checksum').choices(['checksum', 'count']).default('checksum'))
-    .option('--jobs <n>', 'parallel sessions per side', int('--jobs'), 2)
+    .option('--jobs <n>', 'parallel sessions per side', int('--jobs', 1), 2)
     .action(async (o: CommonOpts & { mode: 'checksum' | 'count'; jobs: number }) => {
       const { source, target } = endpoints(o);
       const v = await verify(source, target, { mode: o.mode, jobs: o.jobs });
@@ -379,6 +468,7 @@ export function buildProgram(): Command {
           (s) =>
             `  ${s.name.padEnd(18)} ${s.status}${s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : ''}`,
         ),
+        ...formatLiveness(run),
         ...(st.lag
           ? [
               `  lag ${formatBytes(st.lag.bytes)}${st.targetLagSeconds !== null ? `, ${st.targetLagSeconds.toFixed(1)}s since the target's last report` : ''}${st.lag.slotActive ? '' : ' (subscription not connected)'}`,
@@ -416,7 +506,7 @@ export function buildProgram(): Command {
           ...(o.bucardoUrl ? { bucardoUrl: parseUrl(o.bucardoUrl, 'Bucardo control URL') } : {}),
         });
       else {
-        await dropState(target);
+        await withRunLock(target, 'cleanup', () => dropState(target));
         removed = ['schema pgferry (target)'];
       }
       out(o, { removed }, removed.length ? `removed:\n  ${removed.join('\n  ')}` : 'nothing to remove');
@@ -452,8 +542,15 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   }
 }
 
+/**
+ * End the process with `code` once stdout and stderr are flushed. The CLI
+ * exits explicitly: after a failure, a client, timer or child that a failed
+ * step left behind must not keep Node alive with the report already printed.
+ */
+export function exitWith(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 if (require.main === module) {
-  void main().then((code) => {
-    process.exitCode = code;
-  });
+  void main().then(exitWith);
 }

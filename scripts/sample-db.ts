@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { clientConfig, ident, literal, parseUrl, withClient, type ConnInfo } from '../engine/conn';
+import { ident, literal, openClient, parseUrl, withClient, type ConnInfo } from '../engine/conn';
 import { parseSize } from '../engine/units';
 
 export interface SampleOptions {
@@ -287,8 +287,7 @@ export async function loadSample(conn: ConnInfo, opts: SampleOptions = {}): Prom
   const appPassword = opts.appPassword ?? randomBytes(12).toString('base64url');
   const log = opts.log ?? (() => undefined);
   const session = async (): Promise<pg.Client> => {
-    const c = new pg.Client(clientConfig(conn, { application_name: 'pgferry-sample' }));
-    await c.connect();
+    const c = await openClient(conn, { application_name: 'pgferry-sample' });
     await c.query("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'");
     return c;
   };

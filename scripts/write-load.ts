@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { clientConfig, type ConnInfo } from '../engine/conn';
+import { openClient, type ConnInfo } from '../engine/conn';
 
 export interface WriteLoadOptions {
   /** Target transactions per second across all workers (default 50). */
@@ -64,8 +64,7 @@ export class Ledger {
 
   /** Compare every ledger entry with the database at `conn`. */
   async check(conn: ConnInfo): Promise<LedgerCheck> {
-    const c = new pg.Client(clientConfig(conn, { application_name: 'pgferry-ledger' }));
-    await c.connect();
+    const c = await openClient(conn, { application_name: 'pgferry-ledger' });
     try {
       const missing: string[] = [];
       const wrong: string[] = [];
@@ -137,9 +136,7 @@ export class WriteLoad {
 
   private async open(): Promise<pg.Client> {
     const conn = this.opts.user ? { ...this.endpoint, user: this.opts.user.name, password: this.opts.user.password } : this.endpoint;
-    const c = new pg.Client(clientConfig(conn, { application_name: 'write-load' }));
-    c.on('error', () => undefined);
-    await c.connect();
+    const c = await openClient(conn, { application_name: 'write-load' });
     this.clients.add(c);
     return c;
   }

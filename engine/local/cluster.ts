@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,11 @@ export interface LocalServerOptions {
   readonly durable?: boolean;
   /** Leave the data directory behind after stop (for post-mortems). */
   readonly keepData?: boolean;
+  /**
+   * TLS on, with a self-signed certificate for localhost and 127.0.0.1 made
+   * here (default on: users' servers have it, and a plain URL then means TLS).
+   */
+  readonly ssl?: boolean;
 }
 
 /** Settings every local server gets; `wal_level=logical` is what the streaming strategies need. */
@@ -122,6 +127,7 @@ export class LocalServer {
     readonly binaries: ServerBinaries,
     private readonly osUser: OsUser | undefined,
     private readonly keepData: boolean,
+    readonly ssl: boolean,
   ) {}
 
   get dataDir(): string {
@@ -132,9 +138,14 @@ export class LocalServer {
     return path.join(this.baseDir, 'server.log');
   }
 
-  /** Connection info for a database on this server (default `postgres`). */
+  /** The server's self-signed certificate (its own CA), for sslmode=verify-ca/verify-full; undefined without TLS. */
+  get certFile(): string | undefined {
+    return this.ssl ? path.join(this.dataDir, 'server.crt') : undefined;
+  }
+
+  /** Connection info for a database on this server (default `postgres`), as a plain URL gives it: sslmode prefer. */
   conn(database = 'postgres', user = this.superuser, password: string | undefined = this.password): ConnInfo {
-    return { host: this.host, port: this.port, user, password, database, sslmode: 'disable', params: {} };
+    return { host: this.host, port: this.port, user, password, database, sslmode: 'prefer', params: {} };
   }
 
   /** URL with the password: for passing to pgferry, never for printing. */
@@ -177,6 +188,42 @@ export class LocalServer {
     });
     if (!this.keepData) rmSync(this.baseDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 in the data directory,
+ * made by openssl as the server's OS user (the key must be theirs, mode 0600).
+ */
+async function makeCertificate(dataDir: string, asUser: { uid?: number; gid?: number }, env: NodeJS.ProcessEnv): Promise<void> {
+  const r = await execa(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.crt',
+    ],
+    { ...asUser, env, cwd: dataDir, reject: false },
+  );
+  if (r.exitCode !== 0) {
+    throw new Error(
+      `openssl could not make the test server's certificate: ${r.stderr}. Fix: apt-get install -y openssl, or start the server with ssl: false.`,
+    );
+  }
+  chmodSync(path.join(dataDir, 'server.key'), 0o600);
 }
 
 /** Start a fresh server of the given major. */
@@ -223,17 +270,23 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
     throw new Error(`initdb ${opts.major} failed (${binaries.bindir}): ${init.stderr || init.stdout}`);
   }
 
+  const ssl = opts.ssl ?? true;
+  if (ssl) await makeCertificate(dataDir, asUser, env);
   let lastError = '';
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const settings = { ...defaultSettings(port, baseDir, opts.durable ?? false), ...(opts.settings ?? {}) };
+    const settings = {
+      ...defaultSettings(port, baseDir, opts.durable ?? false),
+      ...(ssl ? { ssl: true, ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' } : {}),
+      ...(opts.settings ?? {}),
+    };
     writeFileSync(path.join(dataDir, 'postgresql.pgferry.conf'), renderConf(settings));
     const confPath = path.join(dataDir, 'postgresql.conf');
     if (!readFileSync(confPath, 'utf8').includes("include = 'postgresql.pgferry.conf'")) {
       appendFileSync(confPath, "\ninclude = 'postgresql.pgferry.conf'\n");
     }
     if (osUser) chownTree(dataDir, osUser);
-    const server = new LocalServer(opts.major, port, password, baseDir, binaries, osUser, opts.keepData ?? false);
+    const server = new LocalServer(opts.major, port, password, baseDir, binaries, osUser, opts.keepData ?? false, ssl);
     installExitHandlers();
     running.add(server);
     const start = await execa(path.join(binaries.bindir, 'pg_ctl'), ['start', '-D', dataDir, '-l', server.logFile, '-w', '-t', '120'], {

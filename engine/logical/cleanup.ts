@@ -1,4 +1,5 @@
 /** `cleanup` and `status` for logical runs. */
+import { withRunLock } from '../run-lock';
 import { connect, ident, withClient, type ConnInfo } from '../conn';
 import { removeBucardo } from '../bucardo/teardown';
 import { controlFor } from '../bucardo/sync';
@@ -12,6 +13,14 @@ import { removeProviderSide, removeSubscriberSide } from '../pglogical/teardown'
 
 /** Remove every artefact of logical, pglogical and bucardo runs: subscription, slot, publication, pglogical nodes and extension, replica identity changes, state. */
 export async function cleanupLogical(
+  source: ConnInfo,
+  target: ConnInfo,
+  opts: { readonly unfence?: boolean; readonly bucardoUrl?: ConnInfo } = {},
+): Promise<string[]> {
+  return withRunLock(target, 'cleanup', () => cleanupLogicalLocked(source, target, opts));
+}
+
+async function cleanupLogicalLocked(
   source: ConnInfo,
   target: ConnInfo,
   opts: { readonly unfence?: boolean; readonly bucardoUrl?: ConnInfo } = {},

@@ -217,10 +217,12 @@ export async function copyTables(
         const part = p;
         const release = opts.slots ? await opts.slots.acquire() : () => undefined;
         try {
-          rows += await copyPart(srcs[i]!, dsts[i]!, part, (n) => {
+          // Added after the await: `rows += await …` reads rows before the copy and loses the other workers' rows.
+          const copied = await copyPart(srcs[i]!, dsts[i]!, part, (n) => {
             bytes += n;
             meter.update(Math.min(bytes, Math.round(total)), part.label);
           });
+          rows += copied;
         } finally {
           release();
         }

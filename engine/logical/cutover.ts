@@ -3,6 +3,7 @@
  * replication does not carry, verification, replication removed, post-hook.
  * Any failure before the switch lifts the fence and keeps replication running.
  */
+import { withRunLock } from '../run-lock';
 import { execa } from 'execa';
 import { connect, describe, type ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
@@ -55,6 +56,15 @@ async function runHook(cmd: string, label: string): Promise<void> {
  * keeps replication running: nothing lost, nothing half-done.
  */
 export async function cutover(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<LogicalOptions>,
+  emit: Emit = () => undefined,
+): Promise<CutoverReport> {
+  return withRunLock(target, 'cutover', () => cutoverLocked(source, target, options, emit));
+}
+
+async function cutoverLocked(
   source: ConnInfo,
   target: ConnInfo,
   options: Partial<LogicalOptions>,

@@ -87,7 +87,8 @@ const STREAMING: readonly StreamingStrategy[] = ['logical', 'pglogical', 'bucard
 
 /** The latest streaming run recorded on the target (`logical`, `pglogical` or `bucardo`, or only the one asked for). */
 export async function previousRun(target: ConnInfo, strategy?: StreamingStrategy): Promise<RunRecord | null> {
-  const run = await readRun(target).catch(() => null);
+  // Errors pass through: a wrong password must not read as "no run recorded".
+  const run = await readRun(target);
   if (!run) return null;
   return (strategy ? run.strategy === strategy : STREAMING.includes(run.strategy as StreamingStrategy)) ? run : null;
 }

@@ -7,8 +7,8 @@
  * change, and a slot older than its publication fails with `publication … does
  * not exist`.
  */
-import pg from 'pg';
-import { clientConfig, connectionError, type ConnInfo } from '../conn';
+import type pg from 'pg';
+import { connect, type ConnInfo } from '../conn';
 import { qualified, type TableInfo } from '../inspect';
 
 /** Names of the replication artefacts of one run (slot names are cluster-wide). */
@@ -54,16 +54,11 @@ export class ExportedSnapshot {
   ) {}
 
   static async create(source: ConnInfo, slot: string): Promise<ExportedSnapshot> {
-    const client = new pg.Client({
-      ...clientConfig(source, { application_name: 'pgferry-snapshot' }),
+    // Through connect(), so the replication connection gets libpq's sslmode fallbacks too.
+    const client = await connect(source, 'source (replication connection)', {
+      application_name: 'pgferry-snapshot',
       replication: 'database',
-    } as pg.ClientConfig);
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (e) {
-      throw connectionError(e, source, 'source (replication connection)');
-    }
+    } as Partial<pg.ClientConfig>);
     try {
       const r = await client.query<{ snapshot_name: string; consistent_point: string }>(
         `CREATE_REPLICATION_SLOT ${slot} LOGICAL pgoutput EXPORT_SNAPSHOT`,
@@ -81,13 +76,7 @@ export class ExportedSnapshot {
    * one-time copy that needs consistency but no slot.
    */
   static async plain(source: ConnInfo): Promise<ExportedSnapshot> {
-    const client = new pg.Client(clientConfig(source, { application_name: 'pgferry-snapshot' }));
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (e) {
-      throw connectionError(e, source, 'source');
-    }
+    const client = await connect(source, 'source', { application_name: 'pgferry-snapshot' });
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const r = await client.query<{ s: string; l: string }>(
       'SELECT pg_export_snapshot() AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS l',

@@ -11,6 +11,7 @@ import { connect, describe, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { preflight, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
+import { withRunLock } from '../run-lock';
 import { RunState, type RunRecord } from '../state';
 import type { ClientTools } from '../tools';
 import { previousRun, type LogicalMeta, type LogicalOptions, type StreamingStrategy } from './run-options';
@@ -60,7 +61,8 @@ export function reportBase<M extends LogicalMeta, C extends StreamingRunContext<
       };
 }
 
-export async function runStreamingSync<M extends LogicalMeta, C extends StreamingRunContext<M>>(args: {
+/** What a streaming strategy's sync gives the driver. */
+export interface StreamingSyncArgs<M extends LogicalMeta, C> {
   readonly strategy: StreamingStrategy;
   readonly source: ConnInfo;
   readonly target: ConnInfo;
@@ -71,7 +73,18 @@ export async function runStreamingSync<M extends LogicalMeta, C extends Streamin
   /** The step context, from what every run holds. */
   readonly context: (base: StreamingRunContext<M>) => C;
   readonly steps: readonly Step<C>[];
-}): Promise<StreamingRunResult<M, C>> {
+}
+
+/** A sync holds the target's run lock from before it reads the previous run until it returns. */
+export async function runStreamingSync<M extends LogicalMeta, C extends StreamingRunContext<M>>(
+  args: StreamingSyncArgs<M, C>,
+): Promise<StreamingRunResult<M, C>> {
+  return withRunLock(args.target, 'sync', () => runStreamingSyncLocked(args));
+}
+
+async function runStreamingSyncLocked<M extends LogicalMeta, C extends StreamingRunContext<M>>(
+  args: StreamingSyncArgs<M, C>,
+): Promise<StreamingRunResult<M, C>> {
   const { strategy, source, target, opts, emit } = args;
   const prev = await previousRun(target, strategy);
   const prevMeta = (prev?.meta ?? null) as M | null;
@@ -83,7 +96,11 @@ export async function runStreamingSync<M extends LogicalMeta, C extends Streamin
     workDir: opts.workDir,
     replicaIdentityFull: opts.replicaIdentityFull,
   });
-  for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
+  for (const f of pre.findings) {
+    // A resumed run's own tables are what makes the target non-empty: not a --force the user gave.
+    if (f.level !== 'warning' || (f.code === 'target-not-empty' && resumable && !opts.force)) continue;
+    emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
+  }
   const tools = requireReady(pre);
   const stateClient = await connect(target, 'target');
   let state: RunState;

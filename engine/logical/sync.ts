@@ -2,6 +2,7 @@
  * `sync` (copy, then stream) and `copy` (once): the steps, the resume logic,
  * and the post-data pipeline hooked into the copy.
  */
+import { withRunLock } from '../run-lock';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
@@ -306,6 +307,15 @@ export interface CopyReport {
  * made on the source during the copy are not carried: stop them, or use sync.
  */
 export async function copyOnce(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<LogicalOptions>,
+  emit: Emit = () => undefined,
+): Promise<CopyReport> {
+  return withRunLock(target, 'copy', () => copyOnceLocked(source, target, options, emit));
+}
+
+async function copyOnceLocked(
   source: ConnInfo,
   target: ConnInfo,
   options: Partial<LogicalOptions>,

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { clientConfig, ident, type ConnInfo } from '../../engine/conn';
+import { ident, openClient, type ConnInfo } from '../../engine/conn';
 import { findServerBinaries } from '../../engine/local/binaries';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
 import { findClientTools } from '../../engine/tools';
@@ -36,8 +36,7 @@ export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(
   text: string,
   params: unknown[] = [],
 ): Promise<T[]> {
-  const c = new pg.Client(clientConfig(conn));
-  await c.connect();
+  const c = await openClient(conn);
   try {
     return (await c.query<T>(text, params)).rows;
   } finally {

@@ -72,4 +72,16 @@ describe('verification in batches', function () {
       assert.equal(v.tables.filter((t) => t.ok).length, mode === 'checksum' ? 22 : 24, 'every other table compares equal');
     }
   });
+
+  it('primary-key ranges compare in the key type: 1..300 (not 1..99), and a changed largest key is caught by count mode', async function () {
+    const s = await server(17);
+    const [source, target] = [await freshDatabase(s, 'rsrc'), await freshDatabase(s, 'rtgt')];
+    for (const c of [source, target]) await sql(c, 'CREATE TABLE r (id int PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 300)');
+    const same = await verify(source, target, { mode: 'count', jobs: 1 });
+    assert.equal(same.tables[0]!.sourcePkRange, '1..300');
+    await sql(target, 'UPDATE r SET id = 1000 WHERE id = 300');
+    const v = await verify(source, target, { mode: 'count', jobs: 1 });
+    assert.equal(v.ok, false);
+    assert.equal(v.tables[0]!.problem, 'primary key range differs (source 1..300, target 1..1000)');
+  });
 });

@@ -1,5 +1,20 @@
 import assert from 'node:assert/strict';
-import { clientConfig, describe as describeConn, parseUrl, redact, toUrl, withDatabase, withoutUnknownSetting } from '../../engine/conn';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  clientConfig,
+  describe as describeConn,
+  parseUrl,
+  passfileLookup,
+  redact,
+  sslConfig,
+  sslFallback,
+  toUrl,
+  withDatabase,
+  withoutUnknownSetting,
+  type ConnInfo,
+} from '../../engine/conn';
 import { PgferryError } from '../../engine/errors';
 
 describe('connection URLs', function () {
@@ -38,13 +53,93 @@ describe('connection URLs', function () {
     assert.equal(withoutUnknownSetting(o, 'password authentication failed for user "u"'), null);
   });
 
-  it('defaults port, user and database like libpq', function () {
-    const c = parseUrl('postgres://h');
-    assert.equal(c.port, 5432);
-    assert.equal(c.user, 'postgres');
-    assert.equal(c.database, 'postgres');
-    assert.equal(c.sslmode, 'prefer');
-    assert.equal(c.password, undefined);
+  it('fills what the URL leaves out as libpq does: defaults, then PG* variables', function () {
+    const none = { env: { PGPASSFILE: '/nonexistent/pgpass' }, osUser: 'alice' };
+    const c = parseUrl('postgres://h', 'x', none);
+    assert.deepEqual(
+      { port: c.port, user: c.user, database: c.database, sslmode: c.sslmode, password: c.password },
+      { port: 5432, user: 'alice', database: 'alice', sslmode: 'prefer', password: undefined },
+    );
+    const env = {
+      PGPASSFILE: '/nonexistent/pgpass',
+      PGUSER: 'bob',
+      PGDATABASE: 'shop',
+      PGPORT: '6543',
+      PGSSLMODE: 'require',
+      PGPASSWORD: 'fromenv',
+      PGHOST: 'envhost',
+    };
+    const e = parseUrl('postgresql://', 'x', { env });
+    assert.deepEqual(
+      { host: e.host, port: e.port, user: e.user, database: e.database, sslmode: e.sslmode, password: e.password },
+      { host: 'envhost', port: 6543, user: 'bob', database: 'shop', sslmode: 'require', password: 'fromenv' },
+    );
+    // What the URL says wins over the environment.
+    const u = parseUrl('postgresql://carol:pw@h:5433/db?sslmode=disable', 'x', { env });
+    assert.deepEqual([u.user, u.password, u.port, u.database, u.sslmode], ['carol', 'pw', 5433, 'db', 'disable']);
+    assert.throws(() => parseUrl('postgresql://h/db', 'x', { env: { PGSSLMODE: 'sometimes' } }), /Unknown sslmode "sometimes"/);
+  });
+
+  it('takes the password from the passfile, as libpq matches it, and ignores a passfile others can read', function () {
+    const text = ['# comment', 'other:5432:*:bob:no', 'h:5432:shop:b\\:ob:pa\\:ss', 'h:*:*:bob:yes', '*:*:*:*:any'].join('\n');
+    assert.equal(passfileLookup(text, { host: 'h', port: 5432, database: 'x', user: 'bob' }), 'yes');
+    assert.equal(passfileLookup(text, { host: 'h', port: 5432, database: 'shop', user: 'b:ob' }), 'pa:ss');
+    assert.equal(passfileLookup(text, { host: 'z', port: 1, database: 'y', user: 'w' }), 'any');
+    assert.equal(passfileLookup('localhost:*:*:u:sock', { host: '/run/postgresql', port: 5432, database: 'd', user: 'u' }), 'sock');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-unit-'));
+    try {
+      const file = path.join(dir, 'pgpass');
+      writeFileSync(file, 'h:5432:*:bob:secret\n', { mode: 0o600 });
+      assert.equal(parseUrl('postgresql://bob@h/db', 'x', { env: { PGPASSFILE: file } }).password, 'secret');
+      chmodSync(file, 0o644);
+      assert.equal(parseUrl('postgresql://bob@h/db', 'x', { env: { PGPASSFILE: file } }).password, undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('TLS per sslmode as libpq: prefer/require encrypt without checking, verify-ca the chain, verify-full the name too', function () {
+    const at = (q: string): ConnInfo => parseUrl(`postgresql://u:p@h/db${q}`, 'x', { env: {} });
+    assert.deepEqual(sslConfig(at(''), undefined), { rejectUnauthorized: false });
+    assert.deepEqual(sslConfig(at('?sslmode=require'), undefined), { rejectUnauthorized: false });
+    assert.equal(sslConfig(at('?sslmode=disable'), undefined), false);
+    assert.equal(sslConfig(at('?sslmode=allow'), undefined), false);
+    assert.throws(
+      () => sslConfig(at('?sslmode=verify-full'), undefined),
+      (e: PgferryError) => e.code === 'bad-url' && /sslrootcert=/.test(e.fix),
+    );
+    const system = sslConfig(at('?sslmode=verify-full&sslrootcert=system'), undefined) as { rejectUnauthorized: boolean; ca?: string };
+    assert.equal(system.rejectUnauthorized, true);
+    assert.equal(system.ca, undefined);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-unit-'));
+    try {
+      const ca = path.join(dir, 'ca.pem');
+      writeFileSync(ca, 'CERT');
+      const ver = sslConfig(at(`?sslmode=verify-ca&sslrootcert=${ca}`), undefined) as { ca: string; checkServerIdentity?: unknown };
+      assert.equal(ver.ca, 'CERT');
+      assert.equal(typeof ver.checkServerIdentity, 'function');
+      const full = sslConfig(at(`?sslmode=verify-full&sslrootcert=${ca}`), undefined) as { checkServerIdentity?: unknown };
+      assert.equal(full.checkServerIdentity, undefined);
+      // require with a root certificate checks the chain, as libpq does.
+      assert.equal(
+        (sslConfig(at(`?sslmode=require&sslrootcert=${ca}`), undefined) as { rejectUnauthorized: boolean }).rejectUnauthorized,
+        true,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(sslFallback('prefer', new Error('The server does not support SSL connections')), false);
+    assert.deepEqual(sslFallback('allow', new Error('no pg_hba.conf entry for host "x", user "u", database "d", no encryption')), {
+      rejectUnauthorized: false,
+    });
+    assert.equal(sslFallback('require', new Error('The server does not support SSL connections')), null);
+  });
+
+  it('a Unix-socket host round-trips through ?host=', function () {
+    const c = parseUrl('postgresql:///shop?host=%2Frun%2Fpostgresql&user=u&password=pw&port=5433', 'x', { env: {} });
+    assert.deepEqual([c.host, c.port, c.user, c.password, c.database], ['/run/postgresql', 5433, 'u', 'pw', 'shop']);
+    assert.deepEqual(parseUrl(toUrl(c, { password: true }), 'x', { env: {} }), c);
+    assert.ok(!toUrl(c).includes('pw'));
   });
 
   it('round-trips through toUrl, and describe() never shows the password', function () {
@@ -54,16 +149,27 @@ describe('connection URLs', function () {
     assert.equal(withDatabase(c, 'other').database, 'other');
   });
 
-  it('rejects other schemes and unknown sslmodes with the fix, without the password', function () {
+  it('rejects other schemes, typos and unknown sslmodes with the fix, never repeating the password', function () {
     assert.throws(
       () => parseUrl('mysql://u:hunter2@h/db'),
       (e: PgferryError) => e.code === 'bad-url' && !e.message.includes('hunter2'),
     );
     assert.throws(() => parseUrl('postgresql://h/db?sslmode=maybe'), /Unknown sslmode "maybe"/);
-    assert.throws(
-      () => parseUrl('not a url :: hunter2'),
-      (e: PgferryError) => /postgresql:\/\/USER/.test(e.fix) && !e.message.includes('hunter2'),
-    );
+    for (const typo of [
+      'not a url :: hunter2',
+      'postgresql:/postgres:hunter2@127.0.0.1:5432/postgres',
+      'postgresql:postgres:hunter2@127.0.0.1/db',
+      'postgresql//postgres:hunter2@h/db',
+      'postgresql://u:hunter2@h:99999/db',
+      'postgresql://u:hunter2@h:port/db',
+    ]) {
+      assert.throws(
+        () => parseUrl(typo),
+        (e: PgferryError) =>
+          e.code === 'bad-url' && /postgresql:\/\/USER/.test(e.fix) && !e.message.includes('hunter2') && !e.fix.includes('hunter2'),
+        typo,
+      );
+    }
   });
 
   it('redacts passwords in URLs, key=value pairs and role DDL', function () {

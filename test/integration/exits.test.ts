@@ -1,0 +1,116 @@
+/**
+ * Every failure ends: the built CLI, run as a user runs it, exits with its
+ * documented code within a bound after each kind of failure — never a hang
+ * with the report printed — and never prints a password.
+ */
+import assert from 'node:assert/strict';
+import { toUrl, type ConnInfo } from '../../engine/conn';
+import { ExitCode } from '../../engine/errors';
+import { freePort } from '../../engine/local/cluster';
+import { loadSample } from '../../scripts/sample-db';
+import { pgferry, type CliResult } from '../helpers/cli';
+import { fingerprint, freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
+
+const url = (c: ConnInfo): string => toUrl(c, { password: true });
+/** Seconds a failing command may take: connection time-outs are 15 s; everything here fails faster. */
+const BOUND = 30;
+
+function ended(r: CliResult, code: number, secrets: readonly (string | undefined)[] = []): void {
+  assert.equal(r.exitCode, code, `exit code (stderr: ${r.stderr})`);
+  assert.ok(r.seconds < BOUND, `ended in ${r.seconds}s`);
+  for (const s of secrets) if (s) assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), 'no password in the output');
+  assert.doesNotMatch(r.stderr, /unexpected error|\n\s+at /, 'no stack trace');
+}
+
+describe('every failure ends with its exit code', function () {
+  before(async function () {
+    if (!hasServer(14) || !hasServer(17) || (await newestPgDump()) < 14) this.skip();
+  });
+
+  it('bad input: a URL typo (never echoing the password), option values checked before connecting, --version', async function () {
+    const s = await server(17);
+    const pw = s.password;
+    const typo = `postgresql:/postgres:${encodeURIComponent(pw)}@127.0.0.1:${s.port}/postgres`;
+    const r = await pgferry(['check', '--source', typo, '--target', s.url()]);
+    ended(r, ExitCode.usage, [pw, encodeURIComponent(pw)]);
+    assert.match(r.stderr, /two slashes/);
+    for (const args of [
+      ['cutover', '--max-lag', 'banana'],
+      ['sync', '--jobs', '0'],
+      ['copy', '--split-larger-than', 'big'],
+      ['migrate', '--compress', '12'],
+    ]) {
+      const o = await pgferry([
+        ...args,
+        '--source',
+        'postgresql://u:pw1234@127.0.0.1:1/db',
+        '--target',
+        'postgresql://u:pw1234@127.0.0.1:1/db',
+      ]);
+      ended(o, ExitCode.usage, ['pw1234']);
+      assert.match(o.stderr, new RegExp(`${args[1]} must be`), args.join(' '));
+    }
+    const v = await pgferry(['--version']);
+    assert.equal(v.exitCode, 0);
+    assert.match(v.stdout, /^\d+\.\d+\.\d+\s*$/);
+  });
+
+  it('connection failures: wrong password (at cutover too), unreachable, no database', async function () {
+    const s = await server(17);
+    const target = await freshDatabase(s, 'exit_t');
+    const source = await freshDatabase(await server(14), 'exit_s');
+    const wrong = { ...target, password: 'not-the-password-x9' };
+    for (const cmd of ['check', 'cutover', 'status', 'verify', 'cleanup']) {
+      const r = await pgferry([cmd, '--source', url(source), '--target', url(wrong)]);
+      ended(r, ExitCode.connection, ['not-the-password-x9', source.password]);
+      assert.match(r.stderr, /Authentication failed for user "postgres" on the target/, cmd);
+    }
+    const port = await freePort();
+    ended(await pgferry(['sync', '--source', url({ ...source, port }), '--target', url(target)]), ExitCode.connection);
+    ended(await pgferry(['copy', '--source', url(source), '--target', url({ ...target, database: 'no_such_db' })]), ExitCode.connection);
+  });
+
+  it('refusals: only dump-restore possible (check and migrate without --strategy), a non-empty target; a verification difference', async function () {
+    const source = await freshDatabase(await server(14), 'exit_nokey');
+    await sql(source, `CREATE TABLE events (at timestamptz, what text); INSERT INTO events VALUES (now(), 'x')`);
+    const target = await freshDatabase(await server(17), 'exit_nokey_t');
+    const before = [await fingerprint(source), await fingerprint(target)];
+    const c = await pgferry(['check', '--source', url(source), '--target', url(target)]);
+    ended(c, ExitCode.checkFailed, [source.password]);
+    assert.match(c.stdout, /Logical replication is not possible here/);
+    assert.match(c.stdout, /events/);
+    assert.match(c.stdout, /--replica-identity-full/);
+    assert.match(c.stdout, /Only dump-restore remains: writes must stop for the whole run/);
+    const m = await pgferry(['migrate', '--source', url(source), '--target', url(target)]);
+    ended(m, ExitCode.checkFailed);
+    assert.match(m.stderr, /pgferry migrate --strategy dump-restore/);
+    assert.deepEqual([await fingerprint(source), await fingerprint(target)], before, 'nothing changed');
+    ended(await pgferry(['check', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target)]), ExitCode.ok);
+
+    const done = await pgferry(['migrate', '--strategy', 'dump-restore', '--quiet', '--source', url(source), '--target', url(target)]);
+    ended(done, ExitCode.ok);
+    ended(await pgferry(['migrate', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target)]), ExitCode.checkFailed);
+    await sql(target, `INSERT INTO events VALUES (now(), 'only on the target')`);
+    const v = await pgferry(['verify', '--source', url(source), '--target', url(target)]);
+    ended(v, ExitCode.verifyFailed);
+    assert.match(v.stdout, /rows differ \(source 1, target 2\)/);
+  });
+
+  it('a cutover against a target made read-only ends with its error, the source unfenced and still streaming', async function () {
+    const source = await freshDatabase(await server(14), 'exit_ro');
+    await loadSample(source, { sizeBytes: 2e6 });
+    const target = await freshDatabase(await server(17), 'exit_ro_t');
+    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    ended(await pgferry(['sync', '--quiet', '--jobs', '2', '--replica-identity-full'], env), ExitCode.ok);
+    await sql(target, `ALTER DATABASE "${target.database}" SET default_transaction_read_only = on`);
+    const r = await pgferry(['cutover', '--quiet'], env);
+    assert.notEqual(r.exitCode, ExitCode.ok);
+    assert.ok(r.seconds < BOUND, `ended in ${r.seconds}s`);
+    // The source stays writable.
+    await sql(source, `INSERT INTO app.accounts (name) VALUES ('still-writable')`);
+    await sql(target, `BEGIN READ WRITE; ALTER DATABASE "${target.database}" RESET default_transaction_read_only; COMMIT`);
+    ended(await pgferry(['cutover', '--quiet'], env), ExitCode.ok);
+    const got = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM app.accounts WHERE name = 'still-writable'`);
+    assert.equal(got[0]!.n, '1');
+  });
+});
