@@ -3,7 +3,7 @@
  * through a private passfile (mode 0600, removed afterwards), never through
  * argv or the environment, and never into the output pgferry keeps.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -41,6 +41,17 @@ export function libpqUrl(c: ConnInfo): string {
   return toUrl(c, { password: false });
 }
 
+/**
+ * The caller's environment without the passwords pgferry was given: the
+ * endpoint URLs (PGFERRY_*_URL) and PGPASSWORD. For children that need no
+ * database access of pgferry's: version probes, the user's hooks. Pure.
+ */
+export function withoutSecrets(base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && !/^PGFERRY_.*_URL$|^PGPASSWORD$/.test(k)) env[k] = v;
+  return env;
+}
+
 /** The caller's environment without libpq variables (PGPASSWORD, PGHOST, …), plus the passfile. */
 export function toolEnv(passfile: string, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
@@ -66,13 +77,68 @@ export interface ToolOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/**
+ * PGOPTIONS of every tool session: no statement or lock timeout from the
+ * start. pg_dump turns them off itself, but only after its first queries, which
+ * a database's short statement_timeout can cancel (seen with 5 ms over TLS).
+ * Both settings exist in every server pgferry supports (9.4+). Pure.
+ */
+export function toolOptions(extra?: string): string {
+  return ['-c statement_timeout=0 -c lock_timeout=0', extra].filter((x) => x).join(' ');
+}
+
+const PASS_PREFIX = 'pgferry-pass-';
+
+/** Whether a process is alive (signal 0 tests without sending). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove passfile directories left by pgferry processes that were killed
+ * (SIGKILL runs no cleanup): their names carry the owner's pid.
+ */
+export function sweepPassfiles(dir: string = os.tmpdir()): string[] {
+  const swept: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return swept;
+  }
+  for (const e of entries) {
+    const pid = Number(new RegExp(`^${PASS_PREFIX}(\\d+)-`).exec(e)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    rmSync(path.join(dir, e), { recursive: true, force: true });
+    swept.push(e);
+  }
+  return swept;
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => existsSync(f));
+
+/**
+ * The command line that runs a tool: through util-linux's `setpriv
+ * --pdeathsig TERM` where it exists, so a tool ends with pgferry even when
+ * pgferry is killed (an orphaned pg_restore kept writing otherwise).
+ */
+export function toolCommand(file: string, args: readonly string[], setpriv: string | null = SETPRIV ?? null): [string, string[]] {
+  return setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', file, ...args]] : [file, [...args]];
+}
 export async function runTool(file: string, args: readonly string[], conns: readonly ConnInfo[], opts: ToolOptions = {}): Promise<ToolRun> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-pass-'));
+  sweepPassfiles();
+  const dir = mkdtempSync(path.join(os.tmpdir(), `${PASS_PREFIX}${process.pid}-`));
   const passfile = path.join(dir, 'pgpass');
   writeFileSync(passfile, pgpassLines(conns), { mode: 0o600 });
   const stderrLines: string[] = [];
   try {
-    const sub = execa(file, args, {
+    const [cmd, argv] = toolCommand(file, args);
+    const sub = execa(cmd, argv, {
       reject: false,
       stdin: 'ignore',
       stdout: opts.captureStdout ? 'pipe' : 'ignore',
@@ -82,7 +148,7 @@ export async function runTool(file: string, args: readonly string[], conns: read
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.signal ? { cancelSignal: opts.signal } : {}),
       extendEnv: false,
-      env: { ...toolEnv(passfile), ...(opts.env ?? {}) },
+      env: { ...toolEnv(passfile), ...(opts.env ?? {}), PGOPTIONS: toolOptions(opts.env?.['PGOPTIONS']) },
     });
     let rest = '';
     sub.stderr?.setEncoding('utf8');

@@ -31,6 +31,7 @@ import {
 } from '../engine/report';
 import type { Emit, RunEvent } from '../engine/runner';
 import { withRunLock } from '../engine/run-lock';
+import { sweepPassfiles } from '../engine/tool-exec';
 import { dropState, readRun } from '../engine/state';
 import { verify } from '../engine/verify';
 
@@ -517,6 +518,8 @@ export function buildProgram(): Command {
 
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  // Passfiles a killed pgferry could not remove go at the next start.
+  sweepPassfiles();
   const program = buildProgram();
   const json = argv.includes('--json');
   try {

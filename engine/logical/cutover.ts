@@ -5,6 +5,7 @@
  */
 import { withRunLock } from '../run-lock';
 import { execa } from 'execa';
+import { withoutSecrets } from '../tool-exec';
 import { connect, describe, type ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
 import { analyzeMissing } from '../analyze';
@@ -41,7 +42,15 @@ export interface CutoverReport {
 }
 
 async function runHook(cmd: string, label: string): Promise<void> {
-  const r = await execa(cmd, { shell: true, reject: false, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+  // A hook is the user's command: it gets their environment, less the passwords pgferry was given.
+  const r = await execa(cmd, {
+    shell: true,
+    reject: false,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 600_000,
+    extendEnv: false,
+    env: withoutSecrets(),
+  });
   if (r.exitCode !== 0) {
     throw new PgferryError(
       'hook-failed',

@@ -4,6 +4,10 @@
  * with the report printed — and never prints a password.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
 import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { freePort } from '../../engine/local/cluster';
@@ -12,6 +16,7 @@ import { pgferry, type CliResult } from '../helpers/cli';
 import { fingerprint, freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 const url = (c: ConnInfo): string => toUrl(c, { password: true });
+const CLI = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
 /** Seconds a failing command may take: connection time-outs are 15 s; everything here fails faster. */
 const BOUND = 30;
 
@@ -112,5 +117,49 @@ describe('every failure ends with its exit code', function () {
     ended(await pgferry(['cutover', '--quiet'], env), ExitCode.ok);
     const got = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM app.accounts WHERE name = 'still-writable'`);
     assert.equal(got[0]!.n, '1');
+  });
+
+  it('pgferry killed during pg_restore: the restore ends with it, and its passfile is swept at the next start', async function () {
+    const source = await freshDatabase(await server(14), 'exit_kill');
+    await loadSample(source, { sizeBytes: 40e6 });
+    const target = await freshDatabase(await server(17), 'exit_kill_t');
+    const cli = execa(process.execPath, [CLI, 'migrate', '--strategy', 'dump-restore', '--jobs', '2', '--quiet'], {
+      reject: false,
+      env: { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) },
+    });
+    const children = async (): Promise<{ pid: number; comm: string }[]> => {
+      const r = await execa('ps', ['-o', 'pid=,comm=', '--ppid', String(cli.pid)], { reject: false });
+      return String(r.stdout)
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => {
+          const [pid, comm] = l.trim().split(/\s+/);
+          return { pid: Number(pid), comm: comm ?? '' };
+        });
+    };
+    let restore: number | undefined;
+    for (const deadline = Date.now() + 120_000; !restore && Date.now() < deadline;) {
+      restore = (await children()).find((c) => c.comm === 'pg_restore')?.pid;
+      if (!restore) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(restore, 'pg_restore started');
+    const passDirs = (): string[] => readdirSync(os.tmpdir()).filter((d) => d.startsWith(`pgferry-pass-${cli.pid}-`));
+    assert.ok(passDirs().length > 0, 'the passfile exists while pg_restore runs');
+    cli.kill('SIGKILL');
+    await cli;
+    // Gone, or a zombie waiting for a reaper that this machine's pid 1 may not be.
+    const gone = async (pid: number): Promise<boolean> => {
+      try {
+        return / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ')'));
+      } catch {
+        return true;
+      }
+    };
+    for (const deadline = Date.now() + 10_000; !(await gone(restore!)) && Date.now() < deadline;)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await gone(restore!), 'pg_restore ended with pgferry');
+    assert.ok(passDirs().length > 0, 'SIGKILL left the passfile');
+    ended(await pgferry(['--version']), ExitCode.ok);
+    assert.deepEqual(passDirs(), [], 'swept at the next start');
   });
 });

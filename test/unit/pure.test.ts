@@ -6,7 +6,11 @@ import { parsePasswd } from '../../engine/local/os-user';
 import { chooseStrategy, dumpRestoreSteps } from '../../engine/plan';
 import { formatEvent } from '../../engine/report';
 import { ProgressMeter, runSteps, type RunEvent } from '../../engine/runner';
-import { pgpassLines, toolEnv } from '../../engine/tool-exec';
+import { pgpassLines, sweepPassfiles, toolCommand, toolEnv, withoutSecrets } from '../../engine/tool-exec';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
 import { installHint, parseToolVersion } from '../../engine/tools';
 import { formatBytes, formatDuration, parseSize } from '../../engine/units';
 import { packageList } from '../../scripts/ensure-debian';
@@ -52,6 +56,37 @@ describe('pure helpers', function () {
     assert.equal(env['PGHOST'], undefined);
     assert.equal(env['PGPASSFILE'], '/tmp/pass');
     assert.equal(env['PATH'], '/bin');
+    // Probes and hooks: the user's environment less the passwords pgferry was given.
+    assert.deepEqual(
+      withoutSecrets({
+        PATH: '/bin',
+        PGFERRY_SOURCE_URL: 'postgresql://u:pw@h/d',
+        PGFERRY_TARGET_URL: 'x',
+        PGFERRY_BUCARDO_URL: 'y',
+        PGPASSWORD: 'p',
+        HOME: '/h',
+      }),
+      { PATH: '/bin', HOME: '/h' },
+    );
+  });
+
+  it('tools end with pgferry (setpriv --pdeathsig), and passfiles of dead pgferry processes are swept', async function () {
+    assert.deepEqual(toolCommand('/usr/bin/pg_restore', ['-j', '2'], '/usr/bin/setpriv'), [
+      '/usr/bin/setpriv',
+      ['--pdeathsig', 'TERM', '--', '/usr/bin/pg_restore', '-j', '2'],
+    ]);
+    assert.deepEqual(toolCommand('/usr/bin/pg_restore', ['-j', '2'], null), ['/usr/bin/pg_restore', ['-j', '2']]);
+    const child = execa(process.execPath, ['-e', '0']);
+    const deadPid = child.pid!;
+    await child;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-unit-sweep-'));
+    try {
+      for (const pid of [deadPid, process.pid]) mkdirSync(path.join(dir, `pgferry-pass-${pid}-abc`));
+      assert.deepEqual(sweepPassfiles(dir), [`pgferry-pass-${deadPid}-abc`]);
+      assert.deepEqual(readdirSync(dir), [`pgferry-pass-${process.pid}-abc`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('pg_dump and pg_restore arguments carry no password, and follow the source version', function () {
