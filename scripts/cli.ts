@@ -437,11 +437,13 @@ export function buildProgram(): Command {
 
   withEndpoints(program.command('verify'))
     .description('compare source and target: row counts, primary key ranges, checksums, sequences, large objects')
-    .addOption(new Option('--mode <mode>', 'count or checksum').choices(['checksum', 'count']).default('checksum'))
+    // --verify, as on every other command; --mode is its earlier name, kept for scripts.
+    .addOption(new Option('--verify <mode>', 'count or checksum (default checksum)').choices(['checksum', 'count']))
+    .addOption(new Option('--mode <mode>').choices(['checksum', 'count']).hideHelp())
     .option('--jobs <n>', 'parallel sessions per side', int('--jobs', 1), 2)
-    .action(async (o: CommonOpts & { mode: 'checksum' | 'count'; jobs: number }) => {
+    .action(async (o: CommonOpts & { verify?: 'checksum' | 'count'; mode?: 'checksum' | 'count'; jobs: number }) => {
       const { source, target } = endpoints(o);
-      const v = await verify(source, target, { mode: o.mode, jobs: o.jobs });
+      const v = await verify(source, target, { mode: o.verify ?? o.mode ?? 'checksum', jobs: o.jobs });
       out(o, v, formatVerification(v));
       if (!v.ok) process.exitCode = ExitCode.verifyFailed;
     });

@@ -101,7 +101,7 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
       url(byName, `?sslmode=verify-full&${ca}`),
       url(target, `?sslmode=verify-ca&${ca}`),
     ]) {
-      const v = await pgferry(['verify', '--mode', 'count', '--source', url(source), '--target', t]);
+      const v = await pgferry(['verify', '--verify', 'count', '--source', url(source), '--target', t]);
       assert.equal(v.exitCode, 0, `${t.replace(/:[^@]*@/, '@')}: ${v.stderr}`);
     }
     // Another server's certificate: not the CA of this one.
@@ -117,7 +117,7 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
 
     const d = await pgferry([
       'verify',
-      '--mode',
+      '--verify',
       'count',
       '--source',
       url(source, '?sslmode=disable'),
