@@ -23,8 +23,9 @@ export interface StatsRelation {
 /**
  * Tables, partitioned tables and populated materialized views outside the
  * system schemas, largest first; with `onlyMissing`, those without a row in
- * pg_statistic (what ANALYZE writes at once, on every version, unlike the
- * cumulative statistics of 12–14). An empty table stays "missing", and costs
+ * pg_stats (what ANALYZE writes at once, on every version, unlike the
+ * cumulative statistics of 12–14; pg_statistic itself is superuser-only, so
+ * not readable on RDS or Heroku). An empty table stays "missing", and costs
  * nothing to analyze again.
  */
 export async function relationsToAnalyze(c: pg.Client, onlyMissing: boolean): Promise<StatsRelation[]> {
@@ -32,7 +33,7 @@ export async function relationsToAnalyze(c: pg.Client, onlyMissing: boolean): Pr
     `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind::text AS kind
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p', 'm') AND (c.relkind <> 'm' OR c.relispopulated) AND ${SYSTEM_SCHEMA_FILTER}
-        ${onlyMissing ? 'AND NOT EXISTS (SELECT 1 FROM pg_statistic s WHERE s.starelid = c.oid)' : ''}
+        ${onlyMissing ? 'AND NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname)' : ''}
       ORDER BY pg_table_size(c.oid) DESC`,
   );
   return r.rows;

@@ -174,10 +174,31 @@ export function runChecks(f: CheckFacts): Finding[] {
     );
   }
   writableChecks(f, err);
+  if (f.strategy !== 'dump-restore') ownershipChecks(f, err);
   if (f.strategy === 'logical') logicalChecks(f, err, warn, info);
   else if (f.strategy === 'pglogical') pglogicalChecks(f, err, warn, info);
   else if (f.strategy === 'bucardo') bucardoChecks(f, warn, info);
   return out;
+}
+
+/**
+ * The streaming strategies change source tables: a publication (and REPLICA
+ * IDENTITY) needs their owner, pglogical's sets and Bucardo's triggers too.
+ * Tables whose owner the user cannot act as fail half-way otherwise; the fix is
+ * a membership a managed service's admin user can grant (RDS ≤ 15: the master
+ * itself, having CREATEROLE; 16+: a role with ADMIN on the owner).
+ */
+function ownershipChecks(f: CheckFacts, err: Add): void {
+  const s = f.source;
+  if (s.server.isSuperuser) return;
+  const foreign = s.database.tables.filter((t) => !t.owned && t.kind === 'r');
+  if (foreign.length === 0) return;
+  const owners = [...new Set(foreign.map((t) => t.owner))].sort();
+  err(
+    'source-tables-not-owned',
+    `User "${s.server.currentUser}" does not own ${foreign.length} source tables and is no member of their owners (${owners.join(', ')}): ${list(foreign.map((t) => qualified(t)))}. The ${f.strategy} strategy must change them (publication and replica identity, replication sets, or triggers).`,
+    `On the source, as a role with ADMIN on the owners: GRANT ${owners.map((o) => ident(o)).join(', ')} TO ${ident(s.server.currentUser)}; or run pgferry as the owner, or use --strategy dump-restore.`,
+  );
 }
 
 /**

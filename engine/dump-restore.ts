@@ -15,6 +15,7 @@ import type { Preflight } from './preflight';
 import { parseRestoreErrors, type RestoreError } from './restore-errors';
 import type { TableInfo } from './inspect';
 import { ProgressMeter, type Emit, type Step } from './runner';
+import { restoreSchemasFirst } from './schemas-first';
 import { libpqUrl, runTool } from './tool-exec';
 import type { ClientTools } from './tools';
 import { verify, type VerifyMode, type VerifyResult } from './verify';
@@ -144,6 +145,10 @@ export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Rec
     );
   }
   const outcome = await withClient(ctx.target, 'target', async (c) => {
+    // 16+: a role a non-superuser creates comes with ADMIN only; without SET and INHERIT the migration
+    // role could neither hand objects to it (ALTER … OWNER TO) nor write into its tables.
+    if (!ctx.pre.target.server.isSuperuser && ctx.pre.target.server.major >= 16)
+      await c.query(`SET createrole_self_grant = 'set, inherit'`);
     const roles = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
     const plan = planGlobals(r.stdout, {
       admin: ctx.pre.target.server.currentUser,
@@ -240,8 +245,14 @@ const restoreStep: Step<DumpRestoreContext> = {
   name: 'restore',
   async run(ctx, emit) {
     const progress = tableDataProgress(emit, 'restore', ctx.pre.source.database.tables);
-    const r = await runTool(ctx.tools.pgRestore, pgRestoreArgs(ctx), [ctx.target], { onStderrLine: progress.onStderrLine });
-    const errors = parseRestoreErrors(r.stderr);
+    const first = await restoreSchemasFirst(ctx.tools.pgRestore, ctx.target, pgRestoreArgs(ctx));
+    let r: Awaited<ReturnType<typeof runTool>>;
+    try {
+      r = await runTool(ctx.tools.pgRestore, first.args, [ctx.target], { onStderrLine: progress.onStderrLine });
+    } finally {
+      first.cleanup();
+    }
+    const errors = [...first.errors, ...parseRestoreErrors(r.stderr)];
     ctx.restoreErrors = errors;
     const real = errors.filter((e) => !e.expected);
     const expected = errors.filter((e) => e.expected);

@@ -30,6 +30,9 @@ export interface TableInfo {
    * table): a copy would silently miss rows, so pgferry refuses it.
    */
   readonly rlsFiltered: boolean;
+  /** The table's owner, and whether the current user acts as it (the owner, a member with its privileges, or a superuser). */
+  readonly owner: string;
+  readonly owned: boolean;
 }
 
 export interface SequenceInfo {
@@ -224,6 +227,8 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     usable_unique: boolean;
     readable: boolean;
     rls_filtered: boolean;
+    owner: string;
+    owned: boolean;
   }>(
     c,
     `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
@@ -243,7 +248,8 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
                                          JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
                                         WHERE NOT a.attnotnull)) AS usable_unique,
             has_table_privilege(c.oid, 'SELECT') AS readable,
-            ${rlsFiltered} AS rls_filtered
+            ${rlsFiltered} AS rls_filtered,
+            pg_get_userbyid(c.relowner) AS owner, pg_has_role(c.relowner, 'USAGE') AS owned
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
@@ -333,6 +339,8 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
       hasUsableUniqueIndex: t.usable_unique,
       readable: t.readable,
       rlsFiltered: t.rls_filtered,
+      owner: t.owner,
+      owned: t.owned,
     })),
     sequences: sequences.map((s) => ({ schema: s.schema, name: s.name, ownedBy: s.owned_by, readable: s.readable })),
     matviews,

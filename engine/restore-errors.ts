@@ -5,6 +5,8 @@
  * COMMENT ON EXTENSION by a non-owner); every other one is real and fails the run.
  */
 
+import { MANAGED_ROLE } from './globals';
+
 export interface RestoreError {
   /** The server's message, e.g. `schema "public" already exists`. */
   readonly message: string;
@@ -37,6 +39,10 @@ const EXPECTED_COMMANDS: readonly { re: RegExp; reason: string }[] = [
 export function classify(message: string, command: string | null): { expected: boolean; reason: string | null } {
   const msg = message.replace(/^ERROR:\s+/, '').trim();
   for (const e of EXPECTED) if (e.re.test(msg)) return { expected: true, reason: e.reason };
+  // An object the source's service owned (RDS's rdsadmin owns public in ≤ 14): the target's service owns its own.
+  const owner = /\bOWNER TO "?([^";\s]+)"?;?\s*$/i.exec(command ?? '')?.[1];
+  if (owner && MANAGED_ROLE.test(owner) && /must be (able to SET ROLE|member of role)/i.test(msg))
+    return { expected: true, reason: `owned by the source service's own role ${owner}; on the target it keeps the target's owner` };
   if (command) for (const e of EXPECTED_COMMANDS) if (e.re.test(command.trim())) return { expected: true, reason: e.reason };
   return { expected: false, reason: null };
 }

@@ -32,6 +32,10 @@ export interface LocalServerOptions {
    * here (default on: users' servers have it, and a plain URL then means TLS).
    */
   readonly ssl?: boolean;
+  /** Name of the bootstrap superuser (default `postgres`; RDS calls it `rdsadmin`). */
+  readonly superuser?: string;
+  /** pg_hba.conf lines replacing initdb's (a managed service's rules: TLS only, no replication). */
+  readonly hba?: readonly string[];
 }
 
 /** Settings every local server gets; `wal_level=logical` is what the streaming strategies need. */
@@ -113,10 +117,9 @@ function installExitHandlers(): void {
   }
 }
 
-/** A running local server. Its superuser is `postgres` with a random password. */
+/** A running local server. Its bootstrap superuser (`postgres` unless named otherwise) has a random password. */
 export class LocalServer {
   readonly host = '127.0.0.1';
-  readonly superuser = 'postgres';
   private stopped = false;
 
   constructor(
@@ -128,6 +131,7 @@ export class LocalServer {
     private readonly osUser: OsUser | undefined,
     private readonly keepData: boolean,
     readonly ssl: boolean,
+    readonly superuser: string = 'postgres',
   ) {}
 
   get dataDir(): string {
@@ -253,7 +257,7 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
       '-D',
       dataDir,
       '-U',
-      'postgres',
+      opts.superuser ?? 'postgres',
       `--pwfile=${pwfile}`,
       '--auth-local=trust',
       '--auth-host=scram-sha-256',
@@ -272,6 +276,7 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
 
   const ssl = opts.ssl ?? true;
   if (ssl) await makeCertificate(dataDir, asUser, env);
+  if (opts.hba) writeFileSync(path.join(dataDir, 'pg_hba.conf'), opts.hba.join('\n') + '\n');
   let lastError = '';
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
@@ -286,7 +291,7 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
       appendFileSync(confPath, "\ninclude = 'postgresql.pgferry.conf'\n");
     }
     if (osUser) chownTree(dataDir, osUser);
-    const server = new LocalServer(opts.major, port, password, baseDir, binaries, osUser, opts.keepData ?? false, ssl);
+    const server = new LocalServer(opts.major, port, password, baseDir, binaries, osUser, opts.keepData ?? false, ssl, opts.superuser);
     installExitHandlers();
     running.add(server);
     const start = await execa(path.join(binaries.bindir, 'pg_ctl'), ['start', '-D', dataDir, '-l', server.logFile, '-w', '-t', '120'], {

@@ -1,9 +1,9 @@
 /**
  * The write fence on the source: `default_transaction_read_only = on` for the
- * database and for every login role in it (role settings would otherwise
- * override the database's), then every other client session of the database
- * terminated, and their exit awaited. Undone exactly: earlier values are
- * recorded and put back.
+ * database, and for the login roles whose own setting would override the
+ * database's, in one transaction; then every other client session of the
+ * database terminated, and their exit awaited. Undone exactly: earlier values
+ * are recorded and put back.
  */
 import type pg from 'pg';
 import { ident, literal } from '../conn';
@@ -38,16 +38,32 @@ export async function fenceWrites(c: pg.Client, database: string, spare?: string
     [database],
   );
   const dbValue = valueOf(existing.rows.find((r) => r.role === null)?.config ?? null);
-  const loginRoles = (
+  // Only roles with a setting of their own (for this database or for all) would override the
+  // database's; the others need no ALTER ROLE — which a managed service's user often may not run
+  // (Heroku: no CREATEROLE; anywhere: a superuser role).
+  const overriding = (
     await c.query<{ rolname: string }>(
-      `SELECT rolname FROM pg_roles WHERE rolcanlogin AND rolname <> current_user AND rolname !~ '^pg_' ORDER BY rolname`,
+      `SELECT DISTINCT r.rolname FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+        WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = $1)) AND r.rolcanlogin
+          AND r.rolname <> current_user AND r.rolname !~ '^pg_'
+          AND EXISTS (SELECT 1 FROM unnest(s.setconfig) e WHERE e LIKE '${SETTING}=%')
+        ORDER BY 1`,
+      [database],
     )
   ).rows
     .map((r) => r.rolname)
     .filter((r) => !MANAGED_ROLE.test(r));
-  const roles = loginRoles.map((role) => ({ role, value: valueOf(existing.rows.find((r) => r.role === role)?.config ?? null) }));
-  await c.query(`ALTER DATABASE ${db} SET ${SETTING} = on`);
-  for (const r of roles) await c.query(`ALTER ROLE ${ident(r.role)} IN DATABASE ${db} SET ${SETTING} = on`);
+  const roles = overriding.map((role) => ({ role, value: valueOf(existing.rows.find((r) => r.role === role)?.config ?? null) }));
+  // One transaction: all of the fence or none of it (a role it may not alter leaves nothing half-done).
+  await c.query('BEGIN');
+  try {
+    await c.query(`ALTER DATABASE ${db} SET ${SETTING} = on`);
+    for (const r of roles) await c.query(`ALTER ROLE ${ident(r.role)} IN DATABASE ${db} SET ${SETTING} = on`);
+    await c.query('COMMIT');
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
   // Two queries: in one, the planner may call pg_terminate_backend before filtering out our own pid.
   const others = await c.query<{ pid: number }>(
     `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'

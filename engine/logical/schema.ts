@@ -8,6 +8,7 @@ import type { ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
+import { restoreSchemasFirst } from '../schemas-first';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
 
@@ -60,10 +61,19 @@ export async function restoreSection(
   emit: Emit,
 ): Promise<RestoreError[]> {
   // Index builds and constraint checks get memory for sorting; nothing here needs to wait for a flush.
-  const r = await runTool(tools.pgRestore, sectionRestoreArgs(target, file, section, opts.jobs, opts.force), [target], {
-    env: { PGOPTIONS: RESTORE_SESSION_OPTIONS },
-  });
-  const errors = markResumed(parseRestoreErrors(r.stderr), opts.resumed);
+  const env = { PGOPTIONS: RESTORE_SESSION_OPTIONS };
+  const main = sectionRestoreArgs(target, file, section, opts.jobs, opts.force);
+  const first =
+    section === 'pre-data'
+      ? await restoreSchemasFirst(tools.pgRestore, target, main, { section, env })
+      : { errors: [], args: main, cleanup: () => undefined };
+  let r: Awaited<ReturnType<typeof runTool>>;
+  try {
+    r = await runTool(tools.pgRestore, first.args, [target], { env });
+  } finally {
+    first.cleanup();
+  }
+  const errors = markResumed([...first.errors, ...parseRestoreErrors(r.stderr)], opts.resumed);
   const real = errors.filter((e) => !e.expected);
   for (const e of errors.filter((x) => x.expected))
     emit({ type: 'log', level: 'info', message: `schema ${section}: expected: ${e.message}` });

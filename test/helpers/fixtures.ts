@@ -17,6 +17,8 @@ export function tableInfo(name: string, over: Partial<TableInfo> = {}): TableInf
     hasUsableUniqueIndex: true,
     readable: true,
     rlsFiltered: false,
+    owner: 'app',
+    owned: true,
     ...over,
   };
 }

@@ -98,6 +98,17 @@ describe('check rules', function () {
     assert.ok(codes(facts({ sameEndpoint: true })).includes('same-database'));
   });
 
+  it('streaming strategies refuse source tables whose owner the user cannot act as, naming the GRANT; dump-restore does not need it', function () {
+    const tables = [table('orders'), table('ledger', { owner: 'finance', owned: false }), table('audit', { owner: 'ops', owned: false })];
+    for (const strategy of ['logical', 'pglogical', 'bucardo'] as const) {
+      const f = runChecks(facts({ strategy, source: inventory(12, { tables }) })).find((x) => x.code === 'source-tables-not-owned');
+      assert.ok(f, strategy);
+      assert.match(f.message, /2 source tables .*\(finance, ops\)/);
+      assert.match(f.fix, /GRANT "finance", "ops" TO "admin"/);
+    }
+    assert.ok(!runChecks(facts({ source: inventory(12, { tables }) })).some((x) => x.code === 'source-tables-not-owned'));
+  });
+
   it('names unreadable tables and the grant that fixes it', function () {
     const f = runChecks(facts({ source: inventory(14, { tables: [table('secret', { readable: false })] }) })).find(
       (x) => x.code === 'source-unreadable',
