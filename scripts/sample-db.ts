@@ -60,7 +60,11 @@ DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(appRole)}) THEN
     CREATE ROLE ${role} LOGIN;
   END IF;
-  ALTER ROLE ${role} PASSWORD ${literal(appPassword)};
+  -- A user without CREATEROLE (Heroku's) loads it with the roles made for it beforehand.
+  BEGIN
+    ALTER ROLE ${role} PASSWORD ${literal(appPassword)};
+  EXCEPTION WHEN insufficient_privilege THEN NULL;
+  END;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgferry_readonly') THEN
     CREATE ROLE pgferry_readonly NOLOGIN;
   END IF;
@@ -267,7 +271,10 @@ GRANT SELECT ON app.order_summaries, billing.daily_revenue TO pgferry_readonly;
 DO $$ BEGIN
   EXECUTE format('ALTER DATABASE %I SET search_path TO app, public, "$user"', current_database());
   EXECUTE format('ALTER DATABASE %I SET work_mem TO %L', current_database(), '8MB');
-  EXECUTE format('ALTER ROLE pgferry_app IN DATABASE %I SET statement_timeout TO %L', current_database(), '30s');
+  BEGIN -- a role's setting needs CREATEROLE (Heroku's user has none)
+    EXECUTE format('ALTER ROLE pgferry_app IN DATABASE %I SET statement_timeout TO %L', current_database(), '30s');
+  EXCEPTION WHEN insufficient_privilege THEN NULL;
+  END;
   EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'pgferry sample shop');
   EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
   EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO pgferry_app', current_database());

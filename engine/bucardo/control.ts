@@ -11,7 +11,7 @@
  * the directory and the daemon go at cleanup.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import type pg from 'pg';
@@ -206,6 +206,10 @@ export class BucardoControl {
       await this.run(['stop', 'pgferry cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
       removed.push('Bucardo daemon stopped');
     }
+    // `bucardo stop` leaves a stop file in the run's directory for its processes to see; the VAC process
+    // sleeps past it and, once the directory is gone, lives on. End every process still working there.
+    const left = await endProcessesIn(this.dir);
+    if (left > 0) removed.push(`${left} Bucardo process(es) ended`);
     if (installedByUs && (this.control.password !== undefined || existsSync(this.passfile))) {
       // As the given superuser; else as the `bucardo` superuser itself (which cannot drop its own role).
       const asAdmin = this.control.password !== undefined;
@@ -226,4 +230,48 @@ export class BucardoControl {
     rmSync(this.dir, { recursive: true, force: true });
     return removed;
   }
+}
+
+/** Pids of the processes whose working directory is `dir` (Linux /proc). */
+function processesIn(dir: string): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${e}/cwd`).replace(/ \(deleted\)$/, '');
+      if (cwd === dir) out.push(Number(e));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out;
+}
+
+/**
+ * Wait for the processes working in `dir` (a run's Bucardo) to exit, then
+ * TERM and KILL what is left; returns how many had to be signalled.
+ */
+export async function endProcessesIn(dir: string, graceMs = 5_000): Promise<number> {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  for (const deadline = Date.now() + graceMs; processesIn(dir).length > 0 && Date.now() < deadline;) await sleep(100);
+  const left = processesIn(dir);
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const pids = processesIn(dir);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+    for (const deadline = Date.now() + 3_000; processesIn(dir).length > 0 && Date.now() < deadline;) await sleep(100);
+  }
+  return left.length;
 }

@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { ident, literal } from '../conn';
+import { PgferryError } from '../errors';
 import { MANAGED_ROLE } from '../globals';
 
 export interface FenceState {
@@ -54,6 +55,25 @@ export async function fenceWrites(c: pg.Client, database: string, spare?: string
     .map((r) => r.rolname)
     .filter((r) => !MANAGED_ROLE.test(r));
   const roles = overriding.map((role) => ({ role, value: valueOf(existing.rows.find((r) => r.role === role)?.config ?? null) }));
+  // A session the user may not end would keep writing through the fence (its read-only default is read
+  // at connect): refuse before changing anything.
+  const unstoppable = await c.query<{ u: string; n: number }>(
+    `SELECT a.usename AS u, count(*)::int AS n FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+      WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+        AND ($2::text IS NULL OR a.application_name NOT LIKE $2)
+        AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        AND (r.rolsuper OR NOT (pg_has_role(a.usesysid, 'MEMBER') OR pg_has_role('pg_signal_backend', 'MEMBER')))
+      GROUP BY 1 ORDER BY 1`,
+    [database, spare ?? null],
+  );
+  if (unstoppable.rows.length > 0) {
+    const who = unstoppable.rows.map((r) => `${r.u} (${r.n})`).join(', ');
+    throw new PgferryError(
+      'fence-blocked',
+      `Sessions on the source that user "${(await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u}" may not end are connected: ${who}; nothing was fenced`,
+      'Stop those clients first (a --pre-hook can), or GRANT pg_signal_backend to the migration user (superuser sessions need a superuser to end them).',
+    );
+  }
   // One transaction: all of the fence or none of it (a role it may not alter leaves nothing half-done).
   await c.query('BEGIN');
   try {

@@ -6,8 +6,10 @@
  * nothing of pgferry's is left.
  */
 import assert from 'node:assert/strict';
-import { toUrl, type ConnInfo } from '../../engine/conn';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { openClient, toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
+import { startServer, type LocalServer } from '../../engine/local/cluster';
 import { startProfiledServer, type ProfiledServer } from '../../engine/local/profiles';
 import { APP_ROLE, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
@@ -86,6 +88,22 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
       assert.match(s.stderr + s.stdout, /does not expose role passwords/);
       await sql(target, `ALTER ROLE ${APP_ROLE} PASSWORD '${appPassword}'`);
       await new Promise((r) => setTimeout(r, 1000));
+      // A session the master may not end (the service's superuser) would write through the fence: refused, nothing fenced.
+      const held = await openClient(src12.admin(source.database));
+      try {
+        const refused = await pgferry(['cutover', '--quiet'], env);
+        assert.equal(refused.exitCode, ExitCode.migrationFailed, refused.stderr);
+        assert.match(
+          refused.stderr,
+          /Sessions on the source that user "master" may not end are connected: rdsadmin \(1\); nothing was fenced/,
+        );
+        await sql(
+          { ...source, user: APP_ROLE, password: appPassword },
+          `INSERT INTO public.schema_migrations (version) VALUES ('still writable')`,
+        );
+      } finally {
+        await held.end();
+      }
       const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
       assert.equal(c.exitCode, ExitCode.ok, c.stderr);
       load.switchTo(target);
@@ -155,5 +173,97 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
     await sql(source, 'GRANT "outsider" TO "master"');
     const ok = await pgferry(['check', '--strategy', 'logical'], env);
     assert.equal(ok.exitCode, ExitCode.ok, ok.stdout);
+  });
+});
+
+/** Live Bucardo daemons (MCP, VAC, controllers, kids) on this machine, by their process titles. */
+function bucardoProcesses(): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const title = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      if (/^Bucardo /.test(title)) out.push(`${e} ${title}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+describe('managed-service users: Heroku-like source (no replication, no CREATEROLE) → RDS-like 17', function () {
+  let heroku: ProfiledServer;
+  let rds: ProfiledServer;
+  let ctl: LocalServer;
+  before(async function () {
+    if (!existsSync('/usr/bin/bucardo') || !existsSync('/usr/lib/postgresql/15/lib/plperl.so'))
+      throw new Error('Bucardo is not installed: apt-get install -y bucardo postgresql-plperl-15');
+    if (!hasServer(14) || !hasServer(17) || (await newestPgDump()) < 14) this.skip();
+    [heroku, rds, ctl] = await Promise.all([
+      startProfiledServer('heroku', 14, { name: 'heroku14' }),
+      startProfiledServer('rds', 17, { name: 'rds17h' }),
+      startServer({ major: 15, name: 'heroku-bucardo-ctl' }),
+    ]);
+  });
+  after(async function () {
+    await Promise.all([heroku?.server.stop(), rds?.server.stop(), ctl?.stop()]);
+  });
+
+  /** The sample as the Heroku user loads it: the service made the extra roles (the user may not create roles). */
+  async function herokuSource(name: string): Promise<ConnInfo> {
+    const conn = await heroku.createDatabase(name);
+    await sql(
+      heroku.admin(),
+      `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${APP_ROLE}') THEN
+         CREATE ROLE ${APP_ROLE} LOGIN; CREATE ROLE pgferry_readonly NOLOGIN; END IF; END $$`,
+    );
+    await loadSample(conn, { sizeBytes: 3e6 });
+    return conn;
+  }
+
+  it('plan picks bucardo; sync and cutover under the owner’s own write load; verified; nothing of Bucardo or pgferry left', async function () {
+    const source = await herokuSource('hshop');
+    const target = await rds.createDatabase('hshop');
+    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target), PGFERRY_BUCARDO_URL: url(ctl.conn()) };
+    const p = await pgferry(['plan', '--json'], env);
+    assert.equal((JSON.parse(p.stdout) as { strategy: string }).strategy, 'bucardo', p.stdout);
+    // On Heroku the application connects as the database's owner: the load does too.
+    const load = new WriteLoad(source, { rate: 80, workers: 2 });
+    await load.start();
+    try {
+      const s = await pgferry(['sync', '--jobs', '2', '--quiet'], env);
+      assert.equal(s.exitCode, ExitCode.ok, s.stderr);
+      await new Promise((r) => setTimeout(r, 1000));
+      const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+      assert.equal(c.exitCode, ExitCode.ok, c.stderr);
+      const report = JSON.parse(c.stdout) as { blackoutSeconds: number; verification: { ok: boolean; mismatches: string[] } };
+      assert.equal(report.verification.ok, true, report.verification.mismatches.join('\n'));
+      load.switchTo({ ...target });
+      await load.stop();
+      const ledger = await load.ledger.check(target);
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      const cl = await pgferry(['cleanup'], env);
+      assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
+      const bucardo = await sql<{ n: string }>(
+        heroku.admin('hshop'),
+        `SELECT 'schema ' || nspname AS n FROM pg_namespace WHERE nspname = 'bucardo'
+         UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'bucardo%'`,
+      );
+      assert.deepEqual(bucardo, []);
+      assert.deepEqual(bucardoProcesses(), [], 'no Bucardo process outlives the run (its VAC did)');
+      const state = await sql<{ n: string }>(rds.admin('hshop'), `SELECT nspname AS n FROM pg_namespace WHERE nspname = 'pgferry'`);
+      assert.deepEqual(state, []);
+    } finally {
+      await load.stop();
+    }
+  });
+
+  it('dump-restore from the Heroku user to the RDS master, verified by checksum', async function () {
+    const source = await herokuSource('hshop_dr');
+    const target = await rds.createDatabase('hshop_dr');
+    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], {
+      PGFERRY_SOURCE_URL: url(source),
+      PGFERRY_TARGET_URL: url(target),
+    });
+    assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout.slice(0, 2000));
   });
 });
