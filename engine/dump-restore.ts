@@ -7,10 +7,11 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { analyzeRelations, relationsToAnalyze } from './analyze';
-import { redact, withClient, type ConnInfo } from './conn';
+import { estimateDumpBytes } from './check';
+import { ident, redact, withClient, type ConnInfo } from './conn';
 import { propertyStatements, readDatabaseProperties } from './database-settings';
 import { PgferryError } from './errors';
-import { applyGlobals, planGlobals } from './globals';
+import { applyGlobals, MANAGED_ROLE, planGlobals } from './globals';
 import type { Preflight } from './preflight';
 import { parseRestoreErrors, type RestoreError } from './restore-errors';
 import type { TableInfo } from './inspect';
@@ -18,6 +19,7 @@ import { ProgressMeter, type Emit, type Step } from './runner';
 import { restoreSchemasFirst } from './schemas-first';
 import { libpqUrl, runTool } from './tool-exec';
 import type { ClientTools } from './tools';
+import { formatBytes } from './units';
 import { verify, type VerifyMode, type VerifyResult } from './verify';
 
 export interface DumpRestoreOptions {
@@ -212,6 +214,26 @@ function tableDataProgress(
   };
 }
 
+/**
+ * Why pg_dump failed, told truthfully: a full local disk is the worker's, not
+ * the source's; and the target already holds the roles and pgferry's state
+ * (no data), which a rerun takes as they are. Pure.
+ */
+export function dumpFailure(exitCode: number, stderr: string, workDir: string, needBytes: number): PgferryError {
+  if (/No space left on device|could not (write|extend)[^\n]*space/i.test(stderr)) {
+    return new PgferryError(
+      'disk-full',
+      `The disk under ${workDir} filled up during the dump (pg_dump: no space left on device); the target holds the roles and pgferry's state, no data`,
+      `Free space there, or pass --work-dir on a disk with at least ${formatBytes(needBytes)} free, then rerun.`,
+    );
+  }
+  return new PgferryError(
+    'dump-failed',
+    `pg_dump failed (exit ${exitCode}): ${errorLines(stderr)}`,
+    "Fix the cause above on the source (privileges, locks, connection limits) and rerun; the target holds only the roles and pgferry's state so far.",
+  );
+}
+
 const dumpStep: Step<DumpRestoreContext> = {
   name: 'dump',
   async run(ctx, emit) {
@@ -229,13 +251,7 @@ const dumpStep: Step<DumpRestoreContext> = {
       [ctx.source],
       { onStderrLine: progress.onStderrLine },
     );
-    if (r.exitCode !== 0) {
-      throw new PgferryError(
-        'dump-failed',
-        `pg_dump failed (exit ${r.exitCode}): ${errorLines(r.stderr)}`,
-        'Fix the cause above on the source (privileges, locks, connection limits) and rerun; nothing was written to the target.',
-      );
-    }
+    if (r.exitCode !== 0) throw dumpFailure(r.exitCode, r.stderr, ctx.opts.workDir, estimateDumpBytes(ctx.pre.source));
     const total = progress.finish();
     return { dir: ctx.dumpDir, bytes: dirBytes(ctx.dumpDir), tableBytes: total, pgDump: ctx.tools.version, jobs: ctx.opts.jobs };
   },
@@ -273,9 +289,62 @@ const restoreStep: Step<DumpRestoreContext> = {
       );
     }
     progress.finish();
-    return { jobs: ctx.opts.jobs, expectedErrors: expected.map((e) => ({ message: e.message, reason: e.reason })), realErrors: 0 };
+    const ownerGrants = ctx.opts.noOwner && !ctx.opts.noPrivileges ? await grantFormerOwners(ctx.source, ctx.target, emit) : undefined;
+    return {
+      jobs: ctx.opts.jobs,
+      expectedErrors: expected.map((e) => ({ message: e.message, reason: e.reason })),
+      realErrors: 0,
+      ...(ownerGrants !== undefined ? { ownerGrants } : {}),
+    };
   },
 };
+
+/**
+ * With --no-owner every object belongs to the target user, and the roles that
+ * owned them on the source lose the rights an owner has implicitly (no ACL
+ * records them): the application could no longer use its own tables. Grant
+ * each former owner ALL on what it owned, where the role exists on the target.
+ */
+async function grantFormerOwners(source: ConnInfo, target: ConnInfo, emit: Emit): Promise<number> {
+  const owned = await withClient(
+    source,
+    'source',
+    async (c) =>
+      (
+        await c.query<{ kind: string; name: string; owner: string }>(
+          `SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
+                format('%I.%I', n.nspname, c.relname) AS name, pg_get_userbyid(c.relowner) AS owner
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry')
+            AND n.nspname NOT LIKE 'pg\\_%'
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+         UNION ALL
+         SELECT 'SCHEMA', format('%I', n.nspname), pg_get_userbyid(n.nspowner) FROM pg_namespace n
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry', 'public') AND n.nspname NOT LIKE 'pg\\_%'
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')`,
+        )
+      ).rows,
+  );
+  return withClient(target, 'target', async (c) => {
+    const me = (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u;
+    const roles = new Set((await c.query<{ r: string }>('SELECT rolname AS r FROM pg_roles')).rows.map((r) => r.r));
+    let granted = 0;
+    for (const o of owned) {
+      if (o.owner === me || MANAGED_ROLE.test(o.owner) || !roles.has(o.owner)) continue;
+      try {
+        await c.query(`GRANT ALL ON ${o.kind} ${o.name} TO ${ident(o.owner)}`);
+        granted++;
+      } catch (e) {
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `--no-owner: could not grant ${o.owner} its former ${o.kind.toLowerCase()} ${o.name}: ${(e as Error).message}`,
+        });
+      }
+    }
+    return granted;
+  });
+}
 
 const databaseSettingsStep: Step<DumpRestoreContext> = {
   name: 'database-settings',

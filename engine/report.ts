@@ -5,7 +5,7 @@ import type { PglogicalSyncReport } from './pglogical/sync';
 import type { BucardoSyncReport } from './bucardo/sync';
 import type { MigrationReport } from './migrate';
 import type { RunEvent } from './runner';
-import type { RunRecord } from './state';
+import type { RunRecord, StepRecord } from './state';
 import { formatBytes, formatDuration } from './units';
 import type { VerifyResult } from './verify';
 
@@ -162,4 +162,17 @@ export function formatLiveness(run: Pick<RunRecord, 'status' | 'strategy' | 'hol
     lines.push(`  no pgferry process is working on this run: the one that ran it stopped. Continue with: ${next}`);
   }
   return lines;
+}
+
+/** One step of `status`: its state and time, and for a running step the progress it last recorded. Pure. */
+export function formatStepStatus(s: StepRecord, now = Date.now()): string {
+  const took = s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : '';
+  const line = `  ${s.name.padEnd(18)} ${s.status}${took}`;
+  const p = s.progress;
+  if (s.status !== 'running' || !p) return line;
+  const amount = (n: number): string => (p.unit === 'bytes' ? formatBytes(n) : `${Math.round(n).toLocaleString('en-US')} ${p.unit}`);
+  const pct = p.total > 0 ? ` (${Math.min(100, Math.floor((p.done / p.total) * 100))}%)` : '';
+  const eta = p.etaSeconds !== null ? `, ETA ${formatDuration(p.etaSeconds)}` : '';
+  const age = Math.max(0, (now - Date.parse(p.at)) / 1000);
+  return `${line}: ${amount(p.done)} of ${amount(p.total)}${pct}, ${amount(p.rate)}/s${eta}${p.note ? ` — ${p.note}` : ''} (${formatDuration(age)} ago)`;
 }

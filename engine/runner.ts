@@ -66,7 +66,7 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, emit: Emit,
     await state?.stepStarted(step.name);
     const t0 = Date.now();
     try {
-      const detail = await step.run(ctx, emit);
+      const detail = await step.run(ctx, state ? recordProgress(emit, state, step.name, t0) : emit);
       const seconds = (Date.now() - t0) / 1000;
       results.push({ name: step.name, status: 'done', seconds, detail });
       await state?.stepFinished(step.name, 'done', { seconds, detail });
@@ -81,4 +81,42 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, emit: Emit,
     }
   }
   return results;
+}
+
+/** What `status` shows of a running step: where its progress meter stood at `at`. */
+export interface StepProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly unit: 'bytes' | 'tables' | 'rows';
+  readonly etaSeconds: number | null;
+  /** Units per second since the step started. */
+  readonly rate: number;
+  readonly note?: string;
+  readonly at: string;
+}
+
+/**
+ * Pass events on, and write the step's progress into the state every few
+ * seconds, so `pgferry status` in another terminal sees bytes, rate and ETA.
+ * A write that fails is dropped: progress must never fail the step.
+ */
+export function recordProgress(emit: Emit, state: RunState, step: string, startedAt: number, everyMs = 2000): Emit {
+  let last = 0;
+  return (e) => {
+    emit(e);
+    if (e.type !== 'progress') return;
+    const now = Date.now();
+    if (now - last < everyMs && e.done < e.total) return;
+    last = now;
+    const p: StepProgress = {
+      done: e.done,
+      total: e.total,
+      unit: e.unit,
+      etaSeconds: e.etaSeconds,
+      rate: now > startedAt ? e.done / ((now - startedAt) / 1000) : 0,
+      ...(e.note ? { note: e.note } : {}),
+      at: new Date(now).toISOString(),
+    };
+    state.stepProgress(step, p).catch(() => undefined);
+  };
 }

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import type { StepProgress } from './runner';
 import { withClient, type ConnInfo } from './conn';
 import { lockHolder, type LockHolder } from './run-lock';
 
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS pgferry.steps (
   PRIMARY KEY (run_id, name)
 );
 ALTER TABLE pgferry.runs ADD COLUMN IF NOT EXISTS meta jsonb;
+ALTER TABLE pgferry.steps ADD COLUMN IF NOT EXISTS progress jsonb;
 `;
 
 export type StepStatus = 'running' | 'done' | 'failed' | 'skipped';
@@ -42,6 +44,8 @@ export interface StepRecord {
   readonly startedAt: string;
   readonly finishedAt: string | null;
   readonly detail: unknown;
+  /** The last progress a running step recorded (bytes, rate, ETA). */
+  readonly progress: StepProgress | null;
 }
 
 export interface RunRecord {
@@ -102,6 +106,14 @@ export class RunState {
     await this.client.query(`UPDATE pgferry.runs SET phase = $2 WHERE id = $1`, [this.runId, name]);
   }
 
+  async stepProgress(name: string, progress: StepProgress): Promise<void> {
+    await this.client.query(`UPDATE pgferry.steps SET progress = $3 WHERE run_id = $1 AND name = $2`, [
+      this.runId,
+      name,
+      JSON.stringify(progress),
+    ]);
+  }
+
   async stepFinished(name: string, status: StepStatus, detail: unknown): Promise<void> {
     await this.client.query(`UPDATE pgferry.steps SET status = $3, finished_at = now(), detail = $4 WHERE run_id = $1 AND name = $2`, [
       this.runId,
@@ -138,8 +150,16 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
     }>(`SELECT * FROM pgferry.runs ${runId ? 'WHERE id = $1' : ''} ORDER BY started_at DESC LIMIT 1`, runId ? [runId] : []);
     const r = run.rows[0];
     if (!r) return null;
-    const steps = await c.query<{ name: string; status: StepStatus; started_at: Date; finished_at: Date | null; detail: unknown }>(
-      `SELECT name, status, started_at, finished_at, detail FROM pgferry.steps WHERE run_id = $1 ORDER BY started_at`,
+    const steps = await c.query<{
+      name: string;
+      status: StepStatus;
+      started_at: Date;
+      finished_at: Date | null;
+      detail: unknown;
+      progress: StepProgress | null;
+    }>(
+      // to_jsonb(s): a state written before the progress column existed reads as null progress.
+      `SELECT name, status, started_at, finished_at, detail, to_jsonb(s) -> 'progress' AS progress FROM pgferry.steps s WHERE run_id = $1 ORDER BY started_at`,
       [r.id],
     );
     const holder = await lockHolder(c).catch(() => null);
@@ -160,6 +180,7 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
         startedAt: s.started_at.toISOString(),
         finishedAt: s.finished_at?.toISOString() ?? null,
         detail: s.detail,
+        progress: s.progress ?? null,
       })),
     };
   });

@@ -23,6 +23,7 @@ import {
   formatCutover,
   formatFindings,
   formatLiveness,
+  formatStepStatus,
   formatBucardoSync,
   formatPglogicalSync,
   formatReport,
@@ -467,10 +468,7 @@ export function buildProgram(): Command {
         `run ${run.id}  ${run.strategy}  ${run.status}${st.phase ? ` (phase ${st.phase})` : run.phase && run.status === 'running' ? ` (at ${run.phase})` : ''}`,
         `  source ${run.source}`,
         `  started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
-        ...run.steps.map(
-          (s) =>
-            `  ${s.name.padEnd(18)} ${s.status}${s.finishedAt ? ` (${((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s)` : ''}`,
-        ),
+        ...run.steps.map((s) => formatStepStatus(s)),
         ...formatLiveness(run),
         ...(st.lag
           ? [

@@ -154,6 +154,23 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
     const cl = await pgferry(['cleanup'], env);
     assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
     assert.deepEqual(await leftovers(src12, dst17, source, target), []);
+
+    // --no-owner: everything is the master's, and the former owners keep the use of what they owned.
+    const plain = await dst17.createDatabase('shop_noowner');
+    const n = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--no-owner', '--quiet'], {
+      ...env,
+      PGFERRY_TARGET_URL: url(plain),
+    });
+    assert.equal(n.exitCode, ExitCode.ok, n.stderr);
+    const [own] = await sql<{ o: string }>(
+      plain,
+      `SELECT pg_get_userbyid(relowner) AS o FROM pg_class WHERE oid = 'app.accounts'::regclass`,
+    );
+    assert.equal(own!.o, 'master');
+    await sql(
+      plain,
+      `SET ROLE app_owner; INSERT INTO app.accounts (name) VALUES ('former owner writes'); UPDATE app.products SET title = title WHERE id = 1`,
+    );
   });
 
   it('a source table owned by a role the master cannot act as: check refuses before anything changes, naming the GRANT', async function () {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
+import type { StepProgress } from '../../engine/runner';
 import { readRun } from '../../engine/state';
 import { loadSample } from '../../scripts/sample-db';
 import { pgferry } from '../helpers/cli';
@@ -47,7 +48,7 @@ describe('one run at a time, and status from a second terminal', function () {
 
   it('a second sync or cutover is refused while a sync runs, naming it; status shows it; the first ends streaming', async function () {
     const { source, target, env } = await pair();
-    const first = start(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env);
+    const first = start(['sync', '--jobs', '1', '--quiet', '--replica-identity-full'], env);
     await until('the first sync to hold the run', async () => (await readRun(target).catch(() => null))?.holder != null);
     const t0 = Date.now();
     const second = await pgferry(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env);
@@ -60,6 +61,17 @@ describe('one run at a time, and status from a second terminal', function () {
     const st = await pgferry(['status'], env);
     assert.equal(st.exitCode, 0, st.stderr);
     assert.match(st.stdout, new RegExp(`in progress: pgferry sync pid ${first.pid}`));
+    // The copy's progress, as a second terminal reads it from the state: bytes, total, rate.
+    let seen: StepProgress | null = null;
+    await until('copy progress in the state', async () => {
+      const copy = (await readRun(target).catch(() => null))?.steps.find((x) => x.name === 'copy');
+      if (copy?.status === 'running' && copy.progress && copy.progress.done > 0) seen = copy.progress;
+      return seen !== null || copy?.status === 'done';
+    });
+    assert.ok(seen, 'a running copy recorded its progress');
+    const p = seen as StepProgress;
+    assert.equal(p.unit, 'bytes');
+    assert.ok(p.total >= p.done && p.rate > 0, JSON.stringify(p));
     const r = await first;
     assert.equal(r.exitCode, 0, String(r.stderr));
     const after = await pgferry(['status'], env);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { analyzeSql } from '../../engine/analyze';
-import { pgDumpArgs, pgRestoreArgs } from '../../engine/dump-restore';
+import { dumpFailure, pgDumpArgs, pgRestoreArgs } from '../../engine/dump-restore';
 import { defaultSettings, renderConf } from '../../engine/local/cluster';
 import { parsePasswd } from '../../engine/local/os-user';
 import { chooseStrategy, dumpRestoreSteps } from '../../engine/plan';
-import { formatEvent } from '../../engine/report';
+import { formatEvent, formatLiveness, formatStepStatus } from '../../engine/report';
 import { ProgressMeter, runSteps, type RunEvent } from '../../engine/runner';
 import { pgpassLines, sweepPassfiles, toolCommand, toolEnv, withoutSecrets } from '../../engine/tool-exec';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -68,6 +68,52 @@ describe('pure helpers', function () {
       }),
       { PATH: '/bin', HOME: '/h' },
     );
+  });
+
+  it('status: a running step with its recorded progress; a dead run, a streaming one and a fence, each with what to do', function () {
+    const step = {
+      name: 'copy',
+      status: 'running' as const,
+      startedAt: '2026-12-03T10:00:00.000Z',
+      finishedAt: null,
+      detail: null,
+      progress: {
+        done: 300 * 1024 ** 2,
+        total: 1200 * 1024 ** 2,
+        unit: 'bytes' as const,
+        etaSeconds: 30,
+        rate: 10 * 1024 ** 2,
+        note: 'app.orders [2/4]',
+        at: '2026-12-03T10:00:30.000Z',
+      },
+    };
+    assert.equal(
+      formatStepStatus(step, Date.parse('2026-12-03T10:00:32.000Z')),
+      '  copy               running: 300.0 MiB of 1.2 GiB (25%), 10.0 MiB/s, ETA 30.0s — app.orders [2/4] (2.00s ago)',
+    );
+    const run = { status: 'running', strategy: 'logical', holder: null };
+    assert.match(formatLiveness({ ...run, meta: { phase: 'copy' } }).join('\n'), /stopped\. Continue with: pgferry sync \(resumes it\)/);
+    assert.match(
+      formatLiveness({ ...run, meta: { phase: 'streaming' } }).join('\n'),
+      /no pgferry process is needed\. Next: pgferry cutover/,
+    );
+    const fenced = formatLiveness({ ...run, meta: { phase: 'streaming', fence: { database: 'd' } } }).join('\n');
+    assert.match(fenced, /source is FENCED.*cleanup --unfence/);
+    assert.doesNotMatch(fenced, /no pgferry process is needed/);
+    assert.match(
+      formatLiveness({ ...run, holder: { holder: 'pgferry sync pid 7 on w1', since: 't0', pid: 9 }, meta: { phase: 'copy' } }).join('\n'),
+      /in progress: pgferry sync pid 7 on w1, connected since t0/,
+    );
+  });
+
+  it('a full local disk during the dump is named as such, and no failure claims the target is untouched', function () {
+    const full = dumpFailure(1, 'pg_dump: error: could not write to file "/w/d/3456.dat": No space left on device', '/w', 3 * 1024 ** 3);
+    assert.equal(full.code, 'disk-full');
+    assert.match(full.message, /disk under \/w filled up/);
+    assert.match(full.fix, /--work-dir on a disk with at least 3\.0 GiB free/);
+    const other = dumpFailure(1, 'pg_dump: error: query failed: ERROR:  permission denied for table t', '/w', 1);
+    assert.equal(other.code, 'dump-failed');
+    assert.doesNotMatch(other.fix, /nothing was written/);
   });
 
   it('tools end with pgferry (setpriv --pdeathsig), and passfiles of dead pgferry processes are swept', async function () {
