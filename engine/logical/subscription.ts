@@ -4,7 +4,8 @@
  * between the source's WAL and what the target has applied.
  */
 import type pg from 'pg';
-import { literal, type ConnInfo } from '../conn';
+import { describe, literal, redact, type ConnInfo } from '../conn';
+import { PgferryError } from '../errors';
 import type { LogicalNames } from './snapshot';
 
 /** A libpq key/value connection string (what CREATE SUBSCRIPTION takes). Contains the password. */
@@ -31,6 +32,41 @@ export function createSubscriptionSql(names: LogicalNames, sourceForTarget: Conn
     `CREATE SUBSCRIPTION ${names.subscription} CONNECTION ${literal(conninfo(sourceForTarget))} PUBLICATION ${names.publication} ` +
     `WITH (create_slot = false, slot_name = '${names.slot}', copy_data = false, enabled = true)`
   );
+}
+
+/**
+ * Create the subscription. Its statement carries the source's password, and a
+ * server logs a failed statement whole (log_min_error_statement): where this
+ * user may, the session logs no statement while it runs. A failure (the target
+ * cannot reach the source) says what to fix, without the password.
+ */
+export async function createSubscription(c: pg.Client, names: LogicalNames, sourceForTarget: ConnInfo): Promise<void> {
+  const quieted: string[] = [];
+  for (const [name, value] of [
+    ['log_min_error_statement', 'panic'],
+    ['log_statement', 'none'],
+  ] as const) {
+    // Superuser, or a role granted SET on the parameter (15+); otherwise the server's settings stand.
+    if (
+      await c.query(`SET ${name} = ${value}`).then(
+        () => true,
+        () => false,
+      )
+    )
+      quieted.push(name);
+  }
+  try {
+    await c.query(createSubscriptionSql(names, sourceForTarget));
+  } catch (e) {
+    const msg = redact((e as Error).message ?? String(e));
+    throw new PgferryError(
+      'subscribe-failed',
+      `The target could not subscribe to the source at ${describe(sourceForTarget)}: ${msg}`,
+      "The target server itself connects to the source: let the source admit the target's address (security group, pg_hba.conf), or give the address it reaches the source by with --source-url-from-target; then rerun sync (it resumes).",
+    );
+  } finally {
+    for (const name of quieted) await c.query(`RESET ${name}`).catch(() => undefined);
+  }
 }
 
 export interface Lag {

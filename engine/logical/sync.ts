@@ -24,7 +24,7 @@ import { copyTables, type CopyResult } from './copy';
 import { copyLargeObjects, refreshMatviews, syncSequences } from './cutover-steps';
 import { dumpSchema, restoreSection } from './schema';
 import { createPublicationSql, ExportedSnapshot, publishedTables, type LogicalNames } from './snapshot';
-import { createSubscriptionSql, sourceLag, waitForLsn, type Lag } from './subscription';
+import { createSubscription, sourceLag, waitForLsn, type Lag } from './subscription';
 import { dropSlot } from './artefacts';
 import { reportBase, runStreamingSync } from './streaming-run';
 import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';
@@ -207,7 +207,7 @@ const steps: Step<SyncContext>[] = [
     async run(ctx) {
       await withClient(ctx.target, 'target', async (c) => {
         const exists = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [ctx.meta.names.subscription]);
-        if (exists.rowCount === 0) await c.query(createSubscriptionSql(ctx.meta.names, ctx.opts.sourceForTarget ?? ctx.source));
+        if (exists.rowCount === 0) await createSubscription(c, ctx.meta.names, ctx.opts.sourceForTarget ?? ctx.source);
       });
       ctx.meta.phase = 'streaming';
       await ctx.state.setMeta(ctx.meta);

@@ -4,7 +4,7 @@
  * with the report printed — and never prints a password.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -117,6 +117,29 @@ describe('every failure ends with its exit code', function () {
     ended(await pgferry(['cutover', '--quiet'], env), ExitCode.ok);
     const got = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM app.accounts WHERE name = 'still-writable'`);
     assert.equal(got[0]!.n, '1');
+  });
+
+  it('a target that cannot reach the source: sync ends naming the fix, and the source password stays out of the target server log', async function () {
+    const source = await freshDatabase(await server(14), 'exit_sub');
+    await sql(source, 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)');
+    const s17 = await server(17);
+    const target = await freshDatabase(s17, 'exit_sub_t');
+    const logFrom = statSync(s17.logFile).size;
+    const closed = { ...source, port: await freePort() };
+    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    const r = await pgferry(['sync', '--quiet', '--source-url-from-target', url(closed)], env);
+    ended(r, ExitCode.migrationFailed, [source.password]);
+    assert.match(r.stderr, /The target could not subscribe to the source/);
+    assert.match(r.stderr, /--source-url-from-target/);
+    const log = readFileSync(s17.logFile, 'utf8').slice(logFrom);
+    assert.match(log, /could not connect to the publisher/);
+    assert.ok(!log.includes(source.password!), 'no password in the target server log');
+    ended(await pgferry(['cleanup'], env), ExitCode.ok);
+    const slots = await sql<{ n: string }>(
+      source,
+      `SELECT count(*)::text AS n FROM pg_replication_slots WHERE database = current_database()`,
+    );
+    assert.equal(slots[0]!.n, '0');
   });
 
   it('pgferry killed during pg_restore: the restore ends with it, and its passfile is swept at the next start', async function () {
