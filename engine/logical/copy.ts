@@ -211,6 +211,7 @@ export async function copyTables(
     const meter = new ProgressMeter(emit, 'copy', Math.max(1, Math.round(total)), 'bytes');
     let bytes = 0;
     let rows = 0;
+    let tablesDone = 0;
     const queue = [...parts];
     const worker = async (i: number): Promise<void> => {
       for (let p = queue.shift(); p; p = queue.shift()) {
@@ -220,7 +221,7 @@ export async function copyTables(
           // Added after the await: `rows += await …` reads rows before the copy and loses the other workers' rows.
           const copied = await copyPart(srcs[i]!, dsts[i]!, part, (n) => {
             bytes += n;
-            meter.update(Math.min(bytes, Math.round(total)), part.label);
+            meter.update(Math.min(bytes, Math.round(total)), `${tablesDone}/${infos.length} tables; ${part.label}`);
           });
           rows += copied;
         } finally {
@@ -228,7 +229,10 @@ export async function copyTables(
         }
         const left = (partsLeft.get(part.table.table) ?? 1) - 1;
         partsLeft.set(part.table.table, left);
-        if (left === 0) opts.onTableCopied?.(part.table.table);
+        if (left === 0) {
+          tablesDone++;
+          opts.onTableCopied?.(part.table.table);
+        }
       }
     };
     await Promise.all(srcs.map((_, i) => worker(i)));

@@ -72,6 +72,7 @@ describe('one run at a time, and status from a second terminal', function () {
     const p = seen as StepProgress;
     assert.equal(p.unit, 'bytes');
     assert.ok(p.total >= p.done && p.rate > 0, JSON.stringify(p));
+    assert.match(p.note ?? '', /^\d+\/\d+ tables; /, 'tables done so far');
     const r = await first;
     assert.equal(r.exitCode, 0, String(r.stderr));
     const after = await pgferry(['status'], env);
