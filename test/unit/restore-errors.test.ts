@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { classify, markResumed, parseRestoreErrors, type RestoreError } from '../../engine/restore-errors';
+import { firstPassArgs, splitSchemaEntries, withList } from '../../engine/schemas-first';
 
 const STDERR = `pg_restore: connecting to database for restore
 pg_restore: creating SCHEMA "public"
@@ -70,5 +71,45 @@ describe('pg_restore error classification', function () {
       [true, true, true, false],
     );
     assert.ok(markResumed(errors, false).every((e) => !e.expected));
+  });
+
+  it("an object the source service's own role owned keeps the target's owner; any other ownership failure is real", function () {
+    const rds = classify('must be able to SET ROLE "rdsadmin"', 'ALTER SCHEMA public OWNER TO rdsadmin;');
+    assert.equal(rds.expected, true);
+    assert.match(rds.reason ?? '', /rdsadmin/);
+    assert.equal(classify('must be able to SET ROLE "app_owner"', 'ALTER TABLE app.t OWNER TO app_owner;').expected, false);
+    assert.equal(classify('permission denied for schema app', 'ALTER TABLE app.t OWNER TO rdsadmin;').expected, false);
+  });
+
+  it('schemas and their grants are restored first, the rest after; the first pass runs alone and without --clean', function () {
+    const list = [
+      ';',
+      '; Archive created at …',
+      '6; 2615 16386 SCHEMA - app master',
+      '3252; 0 0 COMMENT - SCHEMA app master',
+      '3253; 0 0 ACL - SCHEMA app master',
+      '210; 1259 16387 TABLE app t app_owner',
+      '3255; 0 0 ACL app TABLE t app_owner',
+    ].join('\n');
+    assert.deepEqual(splitSchemaEntries(list), {
+      first: ['6; 2615 16386 SCHEMA - app master', '3253; 0 0 ACL - SCHEMA app master'],
+      rest: ['3252; 0 0 COMMENT - SCHEMA app master', '210; 1259 16387 TABLE app t app_owner', '3255; 0 0 ACL app TABLE t app_owner'],
+    });
+    assert.equal(
+      splitSchemaEntries('6; 2615 16386 SCHEMA - app master\n210; 1259 16387 TABLE app t app_owner'),
+      null,
+      'no schema grants: one pass',
+    );
+    const main = ['-Fd', '-j', '4', '-v', '--clean', '--if-exists', '-d', 'postgresql://u@h/db', '/dump'];
+    assert.deepEqual(firstPassArgs(main, '/dump.schemas.list'), [
+      '-Fd',
+      '-v',
+      '-d',
+      'postgresql://u@h/db',
+      '-L',
+      '/dump.schemas.list',
+      '/dump',
+    ]);
+    assert.deepEqual(withList(main, '/dump.rest.list').slice(-3), ['-L', '/dump.rest.list', '/dump']);
   });
 });
