@@ -61,6 +61,19 @@ async function rdsSource(src: ProfiledServer, name: string): Promise<{ conn: Con
   return { conn, appPassword: sample.appPassword };
 }
 
+/** The owners rdsSource gave: two tables the application role's, the rest the master's. */
+async function assertOwnersAsOnSource(target: ConnInfo): Promise<void> {
+  const owners = await sql<{ t: string; o: string }>(
+    target,
+    `SELECT c.relname AS t, pg_get_userbyid(c.relowner) AS o FROM pg_class c WHERE c.relnamespace = 'app'::regnamespace AND c.relname IN ('products', 'accounts', 'orders') ORDER BY 1`,
+  );
+  assert.deepEqual(owners, [
+    { t: 'accounts', o: 'app_owner' },
+    { t: 'orders', o: 'master' },
+    { t: 'products', o: 'app_owner' },
+  ]);
+}
+
 describe('managed-service users: RDS-like servers, TLS, no superuser', function () {
   let src12: ProfiledServer;
   let dst17: ProfiledServer;
@@ -118,15 +131,7 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
       assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
       assert.deepEqual(await leftovers(src12, dst17, source, target), []);
       // Ownership as on the source; the application role can use its tables on the target.
-      const owners = await sql<{ t: string; o: string }>(
-        target,
-        `SELECT c.relname AS t, pg_get_userbyid(c.relowner) AS o FROM pg_class c WHERE c.relnamespace = 'app'::regnamespace AND c.relname IN ('products', 'accounts', 'orders') ORDER BY 1`,
-      );
-      assert.deepEqual(owners, [
-        { t: 'accounts', o: 'app_owner' },
-        { t: 'orders', o: 'master' },
-        { t: 'products', o: 'app_owner' },
-      ]);
+      await assertOwnersAsOnSource(target);
       await sql({ ...target, user: APP_ROLE, password: appPassword }, `INSERT INTO app.accounts (name) VALUES ('after cutover')`);
     } finally {
       await load.stop();
@@ -139,15 +144,7 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
     const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
     const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], env);
     assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout.slice(0, 2000));
-    const owners = await sql<{ t: string; o: string }>(
-      target,
-      `SELECT c.relname AS t, pg_get_userbyid(c.relowner) AS o FROM pg_class c WHERE c.relnamespace = 'app'::regnamespace AND c.relname IN ('products', 'accounts', 'orders') ORDER BY 1`,
-    );
-    assert.deepEqual(owners, [
-      { t: 'accounts', o: 'app_owner' },
-      { t: 'orders', o: 'master' },
-      { t: 'products', o: 'app_owner' },
-    ]);
+    await assertOwnersAsOnSource(target);
     await sql(target, `ALTER ROLE ${APP_ROLE} PASSWORD '${appPassword}'`);
     const app = { ...target, user: APP_ROLE, password: appPassword };
     await sql(app, `INSERT INTO app.accounts (name) VALUES ('app writes'); UPDATE app.products SET title = title WHERE id = 1`);
