@@ -174,7 +174,10 @@ export function runChecks(f: CheckFacts): Finding[] {
     );
   }
   writableChecks(f, err);
-  if (f.strategy !== 'dump-restore') ownershipChecks(f, err);
+  if (f.strategy !== 'dump-restore') {
+    ownershipChecks(f, err);
+    fenceRoleChecks(f, err);
+  }
   if (f.strategy === 'logical') logicalChecks(f, err, warn, info);
   else if (f.strategy === 'pglogical') pglogicalChecks(f, err, warn, info);
   else if (f.strategy === 'bucardo') bucardoChecks(f, warn, info);
@@ -198,6 +201,23 @@ function ownershipChecks(f: CheckFacts, err: Add): void {
     'source-tables-not-owned',
     `User "${s.server.currentUser}" does not own ${foreign.length} source tables and is no member of their owners (${owners.join(', ')}): ${list(foreign.map((t) => qualified(t)))}. The ${f.strategy} strategy must change them (publication and replica identity, replication sets, or triggers).`,
     `On the source, as a role with ADMIN on the owners: GRANT ${owners.map((o) => ident(o)).join(', ')} TO ${ident(s.server.currentUser)}; or run pgferry as the owner, or use --strategy dump-restore.`,
+  );
+}
+
+/**
+ * The cutover's fence sets the database read-only; a login role with its own
+ * setting would override that, so the fence changes it too — which the user
+ * must be allowed to do, or the cutover would refuse with the source about to
+ * be fenced. Found here, before anything changes.
+ */
+function fenceRoleChecks(f: CheckFacts, err: Add): void {
+  const s = f.source;
+  const stuck = s.database.fenceRoles.filter((r) => !r.alterable).map((r) => r.name);
+  if (stuck.length === 0) return;
+  err(
+    'fence-roles-unalterable',
+    `Login roles ${stuck.join(', ')} set default_transaction_read_only themselves, which would override the cutover's write fence, and user "${s.server.currentUser}" may not change their settings.`,
+    `As a role that may (a superuser): ${stuck.map((r) => `ALTER ROLE ${ident(r)} RESET default_transaction_read_only; ALTER ROLE ${ident(r)} IN DATABASE ${ident(s.database.name)} RESET default_transaction_read_only;`).join(' ')}`,
   );
 }
 

@@ -99,6 +99,13 @@ export interface DatabaseInventory {
   readonly publications: readonly { readonly name: string; readonly wide: boolean }[];
   /** Subscriptions of this database (10+; their names are readable without superuser), pgferry's own left out. */
   readonly subscriptions: readonly string[];
+  /**
+   * Login roles with their own default_transaction_read_only (for this
+   * database or all), which would override the cutover's fence, and whether
+   * the current user may change it (superuser; CREATEROLE on a non-superuser
+   * role, with ADMIN on it from 16 on).
+   */
+  readonly fenceRoles: readonly { readonly name: string; readonly alterable: boolean }[];
   /** Schemas other than system ones, public and pgferry's own, that hold anything. */
   readonly userObjectCount: number;
 }
@@ -320,8 +327,21 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
             WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.subname NOT LIKE 'pgferry\\_%' ORDER BY 1`,
         ).catch(() => [])
       : [];
+  const fenceRoles = await rows<{ name: string; alterable: boolean }>(
+    c,
+    `SELECT DISTINCT r.rolname AS name,
+            (me.rolsuper OR (me.rolcreaterole AND NOT r.rolsuper
+              ${versionNum >= 160000 ? "AND pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION')" : ''})) AS alterable
+       FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+       CROSS JOIN (SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user) me
+      WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) AND r.rolcanlogin
+        AND r.rolname <> current_user AND r.rolname !~ '^pg_'
+        AND EXISTS (SELECT 1 FROM unnest(s.setconfig) e WHERE e LIKE 'default_transaction_read_only=%')
+      ORDER BY 1`,
+  ).catch(() => []);
   const db = (await rows<{ d: string }>(c, 'SELECT current_database() AS d'))[0]!.d;
   return {
+    fenceRoles,
     name: db,
     bytes: Number(counts.bytes),
     canCreate: counts.can_create,

@@ -280,4 +280,21 @@ describe('managed-service users: Heroku-like source (no replication, no CREATERO
     });
     assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout.slice(0, 2000));
   });
+
+  it('a login role whose own read-only setting would override the fence, which the owner may not change: check refuses before anything changes', async function () {
+    const source = await heroku.createDatabase('hfence');
+    await sql(source, 'CREATE TABLE t (id int PRIMARY KEY)');
+    await sql(heroku.admin(), `CREATE ROLE reporter LOGIN; ALTER ROLE reporter SET default_transaction_read_only = off`);
+    const target = await rds.createDatabase('hfence');
+    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target), PGFERRY_BUCARDO_URL: url(ctl.conn()) };
+    const c = await pgferry(['check', '--strategy', 'bucardo'], env);
+    assert.equal(c.exitCode, ExitCode.checkFailed, c.stdout);
+    assert.match(c.stdout, /Login roles reporter set default_transaction_read_only themselves/);
+    // The fix as printed, by the service's superuser.
+    const fix = /fix: As a role that may \(a superuser\): (.*)$/m.exec(c.stdout)?.[1];
+    assert.ok(fix, c.stdout);
+    await sql(heroku.admin('hfence'), fix);
+    const ok = await pgferry(['check', '--strategy', 'bucardo'], env);
+    assert.equal(ok.exitCode, ExitCode.ok, ok.stdout);
+  });
 });

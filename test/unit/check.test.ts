@@ -17,6 +17,7 @@ function inventory(
     canCreate?: boolean;
     pubs?: { name: string; wide: boolean }[];
     subs?: string[];
+    fenceRoles?: { name: string; alterable: boolean }[];
   } = {},
 ): Inventory {
   return {
@@ -53,6 +54,7 @@ function inventory(
       availableExtensions: over.avail ?? ['plpgsql', 'citext'],
       publications: over.pubs ?? [],
       subscriptions: over.subs ?? [],
+      fenceRoles: over.fenceRoles ?? [],
       userObjectCount: over.objects ?? 0,
     },
   };
@@ -107,6 +109,23 @@ describe('check rules', function () {
       assert.match(f.fix, /GRANT "finance", "ops" TO "admin"/);
     }
     assert.ok(!runChecks(facts({ source: inventory(12, { tables }) })).some((x) => x.code === 'source-tables-not-owned'));
+  });
+
+  it('streaming strategies refuse a login role whose own read-only setting the fence could not override', function () {
+    const fenceRoles = [
+      { name: 'reporting', alterable: true },
+      { name: 'heroku_admin', alterable: false },
+    ];
+    const f = runChecks(facts({ strategy: 'logical', source: inventory(12, { fenceRoles }) })).find(
+      (x) => x.code === 'fence-roles-unalterable',
+    );
+    assert.ok(f);
+    assert.match(f.message, /Login roles heroku_admin set default_transaction_read_only themselves/);
+    assert.match(f.fix, /ALTER ROLE "heroku_admin" IN DATABASE "app" RESET default_transaction_read_only/);
+    assert.ok(
+      !runChecks(facts({ source: inventory(12, { fenceRoles }) })).some((x) => x.code === 'fence-roles-unalterable'),
+      'dump-restore fences nothing',
+    );
   });
 
   it('names unreadable tables and the grant that fixes it', function () {
