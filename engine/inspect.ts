@@ -283,7 +283,9 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
               WHERE ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}) AS functions,
             (SELECT count(*)::int FROM pg_largeobject_metadata) AS los,
             (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}) +
+              -- Indexes and TOAST tables go with their table: an extension's (pglogical's, installed by the
+              -- service) are no member of it themselves, and do not make a database "not empty".
+              WHERE c.relkind NOT IN ('i', 'I', 't') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}) +
             (SELECT count(*)::int FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
               WHERE ${SYSTEM_SCHEMA_FILTER} AND t.typtype IN ('e', 'd', 'c') AND t.typrelid = 0
                 AND ${NOT_EXTENSION_MEMBER('pg_type', 't.oid')}) +

@@ -77,7 +77,13 @@ export function profileSql(profile: ProfileName, major: number, user: string, pa
 export async function startProfiledServer(
   profile: ProfileName,
   major: number,
-  opts: { readonly source?: boolean; readonly name?: string; readonly user?: string } = {},
+  opts: {
+    readonly source?: boolean;
+    readonly name?: string;
+    readonly user?: string;
+    /** Extra postgresql.conf settings (shared_preload_libraries for pglogical, as a parameter group sets it). */
+    readonly settings?: Readonly<Record<string, string | number | boolean>>;
+  } = {},
 ): Promise<ProfiledServer> {
   const bootstrap = profile === 'rds' ? 'rdsadmin' : 'postgres';
   const server = await startServer({
@@ -85,6 +91,7 @@ export async function startProfiledServer(
     name: opts.name ?? `${profile}${major}`,
     superuser: bootstrap,
     hba: profileHba(profile),
+    ...(opts.settings ? { settings: opts.settings } : {}),
   });
   const user = {
     name: opts.user ?? (profile === 'rds' ? 'master' : profile === 'heroku' ? `u${randomBytes(4).toString('hex')}` : 'dba'),

@@ -11,7 +11,7 @@ import { openClient, toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
 import { startProfiledServer, type ProfiledServer } from '../../engine/local/profiles';
-import { APP_ROLE, loadSample } from '../../scripts/sample-db';
+import { APP_ROLE, dropGeneratedColumns, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
 import { pgferry } from '../helpers/cli';
 import { hasServer, newestPgDump, sql } from '../helpers/servers';
@@ -296,5 +296,84 @@ describe('managed-service users: Heroku-like source (no replication, no CREATERO
     await sql(heroku.admin('hfence'), fix);
     const ok = await pgferry(['check', '--strategy', 'bucardo'], env);
     assert.equal(ok.exitCode, ExitCode.ok, ok.stdout);
+  });
+});
+
+describe('managed-service users: pglogical between RDS-like 15 servers', function () {
+  let src: ProfiledServer;
+  let dst: ProfiledServer;
+  before(async function () {
+    if (!existsSync('/usr/lib/postgresql/15/lib/pglogical.so') || !hasServer(15) || (await newestPgDump()) < 15) this.skip();
+    // What a parameter group sets: pglogical preloaded, and (Debian's 15 has the allow-list) its output plugin allowed.
+    const settings = {
+      shared_preload_libraries: 'pglogical',
+      max_worker_processes: 16,
+      output_plugin_libraries: 'pgoutput, test_decoding, pglogical_output',
+    };
+    [src, dst] = await Promise.all([
+      startProfiledServer('rds', 15, { source: true, name: 'rdspgl-src', settings }),
+      startProfiledServer('rds', 15, { name: 'rdspgl-dst', settings }),
+    ]);
+  });
+  after(async function () {
+    await Promise.all([src?.server.stop(), dst?.server.stop()]);
+  });
+
+  /**
+   * RDS's build of pglogical works as rds_superuser; a local one needs a superuser, so the bootstrap
+   * superuser creates the extension and grants rds_superuser what pglogical's nodes and apply use
+   * (its tables, the replication-origin functions). An emulation: RDS's internals are not visible here.
+   */
+  async function withPglogical(p: ProfiledServer, database: string): Promise<void> {
+    const origins = [
+      'create(text)',
+      'drop(text)',
+      'oid(text)',
+      'session_setup(text)',
+      'session_reset()',
+      'xact_setup(pg_lsn, timestamp with time zone)',
+      'xact_reset()',
+      'advance(text, pg_lsn)',
+      'progress(text, boolean)',
+      'session_progress(boolean)',
+      'session_is_setup()',
+    ];
+    await sql(
+      p.admin(database),
+      `CREATE EXTENSION IF NOT EXISTS pglogical; GRANT USAGE ON SCHEMA pglogical TO rds_superuser;
+       GRANT ALL ON ALL TABLES IN SCHEMA pglogical TO rds_superuser; GRANT ALL ON ALL SEQUENCES IN SCHEMA pglogical TO rds_superuser;
+       ${origins.map((f) => `GRANT EXECUTE ON FUNCTION pg_replication_origin_${f} TO rds_superuser;`).join('\n')}`,
+    );
+  }
+
+  it('RDS 15 → RDS 15 by pglogical as the master: sync, cutover under write load, ledger, verified', async function () {
+    const source = await src.createDatabase('pshop');
+    await withPglogical(src, 'pshop');
+    const sample = await loadSample(source, { sizeBytes: 3e6 });
+    await dropGeneratedColumns(source);
+    const target = await dst.createDatabase('pshop');
+    await withPglogical(dst, 'pshop');
+    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    const load = new WriteLoad(source, { rate: 80, workers: 2, user: { name: APP_ROLE, password: sample.appPassword } });
+    await load.start();
+    try {
+      const s = await pgferry(['sync', '--strategy', 'pglogical', '--jobs', '2', '--quiet'], env);
+      assert.equal(s.exitCode, ExitCode.ok, `${s.stderr}\ntarget log:\n${dst.server.logTail(20)}\nsource log:\n${src.server.logTail(10)}`);
+      await sql(target, `ALTER ROLE ${APP_ROLE} PASSWORD '${sample.appPassword}'`);
+      const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+      assert.equal(c.exitCode, ExitCode.ok, c.stderr);
+      const report = JSON.parse(c.stdout) as { blackoutSeconds: number; verification: { ok: boolean; mismatches: string[] } };
+      assert.equal(report.verification.ok, true, report.verification.mismatches.join('\n'));
+      load.switchTo(target);
+      await load.stop();
+      const ledger = await load.ledger.check(target);
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      const cl = await pgferry(['cleanup'], env);
+      assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
+      const slots = await sql<{ n: string }>(src.admin('pshop'), `SELECT count(*)::text AS n FROM pg_replication_slots`);
+      assert.equal(slots[0]!.n, '0');
+    } finally {
+      await load.stop();
+    }
   });
 });
