@@ -37,6 +37,13 @@ export interface VerifyResult {
     readonly ok: boolean;
   };
   readonly extraOnTarget: readonly string[];
+  /**
+   * Materialized views, compared by presence, populated state and the columns
+   * they yield, not by rows: one created WITH NO DATA cannot be read, and one stale on the
+   * source would differ from its fresh copy (its rows are the refresh's, not
+   * data moved).
+   */
+  readonly matviews: readonly { readonly name: string; readonly ok: boolean; readonly problem: string | null }[];
   readonly mismatches: readonly string[];
   readonly seconds: number;
   readonly rows: number;
@@ -77,7 +84,7 @@ export function checksumExpr(c: ChecksumColumn): string {
   return c.send ? `${c.send}(${c.cast ? `${col}::${c.cast}` : col})` : col;
 }
 
-async function listTables(c: pg.Client, matviews: boolean): Promise<Map<string, TableShape>> {
+async function listTables(c: pg.Client): Promise<Map<string, TableShape>> {
   // attname::text: "name" takes a collation only from 12 on.
   const r = await c.query<{ schema: string; name: string; columns: ChecksumColumn[] | null; pk: string | null; bytes: string }>(
     `SELECT n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::text AS bytes,
@@ -93,7 +100,7 @@ async function listTables(c: pg.Client, matviews: boolean): Promise<Map<string, 
             (SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
               WHERE x.indrelid = c.oid AND x.indisprimary AND x.indnatts = 1 AND a.attcollation = 0) AS pk
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN (${matviews ? `'r', 'm'` : `'r'`}) AND ${SYSTEM_SCHEMA_FILTER}
+      WHERE c.relkind = 'r' AND ${SYSTEM_SCHEMA_FILTER}
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
   );
   const m = new Map<string, TableShape>();
@@ -247,8 +254,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       src.push(await open(source, 'source'));
       dst.push(await open(target, 'target'));
     }
-    const mv = opts.matviews ?? true;
-    const [sTables, tTables] = await Promise.all([listTables(src[0]!, mv), listTables(dst[0]!, mv)]);
+    const [sTables, tTables] = await Promise.all([listTables(src[0]!), listTables(dst[0]!)]);
     const limitS = pLimit(jobs);
     const limitT = pLimit(jobs);
     let done = 0;
@@ -301,8 +307,10 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
     });
     const [sLo, tLo] = await Promise.all([largeObjects(src[0]!), largeObjects(dst[0]!)]);
     const lo = { source: sLo.n, target: tLo.n, sourceHash: sLo.h, targetHash: tLo.h, ok: sLo.n === tLo.n && sLo.h === tLo.h };
+    const matviews = (opts.matviews ?? true) ? compareMatviews(await matviewStates(src[0]!), await matviewStates(dst[0]!)) : [];
     const mismatches = [
       ...tables.filter((t) => !t.ok).map((t) => `${t.table}: ${t.problem}`),
+      ...matviews.filter((m) => !m.ok).map((m) => `materialized view ${m.name}: ${m.problem}`),
       ...seqs.filter((s) => !s.ok).map((s) => `sequence ${s.name}: source ${s.source}, target ${s.target ?? 'missing'}`),
       ...(lo.ok ? [] : [`large objects: source ${lo.source}, target ${lo.target}${lo.source === lo.target ? ' (contents differ)' : ''}`]),
     ];
@@ -313,6 +321,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       sequences: seqs,
       largeObjects: lo,
       extraOnTarget: [...tTables.keys()].filter((k) => !sTables.has(k)),
+      matviews,
       mismatches,
       seconds: (Date.now() - started) / 1000,
       rows: tables.reduce((s, t) => s + t.sourceRows, 0),
@@ -320,4 +329,45 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
   } finally {
     await Promise.all([...src, ...dst].map((c) => c.end().catch(() => undefined)));
   }
+}
+
+interface MatviewState {
+  readonly populated: boolean;
+  readonly definition: string;
+}
+
+/**
+ * Every materialized view's populated state and its definition as the columns
+ * it yields (names and types): the query text itself is deparsed differently
+ * by each major (14 and 17 print the same view differently).
+ */
+async function matviewStates(c: pg.Client): Promise<Map<string, MatviewState>> {
+  const r = await c.query<{ key: string; populated: boolean; definition: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS key, c.relispopulated AS populated,
+            coalesce((SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') AS definition
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'm' AND n.nspname <> 'pgferry'`,
+  );
+  return new Map(r.rows.map((x) => [x.key, { populated: x.populated, definition: x.definition }]));
+}
+
+/** Materialized views compared by presence, populated state and columns. Pure. */
+export function compareMatviews(
+  source: ReadonlyMap<string, MatviewState>,
+  target: ReadonlyMap<string, MatviewState>,
+): { name: string; ok: boolean; problem: string | null }[] {
+  return [...source.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, s]) => {
+      const t = target.get(name);
+      const problem = !t
+        ? 'missing on target'
+        : s.populated !== t.populated
+          ? `${s.populated ? 'populated' : 'not populated (WITH NO DATA)'} on the source, ${t.populated ? 'populated' : 'not populated'} on the target`
+          : s.definition !== t.definition
+            ? `columns differ (source ${s.definition}; target ${t.definition})`
+            : null;
+      return { name, ok: problem === null, problem };
+    });
 }

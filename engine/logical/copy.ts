@@ -68,7 +68,12 @@ export async function copyInfo(c: pg.Client, tables: readonly TableInfo[], versi
        FROM (SELECT n.ord::int AS i, n.name::regclass::oid AS oid FROM unnest($1::text[]) WITH ORDINALITY AS n(name, ord)) t
        LEFT JOIN LATERAL (
          SELECT array_agg(a.attname::text ORDER BY a.attnum) AS cols,
-                bool_and(ty.oid < 16384 OR ty.typtype = 'e' OR (ty.typtype = 'd' AND ty.typbasetype < 16384 AND ty.typndims = 0)) AS binary
+                bool_and((ty.oid < 16384 OR ty.typtype = 'e' OR (ty.typtype = 'd' AND ty.typbasetype < 16384 AND ty.typndims = 0))
+                         -- Built-in types without a binary form (aclitem) and arrays of them go as text.
+                         AND NOT EXISTS (SELECT 1 FROM pg_type x
+                                          WHERE x.oid IN (CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END, ty.typelem,
+                                                          (SELECT b.typelem FROM pg_type b WHERE b.oid = ty.typbasetype))
+                                            AND (x.typsend::oid = 0 OR x.typreceive::oid = 0))) AS binary
            FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
           WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped ${generated}) cols ON true
       ORDER BY t.i`,
