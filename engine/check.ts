@@ -457,6 +457,17 @@ function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
   const noKey = tablesWithoutIdentity(s);
   if (noKey.length > 0) {
     if (f.replicaIdentityFull) {
+      const byFull = new Set(noKey);
+      const unmatched = s.database.tables
+        .filter((x) => byFull.has(qualified(x)) && x.columnsWithoutEquality.length > 0)
+        .map((x) => `${qualified(x)} (${x.columnsWithoutEquality.join(', ')})`);
+      if (unmatched.length > 0) {
+        err(
+          'replica-identity-full-no-equality',
+          `${unmatched.length} tables without a key have columns whose type has no equality operator, so REPLICA IDENTITY FULL cannot find their rows and the target's apply would stop at the first UPDATE or DELETE: ${list(unmatched)}.`,
+          'Add a primary key (or a unique index on NOT NULL columns and REPLICA IDENTITY USING INDEX) to those tables, or use --strategy bucardo (copies them inside the cutover window) or dump-restore.',
+        );
+      }
       warn(
         'replica-identity-full',
         `${noKey.length} tables have no primary key or replica identity; pgferry sets REPLICA IDENTITY FULL on them on the source (restored at cleanup): ${list(noKey)}.`,

@@ -6,7 +6,8 @@
  * database by name; failures on a managed target become warnings.
  */
 import type pg from 'pg';
-import { ident, literal } from './conn';
+import { ident, literal, redact, withClient, type ConnInfo } from './conn';
+import type { Emit } from './runner';
 
 /** Settings stored as lists, whose value pg_dump writes unquoted (GUC_LIST_QUOTE). */
 const LIST_SETTINGS = new Set([
@@ -61,7 +62,8 @@ export function propertyStatements(database: string, p: DatabaseProperties): str
   const db = ident(database);
   const out: string[] = [];
   for (const s of p.settings) {
-    for (const e of s.entries) {
+    // default_transaction_read_only is a write fence (pgferry's, or the user's for a dump), never the target's to keep.
+    for (const e of s.entries.filter((x) => !/^default_transaction_read_only=/i.test(x))) {
       out.push(s.role === null ? `ALTER DATABASE ${db} ${setClause(e)}` : `ALTER ROLE ${ident(s.role)} IN DATABASE ${db} ${setClause(e)}`);
     }
   }
@@ -76,4 +78,31 @@ export function propertyStatements(database: string, p: DatabaseProperties): str
     }
   }
   return out;
+}
+
+/**
+ * Copy the source database's properties (its settings, per-role settings in
+ * it, comment, grants) onto the target database. A statement the target
+ * refuses is a warning, not a failure: the data is there either way.
+ */
+export async function applyDatabaseSettings(
+  source: ConnInfo,
+  target: ConnInfo,
+  targetDatabase: string,
+  emit: Emit,
+): Promise<{ applied: number; warnings: string[] }> {
+  const props = await withClient(source, 'source', readDatabaseProperties);
+  const statements = propertyStatements(targetDatabase, props);
+  const warnings: string[] = [];
+  await withClient(target, 'target', async (c) => {
+    for (const sql of statements) {
+      try {
+        await c.query(sql);
+      } catch (e) {
+        warnings.push(`${redact((e as Error).message)} [${sql}]`);
+      }
+    }
+  });
+  for (const w of warnings) emit({ type: 'log', level: 'warn', message: `database settings: ${w}` });
+  return { applied: statements.length - warnings.length, warnings };
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { analyzeRelations, relationsToAnalyze } from './analyze';
 import { estimateDumpBytes } from './check';
 import { ident, redact, withClient, type ConnInfo } from './conn';
-import { propertyStatements, readDatabaseProperties } from './database-settings';
+import { applyDatabaseSettings } from './database-settings';
 import { PgferryError } from './errors';
 import { applyGlobals, MANAGED_ROLE, planGlobals } from './globals';
 import type { Preflight } from './preflight';
@@ -348,22 +348,7 @@ async function grantFormerOwners(source: ConnInfo, target: ConnInfo, emit: Emit)
 
 const databaseSettingsStep: Step<DumpRestoreContext> = {
   name: 'database-settings',
-  async run(ctx, emit) {
-    const props = await withClient(ctx.source, 'source', readDatabaseProperties);
-    const statements = propertyStatements(ctx.pre.target.database.name, props);
-    const warnings: string[] = [];
-    await withClient(ctx.target, 'target', async (c) => {
-      for (const sql of statements) {
-        try {
-          await c.query(sql);
-        } catch (e) {
-          warnings.push(`${redact((e as Error).message)} [${sql}]`);
-        }
-      }
-    });
-    for (const w of warnings) emit({ type: 'log', level: 'warn', message: `database settings: ${w}` });
-    return { applied: statements.length - warnings.length, warnings };
-  },
+  run: (ctx, emit) => applyDatabaseSettings(ctx.source, ctx.target, ctx.pre.target.database.name, emit),
 };
 
 const vacuumStep: Step<DumpRestoreContext> = {

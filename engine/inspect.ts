@@ -33,6 +33,12 @@ export interface TableInfo {
   /** The table's owner, and whether the current user acts as it (the owner, a member with its privileges, or a superuser). */
   readonly owner: string;
   readonly owned: boolean;
+  /**
+   * Columns whose type has no default btree or hash equality (point, box,
+   * json, xml, arrays of them…): REPLICA IDENTITY FULL cannot match rows by
+   * them, and the subscriber's apply stops at the first UPDATE or DELETE.
+   */
+  readonly columnsWithoutEquality: readonly string[];
 }
 
 export interface SequenceInfo {
@@ -236,6 +242,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
     rls_filtered: boolean;
     owner: string;
     owned: boolean;
+    no_eq: string[] | null;
   }>(
     c,
     `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
@@ -256,7 +263,20 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
                                         WHERE NOT a.attnotnull)) AS usable_unique,
             has_table_privilege(c.oid, 'SELECT') AS readable,
             ${rlsFiltered} AS rls_filtered,
-            pg_get_userbyid(c.relowner) AS owner, pg_has_role(c.relowner, 'USAGE') AS owned
+            pg_get_userbyid(c.relowner) AS owner, pg_has_role(c.relowner, 'USAGE') AS owned,
+            (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+               JOIN pg_type ty ON ty.oid = a.atttypid
+               -- a domain compares as its base type, an array as its elements
+               JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+               JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                                 WHERE am.amname IN ('btree', 'hash') AND oc.opcdefault
+                                   AND (oc.opcintype = et.oid OR oc.opcintype = et.typbasetype
+                                        OR (oc.opcintype = 'anyenum'::regtype AND et.typtype = 'e')
+                                        OR (oc.opcintype = 'anyrange'::regtype AND et.typtype = 'r')
+                                        OR (oc.opcintype = 'record'::regtype AND et.typtype = 'c')
+                                        OR (oc.opcintype = 'anyarray'::regtype AND et.typcategory = 'A')))) AS no_eq
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
@@ -363,6 +383,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
       rlsFiltered: t.rls_filtered,
       owner: t.owner,
       owned: t.owned,
+      columnsWithoutEquality: t.no_eq ?? [],
     })),
     sequences: sequences.map((s) => ({ schema: s.schema, name: s.name, ownedBy: s.owned_by, readable: s.readable })),
     matviews,

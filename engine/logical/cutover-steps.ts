@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
-import { ident } from '../conn';
+import { ident, literal } from '../conn';
 import { readSequences } from '../sequences';
 
 /**
@@ -39,8 +39,9 @@ export async function copyUnlogged(src: pg.Client, dst: pg.Client, tables: reado
 
 /** Copy every large object (same OIDs), replacing the target's. Chunked: no object is held whole. */
 export async function copyLargeObjects(src: pg.Client, dst: pg.Client, chunk = 4 * 1024 * 1024): Promise<{ count: number; bytes: number }> {
-  const los = await src.query<{ oid: string; owner: string }>(
-    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`,
+  const los = await src.query<{ oid: string; owner: string; comment: string | null }>(
+    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner, obj_description(oid, 'pg_largeobject') AS comment
+       FROM pg_largeobject_metadata ORDER BY oid`,
   );
   await dst.query(`SELECT lo_unlink(oid) FROM pg_largeobject_metadata`);
   let bytes = 0;
@@ -58,6 +59,7 @@ export async function copyLargeObjects(src: pg.Client, dst: pg.Client, chunk = 4
       }
       const owner = await dst.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [lo.owner]);
       if (owner.rowCount === 1) await dst.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${ident(lo.owner)}`);
+      if (lo.comment !== null) await dst.query(`COMMENT ON LARGE OBJECT ${Number(lo.oid)} IS ${literal(lo.comment)}`);
       await dst.query('COMMIT');
       await src.query('COMMIT');
     } catch (e) {

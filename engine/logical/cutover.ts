@@ -7,6 +7,7 @@ import { withRunLock } from '../run-lock';
 import { execa } from 'execa';
 import { withoutSecrets } from '../tool-exec';
 import { connect, describe, type ConnInfo } from '../conn';
+import { applyDatabaseSettings } from '../database-settings';
 import { PgferryError } from '../errors';
 import { analyzeMissing } from '../analyze';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
@@ -220,6 +221,8 @@ async function cutoverLocked(
       await dropSlot(src, meta.names.slot);
       await src.query(`DROP PUBLICATION IF EXISTS ${meta.names.publication}`);
     });
+    // The database's own settings, once nothing replicates into it any more and before the application comes.
+    await timed('database-settings', () => applyDatabaseSettings(source, target, target.database, emit));
     meta.phase = 'done';
     await state.setMeta(meta);
     if (opts.postHook)

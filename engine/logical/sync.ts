@@ -19,6 +19,7 @@ import { preflight, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { RunState } from '../state';
 import type { ClientTools } from '../tools';
+import { applyDatabaseSettings } from '../database-settings';
 import { verify } from '../verify';
 import { copyTables, type CopyResult } from './copy';
 import { copyLargeObjects, refreshMatviews, syncSequences } from './cutover-steps';
@@ -269,7 +270,15 @@ const COPY_STEPS: Step<SyncContext>[] = [
         const matviews = await refreshMatviews(src, dst);
         // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
         const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit);
-        return { sequences, largeObjects: los.count, matviews, analyzed: (ctx.post?.analyzed ?? 0) + analyzed };
+        // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
+        const settings = await applyDatabaseSettings(ctx.source, ctx.target, ctx.pre.target.database.name, emit);
+        return {
+          sequences,
+          largeObjects: los.count,
+          matviews,
+          analyzed: (ctx.post?.analyzed ?? 0) + analyzed,
+          databaseSettings: settings.applied,
+        };
       } finally {
         await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
       }

@@ -19,6 +19,7 @@ export function tableInfo(name: string, over: Partial<TableInfo> = {}): TableInf
     rlsFiltered: false,
     owner: 'app',
     owned: true,
+    columnsWithoutEquality: [],
     ...over,
   };
 }

@@ -128,6 +128,19 @@ describe('check rules', function () {
     );
   });
 
+  it('--replica-identity-full refuses key-less tables with a column that has no equality operator, naming them', function () {
+    const tables = [
+      table('shapes', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false, columnsWithoutEquality: ['p', 'j'] }),
+      table('log', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false }),
+      table('keyed', { columnsWithoutEquality: ['doc'] }),
+    ];
+    const found = runChecks(facts({ strategy: 'logical', replicaIdentityFull: true, source: inventory(12, { tables }) }));
+    const f = found.find((x) => x.code === 'replica-identity-full-no-equality');
+    assert.ok(f);
+    assert.match(f.message, /1 tables without a key .*"app"."shapes" \(p, j\)/);
+    assert.doesNotMatch(f.message, /keyed|"log"/);
+  });
+
   it('names unreadable tables and the grant that fixes it', function () {
     const f = runChecks(facts({ source: inventory(14, { tables: [table('secret', { readable: false })] }) })).find(
       (x) => x.code === 'source-unreadable',

@@ -237,7 +237,7 @@ describe('database properties', function () {
   it('builds ALTER DATABASE, ALTER ROLE … IN DATABASE, COMMENT and grants for the target name', function () {
     const st = propertyStatements('shop new', {
       settings: [
-        { role: null, entries: ['work_mem=8MB'] },
+        { role: null, entries: ['work_mem=8MB', 'default_transaction_read_only=on'] },
         { role: 'app', entries: ['statement_timeout=30s'] },
       ],
       comment: "it's ours",
@@ -255,5 +255,6 @@ describe('database properties', function () {
       'GRANT TEMPORARY ON DATABASE "shop new" TO PUBLIC',
     ]);
     assert.deepEqual(propertyStatements('x', { settings: [], comment: null, grants: [] }), []);
+    // default_transaction_read_only (a cutover's fence, a dump's stopped writes) is left out above.
   });
 });
