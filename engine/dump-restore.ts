@@ -8,7 +8,7 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { analyzeRelations, relationsToAnalyze } from './analyze';
 import { estimateDumpBytes } from './check';
-import { ident, redact, withClient, type ConnInfo } from './conn';
+import { ident, withClient, type ConnInfo } from './conn';
 import { applyDatabaseSettings } from './database-settings';
 import { PgferryError } from './errors';
 import { applyGlobals, MANAGED_ROLE, planGlobals } from './globals';
