@@ -4,7 +4,7 @@
  * with the report printed — and never prints a password.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -146,40 +146,46 @@ describe('every failure ends with its exit code', function () {
     const source = await freshDatabase(await server(14), 'exit_kill');
     await loadSample(source, { sizeBytes: 40e6 });
     const target = await freshDatabase(await server(17), 'exit_kill_t');
-    const cli = execa(process.execPath, [CLI, 'migrate', '--strategy', 'dump-restore', '--jobs', '2', '--quiet'], {
-      reject: false,
-      env: { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) },
-    });
-    // The main restore pass (pg_restore -j): the listing and the schemas' pass before it are short.
-    const mainRestore = async (): Promise<number | undefined> => {
-      const r = await execa('ps', ['-o', 'pid=,args=', '--ppid', String(cli.pid)], { reject: false });
-      const line = String(r.stdout)
-        .split('\n')
-        .find((l) => /\/pg_restore .*-j /.test(l));
-      return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
-    };
-    let restore: number | undefined;
-    for (const deadline = Date.now() + 120_000; !restore && Date.now() < deadline;) {
-      restore = await mainRestore();
-      if (!restore) await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.ok(restore, 'pg_restore started');
-    const passDirs = (): string[] => readdirSync(os.tmpdir()).filter((d) => d.startsWith(`pgferry-pass-${cli.pid}-`));
-    cli.kill('SIGKILL');
-    await cli;
-    // Gone, or a zombie waiting for a reaper that this machine's pid 1 may not be.
-    const gone = async (pid: number): Promise<boolean> => {
-      try {
-        return / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ')'));
-      } catch {
-        return true;
+    // Its own work directory: a killed run cannot remove its dump, the test does.
+    const workDir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-test-kill-'));
+    try {
+      const cli = execa(process.execPath, [CLI, 'migrate', '--strategy', 'dump-restore', '--jobs', '2', '--quiet', '--work-dir', workDir], {
+        reject: false,
+        env: { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) },
+      });
+      // The main restore pass (pg_restore -j): the listing and the schemas' pass before it are short.
+      const mainRestore = async (): Promise<number | undefined> => {
+        const r = await execa('ps', ['-o', 'pid=,args=', '--ppid', String(cli.pid)], { reject: false });
+        const line = String(r.stdout)
+          .split('\n')
+          .find((l) => /\/pg_restore .*-j /.test(l));
+        return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
+      };
+      let restore: number | undefined;
+      for (const deadline = Date.now() + 120_000; !restore && Date.now() < deadline;) {
+        restore = await mainRestore();
+        if (!restore) await new Promise((r) => setTimeout(r, 20));
       }
-    };
-    for (const deadline = Date.now() + 10_000; !(await gone(restore!)) && Date.now() < deadline;)
-      await new Promise((r) => setTimeout(r, 100));
-    assert.ok(await gone(restore!), 'pg_restore ended with pgferry');
-    assert.ok(passDirs().length > 0, 'SIGKILL left the passfile');
-    ended(await pgferry(['--version']), ExitCode.ok);
-    assert.deepEqual(passDirs(), [], 'swept at the next start');
+      assert.ok(restore, 'pg_restore started');
+      const passDirs = (): string[] => readdirSync(os.tmpdir()).filter((d) => d.startsWith(`pgferry-pass-${cli.pid}-`));
+      cli.kill('SIGKILL');
+      await cli;
+      // Gone, or a zombie waiting for a reaper that this machine's pid 1 may not be.
+      const gone = async (pid: number): Promise<boolean> => {
+        try {
+          return / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ')'));
+        } catch {
+          return true;
+        }
+      };
+      for (const deadline = Date.now() + 10_000; !(await gone(restore!)) && Date.now() < deadline;)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await gone(restore!), 'pg_restore ended with pgferry');
+      assert.ok(passDirs().length > 0, 'SIGKILL left the passfile');
+      ended(await pgferry(['--version']), ExitCode.ok);
+      assert.deepEqual(passDirs(), [], 'swept at the next start');
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
   });
 });
