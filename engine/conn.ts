@@ -41,7 +41,9 @@ export interface LibpqEnv {
  */
 export function parseUrl(url: string, label = 'connection URL', libpq: LibpqEnv = {}): ConnInfo {
   const env = libpq.env ?? process.env;
-  const form = 'Use the form postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).';
+  // Passwords are best kept out of URLs (shell history, ps): the fix names the places libpq reads them from.
+  const form =
+    'Use the form postgresql://USER@HOST:PORT/DATABASE, with the password in PGPASSWORD or ~/.pgpass (or percent-encoded after USER: in the URL).';
   // `postgresql:/h` and `postgresql:h` parse as URLs whose path holds the rest, password included.
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme !== undefined && scheme !== 'postgres' && scheme !== 'postgresql') {
@@ -175,7 +177,7 @@ function defaultRootCert(): string | undefined {
  * `verify-full` the chain and the host name. `sslrootcert=system` trusts the
  * system's CAs. `allow` and `prefer` fall back in `connect()`.
  */
-export function sslConfig(info: ConnInfo, rootCert: string | undefined = defaultRootCert()): pg.ClientConfig['ssl'] {
+export function sslConfig(info: ConnInfo, rootCert: () => string | undefined = defaultRootCert): pg.ClientConfig['ssl'] {
   const rootParam = info.params['sslrootcert'];
   const clientCert = {
     ...(info.params['sslcert'] ? { cert: readFileSync(info.params['sslcert'], 'utf8') } : {}),
@@ -197,7 +199,7 @@ export function sslConfig(info: ConnInfo, rootCert: string | undefined = default
       return rootParam ? verify(false, rootParam) : { rejectUnauthorized: false, ...clientCert };
     case 'verify-ca':
     case 'verify-full': {
-      const root = rootParam ?? rootCert;
+      const root = rootParam ?? rootCert();
       if (!root) {
         throw new PgferryError(
           'bad-url',
@@ -319,7 +321,7 @@ export function connectionError(e: unknown, info: ConnInfo, label: string): Pgfe
     return new PgferryError(
       'auth-failed',
       `The ${where} asks for a password and none was given for user "${info.user}"`,
-      'Put it in the URL (postgresql://USER:PASSWORD@HOST/DB), in PGPASSWORD, or in ~/.pgpass (mode 0600).',
+      'Set PGPASSWORD, add it to ~/.pgpass (mode 0600), or put it percent-encoded after the user in the URL.',
     );
   }
   switch (err.code) {

@@ -3,7 +3,7 @@
  * sslmode=prefer on every connection pgferry opens (sessions, the replication
  * connection of the snapshot, pg_dump/pg_restore, the subscription), the
  * verify modes check the certificate, and a URL without a password takes it
- * from PGPASSWORD or the passfile. Only the `disable` case names sslmode=disable.
+ * from PGPASSWORD or the passfile. Only the test of `disable` names that mode.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,7 +68,7 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     assert.ok(!req.stderr.includes(source.password!) && !req.stdout.includes(source.password!));
   });
 
-  it('a plain URL to a server with TLS uses it everywhere; verify-full checks the certificate and the name; disable turns it off', async function () {
+  it('a plain URL to a server with TLS uses it everywhere; verify-full checks the certificate and the name', async function () {
     const s17 = await server(17);
     const source = await freshDatabase(await server(14), 'tls2_src');
     await loadSample(source, { sizeBytes: 3e6 });
@@ -114,17 +114,21 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     });
     assert.equal(noCa.exitCode, ExitCode.usage, noCa.stderr);
     assert.match(noCa.stderr, /sslrootcert=/);
+  });
 
-    const d = await pgferry([
-      'verify',
-      '--verify',
-      'count',
-      '--source',
-      url(source, '?sslmode=disable'),
-      '--target',
-      url(target, '?sslmode=disable'),
-    ]);
+  it('sslmode=disable: sessions without TLS even where the server has it', async function () {
+    const source = await freshDatabase(await server(14), 'tls_off_src');
+    await sql(source, 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)');
+    const target = await freshDatabase(await server(17), 'tls_off_tgt');
+    await sql(target, 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)');
+    const off = (c: ConnInfo): string => toUrl({ ...c, sslmode: 'disable' }, { password: true });
+    const d = await pgferry(['verify', '--verify', 'count', '--source', off(source), '--target', off(target)]);
     assert.equal(d.exitCode, 0, d.stderr);
+    const [row] = await sql<{ ssl: boolean }>(
+      { ...target, sslmode: 'disable' },
+      'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+    );
+    assert.equal(row!.ssl, false);
   });
 
   it('a URL without a password takes it from PGPASSWORD or the passfile, for pgferry and for pg_dump', async function () {

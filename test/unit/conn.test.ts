@@ -75,8 +75,8 @@ describe('connection URLs', function () {
       { host: 'envhost', port: 6543, user: 'bob', database: 'shop', sslmode: 'require', password: 'fromenv' },
     );
     // What the URL says wins over the environment.
-    const u = parseUrl('postgresql://carol:pw@h:5433/db?sslmode=disable', 'x', { env });
-    assert.deepEqual([u.user, u.password, u.port, u.database, u.sslmode], ['carol', 'pw', 5433, 'db', 'disable']);
+    const u = parseUrl('postgresql://carol:pw@h:5433/db?sslmode=verify-ca', 'x', { env });
+    assert.deepEqual([u.user, u.password, u.port, u.database, u.sslmode], ['carol', 'pw', 5433, 'db', 'verify-ca']);
     assert.throws(() => parseUrl('postgresql://h/db', 'x', { env: { PGSSLMODE: 'sometimes' } }), /Unknown sslmode "sometimes"/);
   });
 
@@ -99,30 +99,30 @@ describe('connection URLs', function () {
   });
 
   it('TLS per sslmode as libpq: prefer/require encrypt without checking, verify-ca the chain, verify-full the name too', function () {
+    const noRoot = (): undefined => undefined;
     const at = (q: string): ConnInfo => parseUrl(`postgresql://u:p@h/db${q}`, 'x', { env: {} });
-    assert.deepEqual(sslConfig(at(''), undefined), { rejectUnauthorized: false });
-    assert.deepEqual(sslConfig(at('?sslmode=require'), undefined), { rejectUnauthorized: false });
-    assert.equal(sslConfig(at('?sslmode=disable'), undefined), false);
-    assert.equal(sslConfig(at('?sslmode=allow'), undefined), false);
+    assert.deepEqual(sslConfig(at(''), noRoot), { rejectUnauthorized: false });
+    assert.deepEqual(sslConfig(at('?sslmode=require'), noRoot), { rejectUnauthorized: false });
+    assert.equal(sslConfig(at('?sslmode=allow'), noRoot), false);
     assert.throws(
-      () => sslConfig(at('?sslmode=verify-full'), undefined),
+      () => sslConfig(at('?sslmode=verify-full'), noRoot),
       (e: PgferryError) => e.code === 'bad-url' && /sslrootcert=/.test(e.fix),
     );
-    const system = sslConfig(at('?sslmode=verify-full&sslrootcert=system'), undefined) as { rejectUnauthorized: boolean; ca?: string };
+    const system = sslConfig(at('?sslmode=verify-full&sslrootcert=system'), noRoot) as { rejectUnauthorized: boolean; ca?: string };
     assert.equal(system.rejectUnauthorized, true);
     assert.equal(system.ca, undefined);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-unit-'));
     try {
       const ca = path.join(dir, 'ca.pem');
       writeFileSync(ca, 'CERT');
-      const ver = sslConfig(at(`?sslmode=verify-ca&sslrootcert=${ca}`), undefined) as { ca: string; checkServerIdentity?: unknown };
+      const ver = sslConfig(at(`?sslmode=verify-ca&sslrootcert=${ca}`), noRoot) as { ca: string; checkServerIdentity?: unknown };
       assert.equal(ver.ca, 'CERT');
       assert.equal(typeof ver.checkServerIdentity, 'function');
-      const full = sslConfig(at(`?sslmode=verify-full&sslrootcert=${ca}`), undefined) as { checkServerIdentity?: unknown };
+      const full = sslConfig(at(`?sslmode=verify-full&sslrootcert=${ca}`), noRoot) as { checkServerIdentity?: unknown };
       assert.equal(full.checkServerIdentity, undefined);
       // require with a root certificate checks the chain, as libpq does.
       assert.equal(
-        (sslConfig(at(`?sslmode=require&sslrootcert=${ca}`), undefined) as { rejectUnauthorized: boolean }).rejectUnauthorized,
+        (sslConfig(at(`?sslmode=require&sslrootcert=${ca}`), noRoot) as { rejectUnauthorized: boolean }).rejectUnauthorized,
         true,
       );
     } finally {
@@ -133,6 +133,10 @@ describe('connection URLs', function () {
       rejectUnauthorized: false,
     });
     assert.equal(sslFallback('require', new Error('The server does not support SSL connections')), null);
+  });
+
+  it('sslmode=disable: no TLS at all', function () {
+    assert.equal(sslConfig(parseUrl('postgresql://u@h/db?sslmode=disable', 'x', { env: {} })), false);
   });
 
   it('a Unix-socket host round-trips through ?host=', function () {
