@@ -31,6 +31,13 @@ export interface CheckFacts {
   readonly workDir?: string;
   /** logical: allow REPLICA IDENTITY FULL on tables without a usable key. */
   readonly replicaIdentityFull?: boolean;
+  /**
+   * The source's C functions the target could not create, with the target's
+   * error (a missing library, or one built for another major). Probed by
+   * preflight in a rolled-back transaction; only when the target user is a
+   * superuser, the only role that may create them.
+   */
+  readonly unloadableFunctions?: readonly { readonly signature: string; readonly library: string; readonly error: string }[];
 }
 
 const list = (names: string[], max = 8): string =>
@@ -174,6 +181,7 @@ export function runChecks(f: CheckFacts): Finding[] {
     );
   }
   writableChecks(f, err);
+  targetCapabilityChecks(f, err);
   if (f.strategy !== 'dump-restore') {
     ownershipChecks(f, err);
     fenceRoleChecks(f, err);
@@ -182,6 +190,54 @@ export function runChecks(f: CheckFacts): Finding[] {
   else if (f.strategy === 'pglogical') pglogicalChecks(f, err, warn, info);
   else if (f.strategy === 'bucardo') bucardoChecks(f, warn, info);
   return out;
+}
+
+/**
+ * Objects every method restores through the schema but the target server
+ * cannot take: each would stop a restore half-way, so each is refused here
+ * with what to change on the source (pg_upgrade's own checks refuse the same).
+ */
+function targetCapabilityChecks(f: CheckFacts, err: Add): void {
+  const { source: s, target: t } = f;
+  const fns = s.database.cFunctions;
+  if (fns.length > 0 && !t.server.isSuperuser) {
+    err(
+      'c-functions-need-superuser',
+      `${fns.length} source functions are written in C outside any extension (${list(fns.map((x) => x.signature))}); only a superuser may create them, and user "${t.server.currentUser}" is not one on the target (managed services allow no C functions but their extensions').`,
+      'Replace them with an extension the target offers, or drop them and what depends on them from the source (DROP FUNCTION … CASCADE lists it), or connect to the target as a superuser.',
+    );
+  }
+  const unloadable = f.unloadableFunctions ?? [];
+  if (unloadable.length > 0) {
+    const libs = [...new Set(unloadable.map((x) => x.library))];
+    err(
+      'c-library-missing',
+      `The target cannot load the C library of ${unloadable.length} source functions: ${list(
+        unloadable.map((x) => `${x.signature} (${x.error})`),
+        4,
+      )}.`,
+      `Install ${libs.join(', ')} on the target server, built for PostgreSQL ${t.server.major}, at the same path; or drop those functions and what depends on them from the source.`,
+    );
+  }
+  if (s.database.lz4Columns.length > 0 && !t.server.hasLz4) {
+    const cols = s.database.lz4Columns;
+    err(
+      'lz4-unavailable',
+      `${cols.length} source columns use lz4 compression, which the target server was built without: ${list(cols.map((c) => `${c.table}.${c.column}`))}.`,
+      `On the source: ${cols
+        .slice(0, 8)
+        .map((c) => `ALTER TABLE ${c.table} ALTER COLUMN ${c.column} SET COMPRESSION pglz;`)
+        .join(' ')}${cols.length > 8 ? ' …' : ''} (stored values stay readable), or use a target built with lz4.`,
+    );
+  }
+  const genOverPlain = s.database.generatedOverPlainColumns;
+  if (genOverPlain.length > 0 && t.server.major >= 16) {
+    err(
+      'generated-child-of-plain',
+      `${genOverPlain.length} columns of inheritance children are generated where the parent's column is not, which PostgreSQL 16 and later refuse: ${list([...genOverPlain])}.`,
+      'On the source, make the child column plain (ALTER TABLE child NO INHERIT parent; ALTER TABLE child ALTER COLUMN … DROP EXPRESSION; ALTER TABLE child INHERIT parent), or detach the child for good.',
+    );
+  }
 }
 
 /**

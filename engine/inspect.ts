@@ -82,6 +82,8 @@ export interface ServerInfo {
   readonly walSendersUsed: number;
   /** May run CREATE SUBSCRIPTION (superuser, or pg_create_subscription on 16+). */
   readonly canCreateSubscription: boolean;
+  /** Built with lz4 (default_toast_compression accepts it; 14+). */
+  readonly hasLz4: boolean;
 }
 
 export interface DatabaseInventory {
@@ -114,6 +116,19 @@ export interface DatabaseInventory {
   readonly fenceRoles: readonly { readonly name: string; readonly alterable: boolean }[];
   /** Schemas other than system ones, public and pgferry's own, that hold anything. */
   readonly userObjectCount: number;
+  /** Functions in C outside any extension: their library must exist, built for the target's major, and creating them needs a superuser. */
+  readonly cFunctions: readonly CFunction[];
+  /** Columns set to lz4 compression (quoted identifiers; 14+). */
+  readonly lz4Columns: readonly { readonly table: string; readonly column: string }[];
+  /** Generated columns of inheritance children whose parent's column is not generated, which 16+ refuses ("child.column", quoted). */
+  readonly generatedOverPlainColumns: readonly string[];
+}
+
+export interface CFunction {
+  /** regprocedure text, e.g. public.widget_in(cstring). */
+  readonly signature: string;
+  readonly library: string;
+  readonly symbol: string;
 }
 
 export interface Inventory {
@@ -196,7 +211,13 @@ export async function inspectServer(c: pg.Client): Promise<ServerInfo> {
             ${versionNum >= 160000 ? `pg_has_role(current_user, 'pg_create_subscription', 'MEMBER')` : 'false'} AS sub`,
     )
   )[0]!;
+  const lz4 =
+    versionNum >= 140000
+      ? (await rows<{ l: boolean }>(c, `SELECT 'lz4' = ANY(enumvals) AS l FROM pg_settings WHERE name = 'default_toast_compression'`))[0]
+          ?.l === true
+      : false;
   return {
+    hasLz4: lz4,
     slotsUsed: repl.slots,
     walSendersUsed: repl.senders,
     canCreateSubscription: me.rolsuper || repl.sub,
@@ -362,7 +383,39 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
       ORDER BY 1`,
   ).catch(() => []);
   const db = (await rows<{ d: string }>(c, 'SELECT current_database() AS d'))[0]!.d;
+  const cFunctions = await rows<CFunction>(
+    c,
+    `SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS signature, p.probin AS library, p.prosrc AS symbol
+       FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE l.lanname = 'c' AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}
+      ORDER BY 1`,
+  );
+  const lz4Columns =
+    versionNum >= 140000
+      ? await rows<{ table: string; column: string }>(
+          c,
+          `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS table, quote_ident(a.attname) AS column
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE a.attcompression = 'l' AND a.attnum > 0 AND NOT a.attisdropped AND ${SYSTEM_SCHEMA_FILTER}
+              AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} ORDER BY 1, 2`,
+        )
+      : [];
+  // 16 requires a child's column to be generated exactly when its parent's is.
+  const generatedOverPlain =
+    versionNum >= 120000
+      ? await rows<{ col: string }>(
+          c,
+          `SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS col
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_inherits i ON i.inhrelid = c.oid
+             JOIN pg_attribute pa ON pa.attrelid = i.inhparent AND pa.attname = a.attname AND NOT pa.attisdropped
+            WHERE a.attgenerated <> '' AND pa.attgenerated = '' AND NOT a.attisdropped AND ${SYSTEM_SCHEMA_FILTER} ORDER BY 1`,
+        )
+      : [];
   return {
+    cFunctions,
+    lz4Columns,
+    generatedOverPlainColumns: generatedOverPlain.map((x) => x.col),
     fenceRoles,
     name: db,
     bytes: Number(counts.bytes),

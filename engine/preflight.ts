@@ -4,10 +4,10 @@
  */
 import { mkdirSync, statfsSync } from 'node:fs';
 import os from 'node:os';
-import { type ConnInfo } from './conn';
+import { literal, withClient, type ConnInfo } from './conn';
 import { runChecks, type CheckFacts, type Finding, type Strategy } from './check';
 import { isPgferryError, PgferryError } from './errors';
-import { inspect, type Inventory } from './inspect';
+import { inspect, type CFunction, type Inventory } from './inspect';
 import { selectClientTools, type ClientTools } from './tools';
 
 export interface PreflightOptions {
@@ -61,9 +61,52 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
     tools: toolFact,
     ...(opts.writesDump === false ? {} : { workDirFree: freeBytes(workDir), workDir }),
     replicaIdentityFull: opts.replicaIdentityFull ?? false,
+    ...(s.database.cFunctions.length > 0 && t.server.isSuperuser
+      ? { unloadableFunctions: await probeCFunctions(target, s.database.cFunctions) }
+      : {}),
   };
   const findings = runChecks(facts);
   return { source: s, target: t, tools, findings, ok: !findings.some((f) => f.level === 'error'), facts };
+}
+
+/**
+ * Whether the target can create each C function the source has: CREATE
+ * FUNCTION loads the library and looks the symbol up (check_function_bodies),
+ * inside a transaction that is rolled back, so nothing is left on the target.
+ * One probe per library and symbol; the restore would load the same libraries.
+ */
+export async function probeCFunctions(
+  target: ConnInfo,
+  fns: readonly CFunction[],
+): Promise<{ signature: string; library: string; error: string }[]> {
+  return withClient(target, 'target', async (c) => {
+    const out: { signature: string; library: string; error: string }[] = [];
+    const seen = new Map<string, string | null>();
+    await c.query('BEGIN');
+    try {
+      await c.query('SET LOCAL check_function_bodies = on');
+      for (const fn of fns) {
+        const key = `${fn.library}\u0000${fn.symbol}`;
+        if (!seen.has(key)) {
+          await c.query('SAVEPOINT probe');
+          try {
+            await c.query(
+              `CREATE FUNCTION pg_temp.pgferry_probe() RETURNS void LANGUAGE c AS ${literal(fn.library)}, ${literal(fn.symbol)}`,
+            );
+            seen.set(key, null);
+          } catch (e) {
+            seen.set(key, (e as Error).message);
+          }
+          await c.query('ROLLBACK TO SAVEPOINT probe');
+        }
+        const error = seen.get(key);
+        if (error) out.push({ signature: fn.signature, library: fn.library, error });
+      }
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
+    }
+    return out;
+  });
 }
 
 function sameDatabase(a: ConnInfo, b: ConnInfo, ai: Inventory, bi: Inventory): boolean {

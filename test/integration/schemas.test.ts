@@ -4,9 +4,13 @@
  * not move, or could not verify.
  */
 import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { compareMatviews } from '../../engine/verify';
+import { startProfiledServer } from '../../engine/local/profiles';
 import { pgferry } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
@@ -111,5 +115,66 @@ describe('schemas users bring', function () {
     assert.equal(cut.exitCode, ExitCode.ok, cut.stderr);
     // The source's fence (default_transaction_read_only) is not among them.
     assert.deepEqual(await props(synced), want);
+  });
+
+  it('check refuses what the target server cannot take — C libraries it cannot load, lz4 it lacks, generated columns over plain parents on 16+ — naming each, and passes once the printed fixes are applied', async function () {
+    if (!hasServer(15)) this.skip();
+    const source = await freshDatabase(await server(15), 'cap_src');
+    // A library the source loaded once, gone since (CREATE FUNCTION loads it whatever check_function_bodies says).
+    const libDir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-lib-'));
+    chmodSync(libDir, 0o755);
+    const gone = path.join(libDir, 'gone.so');
+    copyFileSync('/usr/lib/postgresql/15/lib/autoinc.so', gone);
+    await sql(
+      source,
+      `-- the target has its own build of autoinc: fine; refint by the 15 path is built for 15; the third is gone
+       CREATE FUNCTION autoinc() RETURNS trigger AS '$libdir/autoinc' LANGUAGE c;
+       CREATE FUNCTION check_primary_key() RETURNS trigger AS '/usr/lib/postgresql/15/lib/refint.so' LANGUAGE c;
+       CREATE FUNCTION vanished() RETURNS trigger AS '${gone}', 'autoinc' LANGUAGE c;
+       CREATE TABLE docs (id int PRIMARY KEY, body text COMPRESSION lz4); INSERT INTO docs SELECT g, repeat('x', 5000) FROM generate_series(1, 20) g;
+       CREATE TABLE gtest_normal (a int, b int);
+       CREATE TABLE gtest_normal_child (a int, b int GENERATED ALWAYS AS (a * 2) STORED) INHERITS (gtest_normal);
+       INSERT INTO gtest_normal_child (a) VALUES (1), (2);`,
+    );
+    rmSync(libDir, { recursive: true, force: true });
+    const target = await freshDatabase(await server(17), 'cap_tgt');
+    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    for (const strategy of ['dump-restore', 'logical']) {
+      const c = await pgferry(['check', '--strategy', strategy], env);
+      assert.equal(c.exitCode, ExitCode.checkFailed, c.stdout);
+      assert.match(c.stdout, /public\.check_primary_key\(\) \(incompatible library[^)]*version mismatch/);
+      assert.match(c.stdout, /public\.vanished\(\) \(could not access file "[^"]*gone\.so"/);
+      assert.doesNotMatch(c.stdout, /public\.autoinc\(\)/, 'the target loads its own autoinc');
+      assert.match(c.stdout, /lz4 compression[^\n]*public\.docs\.body/);
+      assert.match(c.stdout, /ALTER TABLE public\.docs ALTER COLUMN body SET COMPRESSION pglz;/);
+      assert.match(c.stdout, /generated where the parent's column is not[^\n]*public\.gtest_normal_child\.b/);
+    }
+    // The probe left nothing on the target.
+    const [n] = await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pgferry_probe'`);
+    assert.equal(n!.n, 0);
+    // A managed target's user may create no C function at all.
+    const rds = await startProfiledServer('rds', 17, { name: 'rds17cap' });
+    try {
+      const managed = await rds.createDatabase('cap_rds');
+      const m = await pgferry(['check', '--strategy', 'dump-restore'], {
+        PGFERRY_SOURCE_URL: url(source),
+        PGFERRY_TARGET_URL: url(managed),
+      });
+      assert.equal(m.exitCode, ExitCode.checkFailed, m.stdout);
+      assert.match(m.stdout, /3 source functions are written in C outside any extension[^\n]*only a superuser may create them/);
+    } finally {
+      await rds.server.stop();
+    }
+    await sql(
+      source,
+      `DROP FUNCTION check_primary_key(); DROP FUNCTION vanished();
+       ALTER TABLE public.docs ALTER COLUMN body SET COMPRESSION pglz;
+       ALTER TABLE gtest_normal_child NO INHERIT gtest_normal; ALTER TABLE gtest_normal_child ALTER COLUMN b DROP EXPRESSION;
+       ALTER TABLE gtest_normal_child INHERIT gtest_normal;`,
+    );
+    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--verify', 'checksum', '--quiet'], env);
+    assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout);
+    const [docs] = await sql<{ n: number; l: number }>(target, `SELECT count(*)::int AS n, min(length(body)) AS l FROM docs`);
+    assert.deepEqual(docs, { n: 20, l: 5000 });
   });
 });

@@ -18,6 +18,11 @@ function inventory(
     pubs?: { name: string; wide: boolean }[];
     subs?: string[];
     fenceRoles?: { name: string; alterable: boolean }[];
+    superuser?: boolean;
+    lz4?: boolean;
+    cFunctions?: { signature: string; library: string; symbol: string }[];
+    lz4Columns?: { table: string; column: string }[];
+    generatedOverPlain?: string[];
   } = {},
 ): Inventory {
   return {
@@ -28,7 +33,7 @@ function inventory(
       inRecovery: false,
       settings: { server_encoding: 'UTF8', wal_level: 'logical' },
       currentUser: 'admin',
-      isSuperuser: false,
+      isSuperuser: over.superuser ?? false,
       canCreateRole: over.createRole ?? true,
       canCreateDb: true,
       canReplicate: true,
@@ -38,6 +43,7 @@ function inventory(
       slotsUsed: 0,
       walSendersUsed: 0,
       canCreateSubscription: true,
+      hasLz4: over.lz4 ?? true,
     },
     database: {
       name: 'app',
@@ -56,6 +62,9 @@ function inventory(
       subscriptions: over.subs ?? [],
       fenceRoles: over.fenceRoles ?? [],
       userObjectCount: over.objects ?? 0,
+      cFunctions: over.cFunctions ?? [],
+      lz4Columns: over.lz4Columns ?? [],
+      generatedOverPlainColumns: over.generatedOverPlain ?? [],
     },
   };
 }
@@ -94,6 +103,37 @@ describe('check rules', function () {
     assert.ok(codes(facts({ target: inventory(17, { objects: 3 }) })).includes('target-not-empty'));
     assert.ok(codes(facts({ target: inventory(17, { objects: 3 }), force: true }), 'warning').includes('target-not-empty'));
     assert.ok(!codes(facts({ target: inventory(17, { objects: 3 }), force: true })).includes('target-not-empty'));
+  });
+
+  it('refuses what the target server cannot take, for every strategy: C functions, lz4 columns, generated columns over plain parents', function () {
+    const widget = { signature: 'public.widget_in(cstring)', library: '/opt/regress.so', symbol: 'widget_in' };
+    for (const strategy of ['dump-restore', 'logical'] as const) {
+      // Not a superuser on the target: no C function can be created at all.
+      assert.ok(codes(facts({ strategy, source: inventory(15, { cFunctions: [widget] }) })).includes('c-functions-need-superuser'));
+      const su = inventory(17, { superuser: true });
+      assert.ok(
+        !codes(facts({ strategy, source: inventory(15, { cFunctions: [widget] }), target: su })).includes('c-functions-need-superuser'),
+      );
+      const missing = runChecks(
+        facts({
+          strategy,
+          source: inventory(15, { cFunctions: [widget] }),
+          target: su,
+          unloadableFunctions: [{ signature: widget.signature, library: widget.library, error: 'could not access file "/opt/regress.so"' }],
+        }),
+      ).find((x) => x.code === 'c-library-missing')!;
+      assert.match(missing.message, /public\.widget_in\(cstring\) \(could not access file/);
+      assert.match(missing.fix, /Install \/opt\/regress\.so on the target server, built for PostgreSQL 17/);
+    }
+    const lz4 = { lz4Columns: [{ table: 'public.cmdata1', column: 'f1' }] };
+    assert.ok(!codes(facts({ source: inventory(15, lz4) })).includes('lz4-unavailable'));
+    const l = runChecks(facts({ source: inventory(15, lz4), target: inventory(17, { lz4: false }) })).find(
+      (x) => x.code === 'lz4-unavailable',
+    )!;
+    assert.match(l.fix, /ALTER TABLE public\.cmdata1 ALTER COLUMN f1 SET COMPRESSION pglz;/);
+    const gen = { generatedOverPlain: ['public.gtest_normal_child.b'] };
+    assert.ok(codes(facts({ source: inventory(15, gen), target: inventory(16) })).includes('generated-child-of-plain'));
+    assert.ok(!codes(facts({ source: inventory(14, gen), target: inventory(15) })).includes('generated-child-of-plain'));
   });
 
   it('refuses the same database on both sides', function () {
