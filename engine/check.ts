@@ -226,7 +226,7 @@ function targetCapabilityChecks(f: CheckFacts, err: Add): void {
       `${cols.length} source columns use lz4 compression, which the target server was built without: ${list(cols.map((c) => `${c.table}.${c.column}`))}.`,
       `On the source: ${cols
         .slice(0, 8)
-        .map((c) => `ALTER TABLE ${c.table} ALTER COLUMN ${c.column} SET COMPRESSION pglz;`)
+        .map((c) => `ALTER ${c.matview ? 'MATERIALIZED VIEW' : 'TABLE'} ${c.table} ALTER COLUMN ${c.column} SET COMPRESSION pglz;`)
         .join(' ')}${cols.length > 8 ? ' …' : ''} (stored values stay readable), or use a target built with lz4.`,
     );
   }

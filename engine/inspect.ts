@@ -118,8 +118,8 @@ export interface DatabaseInventory {
   readonly userObjectCount: number;
   /** Functions in C outside any extension: their library must exist, built for the target's major, and creating them needs a superuser. */
   readonly cFunctions: readonly CFunction[];
-  /** Columns set to lz4 compression (quoted identifiers; 14+). */
-  readonly lz4Columns: readonly { readonly table: string; readonly column: string }[];
+  /** Columns of tables and materialized views set to lz4 compression (quoted identifiers; 14+). */
+  readonly lz4Columns: readonly { readonly table: string; readonly column: string; readonly matview: boolean }[];
   /** Generated columns of inheritance children whose parent's column is not generated, which 16+ refuses ("child.column", quoted). */
   readonly generatedOverPlainColumns: readonly string[];
 }
@@ -392,11 +392,11 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
   );
   const lz4Columns =
     versionNum >= 140000
-      ? await rows<{ table: string; column: string }>(
+      ? await rows<{ table: string; column: string; matview: boolean }>(
           c,
-          `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS table, quote_ident(a.attname) AS column
+          `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS table, quote_ident(a.attname) AS column, c.relkind = 'm' AS matview
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE a.attcompression = 'l' AND a.attnum > 0 AND NOT a.attisdropped AND ${SYSTEM_SCHEMA_FILTER}
+            WHERE a.attcompression = 'l' AND c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND ${SYSTEM_SCHEMA_FILTER}
               AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} ORDER BY 1, 2`,
         )
       : [];

@@ -53,8 +53,10 @@ function debianBinaries(major: number): ServerBinaries | undefined {
     : undefined;
 }
 
-/** Server binaries for one major: npm first, then Debian. */
-export function findServerBinaries(major: number): ServerBinaries | undefined {
+/** Server binaries for one major: npm first, then Debian (or only the origin asked for). */
+export function findServerBinaries(major: number, origin?: 'npm' | 'debian'): ServerBinaries | undefined {
+  if (origin === 'debian') return debianBinaries(major);
+  if (origin === 'npm') return npmBinaries(major);
   return npmBinaries(major) ?? debianBinaries(major);
 }
 

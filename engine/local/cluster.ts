@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import pg from 'pg';
 import type { ConnInfo } from '../conn';
 import { toUrl } from '../conn';
 import { availableMajors, findServerBinaries, type ServerBinaries } from './binaries';
@@ -36,6 +37,14 @@ export interface LocalServerOptions {
   readonly superuser?: string;
   /** pg_hba.conf lines replacing initdb's (a managed service's rules: TLS only, no replication). */
   readonly hba?: readonly string[];
+  /**
+   * Start from a copy of this stopped data directory instead of initdb (a
+   * database built once and cached, such as PostgreSQL's regression
+   * database). Its bootstrap superuser gets this server's new password.
+   */
+  readonly fromDataDir?: string;
+  /** Which build to use when both exist (default: npm's, then Debian's). */
+  readonly origin?: 'npm' | 'debian';
 }
 
 /** Settings every local server gets; `wal_level=logical` is what the streaming strategies need. */
@@ -232,7 +241,7 @@ async function makeCertificate(dataDir: string, asUser: { uid?: number; gid?: nu
 
 /** Start a fresh server of the given major. */
 export async function startServer(opts: LocalServerOptions): Promise<LocalServer> {
-  const binaries = findServerBinaries(opts.major);
+  const binaries = findServerBinaries(opts.major, opts.origin);
   if (!binaries) {
     throw new Error(
       `No PostgreSQL ${opts.major} server binaries here (available: ${availableMajors().join(', ') || 'none'}). ` +
@@ -251,27 +260,39 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
   const env = { ...process.env, LC_ALL: 'C', LANG: 'C', HOME: baseDir };
   const dataDir = path.join(baseDir, 'data');
 
-  const init = await execa(
-    path.join(binaries.bindir, 'initdb'),
-    [
-      '-D',
-      dataDir,
-      '-U',
-      opts.superuser ?? 'postgres',
-      `--pwfile=${pwfile}`,
-      '--auth-local=trust',
-      '--auth-host=scram-sha-256',
-      '-E',
-      'UTF8',
-      '--locale=C',
-      '--no-sync',
-    ],
-    { ...asUser, env, reject: false, cwd: baseDir },
-  );
-  rmSync(pwfile, { force: true });
-  if (init.exitCode !== 0) {
-    rmSync(baseDir, { recursive: true, force: true });
-    throw new Error(`initdb ${opts.major} failed (${binaries.bindir}): ${init.stderr || init.stdout}`);
+  if (opts.fromDataDir) {
+    rmSync(pwfile, { force: true });
+    const cp = await execa('cp', ['-a', opts.fromDataDir, dataDir], { reject: false });
+    if (cp.exitCode !== 0) {
+      rmSync(baseDir, { recursive: true, force: true });
+      throw new Error(`Could not copy the data directory ${opts.fromDataDir}: ${cp.stderr}`);
+    }
+    rmSync(path.join(dataDir, 'postmaster.pid'), { force: true });
+    chmodSync(dataDir, 0o700);
+    if (osUser) chownTree(dataDir, osUser);
+  } else {
+    const init = await execa(
+      path.join(binaries.bindir, 'initdb'),
+      [
+        '-D',
+        dataDir,
+        '-U',
+        opts.superuser ?? 'postgres',
+        `--pwfile=${pwfile}`,
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        '-E',
+        'UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
+      { ...asUser, env, reject: false, cwd: baseDir },
+    );
+    rmSync(pwfile, { force: true });
+    if (init.exitCode !== 0) {
+      rmSync(baseDir, { recursive: true, force: true });
+      throw new Error(`initdb ${opts.major} failed (${binaries.bindir}): ${init.stderr || init.stdout}`);
+    }
   }
 
   const ssl = opts.ssl ?? true;
@@ -300,13 +321,32 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
       reject: false,
       cwd: baseDir,
     });
-    if (start.exitCode === 0) return server;
+    if (start.exitCode === 0) {
+      if (opts.fromDataDir) await setPassword(server, baseDir);
+      return server;
+    }
     running.delete(server);
     lastError = `${start.stderr || start.stdout}\n${server.logTail()}`;
     if (!/could not bind|Address already in use/i.test(lastError)) break;
   }
   rmSync(baseDir, { recursive: true, force: true });
   throw new Error(`PostgreSQL ${opts.major} did not start: ${lastError}`);
+}
+
+/**
+ * A copied data directory keeps the password it was made with: give its
+ * superuser this server's, over the Unix socket (local connections are
+ * trusted by initdb's pg_hba, and never leave the machine).
+ */
+async function setPassword(server: LocalServer, socketDir: string): Promise<void> {
+  const c = new pg.Client({ host: socketDir, port: server.port, user: server.superuser, database: 'postgres' });
+  await c.connect();
+  try {
+    // ALTER ROLE takes no parameters: quote the (base64url, quote-free) password as a literal.
+    await c.query(`ALTER ROLE "${server.superuser}" PASSWORD '${server.password}'`);
+  } finally {
+    await c.end();
+  }
 }
 
 /** Stop every server this process started. */

@@ -21,7 +21,7 @@ function inventory(
     superuser?: boolean;
     lz4?: boolean;
     cFunctions?: { signature: string; library: string; symbol: string }[];
-    lz4Columns?: { table: string; column: string }[];
+    lz4Columns?: { table: string; column: string; matview: boolean }[];
     generatedOverPlain?: string[];
   } = {},
 ): Inventory {
@@ -125,7 +125,7 @@ describe('check rules', function () {
       assert.match(missing.message, /public\.widget_in\(cstring\) \(could not access file/);
       assert.match(missing.fix, /Install \/opt\/regress\.so on the target server, built for PostgreSQL 17/);
     }
-    const lz4 = { lz4Columns: [{ table: 'public.cmdata1', column: 'f1' }] };
+    const lz4 = { lz4Columns: [{ table: 'public.cmdata1', column: 'f1', matview: false }] };
     assert.ok(!codes(facts({ source: inventory(15, lz4) })).includes('lz4-unavailable'));
     const l = runChecks(facts({ source: inventory(15, lz4), target: inventory(17, { lz4: false }) })).find(
       (x) => x.code === 'lz4-unavailable',
