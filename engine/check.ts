@@ -321,6 +321,17 @@ export function tablesWithoutIdentity(inv: Inventory): string[] {
     .map((t) => qualified(t));
 }
 
+/**
+ * Tables without a key whose rows REPLICA IDENTITY FULL cannot match (a column
+ * whose type has no equality operator: point, json, xml…): the logical
+ * strategy leaves them out of the publication and copies them again, whole,
+ * inside the cutover's fence, as pglogical's insert-only tables are.
+ */
+export function fullCopyTables(inv: Inventory): string[] {
+  const noKey = new Set(tablesWithoutIdentity(inv));
+  return inv.database.tables.filter((t) => noKey.has(qualified(t)) && t.columnsWithoutEquality.length > 0).map((t) => qualified(t));
+}
+
 /** The values of a comma-separated setting such as shared_preload_libraries. Pure. */
 export function settingList(value: string | undefined): string[] {
   return (value ?? '')
@@ -513,22 +524,25 @@ function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
   const noKey = tablesWithoutIdentity(s);
   if (noKey.length > 0) {
     if (f.replicaIdentityFull) {
-      const byFull = new Set(noKey);
+      const whole = new Set(fullCopyTables(s));
       const unmatched = s.database.tables
-        .filter((x) => byFull.has(qualified(x)) && x.columnsWithoutEquality.length > 0)
+        .filter((x) => whole.has(qualified(x)))
         .map((x) => `${qualified(x)} (${x.columnsWithoutEquality.join(', ')})`);
       if (unmatched.length > 0) {
-        err(
+        warn(
           'replica-identity-full-no-equality',
-          `${unmatched.length} tables without a key have columns whose type has no equality operator, so REPLICA IDENTITY FULL cannot find their rows and the target's apply would stop at the first UPDATE or DELETE: ${list(unmatched)}.`,
-          'Add a primary key (or a unique index on NOT NULL columns and REPLICA IDENTITY USING INDEX) to those tables, or use --strategy bucardo (copies them inside the cutover window) or dump-restore.',
+          `${unmatched.length} tables without a key have columns whose type has no equality operator, so REPLICA IDENTITY FULL cannot find their rows: they are left out of the publication and copied again in full inside the cutover window: ${list(unmatched)}.`,
+          'Add a primary key (or a unique index on NOT NULL columns and REPLICA IDENTITY USING INDEX) to replicate their changes instead (large ones lengthen the write-blackout).',
         );
       }
-      warn(
-        'replica-identity-full',
-        `${noKey.length} tables have no primary key or replica identity; pgferry sets REPLICA IDENTITY FULL on them on the source (restored at cleanup): ${list(noKey)}.`,
-        'Add primary keys to make replication of their updates and deletes cheaper.',
-      );
+      const full = noKey.filter((x) => !whole.has(x));
+      if (full.length > 0) {
+        warn(
+          'replica-identity-full',
+          `${full.length} tables have no primary key or replica identity; pgferry sets REPLICA IDENTITY FULL on them on the source (restored at cleanup): ${list(full)}.`,
+          'Add primary keys to make replication of their updates and deletes cheaper.',
+        );
+      }
     } else {
       err(
         'no-replica-identity',

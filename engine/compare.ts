@@ -416,6 +416,20 @@ export interface Normaliser {
 
 export const NORMALISERS: readonly Normaliser[] = [
   {
+    // A streaming cutover leaves the source read-only on purpose (its write fence); pgferry never copies that setting.
+    name: "the cutover's write fence on the source",
+    before: Infinity,
+    aspect: 'value',
+    side: 'source',
+    apply: (v, type) =>
+      type === 'database setting'
+        ? v
+            .split(' ')
+            .filter((e) => e !== 'default_transaction_read_only=on')
+            .join(' ')
+        : v,
+  },
+  {
     // 17 records a domain's NOT NULL as a constraint of its own (domain constraint …_not_null).
     name: 'NOT NULL constraints of domains (17)',
     before: 17,
@@ -465,7 +479,7 @@ export const NORMALISERS: readonly Normaliser[] = [
 
 /** Compare two snapshots; `source` and `target` name the sides in the result. Pure. */
 export function compareSnapshots(source: Snapshot, target: Snapshot, normalisers: readonly Normaliser[] = NORMALISERS): Comparison {
-  const active = normalisers.filter((n) => source.major < n.before && target.major >= n.before);
+  const active = normalisers.filter((n) => source.major < n.before && (n.before === Infinity || target.major >= n.before));
   const normalised: Record<string, number> = {};
   const norm = (value: string | undefined, side: 'source' | 'target', aspect: string, type: string): string | null => {
     if (value === undefined) return null;

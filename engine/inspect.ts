@@ -297,7 +297,10 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
                                         OR (oc.opcintype = 'anyenum'::regtype AND et.typtype = 'e')
                                         OR (oc.opcintype = 'anyrange'::regtype AND et.typtype = 'r')
                                         OR (oc.opcintype = 'record'::regtype AND et.typtype = 'c')
-                                        OR (oc.opcintype = 'anyarray'::regtype AND et.typcategory = 'A')))) AS no_eq
+                                        OR (oc.opcintype = 'anyarray'::regtype AND et.typcategory = 'A')
+                                        -- binary-coercible, as the apply worker's type cache finds them (varchar → text, cidr → inet)
+                                        OR EXISTS (SELECT 1 FROM pg_cast pc WHERE pc.castsource = et.oid AND pc.casttarget = oc.opcintype
+                                                      AND pc.castmethod = 'b')))) AS no_eq
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,

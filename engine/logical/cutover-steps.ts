@@ -28,10 +28,23 @@ export async function syncSequences(src: pg.Client, dst: pg.Client): Promise<num
 /** Replace the target's rows of unlogged tables with the source's (they are not replicated). */
 export async function copyUnlogged(src: pg.Client, dst: pg.Client, tables: readonly string[]): Promise<number> {
   let rows = 0;
+  const v =
+    tables.length > 0 ? Number((await src.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) : 0;
+  const generated = v >= 120000 ? `AND attgenerated = ''` : '';
   for (const t of tables) {
-    await dst.query(`TRUNCATE ${t}`);
-    const writer = dst.query(copyFrom(`COPY ${t} FROM STDIN`));
-    await pipeline(src.query(copyTo(`COPY ${t} TO STDOUT`)), writer);
+    // By name: pg_dump may order an inheritance child's columns differently on the target (inherited ones first).
+    const cols = (
+      await src.query<{ c: string | null }>(
+        `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS c FROM pg_attribute
+          WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ${generated}`,
+        [t],
+      )
+    ).rows[0]?.c;
+    const list = cols ? ` (${cols})` : '';
+    // ONLY: an inheritance parent copied after its child must not empty the child.
+    await dst.query(`TRUNCATE ONLY ${t}`);
+    const writer = dst.query(copyFrom(`COPY ${t}${list} FROM STDIN`));
+    await pipeline(src.query(copyTo(`COPY ${t}${list} TO STDOUT`)), writer);
     rows += writer.rowCount ?? 0;
   }
   return rows;

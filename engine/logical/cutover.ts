@@ -186,9 +186,9 @@ async function cutoverLocked(
     await dst.query('SET synchronous_commit = on');
     const sequences = await timed('sequences', () => syncSequences(src, dst));
     const unloggedRows = await timed('unlogged-tables', () => copyUnlogged(src, dst, unlogged));
-    // pglogical's default_insert_only tables missed their updates and deletes, and Bucardo cannot track
-    // key-less tables at all: copy them again, whole.
-    const recopy = pgl?.insertOnly ?? buc?.fullCopy ?? [];
+    // pglogical's default_insert_only tables missed their updates and deletes, Bucardo cannot track
+    // key-less tables at all, and logical leaves out those REPLICA IDENTITY FULL cannot match: copy them again, whole.
+    const recopy = pgl?.insertOnly ?? buc?.fullCopy ?? meta.fullCopy ?? [];
     const keylessRows = recopy.length > 0 ? await timed('key-less-tables', () => copyUnlogged(src, dst, recopy)) : 0;
     const los = await timed('large-objects', () => copyLargeObjects(src, dst));
     const matviews = await timed('matviews', () => refreshMatviews(src, dst));

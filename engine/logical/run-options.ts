@@ -71,6 +71,8 @@ export interface LogicalMeta {
   snapshotLsn: string | null;
   fence: FenceState | null;
   sourceDatabase: string;
+  /** Key-less tables REPLICA IDENTITY FULL cannot match: not published, copied again inside the fence (check's fullCopyTables). */
+  fullCopy?: string[];
   /** Set by the pglogical strategy: its nodes, subscription and insert-only tables. */
   pglogical?: PglogicalMeta;
   /** Set by the bucardo strategy: its control database, names, full-copy tables. */

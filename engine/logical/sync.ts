@@ -7,7 +7,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
-import { tablesWithoutIdentity } from '../check';
+import { fullCopyTables, tablesWithoutIdentity } from '../check';
 import { migrateGlobals } from '../dump-restore';
 import { PgferryError } from '../errors';
 import { analyzeMissing } from '../analyze';
@@ -108,7 +108,8 @@ const steps: Step<SyncContext>[] = [
   {
     name: 'replica-identity',
     async run(ctx, emit) {
-      const tables = tablesWithoutIdentity(ctx.pre.source);
+      const whole = new Set(fullCopyTables(ctx.pre.source));
+      const tables = tablesWithoutIdentity(ctx.pre.source).filter((t) => !whole.has(t));
       if (tables.length === 0 || !ctx.opts.replicaIdentityFull) return { changed: [] };
       await withClient(ctx.source, 'source', async (c) => {
         for (const t of tables) {
@@ -128,8 +129,20 @@ const steps: Step<SyncContext>[] = [
   },
   {
     name: 'publication',
-    async run(ctx) {
-      const tables = publishedTables(ctx.pre.source.database.tables);
+    async run(ctx, emit) {
+      // Only with --replica-identity-full: without it, check refuses every key-less table.
+      const whole = ctx.opts.replicaIdentityFull ? fullCopyTables(ctx.pre.source) : [];
+      if (!ctx.meta.fullCopy && whole.length > 0) {
+        ctx.meta.fullCopy = whole;
+        await ctx.state.setMeta(ctx.meta);
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `not published (no key, and a column REPLICA IDENTITY FULL cannot compare); copied again in full at cutover: ${whole.join(', ')}`,
+        });
+      }
+      const skip = new Set(ctx.meta.fullCopy ?? []);
+      const tables = publishedTables(ctx.pre.source.database.tables).filter((t) => !skip.has(qualified(t)));
       await withClient(ctx.source, 'source', async (c) => {
         const exists = await c.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [ctx.meta.names.publication]);
         if (exists.rowCount === 0) await c.query(createPublicationSql(ctx.meta.names.publication, tables));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { estimateDumpBytes, hasErrors, runChecks, settingList, type CheckFacts } from '../../engine/check';
+import { estimateDumpBytes, fullCopyTables, hasErrors, runChecks, settingList, type CheckFacts } from '../../engine/check';
 import type { Inventory, TableInfo } from '../../engine/inspect';
 import { chooseStrategy } from '../../engine/plan';
 import { tableInfo } from '../helpers/fixtures';
@@ -168,7 +168,7 @@ describe('check rules', function () {
     );
   });
 
-  it('--replica-identity-full refuses key-less tables with a column that has no equality operator, naming them', function () {
+  it('--replica-identity-full routes key-less tables with a column that has no equality operator to a full copy at cutover, naming them', function () {
     const tables = [
       table('shapes', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false, columnsWithoutEquality: ['p', 'j'] }),
       table('log', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false }),
@@ -176,9 +176,13 @@ describe('check rules', function () {
     ];
     const found = runChecks(facts({ strategy: 'logical', replicaIdentityFull: true, source: inventory(12, { tables }) }));
     const f = found.find((x) => x.code === 'replica-identity-full-no-equality');
-    assert.ok(f);
-    assert.match(f.message, /1 tables without a key .*"app"."shapes" \(p, j\)/);
+    assert.equal(f?.level, 'warning');
+    assert.match(f.message, /1 tables without a key .*copied again in full inside the cutover window: "app"."shapes" \(p, j\)/);
     assert.doesNotMatch(f.message, /keyed|"log"/);
+    const full = found.find((x) => x.code === 'replica-identity-full')!;
+    assert.match(full.message, /^1 tables .*"app"."log"/);
+    assert.ok(!found.some((x) => x.level === 'error' && /replica-identity/.test(x.code)));
+    assert.deepEqual(fullCopyTables(inventory(12, { tables })), ['"app"."shapes"']);
   });
 
   it('names unreadable tables and the grant that fixes it', function () {
