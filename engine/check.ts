@@ -209,32 +209,36 @@ function targetCapabilityChecks(f: CheckFacts, err: Add): void {
   }
   const unloadable = f.unloadableFunctions ?? [];
   if (unloadable.length > 0) {
-    const libs = [...new Set(unloadable.map((x) => x.library))];
+    // Every function is named (they are what must change), grouped by library with the target's error once.
+    const byLib = new Map<string, { error: string; fns: string[] }>();
+    for (const x of unloadable) {
+      const g = byLib.get(x.library) ?? { error: x.error, fns: [] };
+      g.fns.push(x.signature);
+      byLib.set(x.library, g);
+    }
     err(
       'c-library-missing',
-      `The target cannot load the C library of ${unloadable.length} source functions: ${list(
-        unloadable.map((x) => `${x.signature} (${x.error})`),
-        4,
-      )}.`,
-      `Install ${libs.join(', ')} on the target server, built for PostgreSQL ${t.server.major}, at the same path; or drop those functions and what depends on them from the source.`,
+      `The target cannot load the C library of ${unloadable.length} source functions: ${[...byLib.values()]
+        .map((g) => `${g.fns.join(', ')} (${g.error})`)
+        .join('; ')}.`,
+      `Install ${[...byLib.keys()].join(', ')} on the target server, built for PostgreSQL ${t.server.major}, at the same path; or drop those functions and what depends on them from the source.`,
     );
   }
   if (s.database.lz4Columns.length > 0 && !t.server.hasLz4) {
     const cols = s.database.lz4Columns;
     err(
       'lz4-unavailable',
-      `${cols.length} source columns use lz4 compression, which the target server was built without: ${list(cols.map((c) => `${c.table}.${c.column}`))}.`,
+      `${cols.length} source columns use lz4 compression, which the target server was built without: ${cols.map((c) => `${c.table}.${c.column}`).join(', ')}.`,
       `On the source: ${cols
-        .slice(0, 8)
         .map((c) => `ALTER ${c.matview ? 'MATERIALIZED VIEW' : 'TABLE'} ${c.table} ALTER COLUMN ${c.column} SET COMPRESSION pglz;`)
-        .join(' ')}${cols.length > 8 ? ' …' : ''} (stored values stay readable), or use a target built with lz4.`,
+        .join(' ')} (stored values stay readable), or use a target built with lz4.`,
     );
   }
   const genOverPlain = s.database.generatedOverPlainColumns;
   if (genOverPlain.length > 0 && t.server.major >= 16) {
     err(
       'generated-child-of-plain',
-      `${genOverPlain.length} columns of inheritance children are generated where the parent's column is not, which PostgreSQL 16 and later refuse: ${list([...genOverPlain])}.`,
+      `${genOverPlain.length} columns of inheritance children are generated where the parent's column is not, which PostgreSQL 16 and later refuse: ${genOverPlain.join(', ')}.`,
       'On the source, make the child column plain (ALTER TABLE child NO INHERIT parent; ALTER TABLE child ALTER COLUMN … DROP EXPRESSION; ALTER TABLE child INHERIT parent), or detach the child for good.',
     );
   }

@@ -342,7 +342,9 @@ async function setPassword(server: LocalServer, socketDir: string): Promise<void
   const c = new pg.Client({ host: socketDir, port: server.port, user: server.superuser, database: 'postgres' });
   await c.connect();
   try {
-    // ALTER ROLE takes no parameters: quote the (base64url, quote-free) password as a literal.
+    // ALTER ROLE takes no parameters: quote the (base64url, quote-free) password as a literal, and keep
+    // the statement out of the server log should it fail.
+    await c.query(`SET log_min_error_statement = panic`);
     await c.query(`ALTER ROLE "${server.superuser}" PASSWORD '${server.password}'`);
   } finally {
     await c.end();
