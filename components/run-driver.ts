@@ -130,6 +130,8 @@ function logicalOptions(inputs: RunInputs) {
 
 function endpoints(inputs: RunInputs) {
   const { parseUrl } = require('../engine/conn') as typeof import('../engine/conn');
+  // The engine runs in this process: its fixes name Pulumi config keys, not CLI flags.
+  (require('../engine/option-names') as typeof import('../engine/option-names')).setFrontEnd('pulumi');
   return { source: parseUrl(inputs.source, 'source URL'), target: parseUrl(inputs.target, 'target URL') };
 }
 

@@ -64,7 +64,7 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
   };
   if (cfg.mode === 'local') {
     if (!secrets.targetUrl)
-      throw new Error('pgferry:targetUrl is required for mode local (pulumi config set --secret pgferry:targetUrl …)');
+      throw new pulumi.RunError('pgferry:targetUrl is required for mode local. Fix: pulumi config set --secret pgferry:targetUrl …');
     const run = new MigrationRun(
       'run',
       { ...runArgs, source: secrets.sourceUrl, target: secrets.targetUrl, mode: 'in-process' },
@@ -91,7 +91,10 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
   // Rehearsal: migrate a restore of the source's latest snapshot, not the source.
   let sourceUrl = secrets.sourceUrl;
   if (a.rehearsal) {
-    if (!a.sourceInstanceIdentifier) throw new Error('pgferry:aws.sourceInstanceIdentifier is required for a rehearsal stack');
+    if (!a.sourceInstanceIdentifier)
+      throw new pulumi.RunError(
+        'pgferry:aws.sourceInstanceIdentifier is required for a rehearsal stack. Fix: set it to the source RDS instance to restore from.',
+      );
     const snap = aws.rds.getSnapshotOutput({ dbInstanceIdentifier: a.sourceInstanceIdentifier, mostRecent: true });
     const copySg = new aws.ec2.SecurityGroup('rehearsal-source-sg', {
       vpcId: a.vpcId,

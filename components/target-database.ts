@@ -52,7 +52,10 @@ export class TargetDatabase extends pulumi.ComponentResource {
     super('pgferry:index:TargetDatabase', name, {}, opts);
     for (const c of args.allowedCidrs) {
       if (/\/0$/.test(c))
-        throw new Error(`TargetDatabase ${name}: allowedCidrs must not contain ${c}: the database is never open to the whole internet`);
+        throw new pulumi.ResourceError(
+          `allowedCidrs must not contain ${c}: the database is never open to the whole internet. Fix: list the worker's and the application's CIDRs.`,
+          this,
+        );
     }
     const subnets = new aws.rds.SubnetGroup(
       `${name}-subnets`,

@@ -58,6 +58,8 @@ PGFERRY_SOURCE_URL=$(url "$PGFERRY_SOURCE_PARAM")
 PGFERRY_TARGET_URL=$(url "$PGFERRY_TARGET_PARAM")
 export PGFERRY_SOURCE_URL PGFERRY_TARGET_URL
 export PGFERRY_WORK_DIR=${dataDir}/work
+# fixes name Pulumi config keys (pgferry:options.maxLag), not CLI flags
+export PGFERRY_FRONT_END=pulumi
 mkdir -p "$PGFERRY_WORK_DIR"
 exec pgferry "$@" --json
 `;

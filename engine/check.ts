@@ -2,6 +2,7 @@
  * `check`: turn two inventories into blocking errors and warnings, each with
  * the fix. Pure: every fact it needs is passed in, so each rule is unit-tested.
  */
+import { opt } from './option-names';
 import type { Inventory } from './inspect';
 import { qualified } from './inspect';
 import { ident } from './conn';
@@ -77,7 +78,7 @@ export function runChecks(f: CheckFacts): Finding[] {
       err(
         'target-not-empty',
         `The target database "${t.database.name}" is not empty (${t.database.userObjectCount} tables, types, functions or large objects).`,
-        'Use an empty database, drop its objects, or pass --force to let pgferry replace the objects the migration brings.',
+        `Use an empty database, drop its objects, or pass ${opt('force')} to let pgferry replace the objects the migration brings.`,
       );
     }
   }
@@ -165,7 +166,7 @@ export function runChecks(f: CheckFacts): Finding[] {
       err(
         'disk-space',
         `The dump needs up to ${formatBytes(need)} in ${f.workDir ?? 'the work directory'}, which has ${formatBytes(f.workDirFree)} free.`,
-        'Free space there or pass --work-dir pointing at a larger disk.',
+        `Free space there or pass ${opt('workDir')} pointing at a larger disk.`,
       );
     }
   }
@@ -260,7 +261,7 @@ function ownershipChecks(f: CheckFacts, err: Add): void {
   err(
     'source-tables-not-owned',
     `User "${s.server.currentUser}" does not own ${foreign.length} source tables and is no member of their owners (${owners.join(', ')}): ${list(foreign.map((t) => qualified(t)))}. The ${f.strategy} strategy must change them (publication and replica identity, replication sets, or triggers).`,
-    `On the source, as a role with ADMIN on the owners: GRANT ${owners.map((o) => ident(o)).join(', ')} TO ${ident(s.server.currentUser)}; or run pgferry as the owner, or use --strategy dump-restore.`,
+    `On the source, as a role with ADMIN on the owners: GRANT ${owners.map((o) => ident(o)).join(', ')} TO ${ident(s.server.currentUser)}; or run pgferry as the owner, or use ${opt('strategy')} dump-restore.`,
   );
 }
 
@@ -379,7 +380,7 @@ function pglogicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
     err(
       'pglogical-source-too-old',
       `pglogical needs a PostgreSQL 9.4 or newer source (this one is ${s.server.version}).`,
-      'Use --strategy dump-restore or bucardo.',
+      `Use ${opt('strategy')} dump-restore or bucardo.`,
     );
     return;
   }
@@ -451,7 +452,7 @@ function pglogicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
     err(
       'pglogical-generated-columns',
       `${s.database.generatedColumnTables.length} source tables have generated columns, which pglogical 2 cannot replicate (its table copy names them, and its apply worker crashed the target server with signal 11 on them here, pglogical 2.4.2 on 15): ${list([...s.database.generatedColumnTables])}.`,
-      'Use --strategy logical (sources with generated columns are 12 or newer, where native logical replication works), or dump-restore.',
+      `Use ${opt('strategy')} logical (sources with generated columns are 12 or newer, where native logical replication works), or dump-restore.`,
     );
   }
   const noKey = tablesWithoutIdentity(s);
@@ -482,7 +483,7 @@ function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
     err(
       'logical-source-too-old',
       `Native logical replication needs a PostgreSQL 10 or newer source (this one is ${s.server.major}).`,
-      'Use --strategy pglogical (9.4–9.6) or dump-restore.',
+      `Use ${opt('strategy')} pglogical (9.4–9.6) or dump-restore.`,
     );
     return;
   }
@@ -551,7 +552,7 @@ function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
       err(
         'no-replica-identity',
         `${noKey.length} tables have no primary key or replica identity, so their updates and deletes cannot be replicated: ${list(noKey)}.`,
-        'Add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX on a unique NOT NULL index), or pass --replica-identity-full to let pgferry set REPLICA IDENTITY FULL on them, or use --strategy dump-restore.',
+        `Add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX on a unique NOT NULL index), or pass ${opt('replicaIdentityFull')} to let pgferry set REPLICA IDENTITY FULL on them, or use ${opt('strategy')} dump-restore.`,
       );
     }
   }

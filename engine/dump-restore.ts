@@ -4,6 +4,7 @@
  * `VACUUM ANALYZE`, and verification. Writes must be stopped for the whole
  * run: its duration is the downtime, and the report says so.
  */
+import { opt } from './option-names';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { analyzeRelations, relationsToAnalyze } from './analyze';
@@ -143,7 +144,7 @@ export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Rec
     throw new PgferryError(
       'globals-failed',
       `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`,
-      'Connect to the source as a superuser or the managed admin user, or pass --skip-globals and create the roles yourself.',
+      `Connect to the source as a superuser or the managed admin user, or pass ${opt('skipGlobals')} and create the roles yourself.`,
     );
   }
   const outcome = await withClient(ctx.target, 'target', async (c) => {
@@ -167,7 +168,7 @@ export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Rec
         .slice(0, 5)
         .map((f) => `${f.error} [${f.sql.slice(0, 160)}]`)
         .join('; ')}`,
-      'Fix the roles on the target (or pass --skip-globals and create them yourself), then rerun.',
+      `Fix the roles on the target (or pass ${opt('skipGlobals')} and create them yourself), then rerun.`,
       outcome,
     );
   }
@@ -224,7 +225,7 @@ export function dumpFailure(exitCode: number, stderr: string, workDir: string, n
     return new PgferryError(
       'disk-full',
       `The disk under ${workDir} filled up during the dump (pg_dump: no space left on device); the target holds the roles and pgferry's state, no data`,
-      `Free space there, or pass --work-dir on a disk with at least ${formatBytes(needBytes)} free, then rerun.`,
+      `Free space there, or pass ${opt('workDir')} on a disk with at least ${formatBytes(needBytes)} free, then rerun.`,
     );
   }
   return new PgferryError(
@@ -284,7 +285,7 @@ const restoreStep: Step<DumpRestoreContext> = {
       throw new PgferryError(
         'restore-failed',
         `pg_restore reported ${real.length || 'unclassified'} real error(s)${expected.length ? ` (and ${expected.length} expected ones)` : ''}:\n  ${shown}`,
-        'Fix the cause on the source or target (missing roles, extensions, privileges), then rerun with --force to replace what was restored.',
+        `Fix the cause on the source or target (missing roles, extensions, privileges), then rerun with ${opt('force')} to replace what was restored.`,
         { errors },
       );
     }
@@ -371,7 +372,7 @@ const verifyStep: Step<DumpRestoreContext> = {
       throw new PgferryError(
         'verify-failed',
         `Verification found ${v.mismatches.length} difference(s):\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
-        'Writes may have reached the source during the run (stop them for dump-restore), or the restore was partial; rerun with --force after fixing.',
+        `Writes may have reached the source during the run (stop them for dump-restore), or the restore was partial; rerun with ${opt('force')} after fixing.`,
         v,
       );
     }

@@ -23,27 +23,67 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
-const EXIT_BY_CODE: Record<string, ExitCode> = {
-  'bad-url': ExitCode.usage,
+/**
+ * Every failure pgferry reports, with its exit code: one table, so a new code
+ * cannot be added without deciding how scripts see it.
+ */
+export const ERROR_CODES = {
+  // bad input: nothing was changed
   usage: ExitCode.usage,
+  'bad-url': ExitCode.usage,
+  // servers out of reach
   'auth-failed': ExitCode.connection,
   'no-database': ExitCode.connection,
   unreachable: ExitCode.connection,
   'connect-failed': ExitCode.connection,
+  // refused before anything changed
   'check-failed': ExitCode.checkFailed,
-  'verify-failed': ExitCode.verifyFailed,
   'run-busy': ExitCode.busy,
-};
+  'no-run': ExitCode.migrationFailed,
+  'already-cut-over': ExitCode.migrationFailed,
+  'not-streaming': ExitCode.migrationFailed,
+  'no-client-tools': ExitCode.migrationFailed,
+  'client-tools-too-old': ExitCode.migrationFailed,
+  // verification
+  'verify-failed': ExitCode.verifyFailed,
+  // a step failed
+  'step-failed': ExitCode.migrationFailed,
+  'globals-failed': ExitCode.migrationFailed,
+  'schema-dump-failed': ExitCode.migrationFailed,
+  'schema-restore-failed': ExitCode.migrationFailed,
+  'dump-failed': ExitCode.migrationFailed,
+  'disk-full': ExitCode.migrationFailed,
+  'restore-failed': ExitCode.migrationFailed,
+  'subscribe-failed': ExitCode.migrationFailed,
+  'slot-missing': ExitCode.migrationFailed,
+  'slot-busy': ExitCode.migrationFailed,
+  'lag-too-high': ExitCode.migrationFailed,
+  'apply-timeout': ExitCode.migrationFailed,
+  'fence-blocked': ExitCode.migrationFailed,
+  'hook-failed': ExitCode.migrationFailed,
+  done: ExitCode.migrationFailed,
+  'pglogical-down': ExitCode.migrationFailed,
+  'pglogical-table-sync': ExitCode.migrationFailed,
+  'bucardo-missing': ExitCode.migrationFailed,
+  'bucardo-no-plperl': ExitCode.migrationFailed,
+  'bucardo-control-privilege': ExitCode.migrationFailed,
+  'bucardo-failed': ExitCode.migrationFailed,
+  'bucardo-copy-failed': ExitCode.migrationFailed,
+  'bucardo-copy-timeout': ExitCode.migrationFailed,
+  'bucardo-state-missing': ExitCode.migrationFailed,
+  'bucardo-triggers-missing': ExitCode.migrationFailed,
+} as const satisfies Record<string, ExitCode>;
+export type ErrorCode = keyof typeof ERROR_CODES;
 
 export class PgferryError extends Error {
   /** Stable machine-readable code, e.g. `auth-failed`. */
-  readonly code: string;
+  readonly code: ErrorCode;
   /** What the user should do about it. */
   readonly fix: string;
   /** Extra structured detail for `--json` output. */
   readonly detail: unknown;
 
-  constructor(code: string, message: string, fix: string, detail?: unknown) {
+  constructor(code: ErrorCode, message: string, fix: string, detail?: unknown) {
     super(message);
     this.name = 'PgferryError';
     this.code = code;
@@ -52,7 +92,7 @@ export class PgferryError extends Error {
   }
 
   get exitCode(): ExitCode {
-    return EXIT_BY_CODE[this.code] ?? ExitCode.migrationFailed;
+    return ERROR_CODES[this.code];
   }
 }
 

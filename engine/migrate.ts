@@ -2,6 +2,7 @@
  * `migrate`: preflight, then the strategy's steps with state in the target,
  * then a report. The engine's one entry point for a whole run.
  */
+import { opt } from './option-names';
 import { withRunLock } from './run-lock';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -103,7 +104,11 @@ async function migrateLocked(
     failure =
       e instanceof PgferryError
         ? e
-        : new PgferryError('step-failed', (e as Error).message, 'See the step that failed in the report; fix and rerun with --force.');
+        : new PgferryError(
+            'step-failed',
+            (e as Error).message,
+            `See the step that failed in the report; fix and rerun with ${opt('force')}.`,
+          );
   } finally {
     if (!opts.keepDump || failure) rmSync(ctx.dumpDir, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@
  * Tables without a primary key are copied in full inside the cutover fence.
  * Cutover, status and cleanup are the common ones, which read `meta.bucardo`.
  */
+import { opt } from '../option-names';
 import path from 'node:path';
 import type pg from 'pg';
 import { connect, ident, withClient, type ConnInfo } from '../conn';
@@ -209,7 +210,7 @@ const bucardoSteps: Step<Ctx>[] = [
             throw new PgferryError(
               'bucardo-copy-timeout',
               `Bucardo's first copy has not finished after ${ctx.opts.catchUpTimeout * 10}s.`,
-              'Rerun sync to keep waiting (it resumes), or raise --catch-up-timeout.',
+              `Rerun sync to keep waiting (it resumes), or raise ${opt('catchUpTimeout')}.`,
             );
           const copied = await dst.query<{ b: string }>(
             `SELECT coalesce(sum(pg_table_size(c.oid)), 0)::text AS b FROM pg_class c WHERE c.oid = ANY($1::regclass[])`,

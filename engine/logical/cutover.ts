@@ -3,6 +3,7 @@
  * replication does not carry, verification, replication removed, post-hook.
  * Any failure before the switch lifts the fence and keeps replication running.
  */
+import { opt } from '../option-names';
 import { withRunLock } from '../run-lock';
 import { execa } from 'execa';
 import { withoutSecrets } from '../tool-exec';
@@ -122,7 +123,7 @@ async function cutoverLocked(
       throw new PgferryError(
         'lag-too-high',
         `Bucardo's sync ${buc.sync} did not finish a run within ${opts.catchUpTimeout}s (${kicked}); nothing was fenced.`,
-        'Wait until it keeps up (bucardo status), or raise --catch-up-timeout.',
+        `Wait until it keeps up (bucardo status), or raise ${opt('catchUpTimeout')}.`,
       );
   }
   const lag = bucardo ? null : await timed('lag-gate', () => waitForLag(source, meta.names, opts.maxLagBytes, opts.catchUpTimeout, emit));
@@ -130,7 +131,7 @@ async function cutoverLocked(
     throw new PgferryError(
       'lag-too-high',
       `The target is ${lag.bytes} bytes behind (threshold ${opts.maxLagBytes}); nothing was fenced.`,
-      'Wait for catch-up (pgferry status) or raise --max-lag.',
+      `Wait for catch-up (pgferry status) or raise ${opt('maxLag')}.`,
     );
   }
   if (opts.preHook) await timed('pre-hook', () => runHook(opts.preHook!, 'pre'));

@@ -3,6 +3,7 @@
  * started from (`create_slot = false`, `copy_data = false`), and the lag
  * between the source's WAL and what the target has applied.
  */
+import { opt } from '../option-names';
 import type pg from 'pg';
 import { describe, literal, redact, type ConnInfo } from '../conn';
 import { PgferryError } from '../errors';
@@ -62,7 +63,7 @@ export async function createSubscription(c: pg.Client, names: LogicalNames, sour
     throw new PgferryError(
       'subscribe-failed',
       `The target could not subscribe to the source at ${describe(sourceForTarget)}: ${msg}`,
-      "The target server itself connects to the source: let the source admit the target's address (security group, pg_hba.conf), or give the address it reaches the source by with --source-url-from-target; then rerun sync (it resumes).",
+      `The target server itself connects to the source: let the source admit the target's address (security group, pg_hba.conf), or give the address it reaches the source by with ${opt('sourceUrlFromTarget')}; then rerun sync (it resumes).`,
     );
   } finally {
     for (const name of quieted) await c.query(`RESET ${name}`).catch(() => undefined);

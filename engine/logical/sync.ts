@@ -2,6 +2,7 @@
  * `sync` (copy, then stream) and `copy` (once): the steps, the resume logic,
  * and the post-data pipeline hooked into the copy.
  */
+import { opt } from '../option-names';
 import { withRunLock } from '../run-lock';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -306,7 +307,7 @@ const COPY_STEPS: Step<SyncContext>[] = [
         throw new PgferryError(
           'verify-failed',
           `Verification found ${v.mismatches.length} difference(s):\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
-          'Writes reached the source during the copy (stop them for a one-time copy), or the copy failed; rerun with --force.',
+          `Writes reached the source during the copy (stop them for a one-time copy), or the copy failed; rerun with ${opt('force')}.`,
           v,
         );
       }

@@ -11,6 +11,7 @@
  * the `default` set and synchronized at cutover. The cutover, status and
  * cleanup are the logical strategy's, which read `meta.pglogical`.
  */
+import { opt } from '../option-names';
 import type pg from 'pg';
 import { connect, withClient, type ConnInfo } from '../conn';
 import { settingList, tablesWithoutIdentity, type Finding } from '../check';
@@ -170,7 +171,7 @@ async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, tabl
       throw new PgferryError(
         'pglogical-table-sync',
         `pglogical has not synchronized ${table}: ${why}.${copying.rows[0] ? ` Source is running: ${copying.rows[0].q}` : ''}`,
-        'Read the target server log (pglogical sync worker) for the error; fix it, then rerun sync: it resumes with this batch. Large tables may need a larger --catch-up-timeout.',
+        `Read the target server log (pglogical sync worker) for the error; fix it, then rerun sync: it resumes with this batch. Large tables may need a larger ${opt('catchUpTimeout')}.`,
       );
     }
     await new Promise((r) => setTimeout(r, 200));

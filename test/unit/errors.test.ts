@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { runChecks } from '../../engine/check';
+import { ERROR_CODES, ExitCode, PgferryError } from '../../engine/errors';
+import { opt, setFrontEnd } from '../../engine/option-names';
+import { tableInfo } from '../helpers/fixtures';
+
+describe('typed failures', function () {
+  it('every error code has its exit code in one table', function () {
+    const exits = new Set<number>(Object.values(ExitCode));
+    for (const [code, exit] of Object.entries(ERROR_CODES)) assert.ok(exits.has(exit), code);
+    assert.equal(new PgferryError('verify-failed', 'm', 'f').exitCode, ExitCode.verifyFailed);
+    assert.equal(new PgferryError('run-busy', 'm', 'f').exitCode, ExitCode.busy);
+    assert.equal(new PgferryError('bad-url', 'm', 'f').exitCode, ExitCode.usage);
+    assert.equal(new PgferryError('auth-failed', 'm', 'f').exitCode, ExitCode.connection);
+    assert.equal(new PgferryError('apply-timeout', 'm', 'f').exitCode, ExitCode.migrationFailed);
+  });
+
+  it('fixes name the option as the front end spells it: a CLI flag, or the Pulumi config key', function () {
+    assert.equal(opt('maxLag', 'cli'), '--max-lag');
+    assert.equal(opt('maxLag', 'pulumi'), 'pgferry:options.maxLag');
+    assert.equal(opt('strategy', 'pulumi'), 'pgferry:strategy');
+    assert.match(opt('force', 'pulumi'), /the CLI's --force/);
+    const keyless = tableInfo('events', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false });
+    const inv = (major: number) =>
+      ({
+        server: {
+          versionNum: major * 10000,
+          major,
+          version: `${major}`,
+          inRecovery: false,
+          settings: { wal_level: 'logical', max_replication_slots: '10', max_wal_senders: '10' },
+          currentUser: 'admin',
+          isSuperuser: true,
+          canCreateRole: true,
+          canCreateDb: true,
+          canReplicate: true,
+          managedAdminOf: [],
+          databases: [],
+          roles: [],
+          slotsUsed: 0,
+          walSendersUsed: 0,
+          canCreateSubscription: true,
+          hasLz4: true,
+        },
+        database: {
+          name: 'app',
+          bytes: 0,
+          canCreate: true,
+          tables: [keyless],
+          sequences: [],
+          matviews: [],
+          views: 0,
+          functions: 0,
+          largeObjects: 0,
+          generatedColumnTables: [],
+          extensions: [],
+          availableExtensions: [],
+          publications: [],
+          subscriptions: [],
+          fenceRoles: [],
+          userObjectCount: 0,
+          cFunctions: [],
+          lz4Columns: [],
+          generatedOverPlainColumns: [],
+        },
+      }) as const;
+    const fix = () =>
+      runChecks({
+        source: inv(14),
+        target: inv(17),
+        strategy: 'logical',
+        force: false,
+        sameEndpoint: false,
+        tools: { major: 17, version: '17' },
+      }).find((x) => x.code === 'no-replica-identity')!.fix;
+    try {
+      setFrontEnd('pulumi');
+      assert.match(fix(), /pass pgferry:options\.replicaIdentityFull .* or use pgferry:strategy dump-restore/);
+    } finally {
+      setFrontEnd('cli');
+    }
+    assert.match(fix(), /pass --replica-identity-full .* or use --strategy dump-restore/);
+  });
+});
