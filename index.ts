@@ -1,7 +1,7 @@
 /**
- * The Pulumi program: read the stack's `pgferry:*` configuration, validate
+ * The Pulumi program: read the stack's `pgrelocate:*` configuration, validate
  * it, and compose the components (components/stack.ts). Run `pulumi up` to
- * provision and sync; set `pgferry:phase cutover` and `pulumi up` to cut over;
+ * provision and sync; set `pgrelocate:phase cutover` and `pulumi up` to cut over;
  * `pulumi destroy` removes the worker and every replication artefact (the
  * target database is protected).
  */
@@ -9,7 +9,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { parseStackConfig } from './components/config';
 import { buildStack } from './components/stack';
 
-const config = new pulumi.Config('pgferry');
+const config = new pulumi.Config('pgrelocate');
 const defined = (o: Record<string, unknown>): Record<string, unknown> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 

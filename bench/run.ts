@@ -2,13 +2,13 @@
  * `npm run bench -- <copy|cutover|memory>`: measurements, not tests. Each
  * prints a table and writes JSON under bench/results/.
  *
- *   copy     pgferry beside `pg_dump | psql`, `pg_dump -Fd -j` + `pg_restore -j`
+ *   copy     pgrelocate beside `pg_dump | psql`, `pg_dump -Fd -j` + `pg_restore -j`
  *            and `pgcopydb clone` on the same data, alternating over runs;
  *            wall time, MB/s, rows/s, peak RSS, pair-by-pair ratios, every
  *            target verified against the source.
  *   cutover  the sample under a steady write load: sync, cutover; the write
- *            blackout seen by the client and by pgferry; the ledger each run.
- *   memory   pgferry's peak RSS while copying at two scales.
+ *            blackout seen by the client and by pgrelocate; the ledger each run.
+ *   memory   pgrelocate's peak RSS while copying at two scales.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +39,7 @@ export function median(xs: readonly number[]): number {
 interface Timed {
   readonly seconds: number;
   readonly maxRssKiB: number;
-  /** Busy CPU time of the whole machine during the run (servers, tools and pgferry together). */
+  /** Busy CPU time of the whole machine during the run (servers, tools and pgrelocate together). */
   readonly cpuSeconds: number;
   readonly ok: boolean;
   readonly stderr: string;
@@ -48,9 +48,9 @@ interface Timed {
 /** Run a shell pipeline under GNU time; passwords through a passfile. */
 async function timed(script: string, conns: ConnInfo[]): Promise<Timed> {
   const busy0 = busyCpuSeconds();
-  const r = await runTool(TIME, ['-f', 'PGFERRY_TIME %e %M', 'sh', '-c', script], conns);
+  const r = await runTool(TIME, ['-f', 'PGRELOCATE_TIME %e %M', 'sh', '-c', script], conns);
   const cpuSeconds = busyCpuSeconds() - busy0;
-  const m = /PGFERRY_TIME ([\d.]+) (\d+)/.exec(r.stderr);
+  const m = /PGRELOCATE_TIME ([\d.]+) (\d+)/.exec(r.stderr);
   return { seconds: Number(m?.[1] ?? NaN), maxRssKiB: Number(m?.[2] ?? NaN), cpuSeconds, ok: r.exitCode === 0, stderr: r.stderr };
 }
 
@@ -84,7 +84,7 @@ function save(kind: string, data: unknown): string {
 }
 
 async function servers(from: number, to: number): Promise<[LocalServer, LocalServer]> {
-  // Without TLS, as every published figure was measured: the peers and pgferry would pay it alike.
+  // Without TLS, as every published figure was measured: the peers and pgrelocate would pay it alike.
   return Promise.all([
     startServer({ major: from, name: 'bench-src', ssl: false }),
     startServer({ major: to, name: 'bench-dst', ssl: false }),
@@ -145,10 +145,10 @@ function methods(tools: ClientTools, jobs: number): Method[] {
       },
     },
     {
-      name: `pgferry copy --jobs ${jobs}`,
+      name: `pgrelocate copy --jobs ${jobs}`,
       run: (s, t, work) =>
         timed(
-          `PGFERRY_SOURCE_URL=${q(libpqUrl(s))} PGFERRY_TARGET_URL=${q(libpqUrl(t))} PGFERRY_WORK_DIR=${q(work)} ${q(process.execPath)} ${q(cli)} copy --quiet --jobs ${jobs} --verify none --skip-globals >/dev/null`,
+          `PGRELOCATE_SOURCE_URL=${q(libpqUrl(s))} PGRELOCATE_TARGET_URL=${q(libpqUrl(t))} PGRELOCATE_WORK_DIR=${q(work)} ${q(process.execPath)} ${q(cli)} copy --quiet --jobs ${jobs} --verify none --skip-globals >/dev/null`,
           [s, t],
         ),
     },
@@ -157,7 +157,7 @@ function methods(tools: ClientTools, jobs: number): Method[] {
 
 async function benchCopy(o: { scale: string; runs: number; jobs: number; from: number; to: number }): Promise<void> {
   const [src, dst] = await servers(o.from, o.to);
-  const work = mkdtempSync(path.join(process.env['PGFERRY_WORK_DIR'] ?? os.tmpdir(), 'pgferry-bench-'));
+  const work = mkdtempSync(path.join(process.env['PGRELOCATE_WORK_DIR'] ?? os.tmpdir(), 'pgrelocate-bench-'));
   try {
     const source = await createDb(src, 'shop');
     const sample = await loadSample(source, { sizeBytes: parseSize(o.scale), log });
@@ -232,7 +232,7 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
         peakRssMiB: Math.max(...rs.map((r) => r.maxRssKiB)) / 1024,
         medianCpuSeconds: median(rs.map((r) => r.cpuSeconds)),
         verified: rs.length > 0 && rs.every((r) => r.verified),
-        medianRatioToPgferry: median(ratios),
+        medianRatioToPgrelocate: median(ratios),
         note: notes[m.name] ?? '',
       };
     });
@@ -249,10 +249,10 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
       results,
     });
     process.stdout.write(
-      `\npgferry bench copy — ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
+      `\npgrelocate bench copy — ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
     );
     process.stdout.write(
-      `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'CPU'.padStart(8)} ${'peak RSS'.padStart(10)} ${'÷ pgferry'.padStart(10)}  verified\n`,
+      `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'CPU'.padStart(8)} ${'peak RSS'.padStart(10)} ${'÷ pgrelocate'.padStart(10)}  verified\n`,
     );
     for (const s of summary) {
       if (s.runs === 0) {
@@ -260,11 +260,11 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
         continue;
       }
       process.stdout.write(
-        `${s.method.padEnd(40)} ${formatDuration(s.medianSeconds).padStart(8)} ${`${formatDuration(s.minSeconds)}–${formatDuration(s.maxSeconds)}`.padStart(15)} ${s.mbPerSecond.toFixed(1).padStart(6)} ${Math.round(s.rowsPerSecond).toLocaleString('en-US').padStart(9)} ${formatDuration(s.medianCpuSeconds).padStart(8)} ${`${s.peakRssMiB.toFixed(0)} MiB`.padStart(10)} ${`${s.medianRatioToPgferry.toFixed(2)}x`.padStart(10)}  ${s.verified ? 'yes' : 'NO'}${s.note ? `  ${s.note}` : ''}\n`,
+        `${s.method.padEnd(40)} ${formatDuration(s.medianSeconds).padStart(8)} ${`${formatDuration(s.minSeconds)}–${formatDuration(s.maxSeconds)}`.padStart(15)} ${s.mbPerSecond.toFixed(1).padStart(6)} ${Math.round(s.rowsPerSecond).toLocaleString('en-US').padStart(9)} ${formatDuration(s.medianCpuSeconds).padStart(8)} ${`${s.peakRssMiB.toFixed(0)} MiB`.padStart(10)} ${`${s.medianRatioToPgrelocate.toFixed(2)}x`.padStart(10)}  ${s.verified ? 'yes' : 'NO'}${s.note ? `  ${s.note}` : ''}\n`,
       );
     }
     process.stdout.write(
-      `÷ pgferry = method time / pgferry time in the same run, median over runs (above 1: pgferry is faster). CPU = busy time of the whole machine (source, target, tools) during the run, median. Results: ${path.relative(process.cwd(), file)}\n`,
+      `÷ pgrelocate = method time / pgrelocate time in the same run, median over runs (above 1: pgrelocate is faster). CPU = busy time of the whole machine (source, target, tools) during the run, median. Results: ${path.relative(process.cwd(), file)}\n`,
     );
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -315,9 +315,9 @@ async function benchCutover(o: { scale: string; runs: number; tps: number; jobs:
   };
   const file = save('cutover', { machine: machine(), scale: o.scale, tps: o.tps, runs, summary });
   process.stdout.write(
-    `\npgferry bench cutover — ${o.scale} sample, ${o.tps} writes/s, ${o.runs} runs, PostgreSQL ${o.from} → ${o.to}\n` +
+    `\npgrelocate bench cutover — ${o.scale} sample, ${o.tps} writes/s, ${o.runs} runs, PostgreSQL ${o.from} → ${o.to}\n` +
       `  write-blackout seen by the client   median ${formatDuration(summary.clientGapMedian)}, max ${formatDuration(summary.clientGapMax)}\n` +
-      `  fence → target ready (pgferry)      median ${formatDuration(summary.fenceToReadyMedian)}, max ${formatDuration(summary.fenceToReadyMax)}\n` +
+      `  fence → target ready (pgrelocate)      median ${formatDuration(summary.fenceToReadyMedian)}, max ${formatDuration(summary.fenceToReadyMax)}\n` +
       `  ledger                              ${summary.lostWrites === 0 ? 'every committed write on the target, every run' : `${summary.lostWrites} runs lost writes`}\n` +
       `Results: ${path.relative(process.cwd(), file)}\n`,
   );
@@ -325,7 +325,7 @@ async function benchCutover(o: { scale: string; runs: number; tps: number; jobs:
 
 async function benchMemory(o: { scales: string; jobs: number; from: number; to: number }): Promise<void> {
   const [src, dst] = await servers(o.from, o.to);
-  const work = mkdtempSync(path.join(process.env['PGFERRY_WORK_DIR'] ?? os.tmpdir(), 'pgferry-bench-'));
+  const work = mkdtempSync(path.join(process.env['PGRELOCATE_WORK_DIR'] ?? os.tmpdir(), 'pgrelocate-bench-'));
   const tools = await selectClientTools(o.from);
   const ours = methods(tools, o.jobs)[3]!;
   const rows: { scale: string; sampleBytes: number; seconds: number; peakRssMiB: number }[] = [];
@@ -337,7 +337,7 @@ async function benchMemory(o: { scales: string; jobs: number; from: number; to: 
       const target = await createDb(dst, `mem_${i}`);
       const r = await ours.run(source, target, work);
       if (typeof r === 'string' || !r.ok)
-        throw new Error(`pgferry copy failed at ${scale}: ${typeof r === 'string' ? r : r.stderr.slice(-500)}`);
+        throw new Error(`pgrelocate copy failed at ${scale}: ${typeof r === 'string' ? r : r.stderr.slice(-500)}`);
       rows.push({ scale, sampleBytes: sample.bytes, seconds: r.seconds, peakRssMiB: r.maxRssKiB / 1024 });
       log(`  ${scale}: ${formatDuration(r.seconds)}, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB`);
       await dropDb(src, `mem_${i}`);
@@ -347,7 +347,7 @@ async function benchMemory(o: { scales: string; jobs: number; from: number; to: 
     rmSync(work, { recursive: true, force: true });
   }
   const file = save('memory', { machine: machine(), jobs: o.jobs, rows });
-  process.stdout.write(`\npgferry bench memory — peak RSS of the pgferry process during \`pgferry copy\`, ${o.jobs} jobs\n`);
+  process.stdout.write(`\npgrelocate bench memory — peak RSS of the pgrelocate process during \`pgrelocate copy\`, ${o.jobs} jobs\n`);
   for (const r of rows)
     process.stdout.write(
       `  ${formatBytes(r.sampleBytes).padStart(10)}  ${formatDuration(r.seconds).padStart(8)}  ${r.peakRssMiB.toFixed(0).padStart(5)} MiB\n`,
@@ -357,14 +357,14 @@ async function benchMemory(o: { scales: string; jobs: number; from: number; to: 
 
 async function main(): Promise<void> {
   const jobsDefault = Math.max(2, os.cpus().length);
-  const program = new Command('bench').description('pgferry benchmarks (measurements, not tests)');
+  const program = new Command('bench').description('pgrelocate benchmarks (measurements, not tests)');
   const common = (c: Command): Command =>
     c
       .option('--jobs <n>', 'parallel jobs for every tool', (v) => Number(v), jobsDefault)
       .option('--from <major>', 'source major', (v) => Number(v), 12)
       .option('--to <major>', 'target major', (v) => Number(v), 17);
   common(program.command('copy').description('copy speed beside pg_dump|psql, pg_dump -Fd/pg_restore -j and pgcopydb'))
-    .addOption(new Option('--scale <size>', 'sample size').default('1GB').env('PGFERRY_BENCH_SCALE'))
+    .addOption(new Option('--scale <size>', 'sample size').default('1GB').env('PGRELOCATE_BENCH_SCALE'))
     .option('--runs <n>', 'runs per method', (v) => Number(v), 3)
     .action((o) => benchCopy(o));
   common(program.command('cutover').description('write-blackout at cutover under a steady write load'))
@@ -372,7 +372,7 @@ async function main(): Promise<void> {
     .option('--tps <n>', 'writes per second', (v) => Number(v), 200)
     .option('--runs <n>', 'runs', (v) => Number(v), 3)
     .action((o) => benchCutover(o));
-  common(program.command('memory').description("pgferry's peak RSS while copying at several scales"))
+  common(program.command('memory').description("pgrelocate's peak RSS while copying at several scales"))
     .option('--scales <list>', 'comma-separated sample sizes', '1GB,4GB')
     .action((o) => benchMemory(o));
   try {

@@ -1,5 +1,5 @@
 /**
- * Stack configuration (`pgferry:*` keys in stacks/Pulumi.<stack>.yaml),
+ * Stack configuration (`pgrelocate:*` keys in stacks/Pulumi.<stack>.yaml),
  * validated with zod so every bad key gets its own message. Secrets (the
  * source and target URLs, the target password) are read with
  * `pulumi config set --secret` and never pass through here as plain text.
@@ -45,7 +45,7 @@ export const AwsSchema = z
     masterUsername: z
       .string()
       .regex(/^[a-z][a-z0-9_]{0,62}$/)
-      .default('pgferry_admin'),
+      .default('pgrelocate_admin'),
     databaseName: z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/)
@@ -53,8 +53,8 @@ export const AwsSchema = z
     workerInstanceType: z.string().default('m6i.xlarge'),
     /** An AMI for the worker (Debian 13 or Ubuntu 24.04 family); default: the latest Debian 13 AMI. */
     workerAmi: z.string().startsWith('ami-').optional(),
-    /** The npm package spec the worker installs the pgferry CLI from. */
-    pgferryPackage: z.string().default('pgferry@0.1.0'),
+    /** The npm package spec the worker installs the pgrelocate CLI from. */
+    pgrelocatePackage: z.string().default('pgrelocate@0.1.0'),
     /** A read replica of the target in this second region (seed 004). */
     replicaRegion: z.string().optional(),
     /** When the source is an RDS instance: its identifier (parameter group, rehearsal snapshot). */
@@ -75,14 +75,14 @@ export const PostgresSchema = z
     extensions: z.array(z.string().regex(/^[a-z0-9_]+$/)).default([]),
     /** Application roles that get CONNECT and USAGE on the target database once it exists. */
     applicationRoles: z.array(z.string().min(1)).default([]),
-    /** Create the migration role on the source too (needs an admin URL in pgferry:sourceAdminUrl). */
+    /** Create the migration role on the source too (needs an admin URL in pgrelocate:sourceAdminUrl). */
     manageSourceRole: z.boolean().default(false),
   })
   .strict();
 
 export const StackConfigSchema = z
   .object({
-    /** local: an existing target (pgferry:targetUrl), no AWS; aws: target, worker and parameter groups. */
+    /** local: an existing target (pgrelocate:targetUrl), no AWS; aws: target, worker and parameter groups. */
     mode: z.enum(['local', 'aws']),
     strategy: z.enum(['logical', 'pglogical', 'dump-restore']).default('logical'),
     /** sync: copy and stream; cutover: switch (change it and `pulumi up`). */
@@ -95,7 +95,7 @@ export const StackConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.mode === 'aws' && !c.aws) ctx.addIssue({ code: 'custom', path: ['aws'], message: 'required when mode is aws' });
     if (c.mode === 'local' && c.aws)
-      ctx.addIssue({ code: 'custom', path: ['aws'], message: 'only for mode aws (mode local uses pgferry:targetUrl)' });
+      ctx.addIssue({ code: 'custom', path: ['aws'], message: 'only for mode aws (mode local uses pgrelocate:targetUrl)' });
   });
 
 export type StackConfig = z.infer<typeof StackConfigSchema>;
@@ -109,13 +109,13 @@ export class ConfigError extends Error {
   }
 }
 
-/** Validate the raw `pgferry:*` values; throws ConfigError naming each bad key. */
+/** Validate the raw `pgrelocate:*` values; throws ConfigError naming each bad key. */
 export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
   const r = StackConfigSchema.safeParse(raw);
   if (r.success) return r.data;
   throw new ConfigError(
     r.error.issues.map((i) => {
-      const key = i.path.length ? `pgferry:${i.path.map(String).join('.')}` : 'pgferry';
+      const key = i.path.length ? `pgrelocate:${i.path.map(String).join('.')}` : 'pgrelocate';
       return `${key}: ${i.message}`;
     }),
   );

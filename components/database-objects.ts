@@ -29,7 +29,7 @@ export interface DatabaseObjectsArgs {
   readonly extensions: readonly string[];
   /** Managed admin role to grant the migration role (rds_superuser on RDS). */
   readonly adminRole?: string;
-  /** The source server as an admin, when pgferry may create its replication role there. */
+  /** The source server as an admin, when pgrelocate may create its replication role there. */
   readonly source?: Endpoint & { readonly isRds: boolean };
 }
 
@@ -48,7 +48,7 @@ export class DatabaseObjects extends pulumi.ComponentResource {
   private readonly targetProvider: postgresql.Provider;
 
   constructor(name: string, args: DatabaseObjectsArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('pgferry:index:DatabaseObjects', name, {}, opts);
+    super('pgrelocate:index:DatabaseObjects', name, {}, opts);
     this.targetProvider = new postgresql.Provider(
       `${name}-target`,
       {
@@ -71,7 +71,7 @@ export class DatabaseObjects extends pulumi.ComponentResource {
     this.migrationRole = new postgresql.Role(
       `${name}-migration-role`,
       {
-        name: 'pgferry',
+        name: 'pgrelocate',
         login: true,
         password: this.migrationPassword,
         createRole: true,
@@ -114,7 +114,13 @@ export class DatabaseObjects extends pulumi.ComponentResource {
       const spec = replicationRoleSpec(args.source.isRds);
       this.sourceRole = new postgresql.Role(
         `${name}-source-role`,
-        { name: 'pgferry_replication', login: true, password: this.sourceRolePassword, replication: spec.replication, roles: spec.roles },
+        {
+          name: 'pgrelocate_replication',
+          login: true,
+          password: this.sourceRolePassword,
+          replication: spec.replication,
+          roles: spec.roles,
+        },
         { parent: this, provider: sourceProvider },
       );
     }
@@ -126,7 +132,7 @@ export class DatabaseObjects extends pulumi.ComponentResource {
     return roles.map(
       (role) =>
         new postgresql.Grant(
-          `pgferry-grant-${role}`,
+          `pgrelocate-grant-${role}`,
           { database: this.database.name, role, objectType: 'database', privileges: ['CONNECT', 'TEMPORARY'] },
           // Not a child of this component: the run depends on the component, and these depend on the run.
           { provider: this.targetProvider, dependsOn: [after] },

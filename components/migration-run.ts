@@ -2,7 +2,7 @@
  * MigrationRun: a Pulumi dynamic resource whose provider drives the engine.
  * `create` syncs (logical: copy, then streaming) or migrates (dump-restore);
  * changing `phase` to `cutover` and running `pulumi up` cuts over; `delete`
- * removes slots, publications, subscriptions and pgferry's state, never the
+ * removes slots, publications, subscriptions and pgrelocate's state, never the
  * target's data.
  *
  * The SDK serializes the provider object with everything its closures
@@ -68,7 +68,7 @@ export interface MigrationRunArgs {
   /** `sync`, then `cutover` (change the stack config and `pulumi up`). */
   readonly phase: pulumi.Input<'sync' | 'cutover'>;
   readonly options: pulumi.Input<RunInputs['options']>;
-  /** `in-process` (local stacks) or `ssm` (the pgferry CLI on the worker). */
+  /** `in-process` (local stacks) or `ssm` (the pgrelocate CLI on the worker). */
   readonly mode: pulumi.Input<'in-process' | 'ssm'>;
   readonly workerInstanceId?: pulumi.Input<string>;
   readonly region?: pulumi.Input<string>;

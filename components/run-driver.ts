@@ -2,7 +2,7 @@
  * What the MigrationRun provider does, kept out of the provider so that the
  * serialized provider stays a few lines that `require` this module by path.
  * In-process mode calls the engine directly (local stacks); SSM mode starts
- * the `pgferry@<command>` unit on the worker and waits for it (cloud stacks).
+ * the `pgrelocate@<command>` unit on the worker and waits for it (cloud stacks).
  */
 import type { SSMClient as SSMClientType } from '@aws-sdk/client-ssm';
 
@@ -39,7 +39,7 @@ export interface RunOutputs extends RunInputs {
   readonly newTargetUrl: string;
 }
 
-/** The pgferry command line the worker's unit runs for a phase. Pure. */
+/** The pgrelocate command line the worker's unit runs for a phase. Pure. */
 export function workerCommand(
   inputs: Pick<RunInputs, 'strategy' | 'phase' | 'options'>,
   command: 'sync' | 'cutover' | 'migrate' | 'cleanup',
@@ -67,7 +67,7 @@ export function shq(a: string): string {
 }
 
 /**
- * The commands SSM runs on the worker: start `pgferry@<command>` and wait for
+ * The commands SSM runs on the worker: start `pgrelocate@<command>` and wait for
  * it, at most `waitSeconds`; past that, print `{"running":true}` and leave the
  * unit running (a copy of terabytes outlives any API call). Pure.
  */
@@ -76,11 +76,11 @@ export function ssmScript(args: readonly string[], waitSeconds: number): string[
   const rest = args.slice(1).map(shq).join(' ');
   return [
     'set -u',
-    `echo ${shq(`PGFERRY_ARGS=${rest}`)} > /etc/pgferry/args-${unit}`,
-    `if ! systemctl is-active --quiet pgferry@${unit}.service; then : > /data/logs/${unit}.json; systemctl start --no-block pgferry@${unit}.service; fi`,
+    `echo ${shq(`PGRELOCATE_ARGS=${rest}`)} > /etc/pgrelocate/args-${unit}`,
+    `if ! systemctl is-active --quiet pgrelocate@${unit}.service; then : > /data/logs/${unit}.json; systemctl start --no-block pgrelocate@${unit}.service; fi`,
     `end=$(( $(date +%s) + ${Math.max(1, Math.floor(waitSeconds))} ))`,
-    `while systemctl is-active --quiet pgferry@${unit}.service; do [ "$(date +%s)" -ge "$end" ] && { echo '{"running":true}'; exit 0; }; sleep 5; done`,
-    `if [ "$(systemctl show -p Result --value pgferry@${unit}.service)" != success ]; then tail -n 40 /data/logs/${unit}.log >&2; exit 1; fi`,
+    `while systemctl is-active --quiet pgrelocate@${unit}.service; do [ "$(date +%s)" -ge "$end" ] && { echo '{"running":true}'; exit 0; }; sleep 5; done`,
+    `if [ "$(systemctl show -p Result --value pgrelocate@${unit}.service)" != success ]; then tail -n 40 /data/logs/${unit}.log >&2; exit 1; fi`,
     `tail -c 200000 /data/logs/${unit}.json`,
   ];
 }
@@ -106,7 +106,7 @@ async function viaSsm(inputs: RunInputs, args: string[], timeoutSeconds: number)
       .catch((e: { name?: string }) => (e.name === 'InvocationDoesNotExist' ? null : Promise.reject(e)));
     if (!inv || inv.Status === 'Pending' || inv.Status === 'InProgress' || inv.Status === 'Delayed') continue;
     if (inv.Status !== 'Success')
-      throw new Error(`pgferry ${args[0]} on ${inputs.workerInstanceId} ended ${inv.Status}: ${inv.StandardErrorContent ?? ''}`);
+      throw new Error(`pgrelocate ${args[0]} on ${inputs.workerInstanceId} ended ${inv.Status}: ${inv.StandardErrorContent ?? ''}`);
     const text = inv.StandardOutputContent ?? '';
     const start = text.lastIndexOf('\n{');
     return JSON.parse(start >= 0 ? text.slice(start + 1) : text);
@@ -224,7 +224,7 @@ export async function advanceRun(olds: RunOutputs, news: RunInputs): Promise<Run
   return base;
 }
 
-/** delete: remove replication artefacts and pgferry's state; never target data. */
+/** delete: remove replication artefacts and pgrelocate's state; never target data. */
 export async function stopRun(props: RunOutputs): Promise<void> {
   if (props.mode === 'ssm') {
     await viaSsm(props, workerCommand(props, 'cleanup'), 1800);

@@ -14,13 +14,13 @@ import { TargetDatabase } from './target-database';
 import { MigrationWorker, workerSecurityGroup } from './worker';
 
 export interface StackSecrets {
-  /** pgferry:sourceUrl */
+  /** pgrelocate:sourceUrl */
   readonly sourceUrl: pulumi.Output<string>;
-  /** pgferry:targetUrl (mode local) */
+  /** pgrelocate:targetUrl (mode local) */
   readonly targetUrl?: pulumi.Output<string>;
-  /** pgferry:targetPassword (mode aws; generated when absent) */
+  /** pgrelocate:targetPassword (mode aws; generated when absent) */
   readonly targetPassword?: pulumi.Output<string>;
-  /** pgferry:sourceAdminUrl, when postgres.manageSourceRole */
+  /** pgrelocate:sourceAdminUrl, when postgres.manageSourceRole */
   readonly sourceAdminUrl?: pulumi.Output<string>;
 }
 
@@ -64,7 +64,7 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
   };
   if (cfg.mode === 'local') {
     if (!secrets.targetUrl)
-      throw new pulumi.RunError('pgferry:targetUrl is required for mode local. Fix: pulumi config set --secret pgferry:targetUrl …');
+      throw new pulumi.RunError('pgrelocate:targetUrl is required for mode local. Fix: pulumi config set --secret pgrelocate:targetUrl …');
     const run = new MigrationRun(
       'run',
       { ...runArgs, source: secrets.sourceUrl, target: secrets.targetUrl, mode: 'in-process' },
@@ -77,13 +77,13 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
   const region = a.region;
   const workerSg = workerSecurityGroup('worker-sg', a.vpcId);
 
-  // Source replication settings, when the source is RDS and pgferry may create its parameter group.
+  // Source replication settings, when the source is RDS and pgrelocate may create its parameter group.
   const sourceParams = sourceReplicationParameters(cfg.strategy);
   const sourceGroup =
     a.sourceParameterGroupFamily && sourceParams.length > 0
       ? new aws.rds.ParameterGroup('source-params', {
           family: a.sourceParameterGroupFamily,
-          description: 'pgferry: logical replication on the source (attach to the source and reboot)',
+          description: 'pgrelocate: logical replication on the source (attach to the source and reboot)',
           parameters: sourceParams.map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
         })
       : undefined;
@@ -93,13 +93,13 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
   if (a.rehearsal) {
     if (!a.sourceInstanceIdentifier)
       throw new pulumi.RunError(
-        'pgferry:aws.sourceInstanceIdentifier is required for a rehearsal stack. Fix: set it to the source RDS instance to restore from.',
+        'pgrelocate:aws.sourceInstanceIdentifier is required for a rehearsal stack. Fix: set it to the source RDS instance to restore from.',
       );
     const snap = aws.rds.getSnapshotOutput({ dbInstanceIdentifier: a.sourceInstanceIdentifier, mostRecent: true });
     const copySg = new aws.ec2.SecurityGroup('rehearsal-source-sg', {
       vpcId: a.vpcId,
-      description: 'pgferry rehearsal source: PostgreSQL from the worker only',
-      ingress: [{ protocol: 'tcp', fromPort: 5432, toPort: 5432, securityGroups: [workerSg.id], description: 'pgferry worker' }],
+      description: 'pgrelocate rehearsal source: PostgreSQL from the worker only',
+      ingress: [{ protocol: 'tcp', fromPort: 5432, toPort: 5432, securityGroups: [workerSg.id], description: 'pgrelocate worker' }],
       egress: [{ protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: ['0.0.0.0/0'] }],
     });
     const copySubnets = new aws.rds.SubnetGroup('rehearsal-source-subnets', { subnetIds: a.subnetIds });
@@ -154,7 +154,7 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
       : {}),
   });
   const targetUrl = pulumi.secret(
-    pulumi.interpolate`postgresql://pgferry:${objects.migrationPassword}@${target.address}:${target.port}/${a.databaseName}?sslmode=require`,
+    pulumi.interpolate`postgresql://pgrelocate:${objects.migrationPassword}@${target.address}:${target.port}/${a.databaseName}?sslmode=require`,
   );
 
   const worker = new MigrationWorker('worker', {
@@ -166,8 +166,8 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
     sourceUrl,
     targetUrl,
     securityGroup: workerSg,
-    parameterPrefix: `/pgferry/${stack}`,
-    userData: { clientMajor: majorOf(a.engineVersion), strategy: cfg.strategy, pgferryPackage: a.pgferryPackage, region },
+    parameterPrefix: `/pgrelocate/${stack}`,
+    userData: { clientMajor: majorOf(a.engineVersion), strategy: cfg.strategy, pgrelocatePackage: a.pgrelocatePackage, region },
   });
 
   const run = new MigrationRun(

@@ -49,7 +49,7 @@ export class TargetDatabase extends pulumi.ComponentResource {
   readonly password: pulumi.Output<string>;
 
   constructor(name: string, args: TargetDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('pgferry:index:TargetDatabase', name, {}, opts);
+    super('pgrelocate:index:TargetDatabase', name, {}, opts);
     for (const c of args.allowedCidrs) {
       if (/\/0$/.test(c))
         throw new pulumi.ResourceError(
@@ -59,21 +59,21 @@ export class TargetDatabase extends pulumi.ComponentResource {
     }
     const subnets = new aws.rds.SubnetGroup(
       `${name}-subnets`,
-      { subnetIds: args.subnetIds, description: 'pgferry target' },
+      { subnetIds: args.subnetIds, description: 'pgrelocate target' },
       childOptions(this),
     );
     this.securityGroup = new aws.ec2.SecurityGroup(
       `${name}-sg`,
       {
         vpcId: args.vpcId,
-        description: 'pgferry target: PostgreSQL from the worker and named networks only',
+        description: 'pgrelocate target: PostgreSQL from the worker and named networks only',
         ingress: [
           ...args.allowedSecurityGroupIds.map((sg) => ({
             protocol: 'tcp',
             fromPort: 5432,
             toPort: 5432,
             securityGroups: [sg],
-            description: 'pgferry worker',
+            description: 'pgrelocate worker',
           })),
           ...args.allowedCidrs.map((cidr) => ({
             protocol: 'tcp',
@@ -91,7 +91,7 @@ export class TargetDatabase extends pulumi.ComponentResource {
       `${name}-params`,
       {
         family: pulumi.output(args.engineVersion).apply(parameterGroupFamily),
-        description: `pgferry target (${args.phase === 'sync' ? 'bulk load' : 'production'})`,
+        description: `pgrelocate target (${args.phase === 'sync' ? 'bulk load' : 'production'})`,
         parameters: targetParameters(args.phase, args.strategy).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
       },
       childOptions(this),

@@ -2,9 +2,9 @@
  * The worker's cloud-config, built by a pure function so tests can read it
  * and CI can validate it with `cloud-init schema`. It installs the PostgreSQL
  * client tools of the target's major (from the PGDG apt repository, set up by
- * Debian's own postgresql-common script), Node and the pgferry CLI; formats
+ * Debian's own postgresql-common script), Node and the pgrelocate CLI; formats
  * and mounts the data disk; and installs a systemd template unit that runs
- * pgferry commands as long jobs. Credentials are never in it: the unit reads
+ * pgrelocate commands as long jobs. Credentials are never in it: the unit reads
  * the source and target URLs from SSM Parameter Store when it starts.
  */
 import { stringify } from 'yaml';
@@ -13,8 +13,8 @@ export interface UserDataArgs {
   /** Major version of the client tools to install (the newest involved: the target's). */
   readonly clientMajor: number;
   readonly strategy: 'logical' | 'dump-restore' | 'pglogical' | 'bucardo';
-  /** npm package spec of the pgferry CLI. */
-  readonly pgferryPackage: string;
+  /** npm package spec of the pgrelocate CLI. */
+  readonly pgrelocatePackage: string;
   readonly region: string;
   /** SSM parameter names (SecureString) holding the source and target URLs. */
   readonly sourceUrlParameter: string;
@@ -41,39 +41,39 @@ ROOT=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
 for d in $(lsblk -dpno NAME,TYPE | awk '$2=="disk"{print $1}'); do
   [ "$(basename "$d")" = "$ROOT" ] && continue
   [ -n "$(lsblk -no FSTYPE "$d" | tr -d '[:space:]')" ] && continue
-  mkfs.ext4 -q -L pgferry-data "$d"
+  mkfs.ext4 -q -L pgrelocate-data "$d"
   break
 done
-echo "LABEL=pgferry-data $DIR ext4 defaults,nofail,noatime 0 2" >> /etc/fstab
+echo "LABEL=pgrelocate-data $DIR ext4 defaults,nofail,noatime 0 2" >> /etc/fstab
 mount "$DIR"
 `;
 
 function runScript(args: UserDataArgs, dataDir: string): string {
   return `#!/bin/sh
-# Run one pgferry command with the URLs fetched from SSM at start (never stored on disk).
+# Run one pgrelocate command with the URLs fetched from SSM at start (never stored on disk).
 set -eu
-. /etc/pgferry/env
-url() { aws ssm get-parameter --region "$PGFERRY_REGION" --with-decryption --name "$1" --query Parameter.Value --output text; }
-PGFERRY_SOURCE_URL=$(url "$PGFERRY_SOURCE_PARAM")
-PGFERRY_TARGET_URL=$(url "$PGFERRY_TARGET_PARAM")
-export PGFERRY_SOURCE_URL PGFERRY_TARGET_URL
-export PGFERRY_WORK_DIR=${dataDir}/work
-# fixes name Pulumi config keys (pgferry:options.maxLag), not CLI flags
-export PGFERRY_FRONT_END=pulumi
-mkdir -p "$PGFERRY_WORK_DIR"
-exec pgferry "$@" --json
+. /etc/pgrelocate/env
+url() { aws ssm get-parameter --region "$PGRELOCATE_REGION" --with-decryption --name "$1" --query Parameter.Value --output text; }
+PGRELOCATE_SOURCE_URL=$(url "$PGRELOCATE_SOURCE_PARAM")
+PGRELOCATE_TARGET_URL=$(url "$PGRELOCATE_TARGET_PARAM")
+export PGRELOCATE_SOURCE_URL PGRELOCATE_TARGET_URL
+export PGRELOCATE_WORK_DIR=${dataDir}/work
+# fixes name Pulumi config keys (pgrelocate:options.maxLag), not CLI flags
+export PGRELOCATE_FRONT_END=pulumi
+mkdir -p "$PGRELOCATE_WORK_DIR"
+exec pgrelocate "$@" --json
 `;
 }
 
 const UNIT = (dataDir: string): string => `[Unit]
-Description=pgferry %i
+Description=pgrelocate %i
 After=network-online.target
 Wants=network-online.target
 
 [Service]
 Type=exec
-ExecStart=/usr/local/bin/pgferry-run %i $PGFERRY_ARGS
-EnvironmentFile=-/etc/pgferry/args-%i
+ExecStart=/usr/local/bin/pgrelocate-run %i $PGRELOCATE_ARGS
+EnvironmentFile=-/etc/pgrelocate/args-%i
 StandardOutput=append:${dataDir}/logs/%i.json
 StandardError=append:${dataDir}/logs/%i.log
 Restart=no
@@ -88,27 +88,27 @@ WantedBy=multi-user.target
 export function renderUserData(args: UserDataArgs): string {
   const dataDir = args.dataDir ?? '/data';
   const env = [
-    `PGFERRY_REGION=${args.region}`,
-    `PGFERRY_SOURCE_PARAM=${args.sourceUrlParameter}`,
-    `PGFERRY_TARGET_PARAM=${args.targetUrlParameter}`,
-    `PGFERRY_STRATEGY=${args.strategy}`,
+    `PGRELOCATE_REGION=${args.region}`,
+    `PGRELOCATE_SOURCE_PARAM=${args.sourceUrlParameter}`,
+    `PGRELOCATE_TARGET_PARAM=${args.targetUrlParameter}`,
+    `PGRELOCATE_STRATEGY=${args.strategy}`,
   ].join('\n');
   const doc = {
     package_update: true,
     packages: ['postgresql-common', 'ca-certificates', 'gnupg'],
     write_files: [
-      { path: '/usr/local/sbin/pgferry-disk', permissions: '0755', owner: 'root:root', content: DISK_SCRIPT },
-      { path: '/usr/local/bin/pgferry-run', permissions: '0755', owner: 'root:root', content: runScript(args, dataDir) },
-      { path: '/etc/pgferry/env', permissions: '0644', owner: 'root:root', content: env + '\n' },
-      { path: '/etc/systemd/system/pgferry@.service', permissions: '0644', owner: 'root:root', content: UNIT(dataDir) },
+      { path: '/usr/local/sbin/pgrelocate-disk', permissions: '0755', owner: 'root:root', content: DISK_SCRIPT },
+      { path: '/usr/local/bin/pgrelocate-run', permissions: '0755', owner: 'root:root', content: runScript(args, dataDir) },
+      { path: '/etc/pgrelocate/env', permissions: '0644', owner: 'root:root', content: env + '\n' },
+      { path: '/etc/systemd/system/pgrelocate@.service', permissions: '0644', owner: 'root:root', content: UNIT(dataDir) },
     ],
     runcmd: [
-      ['/usr/local/sbin/pgferry-disk', dataDir],
+      ['/usr/local/sbin/pgrelocate-disk', dataDir],
       ['mkdir', '-p', `${dataDir}/logs`, `${dataDir}/work`],
       // Debian's postgresql-common ships the script that adds the PGDG repository.
       ['sh', '-c', 'for s in /usr/share/postgresql-common/pgdg/*.sh; do sh "$s" -y; done'],
       ['sh', '-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${workerPackages(args).join(' ')}`],
-      ['npm', 'install', '--global', '--omit=dev', args.pgferryPackage],
+      ['npm', 'install', '--global', '--omit=dev', args.pgrelocatePackage],
       ['systemctl', 'daemon-reload'],
     ],
   };

@@ -22,7 +22,7 @@ export interface MigrationWorkerArgs {
   readonly targetUrl: pulumi.Input<string>;
   /** Everything the user-data needs except the parameter names, which the worker creates. */
   readonly userData: Omit<UserDataArgs, 'sourceUrlParameter' | 'targetUrlParameter'>;
-  /** Prefix of the SSM parameter names, e.g. /pgferry/production. */
+  /** Prefix of the SSM parameter names, e.g. /pgrelocate/production. */
   readonly parameterPrefix: string;
   /** The worker's security group (created first, so the target can admit it): see `workerSecurityGroup`. */
   readonly securityGroup: aws.ec2.SecurityGroup;
@@ -34,7 +34,7 @@ export function workerSecurityGroup(name: string, vpcId: pulumi.Input<string>, o
     name,
     {
       vpcId,
-      description: 'pgferry worker: egress only (SSM, databases, packages); no inbound',
+      description: 'pgrelocate worker: egress only (SSM, databases, packages); no inbound',
       ingress: [],
       egress: [{ protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: ['0.0.0.0/0'], description: 'outbound' }],
     },
@@ -61,7 +61,7 @@ export class MigrationWorker extends pulumi.ComponentResource {
   readonly userData: pulumi.Output<string>;
 
   constructor(name: string, args: MigrationWorkerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('pgferry:index:MigrationWorker', name, {}, opts);
+    super('pgrelocate:index:MigrationWorker', name, {}, opts);
     const sourceParam = new aws.ssm.Parameter(
       `${name}-source-url`,
       { name: `${args.parameterPrefix}/source-url`, type: 'SecureString', value: args.sourceUrl },
@@ -79,7 +79,7 @@ export class MigrationWorker extends pulumi.ComponentResource {
           Version: '2012-10-17',
           Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
         }),
-        description: 'pgferry worker: SSM session manager and its two URL parameters',
+        description: 'pgrelocate worker: SSM session manager and its two URL parameters',
       },
       childOptions(this),
     );
@@ -125,7 +125,7 @@ export class MigrationWorker extends pulumi.ComponentResource {
         userDataReplaceOnChange: true,
         metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled' },
         rootBlockDevice: { volumeSize: 20, volumeType: 'gp3', encrypted: true },
-        tags: { Name: `pgferry-${name}` },
+        tags: { Name: `pgrelocate-${name}` },
       },
       disposableOptions(this),
     );

@@ -2,7 +2,7 @@
  * Planner statistics on the target. A copied or restored table has none until
  * autovacuum gets to it (a partitioned parent never: autovacuum does not
  * analyze them), and an application pointed at the target meanwhile gets
- * plans made for empty tables. pgferry analyzes before it hands over: each
+ * plans made for empty tables. pgrelocate analyzes before it hands over: each
  * table as soon as its indexes are built (post-data pipeline), then whatever
  * still has no statistics (partitioned parents, tables without indexes,
  * materialized views) at the end of a copy and before a cutover's fence.
@@ -55,7 +55,7 @@ export async function analyzeRelations(
   const meter = new ProgressMeter(emit, opts.step, rels.length, 'tables');
   const clients = await Promise.all(
     Array.from({ length: Math.min(Math.max(1, opts.jobs), rels.length) }, () =>
-      connect(target, 'target', { application_name: 'pgferry-analyze' }),
+      connect(target, 'target', { application_name: 'pgrelocate-analyze' }),
     ),
   );
   try {

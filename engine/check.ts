@@ -78,7 +78,7 @@ export function runChecks(f: CheckFacts): Finding[] {
       err(
         'target-not-empty',
         `The target database "${t.database.name}" is not empty (${t.database.userObjectCount} tables, types, functions or large objects).`,
-        `Use an empty database, drop its objects, or pass ${opt('force')} to let pgferry replace the objects the migration brings.`,
+        `Use an empty database, drop its objects, or pass ${opt('force')} to let pgrelocate replace the objects the migration brings.`,
       );
     }
   }
@@ -100,8 +100,8 @@ export function runChecks(f: CheckFacts): Finding[] {
   if (filtered.length > 0) {
     err(
       'source-rls',
-      `Row-level security would hide rows of ${filtered.length} source tables from user "${s.server.currentUser}": ${list(filtered)}. pgferry reads with row_security = off, so the copy would fail rather than miss them.`,
-      `Run pgferry as a role that bypasses row-level security: ALTER ROLE ${ident(s.server.currentUser)} BYPASSRLS (as a superuser; on RDS, rds_superuser can grant it), or as a superuser.`,
+      `Row-level security would hide rows of ${filtered.length} source tables from user "${s.server.currentUser}": ${list(filtered)}. pgrelocate reads with row_security = off, so the copy would fail rather than miss them.`,
+      `Run pgrelocate as a role that bypasses row-level security: ALTER ROLE ${ident(s.server.currentUser)} BYPASSRLS (as a superuser; on RDS, rds_superuser can grant it), or as a superuser.`,
     );
   }
   const unreadable = s.database.tables.filter((x) => !x.readable).map((x) => qualified(x));
@@ -261,7 +261,7 @@ function ownershipChecks(f: CheckFacts, err: Add): void {
   err(
     'source-tables-not-owned',
     `User "${s.server.currentUser}" does not own ${foreign.length} source tables and is no member of their owners (${owners.join(', ')}): ${list(foreign.map((t) => qualified(t)))}. The ${f.strategy} strategy must change them (publication and replica identity, replication sets, or triggers).`,
-    `On the source, as a role with ADMIN on the owners: GRANT ${owners.map((o) => ident(o)).join(', ')} TO ${ident(s.server.currentUser)}; or run pgferry as the owner, or use ${opt('strategy')} dump-restore.`,
+    `On the source, as a role with ADMIN on the owners: GRANT ${owners.map((o) => ident(o)).join(', ')} TO ${ident(s.server.currentUser)}; or run pgrelocate as the owner, or use ${opt('strategy')} dump-restore.`,
   );
 }
 
@@ -283,7 +283,7 @@ function fenceRoleChecks(f: CheckFacts, err: Add): void {
 }
 
 /**
- * Where pgferry must write: the target always; the source for the strategies
+ * Where pgrelocate must write: the target always; the source for the strategies
  * that create a publication and slot, nodes, or triggers there. A database a
  * previous cutover fenced (or any database read-only for this role), or a
  * standby, fails only after the schema is restored; refuse it up front.
@@ -305,7 +305,7 @@ function writableChecks(f: CheckFacts, err: Add): void {
     } else if (inv.server.settings['default_transaction_read_only'] === 'on') {
       err(
         `${side}-read-only`,
-        `The ${side} database ${db} is read-only for ${inv.server.currentUser} (default_transaction_read_only = on); a pgferry cutover leaves its source that way.`,
+        `The ${side} database ${db} is read-only for ${inv.server.currentUser} (default_transaction_read_only = on); a pgrelocate cutover leaves its source that way.`,
         `To write there again: ALTER DATABASE ${ident(db)} RESET default_transaction_read_only, and ALTER ROLE … IN DATABASE ${ident(db)} RESET default_transaction_read_only for the roles that have it (\\drds in psql lists them).`,
       );
     }
@@ -352,14 +352,14 @@ function bucardoChecks(f: CheckFacts, warn: Add, info: Add): void {
   if (noKey.length > 0) {
     warn(
       'bucardo-full-copy',
-      `${noKey.length} tables have no primary key, which Bucardo needs to track changes; pgferry copies them in full inside the cutover window: ${list(noKey)}.`,
+      `${noKey.length} tables have no primary key, which Bucardo needs to track changes; pgrelocate copies them in full inside the cutover window: ${list(noKey)}.`,
       'Add primary keys (large key-less tables lengthen the write-blackout).',
     );
   }
   if (s.database.largeObjects > 0) {
     warn(
       'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not replicated by Bucardo; pgferry copies them during the cutover window.`,
+      `${s.database.largeObjects} large objects are not replicated by Bucardo; pgrelocate copies them during the cutover window.`,
       'Many or large objects lengthen the write-blackout: rehearse it.',
     );
   }
@@ -459,14 +459,14 @@ function pglogicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
   if (noKey.length > 0) {
     warn(
       'pglogical-insert-only',
-      `${noKey.length} tables have no primary key: they go to the default_insert_only replication set, so their UPDATEs and DELETEs are not replicated; pgferry copies them again in full inside the cutover window: ${list(noKey)}.`,
+      `${noKey.length} tables have no primary key: they go to the default_insert_only replication set, so their UPDATEs and DELETEs are not replicated; pgrelocate copies them again in full inside the cutover window: ${list(noKey)}.`,
       'Add primary keys to replicate every change of those tables (large key-less tables lengthen the write-blackout).',
     );
   }
   if (s.database.largeObjects > 0) {
     warn(
       'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not replicated by pglogical; pgferry copies them during the cutover window.`,
+      `${s.database.largeObjects} large objects are not replicated by pglogical; pgrelocate copies them during the cutover window.`,
       'Many or large objects lengthen the write-blackout: rehearse it.',
     );
   }
@@ -544,7 +544,7 @@ function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
       if (full.length > 0) {
         warn(
           'replica-identity-full',
-          `${full.length} tables have no primary key or replica identity; pgferry sets REPLICA IDENTITY FULL on them on the source (restored at cleanup): ${list(full)}.`,
+          `${full.length} tables have no primary key or replica identity; pgrelocate sets REPLICA IDENTITY FULL on them on the source (restored at cleanup): ${list(full)}.`,
           'Add primary keys to make replication of their updates and deletes cheaper.',
         );
       }
@@ -552,14 +552,14 @@ function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
       err(
         'no-replica-identity',
         `${noKey.length} tables have no primary key or replica identity, so their updates and deletes cannot be replicated: ${list(noKey)}.`,
-        `Add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX on a unique NOT NULL index), or pass ${opt('replicaIdentityFull')} to let pgferry set REPLICA IDENTITY FULL on them, or use ${opt('strategy')} dump-restore.`,
+        `Add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX on a unique NOT NULL index), or pass ${opt('replicaIdentityFull')} to let pgrelocate set REPLICA IDENTITY FULL on them, or use ${opt('strategy')} dump-restore.`,
       );
     }
   }
   if (s.database.largeObjects > 0) {
     warn(
       'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not streamed by logical replication; pgferry copies them during the cutover window.`,
+      `${s.database.largeObjects} large objects are not streamed by logical replication; pgrelocate copies them during the cutover window.`,
       'Many or large objects lengthen the write-blackout: rehearse it.',
     );
   }

@@ -207,7 +207,7 @@ function objectQuery(major: number): string {
       'pubowner',
       `'all ' || puballtables || ' ' || pubinsert || pubupdate || pubdelete || pubtruncate
        || ' tables ' || coalesce((SELECT string_agg(pr.prrelid::regclass::text, ',' ORDER BY pr.prrelid::regclass::text) FROM pg_publication_rel pr WHERE pr.prpubid = pg_publication.oid), '')`,
-      `pubname NOT LIKE 'pgferry\\_%'`,
+      `pubname NOT LIKE 'pgrelocate\\_%'`,
     ),
     simple(
       'pg_event_trigger',
@@ -236,8 +236,8 @@ function objectQuery(major: number): string {
   ].join('\n    UNION ALL\n');
 }
 
-/** Objects pgferry or Bucardo add, and the catalogs' own. */
-const EXCLUDED_SCHEMAS = `('pg_catalog', 'information_schema', 'pgferry', 'bucardo')`;
+/** Objects pgrelocate or Bucardo add, and the catalogs' own. */
+const EXCLUDED_SCHEMAS = `('pg_catalog', 'information_schema', 'pgrelocate', 'bucardo')`;
 
 /** Take one database's snapshot. */
 export async function snapshot(conn: ConnInfo, label: string): Promise<Snapshot> {
@@ -416,7 +416,7 @@ export interface Normaliser {
 
 export const NORMALISERS: readonly Normaliser[] = [
   {
-    // A streaming cutover leaves the source read-only on purpose (its write fence); pgferry never copies that setting.
+    // A streaming cutover leaves the source read-only on purpose (its write fence); pgrelocate never copies that setting.
     name: "the cutover's write fence on the source",
     before: Infinity,
     aspect: 'value',

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { isPgferryError, PgferryError } from './errors';
+import { isPgrelocateError, PgrelocateError } from './errors';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -47,16 +47,16 @@ export function parseUrl(url: string, label = 'connection URL', libpq: LibpqEnv 
   // `postgresql:/h` and `postgresql:h` parse as URLs whose path holds the rest, password included.
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme !== undefined && scheme !== 'postgres' && scheme !== 'postgresql') {
-    throw new PgferryError('bad-url', `The ${label} must start with postgresql:// (got ${scheme}://)`, form);
+    throw new PgrelocateError('bad-url', `The ${label} must start with postgresql:// (got ${scheme}://)`, form);
   }
   if (scheme === undefined || !/^[a-z]+:\/\//i.test(url)) {
-    throw new PgferryError('bad-url', `The ${label} is not a postgresql:// URL (it needs two slashes after the scheme)`, form);
+    throw new PgrelocateError('bad-url', `The ${label} is not a postgresql:// URL (it needs two slashes after the scheme)`, form);
   }
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new PgferryError('bad-url', `The ${label} is not a valid URL`, form);
+    throw new PgrelocateError('bad-url', `The ${label} is not a valid URL`, form);
   }
   const params: Record<string, string> = {};
   const query: Record<string, string> = {};
@@ -66,12 +66,12 @@ export function parseUrl(url: string, label = 'connection URL', libpq: LibpqEnv 
   }
   const sslmode = query['sslmode'] ?? env['PGSSLMODE'] ?? 'prefer';
   if (!SSL_MODES.includes(sslmode as SslMode)) {
-    throw new PgferryError('bad-url', `Unknown sslmode "${sslmode}" in the ${label}`, `Use one of ${SSL_MODES.join(', ')}.`);
+    throw new PgrelocateError('bad-url', `Unknown sslmode "${sslmode}" in the ${label}`, `Use one of ${SSL_MODES.join(', ')}.`);
   }
   const portText = u.port || query['port'] || env['PGPORT'] || '5432';
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new PgferryError('bad-url', `The port in the ${label} is not a number from 1 to 65535`, form);
+    throw new PgrelocateError('bad-url', `The port in the ${label} is not a number from 1 to 65535`, form);
   }
   const user = decodeURIComponent(u.username) || query['user'] || env['PGUSER'] || libpq.osUser || os.userInfo().username;
   const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || query['dbname'] || env['PGDATABASE'] || user;
@@ -201,7 +201,7 @@ export function sslConfig(info: ConnInfo, rootCert: () => string | undefined = d
     case 'verify-full': {
       const root = rootParam ?? rootCert();
       if (!root) {
-        throw new PgferryError(
+        throw new PgrelocateError(
           'bad-url',
           `sslmode=${info.sslmode} needs a root certificate to check the server against, and none was given`,
           'Add sslrootcert=/path/to/ca.pem to the URL (sslrootcert=system for the system CAs), or put the CA in ~/.postgresql/root.crt.',
@@ -214,7 +214,7 @@ export function sslConfig(info: ConnInfo, rootCert: () => string | undefined = d
 
 /** node-postgres client config for an endpoint. */
 /**
- * Every pgferry session turns off the server's or role's timeouts, as pg_dump
+ * Every pgrelocate session turns off the server's or role's timeouts, as pg_dump
  * does: a `statement_timeout` would kill a long COPY or index build, and an
  * `idle_in_transaction_session_timeout` the copy sessions that hold the
  * snapshot between tables. And `row_security = off`, as pg_dump does: a read
@@ -235,7 +235,7 @@ export function clientConfig(info: ConnInfo, extra: Partial<pg.ClientConfig> = {
     password: info.password,
     database: info.database,
     ssl: sslConfig(info),
-    application_name: 'pgferry',
+    application_name: 'pgrelocate',
     connectionTimeoutMillis: 15_000,
     ...extra,
     options: [SESSION_OPTIONS, extra.options].filter((o) => o).join(' '),
@@ -258,14 +258,14 @@ export function withoutUnknownSetting(options: string, error: string): string | 
 
 /**
  * Open a client. With sslmode=prefer (libpq's default) SSL is tried first and
- * plain TCP second, as libpq does. Connection failures become PgferryErrors
+ * plain TCP second, as libpq does. Connection failures become PgrelocateErrors
  * that say what to fix, with the password removed.
  */
 export async function connect(info: ConnInfo, label: string, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
   try {
     return await openClient(info, extra);
   } catch (e) {
-    throw isPgferryError(e) ? e : connectionError(e, info, label);
+    throw isPgrelocateError(e) ? e : connectionError(e, info, label);
   }
 }
 
@@ -313,12 +313,12 @@ export function sslFallback(mode: SslMode, e: unknown): pg.ClientConfig['ssl'] |
 }
 
 /** Translate a connection failure into an error that names the fix. */
-export function connectionError(e: unknown, info: ConnInfo, label: string): PgferryError {
+export function connectionError(e: unknown, info: ConnInfo, label: string): PgrelocateError {
   const err = e as { code?: string; message?: string };
   const where = `${label} ${describe(info)}`;
   const msg = redact(err.message ?? String(e));
   if (info.password === undefined && /password must be a string|no password/i.test(msg)) {
-    return new PgferryError(
+    return new PgrelocateError(
       'auth-failed',
       `The ${where} asks for a password and none was given for user "${info.user}"`,
       'Set PGPASSWORD, add it to ~/.pgpass (mode 0600), or put it percent-encoded after the user in the URL.',
@@ -327,13 +327,13 @@ export function connectionError(e: unknown, info: ConnInfo, label: string): Pgfe
   switch (err.code) {
     case '28P01':
     case '28000':
-      return new PgferryError(
+      return new PgrelocateError(
         'auth-failed',
         `Authentication failed for user "${info.user}" on the ${where}`,
         'Check the user and password in the URL (percent-encode special characters) and that pg_hba.conf admits this client.',
       );
     case '3D000':
-      return new PgferryError(
+      return new PgrelocateError(
         'no-database',
         `Database "${info.database}" does not exist on the ${where}`,
         `Create it first (CREATE DATABASE "${info.database}") or fix the database name in the URL.`,
@@ -344,20 +344,20 @@ export function connectionError(e: unknown, info: ConnInfo, label: string): Pgfe
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'ETIMEDOUT':
-      return new PgferryError(
+      return new PgrelocateError(
         'unreachable',
         `Cannot reach the ${where}: ${msg}`,
         'Check host and port, that the server is running, and that security groups / firewalls admit this machine.',
       );
     default:
       if (/timeout/i.test(msg)) {
-        return new PgferryError(
+        return new PgrelocateError(
           'unreachable',
           `Timed out connecting to the ${where}`,
           'Check host and port, and that security groups / firewalls admit this machine.',
         );
       }
-      return new PgferryError('connect-failed', `Cannot connect to the ${where}: ${msg}`, 'Check the URL and the server log.');
+      return new PgrelocateError('connect-failed', `Cannot connect to the ${where}: ${msg}`, 'Check the URL and the server log.');
   }
 }
 

@@ -62,7 +62,7 @@ export function propertyStatements(database: string, p: DatabaseProperties): str
   const db = ident(database);
   const out: string[] = [];
   for (const s of p.settings) {
-    // default_transaction_read_only is a write fence (pgferry's, or the user's for a dump), never the target's to keep.
+    // default_transaction_read_only is a write fence (pgrelocate's, or the user's for a dump), never the target's to keep.
     for (const e of s.entries.filter((x) => !/^default_transaction_read_only=/i.test(x))) {
       out.push(s.role === null ? `ALTER DATABASE ${db} ${setClause(e)}` : `ALTER ROLE ${ident(s.role)} IN DATABASE ${db} ${setClause(e)}`);
     }

@@ -11,7 +11,7 @@ import { analyzeRelations, relationsToAnalyze } from './analyze';
 import { estimateDumpBytes } from './check';
 import { ident, withClient, type ConnInfo } from './conn';
 import { applyDatabaseSettings } from './database-settings';
-import { PgferryError } from './errors';
+import { PgrelocateError } from './errors';
 import { applyGlobals, MANAGED_ROLE, planGlobals } from './globals';
 import type { Preflight } from './preflight';
 import { parseRestoreErrors, type RestoreError } from './restore-errors';
@@ -71,7 +71,7 @@ export function pgDumpArgs(ctx: {
     ctx.dumpDir,
     '-v',
     '--no-tablespaces',
-    '--exclude-schema=pgferry',
+    '--exclude-schema=pgrelocate',
     '-Z',
     String(ctx.opts.compress),
   ];
@@ -141,7 +141,7 @@ export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Rec
     });
   }
   if (r.exitCode !== 0) {
-    throw new PgferryError(
+    throw new PgrelocateError(
       'globals-failed',
       `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`,
       `Connect to the source as a superuser or the managed admin user, or pass ${opt('skipGlobals')} and create the roles yourself.`,
@@ -162,7 +162,7 @@ export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Rec
   });
   for (const w of outcome.warnings) emit({ type: 'log', level: 'warn', message: `roles: ${w.error} (${w.sql.slice(0, 120)})` });
   if (outcome.failed.length > 0) {
-    throw new PgferryError(
+    throw new PgrelocateError(
       'globals-failed',
       `${outcome.failed.length} role statements failed on the target: ${outcome.failed
         .slice(0, 5)
@@ -217,21 +217,21 @@ function tableDataProgress(
 
 /**
  * Why pg_dump failed, told truthfully: a full local disk is the worker's, not
- * the source's; and the target already holds the roles and pgferry's state
+ * the source's; and the target already holds the roles and pgrelocate's state
  * (no data), which a rerun takes as they are. Pure.
  */
-export function dumpFailure(exitCode: number, stderr: string, workDir: string, needBytes: number): PgferryError {
+export function dumpFailure(exitCode: number, stderr: string, workDir: string, needBytes: number): PgrelocateError {
   if (/No space left on device|could not (write|extend)[^\n]*space/i.test(stderr)) {
-    return new PgferryError(
+    return new PgrelocateError(
       'disk-full',
-      `The disk under ${workDir} filled up during the dump (pg_dump: no space left on device); the target holds the roles and pgferry's state, no data`,
+      `The disk under ${workDir} filled up during the dump (pg_dump: no space left on device); the target holds the roles and pgrelocate's state, no data`,
       `Free space there, or pass ${opt('workDir')} on a disk with at least ${formatBytes(needBytes)} free, then rerun.`,
     );
   }
-  return new PgferryError(
+  return new PgrelocateError(
     'dump-failed',
     `pg_dump failed (exit ${exitCode}): ${errorLines(stderr)}`,
-    "Fix the cause above on the source (privileges, locks, connection limits) and rerun; the target holds only the roles and pgferry's state so far.",
+    "Fix the cause above on the source (privileges, locks, connection limits) and rerun; the target holds only the roles and pgrelocate's state so far.",
   );
 }
 
@@ -282,7 +282,7 @@ const restoreStep: Step<DumpRestoreContext> = {
               .map((e) => `${e.message}${e.command ? ` [${e.command.slice(0, 160)}]` : ''}`)
               .join('\n  ')
           : errorLines(r.stderr);
-      throw new PgferryError(
+      throw new PgrelocateError(
         'restore-failed',
         `pg_restore reported ${real.length || 'unclassified'} real error(s)${expected.length ? ` (and ${expected.length} expected ones)` : ''}:\n  ${shown}`,
         `Fix the cause on the source or target (missing roles, extensions, privileges), then rerun with ${opt('force')} to replace what was restored.`,
@@ -316,12 +316,12 @@ async function grantFormerOwners(source: ConnInfo, target: ConnInfo, emit: Emit)
           `SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
                 format('%I.%I', n.nspname, c.relname) AS name, pg_get_userbyid(c.relowner) AS owner
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry')
+          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrelocate')
             AND n.nspname NOT LIKE 'pg\\_%'
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
          UNION ALL
          SELECT 'SCHEMA', format('%I', n.nspname), pg_get_userbyid(n.nspowner) FROM pg_namespace n
-          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry', 'public') AND n.nspname NOT LIKE 'pg\\_%'
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrelocate', 'public') AND n.nspname NOT LIKE 'pg\\_%'
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')`,
         )
       ).rows,
@@ -369,7 +369,7 @@ const verifyStep: Step<DumpRestoreContext> = {
     const v = await verify(ctx.source, ctx.target, { mode: ctx.opts.verify, jobs: ctx.opts.jobs, onProgress: (d) => meter.update(d) });
     ctx.verification = v;
     if (!v.ok) {
-      throw new PgferryError(
+      throw new PgrelocateError(
         'verify-failed',
         `Verification found ${v.mismatches.length} difference(s):\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
         `Writes may have reached the source during the run (stop them for dump-restore), or the restore was partial; rerun with ${opt('force')} after fixing.`,

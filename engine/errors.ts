@@ -3,10 +3,10 @@
  * that scripts can rely on (see README "Exit codes").
  */
 
-/** Exit codes of the `pgferry` CLI. */
+/** Exit codes of the `pgrelocate` CLI. */
 export const ExitCode = {
   ok: 0,
-  /** An unexpected failure (a bug, or a server error pgferry did not classify). */
+  /** An unexpected failure (a bug, or a server error pgrelocate did not classify). */
   failed: 1,
   /** Bad command line or configuration. */
   usage: 2,
@@ -18,13 +18,13 @@ export const ExitCode = {
   connection: 5,
   /** A step of the migration failed (restore errors, tool failures). */
   migrationFailed: 6,
-  /** Another pgferry is working on the same target; nothing was changed. */
+  /** Another pgrelocate is working on the same target; nothing was changed. */
   busy: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /**
- * Every failure pgferry reports, with its exit code: one table, so a new code
+ * Every failure pgrelocate reports, with its exit code: one table, so a new code
  * cannot be added without deciding how scripts see it.
  */
 export const ERROR_CODES = {
@@ -75,7 +75,7 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, ExitCode>;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-export class PgferryError extends Error {
+export class PgrelocateError extends Error {
   /** Stable machine-readable code, e.g. `auth-failed`. */
   readonly code: ErrorCode;
   /** What the user should do about it. */
@@ -85,7 +85,7 @@ export class PgferryError extends Error {
 
   constructor(code: ErrorCode, message: string, fix: string, detail?: unknown) {
     super(message);
-    this.name = 'PgferryError';
+    this.name = 'PgrelocateError';
     this.code = code;
     this.fix = fix;
     this.detail = detail;
@@ -96,6 +96,6 @@ export class PgferryError extends Error {
   }
 }
 
-export function isPgferryError(e: unknown): e is PgferryError {
-  return e instanceof PgferryError;
+export function isPgrelocateError(e: unknown): e is PgrelocateError {
+  return e instanceof PgrelocateError;
 }

@@ -10,7 +10,7 @@ import { redact } from './conn';
 import { splitSql } from './sql-split';
 
 export interface GlobalsTarget {
-  /** The role pgferry connects to the target as (the managed admin). */
+  /** The role pgrelocate connects to the target as (the managed admin). */
   readonly admin: string;
   readonly isSuperuser: boolean;
   readonly existingRoles: ReadonlySet<string>;

@@ -27,7 +27,7 @@ export interface TableInfo {
   /**
    * Row-level security would filter what this user reads (RLS enabled, and
    * the user neither superuser nor BYPASSRLS nor the owner of an un-FORCEd
-   * table): a copy would silently miss rows, so pgferry refuses it.
+   * table): a copy would silently miss rows, so pgrelocate refuses it.
    */
   readonly rlsFiltered: boolean;
   /** The table's owner, and whether the current user acts as it (the owner, a member with its privileges, or a superuser). */
@@ -101,11 +101,11 @@ export interface DatabaseInventory {
   readonly extensions: readonly { name: string; version: string; schema: string }[];
   readonly availableExtensions: readonly string[];
   /**
-   * The database's publications (10+), pgferry's own left out. `wide` = FOR
+   * The database's publications (10+), pgrelocate's own left out. `wide` = FOR
    * ALL TABLES or FOR TABLES IN SCHEMA: creating one needs a superuser.
    */
   readonly publications: readonly { readonly name: string; readonly wide: boolean }[];
-  /** Subscriptions of this database (10+; their names are readable without superuser), pgferry's own left out. */
+  /** Subscriptions of this database (10+; their names are readable without superuser), pgrelocate's own left out. */
   readonly subscriptions: readonly string[];
   /**
    * Login roles with their own default_transaction_read_only (for this
@@ -114,7 +114,7 @@ export interface DatabaseInventory {
    * role, with ADMIN on it from 16 on).
    */
   readonly fenceRoles: readonly { readonly name: string; readonly alterable: boolean }[];
-  /** Schemas other than system ones, public and pgferry's own, that hold anything. */
+  /** Schemas other than system ones, public and pgrelocate's own, that hold anything. */
   readonly userObjectCount: number;
   /** Functions in C outside any extension: their library must exist, built for the target's major, and creating them needs a superuser. */
   readonly cFunctions: readonly CFunction[];
@@ -136,9 +136,9 @@ export interface Inventory {
   readonly database: DatabaseInventory;
 }
 
-/** Schemas pgferry never migrates or counts. */
-/** Schemas never migrated: the catalogs, pgferry's state, and Bucardo's own (delta tables, triggers' functions) while a bucardo run has it. */
-export const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry', 'bucardo') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+/** Schemas pgrelocate never migrates or counts. */
+/** Schemas never migrated: the catalogs, pgrelocate's state, and Bucardo's own (delta tables, triggers' functions) while a bucardo run has it. */
+export const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrelocate', 'bucardo') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
 /** Objects that belong to an extension are created by CREATE EXTENSION, not copied. */
 const NOT_EXTENSION_MEMBER = (classId: string, oidCol: string): string =>
@@ -362,7 +362,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
           `SELECT p.pubname AS name, (p.puballtables ${
             versionNum >= 150000 ? 'OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid)' : ''
           }) AS wide
-             FROM pg_publication p WHERE p.pubname NOT LIKE 'pgferry\\_%' ORDER BY 1`,
+             FROM pg_publication p WHERE p.pubname NOT LIKE 'pgrelocate\\_%' ORDER BY 1`,
         )
       : [];
   const subscriptions =
@@ -370,7 +370,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
       ? await rows<{ name: string }>(
           c,
           `SELECT s.subname AS name FROM pg_subscription s
-            WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.subname NOT LIKE 'pgferry\\_%' ORDER BY 1`,
+            WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.subname NOT LIKE 'pgrelocate\\_%' ORDER BY 1`,
         ).catch(() => [])
       : [];
   const fenceRoles = await rows<{ name: string; alterable: boolean }>(

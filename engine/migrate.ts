@@ -11,7 +11,7 @@ import path from 'node:path';
 import { connect, describe, type ConnInfo } from './conn';
 import type { Finding, Strategy } from './check';
 import { DUMP_RESTORE_STEPS, type DumpRestoreContext, type DumpRestoreOptions } from './dump-restore';
-import { PgferryError } from './errors';
+import { PgrelocateError } from './errors';
 import { defaultWorkDir, preflight, requireReady, type Preflight } from './preflight';
 import { runSteps, type Emit, type StepResult } from './runner';
 import { RunState } from './state';
@@ -60,7 +60,7 @@ export function resolveOptions(o: MigrateOptions): DumpRestoreOptions {
   };
 }
 
-/** Run a whole migration. Throws PgferryError('check-failed') before touching anything if a check blocks. */
+/** Run a whole migration. Throws PgrelocateError('check-failed') before touching anything if a check blocks. */
 export async function migrate(
   source: ConnInfo,
   target: ConnInfo,
@@ -92,19 +92,19 @@ async function migrateLocked(
     pre,
     tools,
     opts,
-    dumpDir: path.join(opts.workDir, `pgferry-dump-${runId}`),
+    dumpDir: path.join(opts.workDir, `pgrelocate-dump-${runId}`),
   };
   const t0 = Date.now();
   let steps: StepResult[] = [];
-  let failure: PgferryError | undefined;
+  let failure: PgrelocateError | undefined;
   try {
     steps = await runSteps(DUMP_RESTORE_STEPS, ctx, emit, state);
   } catch (e) {
     steps = (e as { stepResults?: StepResult[] }).stepResults ?? [];
     failure =
-      e instanceof PgferryError
+      e instanceof PgrelocateError
         ? e
-        : new PgferryError(
+        : new PgrelocateError(
             'step-failed',
             (e as Error).message,
             `See the step that failed in the report; fix and rerun with ${opt('force')}.`,

@@ -192,6 +192,6 @@ export function onlyDumpRestoreText(blockers: readonly Finding[], command: strin
   return [
     'Logical replication is not possible here, so no strategy can keep the source writable during the move:',
     ...blockers.map((b) => `  - ${b.message}${b.fix ? `\n    fix: ${b.fix}` : ''}`),
-    `Only dump-restore remains: writes must stop for the whole run. Fix the above, or accept that with: pgferry ${command} --strategy dump-restore`,
+    `Only dump-restore remains: writes must stop for the whole run. Fix the above, or accept that with: pgrelocate ${command} --strategy dump-restore`,
   ].join('\n');
 }

@@ -6,7 +6,7 @@ import { mkdirSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import { literal, withClient, type ConnInfo } from './conn';
 import { runChecks, type CheckFacts, type Finding, type Strategy } from './check';
-import { isPgferryError, PgferryError } from './errors';
+import { isPgrelocateError, PgrelocateError } from './errors';
 import { inspect, type CFunction, type Inventory } from './inspect';
 import { selectClientTools, type ClientTools } from './tools';
 
@@ -37,7 +37,7 @@ export function freeBytes(dir: string): number {
 }
 
 export function defaultWorkDir(): string {
-  return process.env['PGFERRY_WORK_DIR'] ?? os.tmpdir();
+  return process.env['PGRELOCATE_WORK_DIR'] ?? os.tmpdir();
 }
 
 export async function preflight(source: ConnInfo, target: ConnInfo, opts: PreflightOptions): Promise<Preflight> {
@@ -48,7 +48,7 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
     tools = await selectClientTools(s.server.major);
     toolFact = { major: tools.major, version: tools.version };
   } catch (e) {
-    if (!isPgferryError(e)) throw e;
+    if (!isPgrelocateError(e)) throw e;
     toolFact = { error: e.message, fix: e.fix };
   }
   const workDir = opts.workDir ?? defaultWorkDir();
@@ -91,7 +91,7 @@ export async function probeCFunctions(
           await c.query('SAVEPOINT probe');
           try {
             await c.query(
-              `CREATE FUNCTION pg_temp.pgferry_probe() RETURNS void LANGUAGE c AS ${literal(fn.library)}, ${literal(fn.symbol)}`,
+              `CREATE FUNCTION pg_temp.pgrelocate_probe() RETURNS void LANGUAGE c AS ${literal(fn.library)}, ${literal(fn.symbol)}`,
             );
             seen.set(key, null);
           } catch (e) {
@@ -120,7 +120,7 @@ function sameDatabase(a: ConnInfo, b: ConnInfo, ai: Inventory, bi: Inventory): b
 export function requireReady(pre: Preflight): ClientTools {
   if (pre.ok && pre.tools) return pre.tools;
   const errors = pre.findings.filter((f) => f.level === 'error');
-  throw new PgferryError(
+  throw new PgrelocateError(
     'check-failed',
     `Preflight checks failed; nothing was changed:\n  ${errors.map((e) => `${e.message}\n    fix: ${e.fix}`).join('\n  ')}`,
     errors[0]?.fix ?? 'See the findings above.',

@@ -27,7 +27,7 @@ export function formatVerification(v: VerifyResult): string {
 
 export function formatReport(r: MigrationReport): string {
   const lines: string[] = [];
-  lines.push(`pgferry ${r.strategy} — ${r.ok ? 'migration complete' : 'migration FAILED'} (run ${r.runId})`);
+  lines.push(`pgrelocate ${r.strategy} — ${r.ok ? 'migration complete' : 'migration FAILED'} (run ${r.runId})`);
   lines.push(`  source  ${r.source.url}  ${r.source.version}, ${formatBytes(r.source.bytes)}, ${r.source.tables} tables`);
   lines.push(`  target  ${r.target.url}  ${r.target.version}`);
   lines.push('  steps');
@@ -63,9 +63,9 @@ export function formatEvent(e: RunEvent): string {
 /** Sync (copy + streaming) report. */
 export function formatSync(r: SyncReport): string {
   if (r.alreadyStreaming) {
-    return `pgferry logical — run ${r.runId} is already streaming${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
+    return `pgrelocate logical — run ${r.runId} is already streaming${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
   }
-  const lines = [`pgferry logical — ${r.resumed ? 'resumed and ' : ''}streaming (run ${r.runId})`, '  steps'];
+  const lines = [`pgrelocate logical — ${r.resumed ? 'resumed and ' : ''}streaming (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
   if (r.copy) {
     lines.push(
@@ -79,38 +79,38 @@ export function formatSync(r: SyncReport): string {
     );
   }
   if (r.lag) lines.push(`  lag               ${formatBytes(r.lag.bytes)}`);
-  lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
+  lines.push('  next: pgrelocate cutover (when the application may pause for a few seconds)');
   return lines.join('\n');
 }
 
 export function formatPglogicalSync(r: PglogicalSyncReport): string {
   if (r.alreadyStreaming) {
-    return `pgferry pglogical — run ${r.runId} is already replicating${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
+    return `pgrelocate pglogical — run ${r.runId} is already replicating${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
   }
-  const lines = [`pgferry pglogical — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
+  const lines = [`pgrelocate pglogical — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
   lines.push(`  tables            ${r.tables} in ${r.batches} batch(es)`);
   if (r.insertOnly.length > 0) lines.push(`  insert-only       ${r.insertOnly.join(', ')} (no primary key; copied again at cutover)`);
   if (r.lag) lines.push(`  lag               ${formatBytes(r.lag.bytes)}`);
-  lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
+  lines.push('  next: pgrelocate cutover (when the application may pause for a few seconds)');
   return lines.join('\n');
 }
 
 export function formatBucardoSync(r: BucardoSyncReport): string {
-  if (r.alreadyStreaming) return `pgferry bucardo — run ${r.runId} is already replicating`;
-  const lines = [`pgferry bucardo — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
+  if (r.alreadyStreaming) return `pgrelocate bucardo — run ${r.runId} is already replicating`;
+  const lines = [`pgrelocate bucardo — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
-  const by = r.steps.some((s) => s.name === 'onetimecopy') ? 'Bucardo' : "pgferry's parallel copy (Bucardo carries the changes)";
+  const by = r.steps.some((s) => s.name === 'onetimecopy') ? 'Bucardo' : "pgrelocate's parallel copy (Bucardo carries the changes)";
   lines.push(`  tables            ${r.tables}${r.copySeconds !== null ? `, first copy by ${by} in ${formatDuration(r.copySeconds)}` : ''}`);
   if (r.fullCopy.length > 0) lines.push(`  full copy         ${r.fullCopy.join(', ')} (no primary key; copied at cutover)`);
-  lines.push('  next: pgferry cutover (when the application may pause for a few seconds)');
+  lines.push('  next: pgrelocate cutover (when the application may pause for a few seconds)');
   return lines.join('\n');
 }
 
 /** Cutover report: the write-blackout first. */
 export function formatCutover(r: CutoverReport): string {
   const lines = [
-    `pgferry — cutover complete (run ${r.runId})`,
+    `pgrelocate — cutover complete (run ${r.runId})`,
     `  write-blackout    ${formatDuration(r.blackoutSeconds)} (fence → target ready)`,
     '  steps',
   ];
@@ -126,7 +126,7 @@ export function formatCutover(r: CutoverReport): string {
 
 /** One-time copy report. */
 export function formatCopy(r: CopyReport): string {
-  const lines = [`pgferry copy — done in ${formatDuration(r.seconds)} (run ${r.runId})`, '  steps'];
+  const lines = [`pgrelocate copy — done in ${formatDuration(r.seconds)} (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
   if (r.copy) {
     lines.push(
@@ -145,21 +145,21 @@ export function formatLiveness(run: Pick<RunRecord, 'status' | 'strategy' | 'hol
   const lines: string[] = [];
   if (meta.fence)
     lines.push(
-      '  the source is FENCED: its applications cannot write. Finish with: pgferry cutover; or lift it with: pgferry cleanup --unfence (with --source and --target)',
+      '  the source is FENCED: its applications cannot write. Finish with: pgrelocate cutover; or lift it with: pgrelocate cleanup --unfence (with --source and --target)',
     );
   if (run.holder) lines.push(`  in progress: ${run.holder.holder}, connected since ${run.holder.since}`);
   else if (run.status === 'running' && meta.phase === 'streaming' && !meta.fence)
-    lines.push('  streaming: the servers replicate on their own, no pgferry process is needed. Next: pgferry cutover');
+    lines.push('  streaming: the servers replicate on their own, no pgrelocate process is needed. Next: pgrelocate cutover');
   else if (run.status === 'running') {
     const next =
       run.strategy === 'copy'
-        ? 'pgferry copy --force (starts the copy again)'
+        ? 'pgrelocate copy --force (starts the copy again)'
         : run.strategy === 'dump-restore'
-          ? 'pgferry migrate --strategy dump-restore --force (starts it again)'
+          ? 'pgrelocate migrate --strategy dump-restore --force (starts it again)'
           : meta.phase === 'copy'
-            ? 'pgferry sync (resumes it)'
-            : 'pgferry cutover';
-    lines.push(`  no pgferry process is working on this run: the one that ran it stopped. Continue with: ${next}`);
+            ? 'pgrelocate sync (resumes it)'
+            : 'pgrelocate cutover';
+    lines.push(`  no pgrelocate process is working on this run: the one that ran it stopped. Continue with: ${next}`);
   }
   return lines;
 }

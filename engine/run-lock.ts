@@ -1,23 +1,23 @@
 /**
- * One pgferry at a time on a target database. A command that changes the run
+ * One pgrelocate at a time on a target database. A command that changes the run
  * holds a session-level advisory lock in the target for as long as it works:
  * a second one is refused, naming who holds it and since when, instead of
  * "resuming" a live run (seen: it dropped the first one's slot and truncated
  * tables the first had filled). The server drops the lock with the session,
- * so a killed pgferry never leaves it behind, and `status` reads the lock to
+ * so a killed pgrelocate never leaves it behind, and `status` reads the lock to
  * tell a live run from a dead one.
  */
 import os from 'node:os';
 import type pg from 'pg';
 import { connect, describe, type ConnInfo } from './conn';
-import { PgferryError } from './errors';
+import { PgrelocateError } from './errors';
 
 /** The advisory lock's two keys: 'pgfe' and a version, so nothing else is likely to share it. */
 const KEY = [0x70676665, 1] as const;
 
 /** Who holds the lock, as `status` and the refusal show it. */
 export interface LockHolder {
-  /** pgferry's application_name: command, pid and host. */
+  /** pgrelocate's application_name: command, pid and host. */
   readonly holder: string;
   /** When that session connected. */
   readonly since: string;
@@ -36,9 +36,9 @@ export async function lockHolder(client: pg.Client): Promise<LockHolder | null> 
   return r.rows[0] ?? null;
 }
 
-/** application_name of the lock's session: what a second pgferry shows. Pure (up to 63 bytes, as the server keeps). */
+/** application_name of the lock's session: what a second pgrelocate shows. Pure (up to 63 bytes, as the server keeps). */
 export function holderName(command: string, pid: number, host: string): string {
-  return `pgferry ${command} pid ${pid} on ${host}`.slice(0, 63);
+  return `pgrelocate ${command} pid ${pid} on ${host}`.slice(0, 63);
 }
 
 /** Targets whose lock this process holds: a command that calls another (migrate → sync → cutover) re-enters. */
@@ -56,10 +56,10 @@ export async function withRunLock<T>(target: ConnInfo, command: string, fn: () =
     const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [KEY[0], KEY[1]]);
     if (!got.rows[0]?.ok) {
       const h = await lockHolder(client).catch(() => null);
-      throw new PgferryError(
+      throw new PgrelocateError(
         'run-busy',
-        `Another pgferry is working on this target${h ? ` (${h.holder}, connected since ${h.since})` : ''}; this ${command} changed nothing`,
-        `Wait for it to end (pgferry status shows its progress), or stop that process${h ? ` (or SELECT pg_terminate_backend(${h.pid}) on the target)` : ''}; its lock ends with it.`,
+        `Another pgrelocate is working on this target${h ? ` (${h.holder}, connected since ${h.since})` : ''}; this ${command} changed nothing`,
+        `Wait for it to end (pgrelocate status shows its progress), or stop that process${h ? ` (or SELECT pg_terminate_backend(${h.pid}) on the target)` : ''}; its lock ends with it.`,
       );
     }
   } catch (e) {

@@ -97,7 +97,7 @@ export interface StepProgress {
 
 /**
  * Pass events on, and write the step's progress into the state every few
- * seconds, so `pgferry status` in another terminal sees bytes, rate and ETA.
+ * seconds, so `pgrelocate status` in another terminal sees bytes, rate and ETA.
  * A write that fails is dropped: progress must never fail the step.
  */
 export function recordProgress(emit: Emit, state: RunState, step: string, startedAt: number, everyMs = 2000): Emit {

@@ -1,5 +1,5 @@
 /**
- * Run state, kept in the target database's `pgferry` schema so any process
+ * Run state, kept in the target database's `pgrelocate` schema so any process
  * (the CLI's `status`, the Pulumi provider) can read where a run stands.
  * The schema is excluded from dumps and verification, and `cleanup` drops it.
  */
@@ -9,11 +9,11 @@ import type { StepProgress } from './runner';
 import { withClient, type ConnInfo } from './conn';
 import { lockHolder, type LockHolder } from './run-lock';
 
-export const STATE_SCHEMA = 'pgferry';
+export const STATE_SCHEMA = 'pgrelocate';
 
 const DDL = `
-CREATE SCHEMA IF NOT EXISTS pgferry;
-CREATE TABLE IF NOT EXISTS pgferry.runs (
+CREATE SCHEMA IF NOT EXISTS pgrelocate;
+CREATE TABLE IF NOT EXISTS pgrelocate.runs (
   id text PRIMARY KEY,
   strategy text NOT NULL,
   source text NOT NULL,
@@ -23,8 +23,8 @@ CREATE TABLE IF NOT EXISTS pgferry.runs (
   finished_at timestamptz,
   report jsonb
 );
-CREATE TABLE IF NOT EXISTS pgferry.steps (
-  run_id text NOT NULL REFERENCES pgferry.runs (id) ON DELETE CASCADE,
+CREATE TABLE IF NOT EXISTS pgrelocate.steps (
+  run_id text NOT NULL REFERENCES pgrelocate.runs (id) ON DELETE CASCADE,
   name text NOT NULL,
   status text NOT NULL,
   started_at timestamptz NOT NULL DEFAULT now(),
@@ -32,8 +32,8 @@ CREATE TABLE IF NOT EXISTS pgferry.steps (
   detail jsonb,
   PRIMARY KEY (run_id, name)
 );
-ALTER TABLE pgferry.runs ADD COLUMN IF NOT EXISTS meta jsonb;
-ALTER TABLE pgferry.steps ADD COLUMN IF NOT EXISTS progress jsonb;
+ALTER TABLE pgrelocate.runs ADD COLUMN IF NOT EXISTS meta jsonb;
+ALTER TABLE pgrelocate.steps ADD COLUMN IF NOT EXISTS progress jsonb;
 `;
 
 export type StepStatus = 'running' | 'done' | 'failed' | 'skipped';
@@ -59,7 +59,7 @@ export interface RunRecord {
   readonly report: unknown;
   readonly meta: unknown;
   readonly steps: readonly StepRecord[];
-  /** The pgferry session working on the target now (its run lock), or null: a `running` run without one has died. */
+  /** The pgrelocate session working on the target now (its run lock), or null: a `running` run without one has died. */
   readonly holder: LockHolder | null;
 }
 
@@ -73,41 +73,39 @@ export class RunState {
   static async create(client: pg.Client, strategy: string, source: string, meta: unknown = null): Promise<RunState> {
     await client.query(DDL);
     const id = randomUUID();
-    await client.query(`INSERT INTO pgferry.runs (id, strategy, source, status, phase, meta) VALUES ($1, $2, $3, 'running', 'start', $4)`, [
-      id,
-      strategy,
-      source,
-      JSON.stringify(meta),
-    ]);
+    await client.query(
+      `INSERT INTO pgrelocate.runs (id, strategy, source, status, phase, meta) VALUES ($1, $2, $3, 'running', 'start', $4)`,
+      [id, strategy, source, JSON.stringify(meta)],
+    );
     return new RunState(client, id);
   }
 
   /** Continue a recorded run (resume, cutover). */
   static async resume(client: pg.Client, runId: string): Promise<RunState> {
     await client.query(DDL);
-    await client.query(`UPDATE pgferry.runs SET status = 'running', finished_at = NULL WHERE id = $1`, [runId]);
+    await client.query(`UPDATE pgrelocate.runs SET status = 'running', finished_at = NULL WHERE id = $1`, [runId]);
     return new RunState(client, runId);
   }
 
   async setMeta(meta: unknown): Promise<void> {
-    await this.client.query(`UPDATE pgferry.runs SET meta = $2 WHERE id = $1`, [this.runId, JSON.stringify(meta)]);
+    await this.client.query(`UPDATE pgrelocate.runs SET meta = $2 WHERE id = $1`, [this.runId, JSON.stringify(meta)]);
   }
 
   async setPhase(phase: string, status = 'running'): Promise<void> {
-    await this.client.query(`UPDATE pgferry.runs SET phase = $2, status = $3 WHERE id = $1`, [this.runId, phase, status]);
+    await this.client.query(`UPDATE pgrelocate.runs SET phase = $2, status = $3 WHERE id = $1`, [this.runId, phase, status]);
   }
 
   async stepStarted(name: string): Promise<void> {
     await this.client.query(
-      `INSERT INTO pgferry.steps (run_id, name, status) VALUES ($1, $2, 'running')
+      `INSERT INTO pgrelocate.steps (run_id, name, status) VALUES ($1, $2, 'running')
        ON CONFLICT (run_id, name) DO UPDATE SET status = 'running', started_at = now(), finished_at = NULL`,
       [this.runId, name],
     );
-    await this.client.query(`UPDATE pgferry.runs SET phase = $2 WHERE id = $1`, [this.runId, name]);
+    await this.client.query(`UPDATE pgrelocate.runs SET phase = $2 WHERE id = $1`, [this.runId, name]);
   }
 
   async stepProgress(name: string, progress: StepProgress): Promise<void> {
-    await this.client.query(`UPDATE pgferry.steps SET progress = $3 WHERE run_id = $1 AND name = $2`, [
+    await this.client.query(`UPDATE pgrelocate.steps SET progress = $3 WHERE run_id = $1 AND name = $2`, [
       this.runId,
       name,
       JSON.stringify(progress),
@@ -115,7 +113,7 @@ export class RunState {
   }
 
   async stepFinished(name: string, status: StepStatus, detail: unknown): Promise<void> {
-    await this.client.query(`UPDATE pgferry.steps SET status = $3, finished_at = now(), detail = $4 WHERE run_id = $1 AND name = $2`, [
+    await this.client.query(`UPDATE pgrelocate.steps SET status = $3, finished_at = now(), detail = $4 WHERE run_id = $1 AND name = $2`, [
       this.runId,
       name,
       status,
@@ -124,7 +122,7 @@ export class RunState {
   }
 
   async finish(status: 'done' | 'failed', report: unknown): Promise<void> {
-    await this.client.query(`UPDATE pgferry.runs SET status = $2, finished_at = now(), report = $3 WHERE id = $1`, [
+    await this.client.query(`UPDATE pgrelocate.runs SET status = $2, finished_at = now(), report = $3 WHERE id = $1`, [
       this.runId,
       status,
       JSON.stringify(report),
@@ -135,7 +133,7 @@ export class RunState {
 /** The latest run recorded in the target (or a given one), with its steps. */
 export async function readRun(target: ConnInfo, runId?: string): Promise<RunRecord | null> {
   return withClient(target, 'target', async (c) => {
-    const exists = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgferry'`);
+    const exists = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgrelocate'`);
     if (exists.rowCount === 0) return null;
     const run = await c.query<{
       id: string;
@@ -147,7 +145,7 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
       finished_at: Date | null;
       report: unknown;
       meta: unknown;
-    }>(`SELECT * FROM pgferry.runs ${runId ? 'WHERE id = $1' : ''} ORDER BY started_at DESC LIMIT 1`, runId ? [runId] : []);
+    }>(`SELECT * FROM pgrelocate.runs ${runId ? 'WHERE id = $1' : ''} ORDER BY started_at DESC LIMIT 1`, runId ? [runId] : []);
     const r = run.rows[0];
     if (!r) return null;
     const steps = await c.query<{
@@ -159,7 +157,7 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
       progress: StepProgress | null;
     }>(
       // to_jsonb(s): a state written before the progress column existed reads as null progress.
-      `SELECT name, status, started_at, finished_at, detail, to_jsonb(s) -> 'progress' AS progress FROM pgferry.steps s WHERE run_id = $1 ORDER BY started_at`,
+      `SELECT name, status, started_at, finished_at, detail, to_jsonb(s) -> 'progress' AS progress FROM pgrelocate.steps s WHERE run_id = $1 ORDER BY started_at`,
       [r.id],
     );
     const holder = await lockHolder(c).catch(() => null);
@@ -186,9 +184,9 @@ export async function readRun(target: ConnInfo, runId?: string): Promise<RunReco
   });
 }
 
-/** Remove pgferry's state schema from the target. */
+/** Remove pgrelocate's state schema from the target. */
 export async function dropState(target: ConnInfo): Promise<void> {
   await withClient(target, 'target', async (c) => {
-    await c.query('DROP SCHEMA IF EXISTS pgferry CASCADE');
+    await c.query('DROP SCHEMA IF EXISTS pgrelocate CASCADE');
   });
 }

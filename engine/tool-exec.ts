@@ -1,7 +1,7 @@
 /**
  * Run a PostgreSQL client tool against one or two endpoints. Passwords go
  * through a private passfile (mode 0600, removed afterwards), never through
- * argv or the environment, and never into the output pgferry keeps.
+ * argv or the environment, and never into the output pgrelocate keeps.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -42,13 +42,13 @@ export function libpqUrl(c: ConnInfo): string {
 }
 
 /**
- * The caller's environment without the passwords pgferry was given: the
- * endpoint URLs (PGFERRY_*_URL) and PGPASSWORD. For children that need no
- * database access of pgferry's: version probes, the user's hooks. Pure.
+ * The caller's environment without the passwords pgrelocate was given: the
+ * endpoint URLs (PGRELOCATE_*_URL) and PGPASSWORD. For children that need no
+ * database access of pgrelocate's: version probes, the user's hooks. Pure.
  */
 export function withoutSecrets(base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(base)) if (v !== undefined && !/^PGFERRY_.*_URL$|^PGPASSWORD$/.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && !/^PGRELOCATE_.*_URL$|^PGPASSWORD$/.test(k)) env[k] = v;
   return env;
 }
 
@@ -56,7 +56,7 @@ export function withoutSecrets(base: NodeJS.ProcessEnv = process.env): Record<st
 export function toolEnv(passfile: string, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) if (v !== undefined && !k.startsWith('PG')) env[k] = v;
-  return { ...env, PGPASSFILE: passfile, PGAPPNAME: 'pgferry', PGCONNECT_TIMEOUT: '15', LC_MESSAGES: 'C', LC_ALL: 'C' };
+  return { ...env, PGPASSFILE: passfile, PGAPPNAME: 'pgrelocate', PGCONNECT_TIMEOUT: '15', LC_MESSAGES: 'C', LC_ALL: 'C' };
 }
 
 export interface ToolRun {
@@ -81,13 +81,13 @@ export interface ToolOptions {
  * PGOPTIONS of every tool session: no statement or lock timeout from the
  * start. pg_dump turns them off itself, but only after its first queries, which
  * a database's short statement_timeout can cancel (seen with 5 ms over TLS).
- * Both settings exist in every server pgferry supports (9.4+). Pure.
+ * Both settings exist in every server pgrelocate supports (9.4+). Pure.
  */
 export function toolOptions(extra?: string): string {
   return ['-c statement_timeout=0 -c lock_timeout=0', extra].filter((x) => x).join(' ');
 }
 
-const PASS_PREFIX = 'pgferry-pass-';
+const PASS_PREFIX = 'pgrelocate-pass-';
 
 /** Whether a process is alive (signal 0 tests without sending). */
 function alive(pid: number): boolean {
@@ -100,7 +100,7 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Remove passfile directories left by pgferry processes that were killed
+ * Remove passfile directories left by pgrelocate processes that were killed
  * (SIGKILL runs no cleanup): their names carry the owner's pid.
  */
 export function sweepPassfiles(dir: string = os.tmpdir()): string[] {
@@ -124,8 +124,8 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => existsSync(f));
 
 /**
  * The command line that runs a tool: through util-linux's `setpriv
- * --pdeathsig TERM` where it exists, so a tool ends with pgferry even when
- * pgferry is killed (an orphaned pg_restore kept writing otherwise).
+ * --pdeathsig TERM` where it exists, so a tool ends with pgrelocate even when
+ * pgrelocate is killed (an orphaned pg_restore kept writing otherwise).
  */
 export function toolCommand(file: string, args: readonly string[], setpriv: string | null = SETPRIV ?? null): [string, string[]] {
   return setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', file, ...args]] : [file, [...args]];

@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { withoutSecrets } from './tool-exec';
-import { PgferryError } from './errors';
+import { PgrelocateError } from './errors';
 
 export interface ClientTools {
   readonly major: number;
@@ -21,7 +21,7 @@ export interface ClientTools {
 /** Directories that may hold client tools, in order of preference. */
 export function candidateBindirs(env: NodeJS.ProcessEnv = process.env): string[] {
   const dirs: string[] = [];
-  if (env['PGFERRY_PG_BINDIR']) dirs.push(env['PGFERRY_PG_BINDIR']);
+  if (env['PGRELOCATE_PG_BINDIR']) dirs.push(env['PGRELOCATE_PG_BINDIR']);
   for (const root of ['/usr/lib/postgresql', '/usr/pgsql']) {
     if (!existsSync(root)) continue;
     const majors = readdirSync(root)
@@ -63,8 +63,8 @@ export async function findClientTools(env: NodeJS.ProcessEnv = process.env): Pro
       found.push(t);
     }
   }
-  // An explicit PGFERRY_PG_BINDIR wins; otherwise newest first.
-  const explicit = env['PGFERRY_PG_BINDIR'] ? found.filter((t) => t.bindir === env['PGFERRY_PG_BINDIR']) : [];
+  // An explicit PGRELOCATE_PG_BINDIR wins; otherwise newest first.
+  const explicit = env['PGRELOCATE_PG_BINDIR'] ? found.filter((t) => t.bindir === env['PGRELOCATE_PG_BINDIR']) : [];
   return [...explicit, ...found.filter((t) => !explicit.includes(t)).sort((a, b) => b.major - a.major)];
 }
 
@@ -74,7 +74,7 @@ export function installHint(major: number): string {
   return (
     `install PostgreSQL ${m} client tools or newer — Debian/Ubuntu with the PGDG apt repository: ` +
     `apt-get install -y postgresql-client-${m}; RHEL: dnf install -y postgresql${m}; macOS: brew install postgresql@${m} — ` +
-    `or point PGFERRY_PG_BINDIR at their bin directory`
+    `or point PGRELOCATE_PG_BINDIR at their bin directory`
   );
 }
 
@@ -87,14 +87,14 @@ export async function selectClientTools(sourceMajor: number, env: NodeJS.Process
   const usable = all.find((t) => t.major >= sourceMajor);
   if (usable) return usable;
   if (all.length === 0) {
-    throw new PgferryError(
+    throw new PgrelocateError(
       'no-client-tools',
       'No pg_dump / pg_restore found on this machine.',
       `To migrate a PostgreSQL ${sourceMajor} source, ${installHint(sourceMajor)}.`,
     );
   }
   const newest = all[0]!;
-  throw new PgferryError(
+  throw new PgrelocateError(
     'client-tools-too-old',
     `pg_dump ${newest.version} (${newest.bindir}) is older than the source server (PostgreSQL ${sourceMajor}); pg_dump cannot dump a newer server.`,
     `${installHint(sourceMajor)[0]!.toUpperCase()}${installHint(sourceMajor).slice(1)}.`,

@@ -347,7 +347,7 @@ async function matviewStates(c: pg.Client): Promise<Map<string, MatviewState>> {
             coalesce((SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
                         FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') AS definition
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'm' AND n.nspname <> 'pgferry'`,
+      WHERE c.relkind = 'm' AND n.nspname <> 'pgrelocate'`,
   );
   return new Map(r.rows.map((x) => [x.key, { populated: x.populated, definition: x.definition }]));
 }

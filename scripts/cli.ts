@@ -1,14 +1,14 @@
 /**
- * The `pgferry` command line. Thin: parse options, call the engine, print.
- * Every command takes --source/--target (or PGFERRY_SOURCE_URL /
- * PGFERRY_TARGET_URL) and --json; exit codes are listed in the README.
+ * The `pgrelocate` command line. Thin: parse options, call the engine, print.
+ * Every command takes --source/--target (or PGRELOCATE_SOURCE_URL /
+ * PGRELOCATE_TARGET_URL) and --json; exit codes are listed in the README.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { hasErrors, runChecks, STRATEGIES, type Strategy } from '../engine/check';
 import { parseUrl, redact, type ConnInfo } from '../engine/conn';
-import { ExitCode, isPgferryError, PgferryError } from '../engine/errors';
+import { ExitCode, isPgrelocateError, PgrelocateError } from '../engine/errors';
 import { migrate, type MigrationReport } from '../engine/migrate';
 import { chooseStrategy, onlyDumpRestoreText, plan } from '../engine/plan';
 import { previousRun } from '../engine/logical/run-options';
@@ -65,15 +65,15 @@ function size(name: string) {
 }
 
 function endpoints(o: CommonOpts): { source: ConnInfo; target: ConnInfo } {
-  if (!o.source) throw new PgferryError('usage', 'No source given.', 'Pass --source postgresql://… or set PGFERRY_SOURCE_URL.');
-  if (!o.target) throw new PgferryError('usage', 'No target given.', 'Pass --target postgresql://… or set PGFERRY_TARGET_URL.');
+  if (!o.source) throw new PgrelocateError('usage', 'No source given.', 'Pass --source postgresql://… or set PGRELOCATE_SOURCE_URL.');
+  if (!o.target) throw new PgrelocateError('usage', 'No target given.', 'Pass --target postgresql://… or set PGRELOCATE_TARGET_URL.');
   return { source: parseUrl(o.source, 'source URL'), target: parseUrl(o.target, 'target URL') };
 }
 
 function withEndpoints(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--source <url>', 'source database URL').env('PGFERRY_SOURCE_URL'))
-    .addOption(new Option('--target <url>', 'target database URL').env('PGFERRY_TARGET_URL'))
+    .addOption(new Option('--source <url>', 'source database URL').env('PGRELOCATE_SOURCE_URL'))
+    .addOption(new Option('--target <url>', 'target database URL').env('PGRELOCATE_TARGET_URL'))
     .option('--json', 'print machine-readable JSON on stdout');
 }
 
@@ -114,10 +114,10 @@ interface LogicalCliOpts {
 /** The Bucardo control server (a superuser on a PostgreSQL with PL/Perl), required by the bucardo strategy. */
 function bucardoControl(o: LogicalCliOpts): ConnInfo {
   if (!o.bucardoUrl)
-    throw new PgferryError(
+    throw new PgrelocateError(
       'usage',
       'The bucardo strategy needs a server for its control database.',
-      'Set PGFERRY_BUCARDO_URL (or pass --bucardo-url) to the URL of a superuser of a PostgreSQL with PL/Perl on the worker, such as postgresql://postgres@localhost:5432/postgres with its password in the URL or ~/.pgpass (Debian: apt-get install -y postgresql-15 postgresql-plperl-15 bucardo).',
+      'Set PGRELOCATE_BUCARDO_URL (or pass --bucardo-url) to the URL of a superuser of a PostgreSQL with PL/Perl on the worker, such as postgresql://postgres@localhost:5432/postgres with its password in the URL or ~/.pgpass (Debian: apt-get install -y postgresql-15 postgresql-plperl-15 bucardo).',
     );
   return parseUrl(o.bucardoUrl, 'Bucardo control URL');
 }
@@ -170,10 +170,10 @@ function withLogicalOptions(cmd: Command): Command {
     .option('--batch-pause <seconds>', 'pglogical: pause between batches once a batch replicates', int('--batch-pause'))
     .addOption(
       new Option('--bucardo-url <url>', "bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database").env(
-        'PGFERRY_BUCARDO_URL',
+        'PGRELOCATE_BUCARDO_URL',
       ),
     )
-    .option('--bucardo-parallel-copy', "bucardo: pgferry's parallel copy for the first data, Bucardo for the changes only");
+    .option('--bucardo-parallel-copy', "bucardo: pgrelocate's parallel copy for the first data, Bucardo for the changes only");
 }
 
 function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
@@ -223,7 +223,7 @@ async function choose(source: ConnInfo, target: ConnInfo, o: LogicalCliOpts & { 
   if (c.streamingBlockers) {
     // What blocks every strategy (a non-empty target, an older target) first: dump-restore would not fix it.
     const everywhere = runChecks({ ...pre.facts, strategy: 'dump-restore' }).filter((f) => f.level === 'error');
-    throw new PgferryError(
+    throw new PgrelocateError(
       'check-failed',
       [...(everywhere.length ? [formatFindings(everywhere)] : []), onlyDumpRestoreText(c.streamingBlockers, command)].join('\n'),
       everywhere.length ? 'Fix the errors above; then run check again.' : 'Fix the above, or pass --strategy dump-restore.',
@@ -243,7 +243,7 @@ function version(): string {
 }
 
 export function buildProgram(): Command {
-  const program = new Command('pgferry')
+  const program = new Command('pgrelocate')
     .description('Move a PostgreSQL database to a new server or major version.')
     .version(version(), '-V, --version')
     .showHelpAfterError()
@@ -373,8 +373,8 @@ export function buildProgram(): Command {
         const failed = (e as { report?: MigrationReport }).report;
         if (failed) {
           out(o, failed, formatReport(failed));
-          if (isPgferryError(e)) process.stderr.write(`pgferry: ${e.message}\n  fix: ${e.fix}\n`);
-          process.exitCode = isPgferryError(e) ? e.exitCode : ExitCode.failed;
+          if (isPgrelocateError(e)) process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
+          process.exitCode = isPgrelocateError(e) ? e.exitCode : ExitCode.failed;
           return;
         }
         throw e;
@@ -395,7 +395,7 @@ export function buildProgram(): Command {
       const { source, target } = endpoints(o);
       const picked = o.strategy ?? (await choose(source, target, o, 'migrate'));
       if (picked === 'dump-restore')
-        throw new PgferryError('usage', 'sync streams; dump-restore does not.', 'Run pgferry migrate --strategy dump-restore.');
+        throw new PgrelocateError('usage', 'sync streams; dump-restore does not.', 'Run pgrelocate migrate --strategy dump-restore.');
       const s = await streamingSync(picked, source, target, o, progressPrinter(o));
       out(o, s.report, s.text);
     });
@@ -426,10 +426,10 @@ export function buildProgram(): Command {
       if (o.strategy) {
         const prev = await previousRun(target);
         if (prev && prev.strategy !== o.strategy)
-          throw new PgferryError(
+          throw new PgrelocateError(
             'usage',
             `The run recorded on this target uses ${prev.strategy}, not ${o.strategy}; nothing was changed.`,
-            `Run pgferry cutover --strategy ${prev.strategy}, or without --strategy.`,
+            `Run pgrelocate cutover --strategy ${prev.strategy}, or without --strategy.`,
           );
       }
       const r = await cutover(source, target, logicalOptions(o), progressPrinter(o));
@@ -451,17 +451,17 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description("show the latest run recorded in the target's pgferry schema; with --source, the replication lag too")
-    .addOption(new Option('--source <url>', 'source database URL (for the lag)').env('PGFERRY_SOURCE_URL'))
-    .addOption(new Option('--target <url>', 'target database URL').env('PGFERRY_TARGET_URL'))
+    .description("show the latest run recorded in the target's pgrelocate schema; with --source, the replication lag too")
+    .addOption(new Option('--source <url>', 'source database URL (for the lag)').env('PGRELOCATE_SOURCE_URL'))
+    .addOption(new Option('--target <url>', 'target database URL').env('PGRELOCATE_TARGET_URL'))
     .option('--json', 'print machine-readable JSON on stdout')
     .action(async (o: CommonOpts) => {
-      if (!o.target) throw new PgferryError('usage', 'No target given.', 'Pass --target postgresql://… or set PGFERRY_TARGET_URL.');
+      if (!o.target) throw new PgrelocateError('usage', 'No target given.', 'Pass --target postgresql://… or set PGRELOCATE_TARGET_URL.');
       const target = parseUrl(o.target, 'target URL');
       const st = await logicalStatus(o.source ? parseUrl(o.source, 'source URL') : null, target);
       const run = st.run ?? (await readRun(target));
       if (!run) {
-        out(o, { run: null }, 'No pgferry run recorded on this target.');
+        out(o, { run: null }, 'No pgrelocate run recorded on this target.');
         return;
       }
       const text = [
@@ -489,16 +489,18 @@ export function buildProgram(): Command {
 
   program
     .command('cleanup')
-    .description("remove pgferry's artefacts: subscription (target), slot and publication (source), REPLICA IDENTITY changes, state schema")
-    .addOption(new Option('--source <url>', 'source database URL (needed for slot and publication)').env('PGFERRY_SOURCE_URL'))
-    .addOption(new Option('--target <url>', 'target database URL').env('PGFERRY_TARGET_URL'))
+    .description(
+      "remove pgrelocate's artefacts: subscription (target), slot and publication (source), REPLICA IDENTITY changes, state schema",
+    )
+    .addOption(new Option('--source <url>', 'source database URL (needed for slot and publication)').env('PGRELOCATE_SOURCE_URL'))
+    .addOption(new Option('--target <url>', 'target database URL').env('PGRELOCATE_TARGET_URL'))
     .option('--unfence', 'also lift a write fence left on the source')
     .addOption(
-      new Option('--bucardo-url <url>', "bucardo: the control server's superuser (to drop its role too)").env('PGFERRY_BUCARDO_URL'),
+      new Option('--bucardo-url <url>', "bucardo: the control server's superuser (to drop its role too)").env('PGRELOCATE_BUCARDO_URL'),
     )
     .option('--json', 'print machine-readable JSON on stdout')
     .action(async (o: CommonOpts & { unfence?: boolean; bucardoUrl?: string }) => {
-      if (!o.target) throw new PgferryError('usage', 'No target given.', 'Pass --target postgresql://… or set PGFERRY_TARGET_URL.');
+      if (!o.target) throw new PgrelocateError('usage', 'No target given.', 'Pass --target postgresql://… or set PGRELOCATE_TARGET_URL.');
       const target = parseUrl(o.target, 'target URL');
       let removed: string[];
       if (o.source)
@@ -508,7 +510,7 @@ export function buildProgram(): Command {
         });
       else {
         await withRunLock(target, 'cleanup', () => dropState(target));
-        removed = ['schema pgferry (target)'];
+        removed = ['schema pgrelocate (target)'];
       }
       out(o, { removed }, removed.length ? `removed:\n  ${removed.join('\n  ')}` : 'nothing to remove');
     });
@@ -518,7 +520,7 @@ export function buildProgram(): Command {
 
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
-  // Passfiles a killed pgferry could not remove go at the next start.
+  // Passfiles a killed pgrelocate could not remove go at the next start.
   sweepPassfiles();
   const program = buildProgram();
   const json = argv.includes('--json');
@@ -529,10 +531,10 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
     if (e instanceof CommanderError) {
       return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
-    if (isPgferryError(e)) {
+    if (isPgrelocateError(e)) {
       if (json)
         process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, fix: e.fix } }, null, 2) + '\n');
-      process.stderr.write(`pgferry: ${e.message}\n  fix: ${e.fix}\n`);
+      process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
       return e.exitCode;
     }
     const msg = redact((e as Error).stack ?? String(e));
@@ -540,7 +542,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
       process.stdout.write(
         JSON.stringify({ ok: false, error: { code: 'internal', message: redact((e as Error).message ?? String(e)) } }) + '\n',
       );
-    process.stderr.write(`pgferry: unexpected error: ${msg}\n`);
+    process.stderr.write(`pgrelocate: unexpected error: ${msg}\n`);
     return ExitCode.failed;
   }
 }

@@ -13,7 +13,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Strategy, STRATEGIES } from '../engine/check';
 import { withClient } from '../engine/conn';
-import { ExitCode, isPgferryError } from '../engine/errors';
+import { ExitCode, isPgrelocateError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
 import { cutover, sync, type CutoverReport, type SyncReport } from '../engine/logical/strategy';
 import { migrate, type MigrationReport } from '../engine/migrate';
@@ -92,7 +92,7 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
   await load.start();
   log(`write load: ${o.rate} transactions/s on the source as ${APP_ROLE}, with a ledger`);
   const emit = progressView();
-  // The sample has a key-less table (schema_migrations): let pgferry give it REPLICA IDENTITY FULL.
+  // The sample has a key-less table (schema_migrations): let pgrelocate give it REPLICA IDENTITY FULL.
   const options = { replicaIdentityFull: true, verify: o.verify, ...(o.jobs ? { jobs: o.jobs } : {}) };
   try {
     const s = pgl
@@ -150,14 +150,14 @@ function formatLogical(r: LogicalRehearsal): string {
       ? `  initial copy      ${formatDuration(dataAndIndexes)} for data and indexes (${formatBytes(copy.bytes)} of rows in ${formatDuration(copy.seconds)}, ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s, index builds sharing the --jobs slots)`
       : '',
     'fullCopy' in r.sync && r.sync.copySeconds !== null
-      ? `  initial copy      ${formatDuration(r.sync.copySeconds)} (${r.sync.steps.some((x) => x.name === 'onetimecopy') ? "Bucardo's onetimecopy" : "pgferry's parallel copy and index builds; Bucardo carries the changes"})`
+      ? `  initial copy      ${formatDuration(r.sync.copySeconds)} (${r.sync.steps.some((x) => x.name === 'onetimecopy') ? "Bucardo's onetimecopy" : "pgrelocate's parallel copy and index builds; Bucardo carries the changes"})`
       : tables
         ? `  initial copy      ${formatDuration(tables.seconds)} (pglogical table syncs, in batches)`
         : '',
     catchUp
       ? `  catch-up          ${formatDuration(catchUp.catchUpSeconds ?? 0)} to apply ${formatBytes(catchUp.backlogBytes ?? 0)} of WAL written during the copy`
       : '',
-    `  write-blackout    ${formatDuration(r.cutover.blackoutSeconds)} measured by pgferry; ${r.appWriteGapSeconds === null ? 'n/a' : formatDuration(r.appWriteGapSeconds)} seen by the application (last commit on the source → first on the target)`,
+    `  write-blackout    ${formatDuration(r.cutover.blackoutSeconds)} measured by pgrelocate; ${r.appWriteGapSeconds === null ? 'n/a' : formatDuration(r.appWriteGapSeconds)} seen by the application (last commit on the source → first on the target)`,
     `  write load        ${r.load.committed} commits, ${r.load.failed} refused during the fence, ${r.load.uncertain} cut off mid-statement (${r.load.perSecond.toFixed(0)}/s)`,
     `  ledger            ${r.ledger.ok ? 'OK' : 'FAILED'} — ${r.ledger.checked} written keys checked on the target, ${r.ledger.missing.length} missing, ${r.ledger.wrong.length} stale, ${r.ledger.resurrected.length} resurrected`,
   ]
@@ -189,12 +189,12 @@ async function main(): Promise<number> {
     .description('Local rehearsal: start a source and a target server, load the sample database, migrate under write load, verify, report.')
     .option('--from <major>', 'source PostgreSQL major', num('a major version such as 12'), 12)
     .option('--to <major>', 'target PostgreSQL major', num('a major version such as 17'), 17)
-    .addOption(new Option('--size <size>', 'sample database size, e.g. 300MB or 2GB').default('300MB').env('PGFERRY_SAMPLE_SIZE'))
+    .addOption(new Option('--size <size>', 'sample database size, e.g. 300MB or 2GB').default('300MB').env('PGRELOCATE_SAMPLE_SIZE'))
     .option('--jobs <n>', 'parallel jobs', num('a number of jobs'))
     .addOption(new Option('--strategy <name>', 'migration strategy').choices([...STRATEGIES]).default('logical'))
     .option('--batch-size <n>', 'pglogical: tables per batch', num('a number of tables'), 4)
     .option('--batch-pause <s>', 'pglogical: pause between batches', num('seconds'), 1)
-    .option('--bucardo-parallel-copy', "bucardo: pgferry's parallel copy first, Bucardo for the changes only")
+    .option('--bucardo-parallel-copy', "bucardo: pgrelocate's parallel copy first, Bucardo for the changes only")
     .option('--rate <tps>', 'write load, transactions per second', num('transactions per second'), 200)
     .option('--stream-seconds <s>', 'how long to stream under load before the cutover', num('seconds'), 5)
     .addOption(
@@ -208,7 +208,7 @@ async function main(): Promise<number> {
     // Only Debian's 15 carries pglogical here (postgresql-15-pglogical).
     const given = (flag: string): boolean => cmd.getOptionValueSource(flag) === 'cli';
     if ((given('from') && o.from !== 15) || (given('to') && o.to !== 15)) {
-      process.stderr.write('pgferry: the pglogical rehearsal runs 15 → 15 (the only server here with postgresql-15-pglogical)\n');
+      process.stderr.write('pgrelocate: the pglogical rehearsal runs 15 → 15 (the only server here with postgresql-15-pglogical)\n');
       return ExitCode.usage;
     }
     o.from = 15;
@@ -227,8 +227,8 @@ async function main(): Promise<number> {
   } catch (e) {
     const report = (e as { report?: MigrationReport }).report;
     if (report) print(report, formatReport(report));
-    if (isPgferryError(e)) {
-      process.stderr.write(`pgferry: ${e.message}\n  fix: ${e.fix}\n`);
+    if (isPgrelocateError(e)) {
+      process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
       return e.exitCode;
     }
     process.stderr.write(`rehearsal failed: ${(e as Error).stack ?? String(e)}\n`);

@@ -19,7 +19,7 @@ export interface SampleOptions {
   readonly sizeBytes?: number;
   /** Parallel loading sessions (default 2). */
   readonly jobs?: number;
-  /** Password of the application login role `pgferry_app` (default: random). */
+  /** Password of the application login role `pgrelocate_app` (default: random). */
   readonly appPassword?: string;
   /** Called with progress lines. */
   readonly log?: (line: string) => void;
@@ -34,7 +34,7 @@ export interface SampleResult {
 }
 
 /** The sample's application role, used by the write load (and fenced at cutover). */
-export const APP_ROLE = 'pgferry_app';
+export const APP_ROLE = 'pgrelocate_app';
 
 /** Measured on PostgreSQL 12–17: one unit is about 1.45 MB on disk. */
 const BYTES_PER_UNIT = 1_450_000;
@@ -65,8 +65,8 @@ DO $$ BEGIN
     ALTER ROLE ${role} PASSWORD ${literal(appPassword)};
   EXCEPTION WHEN insufficient_privilege THEN NULL;
   END;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgferry_readonly') THEN
-    CREATE ROLE pgferry_readonly NOLOGIN;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgrelocate_readonly') THEN
+    CREATE ROLE pgrelocate_readonly NOLOGIN;
   END IF;
 END $$;
 CREATE EXTENSION IF NOT EXISTS citext;
@@ -168,10 +168,10 @@ END $fn$;
 CREATE TRIGGER users_touch BEFORE UPDATE ON app.users FOR EACH ROW EXECUTE PROCEDURE app.touch_updated_at();
 CREATE TRIGGER orders_touch BEFORE UPDATE ON app.orders FOR EACH ROW EXECUTE PROCEDURE app.touch_updated_at();
 
-GRANT USAGE ON SCHEMA app, audit, billing TO ${role}, pgferry_readonly;
+GRANT USAGE ON SCHEMA app, audit, billing TO ${role}, pgrelocate_readonly;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app, audit, billing, public TO ${role};
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA app, audit, billing, public TO ${role};
-GRANT SELECT ON ALL TABLES IN SCHEMA app, audit, billing TO pgferry_readonly;
+GRANT SELECT ON ALL TABLES IN SCHEMA app, audit, billing TO pgrelocate_readonly;
 `;
 }
 
@@ -238,7 +238,7 @@ FROM generate_series(${v0}, ${v1}) g`);
      SELECT to_char(timestamp '2020-01-01' + g * interval '9 days', 'YYYYMMDDHH24MISS'), timestamptz '2020-01-01' + g * interval '9 days'
      FROM generate_series(1, 60) g`,
     `INSERT INTO app.attachments (name, content)
-     SELECT 'terms-v' || g || '.txt', lo_from_bytea(0, convert_to(repeat('pgferry sample large object ' || g || E'\\n', 500 * g), 'UTF8'))
+     SELECT 'terms-v' || g || '.txt', lo_from_bytea(0, convert_to(repeat('pgrelocate sample large object ' || g || E'\\n', 500 * g), 'UTF8'))
      FROM generate_series(1, 3) g`,
   ];
   return { parallel, serial };
@@ -267,25 +267,25 @@ CREATE MATERIALIZED VIEW billing.daily_revenue AS
   SELECT date_trunc('day', created_at) AS day, count(*) AS orders, sum(total) AS revenue
   FROM app.orders WHERE status IN ('paid', 'shipped') GROUP BY 1;
 CREATE UNIQUE INDEX daily_revenue_day ON billing.daily_revenue (day);
-GRANT SELECT ON app.order_summaries, billing.daily_revenue TO pgferry_readonly;
+GRANT SELECT ON app.order_summaries, billing.daily_revenue TO pgrelocate_readonly;
 DO $$ BEGIN
   EXECUTE format('ALTER DATABASE %I SET search_path TO app, public, "$user"', current_database());
   EXECUTE format('ALTER DATABASE %I SET work_mem TO %L', current_database(), '8MB');
   BEGIN -- a role's setting needs CREATEROLE (Heroku's user has none)
-    EXECUTE format('ALTER ROLE pgferry_app IN DATABASE %I SET statement_timeout TO %L', current_database(), '30s');
+    EXECUTE format('ALTER ROLE pgrelocate_app IN DATABASE %I SET statement_timeout TO %L', current_database(), '30s');
   EXCEPTION WHEN insufficient_privilege THEN NULL;
   END;
-  EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'pgferry sample shop');
+  EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'pgrelocate sample shop');
   EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
-  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO pgferry_app', current_database());
-  EXECUTE format('GRANT CONNECT ON DATABASE %I TO pgferry_readonly', current_database());
+  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO pgrelocate_app', current_database());
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO pgrelocate_readonly', current_database());
 END $$;
 ANALYZE;
 `;
 
 /**
  * Create and fill the sample schema in the (empty) database at `conn`.
- * Roles `pgferry_app` and `pgferry_readonly` are created cluster-wide if missing.
+ * Roles `pgrelocate_app` and `pgrelocate_readonly` are created cluster-wide if missing.
  */
 export async function loadSample(conn: ConnInfo, opts: SampleOptions = {}): Promise<SampleResult> {
   const started = Date.now();
@@ -294,7 +294,7 @@ export async function loadSample(conn: ConnInfo, opts: SampleOptions = {}): Prom
   const appPassword = opts.appPassword ?? randomBytes(12).toString('base64url');
   const log = opts.log ?? (() => undefined);
   const session = async (): Promise<pg.Client> => {
-    const c = await openClient(conn, { application_name: 'pgferry-sample' });
+    const c = await openClient(conn, { application_name: 'pgrelocate-sample' });
     await c.query("SET synchronous_commit = off; SET maintenance_work_mem = '256MB'");
     return c;
   };
@@ -337,8 +337,8 @@ export async function loadSample(conn: ConnInfo, opts: SampleOptions = {}): Prom
 async function main(): Promise<void> {
   const { Command } = await import('commander');
   const cmd = new Command('sample-db')
-    .description('Create and fill the pgferry sample application database')
-    .requiredOption('--url <url>', 'database to fill (must be empty)', process.env['PGFERRY_SOURCE_URL'])
+    .description('Create and fill the pgrelocate sample application database')
+    .requiredOption('--url <url>', 'database to fill (must be empty)', process.env['PGRELOCATE_SOURCE_URL'])
     .option('--size <size>', 'approximate size, e.g. 300MB or 2GB', '300MB')
     .option('--jobs <n>', 'parallel sessions', '2')
     .parse();

@@ -64,7 +64,7 @@ export class Ledger {
 
   /** Compare every ledger entry with the database at `conn`. */
   async check(conn: ConnInfo): Promise<LedgerCheck> {
-    const c = await openClient(conn, { application_name: 'pgferry-ledger' });
+    const c = await openClient(conn, { application_name: 'pgrelocate-ledger' });
     try {
       const missing: string[] = [];
       const wrong: string[] = [];

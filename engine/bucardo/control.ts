@@ -1,6 +1,6 @@
 /**
  * Driving a real Bucardo (Debian's 5.6): its control database on a server
- * pgferry is given (`--bucardo-url`, a superuser on a PostgreSQL with PL/Perl,
+ * pgrelocate is given (`--bucardo-url`, a superuser on a PostgreSQL with PL/Perl,
  * on the worker or the local machine), and the `bucardo` command.
  *
  * Passwords never reach argv: the `bucardo` role's password sits in a private
@@ -16,10 +16,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type pg from 'pg';
 import { connect, ident, redact, withClient, type ConnInfo } from '../conn';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { pgpassLines } from '../tool-exec';
 
-export const BUCARDO_BIN = process.env['PGFERRY_BUCARDO'] ?? 'bucardo';
+export const BUCARDO_BIN = process.env['PGRELOCATE_BUCARDO'] ?? 'bucardo';
 
 /** `bucardo status <sync>` output ("Key : value" lines) as a map. Pure. */
 export function parseStatus(text: string): Map<string, string> {
@@ -51,28 +51,28 @@ export class BucardoControl {
   /**
    * Make sure the control database exists: a `bucardo` superuser with a fresh
    * random password (kept in the run's passfile), then `bucardo install`.
-   * Returns whether pgferry installed it (then cleanup drops it).
+   * Returns whether pgrelocate installed it (then cleanup drops it).
    */
   async ensureInstalled(): Promise<boolean> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     return withClient(this.control, 'Bucardo control server', async (c) => {
       const su = await c.query<{ s: boolean }>(`SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user`);
       if (!su.rows[0]?.s)
-        throw new PgferryError(
+        throw new PgrelocateError(
           'bucardo-control-privilege',
           'The Bucardo control server connection is not a superuser; `bucardo install` creates a superuser role and a database.',
           'Point --bucardo-url at a superuser of a PostgreSQL server dedicated to Bucardo (on the worker).',
         );
       const plperl = await c.query(`SELECT 1 FROM pg_available_extensions WHERE name = 'plperl'`);
       if (plperl.rowCount === 0)
-        throw new PgferryError(
+        throw new PgrelocateError(
           'bucardo-no-plperl',
           'The Bucardo control server has no PL/Perl; the control database needs it.',
           'Install it on that server (Debian: apt-get install -y postgresql-15-plperl for PostgreSQL 15) and retry.',
         );
       const password = randomBytes(18).toString('hex');
       const role = await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'bucardo'`);
-      // The control server is Bucardo's alone: pgferry sets the role's password to one only it knows.
+      // The control server is Bucardo's alone: pgrelocate sets the role's password to one only it knows.
       await c.query(`${role.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE bucardo SUPERUSER LOGIN PASSWORD '${password}'`);
       writeFileSync(this.passfile, pgpassLines([{ ...this.bucardoConn(), password }]), { mode: 0o600 });
       const db = await c.query(`SELECT 1 FROM pg_database WHERE datname = 'bucardo'`);
@@ -102,10 +102,10 @@ export class BucardoControl {
     opts: { readonly timeoutMs?: number; readonly connectionFlags?: boolean; readonly allowExit?: readonly number[] } = {},
   ): Promise<{ stdout: string; exitCode: number }> {
     if (!existsSync(this.passfile))
-      throw new PgferryError(
+      throw new PgrelocateError(
         'bucardo-state-missing',
         `The run's Bucardo directory ${this.dir} is gone (its passfile is needed to reach the control database).`,
-        'Run pgferry cleanup, then sync again.',
+        'Run pgrelocate cleanup, then sync again.',
       );
     const flags =
       opts.connectionFlags === false
@@ -131,19 +131,19 @@ export class BucardoControl {
     const exitCode = r.exitCode ?? -1;
     if (exitCode !== 0 && !(opts.allowExit ?? []).includes(exitCode)) {
       if (r.code === 'ENOENT')
-        throw new PgferryError(
+        throw new PgrelocateError(
           'bucardo-missing',
           'The bucardo command is not installed here.',
           'apt-get install -y bucardo (Debian), then retry.',
         );
-      throw new PgferryError(
+      throw new PgrelocateError(
         'bucardo-failed',
         `bucardo ${args.slice(0, 2).join(' ')} failed (exit ${exitCode}): ${redact(`${String(r.stdout)}\n${String(r.stderr)}`)
           .trim()
           .split('\n')
           .slice(-4)
           .join(' ')}`,
-        `Read Bucardo's log in ${this.dir}; fix the cause and rerun the pgferry command.`,
+        `Read Bucardo's log in ${this.dir}; fix the cause and rerun the pgrelocate command.`,
       );
     }
     return { stdout: String(r.stdout), exitCode };
@@ -199,11 +199,11 @@ export class BucardoControl {
     });
   }
 
-  /** Stop the daemon (if running), drop the control database and role if pgferry installed them, remove the directory. */
+  /** Stop the daemon (if running), drop the control database and role if pgrelocate installed them, remove the directory. */
   async destroy(installedByUs: boolean): Promise<string[]> {
     const removed: string[] = [];
     if (existsSync(this.passfile)) {
-      await this.run(['stop', 'pgferry cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
+      await this.run(['stop', 'pgrelocate cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
       removed.push('Bucardo daemon stopped');
     }
     // `bucardo stop` leaves a stop file in the run's directory for its processes to see; the VAC process

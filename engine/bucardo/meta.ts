@@ -7,7 +7,7 @@ export interface BucardoMeta {
   readonly dir: string;
   /** The control server (no password): cutover reaches it as the `bucardo` role through the passfile. */
   readonly control: { readonly host: string; readonly port: number; readonly user: string };
-  /** pgferry installed the control database (cleanup drops it). */
+  /** pgrelocate installed the control database (cleanup drops it). */
   installedControl: boolean;
   readonly sourceDb: string;
   readonly targetDb: string;

@@ -2,7 +2,7 @@
  * Strategy `bucardo` (seed 004): for sources that allow no replication at all
  * (Heroku). Trigger-based: Bucardo puts a `bucardo` schema and delta triggers
  * on the source, copies every table once (`onetimecopy`) and then carries
- * each change. pgferry restores the whole schema first, installs the control
+ * each change. pgrelocate restores the whole schema first, installs the control
  * database, adds the databases (passwords written with SQL, never on a
  * command line), the tables that have a primary key and every sequence, a
  * sync with `onetimecopy=1` (generated columns left out through
@@ -15,7 +15,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { connect, ident, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { qualified, type TableInfo } from '../inspect';
 import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
 import { schemaFirstSteps } from '../logical/schema-first';
@@ -161,14 +161,14 @@ const bucardoSteps: Step<Ctx>[] = [
         }
       }
       if (ctx.opts.bucardoParallelCopy) {
-        // pgferry's copy must start after every change is being recorded: the delta triggers first.
+        // pgrelocate's copy must start after every change is being recorded: the delta triggers first.
         const triggers = await withClient(ctx.source, 'source', (c) =>
           c.query<{ n: number }>(
             `SELECT count(DISTINCT tgrelid)::int AS n FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND NOT tgisinternal`,
           ),
         );
         if ((triggers.rows[0]?.n ?? 0) < keyed.length)
-          throw new PgferryError(
+          throw new PgrelocateError(
             'bucardo-triggers-missing',
             `Bucardo put its delta triggers on ${triggers.rows[0]?.n ?? 0} of ${keyed.length} source tables; the parallel copy needs them all first.`,
             `Run without --bucardo-parallel-copy (Bucardo's own first copy), or check Bucardo's log in ${b.dir}.`,
@@ -185,7 +185,7 @@ const bucardoSteps: Step<Ctx>[] = [
     async run(ctx, emit) {
       const b = ctx.meta.bucardo;
       const t0 = Date.now();
-      await ctx.control.run(['start', '--logdest', b.dir, 'pgferry sync'], { timeoutMs: 60_000 });
+      await ctx.control.run(['start', '--logdest', b.dir, 'pgrelocate sync'], { timeoutMs: 60_000 });
       const keyed = publishedTables(ctx.pre.source.database.tables).filter((t) => t.primaryKey.length > 0);
       const total = keyed.reduce((s, t) => s + t.bytes, 0);
       const meter = new ProgressMeter(emit, 'onetimecopy', Math.max(1, total), 'bytes');
@@ -201,13 +201,13 @@ const bucardoSteps: Step<Ctx>[] = [
           if (otc.rows[0]?.o === 0 && /good/i.test(state)) break;
           badSince = /bad/i.test(state) ? (badSince ?? Date.now()) : null;
           if (badSince !== null && Date.now() - badSince > 30_000)
-            throw new PgferryError(
+            throw new PgrelocateError(
               'bucardo-copy-failed',
               `Bucardo's first copy of sync ${b.sync} keeps failing: ${status.get('Last error') ?? state}`,
               `Fix the cause (Bucardo's log is in ${b.dir}), then rerun sync; it resumes.`,
             );
           if (Date.now() - t0 > ctx.opts.catchUpTimeout * 1000 * 10)
-            throw new PgferryError(
+            throw new PgrelocateError(
               'bucardo-copy-timeout',
               `Bucardo's first copy has not finished after ${ctx.opts.catchUpTimeout * 10}s.`,
               `Rerun sync to keep waiting (it resumes), or raise ${opt('catchUpTimeout')}.`,
@@ -231,7 +231,7 @@ const bucardoSteps: Step<Ctx>[] = [
     // --bucardo-parallel-copy: the data is in; Bucardo starts with only the changes since its triggers.
     name: 'start',
     async run(ctx) {
-      await ctx.control.run(['start', '--logdest', ctx.meta.bucardo.dir, 'pgferry sync'], { timeoutMs: 60_000 });
+      await ctx.control.run(['start', '--logdest', ctx.meta.bucardo.dir, 'pgrelocate sync'], { timeoutMs: 60_000 });
       return { started: true };
     },
   },
@@ -253,7 +253,7 @@ const step = (name: string): Step<Ctx> => bucardoSteps.find((x) => x.name === na
 const [globalsStep, wholeSchemaStep] = schemaFirstSteps<Ctx>();
 const [preData, copy, postData] = parallelCopySteps();
 
-/** Bucardo's own single-threaded first copy (seed 004), or pgferry's parallel copy with Bucardo for the changes. */
+/** Bucardo's own single-threaded first copy (seed 004), or pgrelocate's parallel copy with Bucardo for the changes. */
 export function stepsFor(parallelCopy: boolean): Step<Ctx>[] {
   return parallelCopy
     ? [globalsStep!, preData!, step('control'), step('sync-setup'), copy!, postData!, step('start'), step('catch-up')]
@@ -281,7 +281,7 @@ export async function bucardoSync(
       ...newMeta(runId, pre.source.database.name),
       bucardo: {
         ...bucardoNames(runId),
-        dir: path.join(opts.workDir, `pgferry-bucardo-${runId}`),
+        dir: path.join(opts.workDir, `pgrelocate-bucardo-${runId}`),
         control: { host: controlUrl.host, port: controlUrl.port, user: controlUrl.user },
         installedControl: false,
         fullCopy: [],
@@ -298,7 +298,7 @@ export async function bucardoSync(
     ...base,
     tables: publishedTables(ctx.pre.source.database.tables).length,
     fullCopy: ctx.meta.bucardo.fullCopy,
-    // The first data: Bucardo's onetimecopy, or pgferry's copy and index builds.
+    // The first data: Bucardo's onetimecopy, or pgrelocate's copy and index builds.
     copySeconds:
       ctx.copySeconds ??
       (results.some((x) => x.name === 'copy')

@@ -1,7 +1,7 @@
 /**
  * Local PostgreSQL servers for the rehearsal, the tests and the benchmarks:
  * one data directory each, bound to 127.0.0.1 on a free port, `wal_level =
- * logical`, run as an unprivileged OS user when pgferry runs as root, and
+ * logical`, run as an unprivileged OS user when pgrelocate runs as root, and
  * stopped on exit, SIGINT and SIGTERM.
  */
 import { spawnSync } from 'node:child_process';
@@ -22,7 +22,7 @@ export interface LocalServerOptions {
   readonly major: number;
   /** A label used in directory names and messages. */
   readonly name?: string;
-  /** Extra postgresql.conf settings, applied after pgferry's defaults. */
+  /** Extra postgresql.conf settings, applied after pgrelocate's defaults. */
   readonly settings?: Readonly<Record<string, string | number | boolean>>;
   /** Keep fsync and full_page_writes on (benchmarks of durable writes). Default off: rehearsals are disposable. */
   readonly durable?: boolean;
@@ -161,7 +161,7 @@ export class LocalServer {
     return { host: this.host, port: this.port, user, password, database, sslmode: 'prefer', params: {} };
   }
 
-  /** URL with the password: for passing to pgferry, never for printing. */
+  /** URL with the password: for passing to pgrelocate, never for printing. */
   url(database = 'postgres'): string {
     return toUrl(this.conn(database), { password: true });
   }
@@ -250,8 +250,8 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
     );
   }
   const osUser = serverOsUser();
-  const root = process.env['PGFERRY_LOCAL_DIR'] ?? os.tmpdir();
-  const baseDir = mkdtempSync(path.join(root, `pgferry-${opts.name ?? 'pg'}${opts.major}-`));
+  const root = process.env['PGRELOCATE_LOCAL_DIR'] ?? os.tmpdir();
+  const baseDir = mkdtempSync(path.join(root, `pgrelocate-${opts.name ?? 'pg'}${opts.major}-`));
   const password = randomBytes(18).toString('base64url');
   const pwfile = path.join(baseDir, 'pwfile');
   writeFileSync(pwfile, password + '\n', { mode: 0o600 });
@@ -306,10 +306,10 @@ export async function startServer(opts: LocalServerOptions): Promise<LocalServer
       ...(ssl ? { ssl: true, ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' } : {}),
       ...(opts.settings ?? {}),
     };
-    writeFileSync(path.join(dataDir, 'postgresql.pgferry.conf'), renderConf(settings));
+    writeFileSync(path.join(dataDir, 'postgresql.pgrelocate.conf'), renderConf(settings));
     const confPath = path.join(dataDir, 'postgresql.conf');
-    if (!readFileSync(confPath, 'utf8').includes("include = 'postgresql.pgferry.conf'")) {
-      appendFileSync(confPath, "\ninclude = 'postgresql.pgferry.conf'\n");
+    if (!readFileSync(confPath, 'utf8').includes("include = 'postgresql.pgrelocate.conf'")) {
+      appendFileSync(confPath, "\ninclude = 'postgresql.pgrelocate.conf'\n");
     }
     if (osUser) chownTree(dataDir, osUser);
     const server = new LocalServer(opts.major, port, password, baseDir, binaries, osUser, opts.keepData ?? false, ssl, opts.superuser);

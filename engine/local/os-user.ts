@@ -1,5 +1,5 @@
 /**
- * PostgreSQL refuses to run as root. When pgferry runs as root (as it does on
+ * PostgreSQL refuses to run as root. When pgrelocate runs as root (as it does on
  * these machines and in CI), local servers run as an unprivileged OS user.
  */
 import { readFileSync } from 'node:fs';
@@ -35,18 +35,18 @@ export function parsePasswd(text: string): OsUser[] {
 
 /**
  * The OS user that local servers run as: the current user when not root, else
- * `PGFERRY_OS_USER` or `postgres` (created by Debian's postgresql packages).
+ * `PGRELOCATE_OS_USER` or `postgres` (created by Debian's postgresql packages).
  */
 export function serverOsUser(): OsUser | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
-  const name = process.env['PGFERRY_OS_USER'] ?? 'postgres';
+  const name = process.env['PGRELOCATE_OS_USER'] ?? 'postgres';
   const user = lookupUser(name);
   if (!user) {
     throw new Error(
       `Running as root, local PostgreSQL servers need an unprivileged OS user "${name}", which does not exist. ` +
-        `Fix: apt-get install -y postgresql-15 (creates "postgres"), or useradd --system ${name}, or set PGFERRY_OS_USER.`,
+        `Fix: apt-get install -y postgresql-15 (creates "postgres"), or useradd --system ${name}, or set PGRELOCATE_OS_USER.`,
     );
   }
-  if (user.uid === 0) throw new Error(`PGFERRY_OS_USER "${name}" is root; PostgreSQL refuses to run as root.`);
+  if (user.uid === 0) throw new Error(`PGRELOCATE_OS_USER "${name}" is root; PostgreSQL refuses to run as root.`);
   return user;
 }

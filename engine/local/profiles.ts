@@ -29,7 +29,7 @@ export interface ProfiledServer {
   readonly server: LocalServer;
   /** The login a user of the service has (RDS: the master user; Heroku: the database owner). */
   readonly user: { readonly name: string; readonly password: string };
-  /** The bootstrap superuser (rdsadmin, postgres): for test set-up only, never handed to pgferry. */
+  /** The bootstrap superuser (rdsadmin, postgres): for test set-up only, never handed to pgrelocate. */
   admin(database?: string): ConnInfo;
   /** The user's login on a database. */
   conn(database: string): ConnInfo;

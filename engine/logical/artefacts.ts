@@ -1,7 +1,7 @@
 /** Removing replication artefacts: a slot (ending the WAL sender that holds it) and a subscription (without its remote slot). */
 import type pg from 'pg';
 import { ident } from '../conn';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 
 /** Drop a slot, first ending the WAL sender that holds it. */
 export async function dropSlot(c: pg.Client, slot: string): Promise<void> {
@@ -16,7 +16,7 @@ export async function dropSlot(c: pg.Client, slot: string): Promise<void> {
     await c.query(`SELECT pg_terminate_backend($1)`, [pid]);
     await new Promise((res) => setTimeout(res, 100));
   }
-  throw new PgferryError(
+  throw new PgrelocateError(
     'slot-busy',
     `Replication slot ${slot} stays active.`,
     `Stop what streams from it, then: SELECT pg_drop_replication_slot('${slot}');`,

@@ -41,7 +41,7 @@ async function cleanupLogicalLocked(
   await withClient(target, 'target', async (dst) => {
     // pg_subscription is shared by every database of the server: only this database's.
     const subs = await dst.query<{ subname: string }>(
-      `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgferry\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgrelocate\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     );
     for (const s of subs.rows) if (await dropSubscription(dst, s.subname)) removed.push(`subscription ${s.subname} (target)`);
     removed.push(...(await removeSubscriberSide(dst, meta?.pglogical)));
@@ -50,14 +50,14 @@ async function cleanupLogicalLocked(
     // The source may be fenced read-only after a cutover: this session still has work to do.
     await src.query('SET default_transaction_read_only = off');
     const slots = await src.query<{ slot_name: string }>(
-      `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgferry\\_%' AND database = current_database()`,
+      `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate\\_%' AND database = current_database()`,
     );
     for (const s of slots.rows) {
       await dropSlot(src, s.slot_name);
       removed.push(`slot ${s.slot_name} (source)`);
     }
     removed.push(...(await removeProviderSide(src, meta?.pglogical ? meta.names.slot : null, meta?.pglogical)));
-    const pubs = await src.query<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgferry\\_%'`);
+    const pubs = await src.query<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgrelocate\\_%'`);
     for (const p of pubs.rows) {
       await src.query(`DROP PUBLICATION ${ident(p.pubname)}`);
       removed.push(`publication ${p.pubname} (source)`);
@@ -71,8 +71,8 @@ async function cleanupLogicalLocked(
       removed.push('write fence (source)');
     }
   });
-  await withClient(target, 'target', (c) => c.query('DROP SCHEMA IF EXISTS pgferry CASCADE'));
-  removed.push('schema pgferry (target)');
+  await withClient(target, 'target', (c) => c.query('DROP SCHEMA IF EXISTS pgrelocate CASCADE'));
+  removed.push('schema pgrelocate (target)');
   return removed;
 }
 

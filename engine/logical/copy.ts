@@ -159,7 +159,7 @@ async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes:
 
 /** Open a source session inside the exported snapshot. */
 export async function snapshotSession(source: ConnInfo, snapshot: string): Promise<pg.Client> {
-  const c = await connect(source, 'source', { application_name: 'pgferry-copy' });
+  const c = await connect(source, 'source', { application_name: 'pgrelocate-copy' });
   await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   await c.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, '')}'`);
   return c;
@@ -187,7 +187,7 @@ export async function copyTables(
     // Every worker imports the snapshot now, while the exporting connection is still open.
     for (let i = 0; i < jobs; i++) srcs.push(await snapshotSession(source, snapshot));
     for (let i = 0; i < jobs; i++) {
-      const d = await connect(target, 'target', { application_name: 'pgferry-copy' });
+      const d = await connect(target, 'target', { application_name: 'pgrelocate-copy' });
       await d.query('SET synchronous_commit = off');
       dsts.push(d);
     }

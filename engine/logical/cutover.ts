@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { withoutSecrets } from '../tool-exec';
 import { connect, describe, type ConnInfo } from '../conn';
 import { applyDatabaseSettings } from '../database-settings';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { analyzeMissing } from '../analyze';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { type Emit } from '../runner';
@@ -44,7 +44,7 @@ export interface CutoverReport {
 }
 
 async function runHook(cmd: string, label: string): Promise<void> {
-  // A hook is the user's command: it gets their environment, less the passwords pgferry was given.
+  // A hook is the user's command: it gets their environment, less the passwords pgrelocate was given.
   const r = await execa(cmd, {
     shell: true,
     reject: false,
@@ -54,7 +54,7 @@ async function runHook(cmd: string, label: string): Promise<void> {
     env: withoutSecrets(),
   });
   if (r.exitCode !== 0) {
-    throw new PgferryError(
+    throw new PgrelocateError(
       'hook-failed',
       `The ${label} hook failed (exit ${r.exitCode}): ${String(r.stderr).split('\n').slice(-5).join(' ')}`,
       `Fix the ${label} hook command and retry.`,
@@ -85,18 +85,18 @@ async function cutoverLocked(
   const run = await previousRun(target);
   const meta = (run?.meta ?? null) as LogicalMeta | null;
   if (!run || !meta)
-    throw new PgferryError('no-run', 'No logical, pglogical or bucardo run is recorded on this target.', 'Run pgferry sync first.');
+    throw new PgrelocateError('no-run', 'No logical, pglogical or bucardo run is recorded on this target.', 'Run pgrelocate sync first.');
   if (meta.phase === 'done')
-    throw new PgferryError(
+    throw new PgrelocateError(
       'already-cut-over',
       `Run ${run.id} was already cut over.`,
-      'Nothing to do; run pgferry cleanup to remove the state.',
+      'Nothing to do; run pgrelocate cleanup to remove the state.',
     );
   if (meta.phase !== 'streaming')
-    throw new PgferryError(
+    throw new PgrelocateError(
       'not-streaming',
       `Run ${run.id} is not streaming yet (phase ${meta.phase}).`,
-      'Run pgferry sync until it reports streaming.',
+      'Run pgrelocate sync until it reports streaming.',
     );
   const timings: { name: string; seconds: number }[] = [];
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -120,7 +120,7 @@ async function cutoverLocked(
     // Bucardo has no byte lag: the gate is one sync run that finishes in time.
     const kicked = await timed('lag-gate', () => bucardo.kick(buc.sync, opts.catchUpTimeout * 1000));
     if (kicked !== 'done')
-      throw new PgferryError(
+      throw new PgrelocateError(
         'lag-too-high',
         `Bucardo's sync ${buc.sync} did not finish a run within ${opts.catchUpTimeout}s (${kicked}); nothing was fenced.`,
         `Wait until it keeps up (bucardo status), or raise ${opt('catchUpTimeout')}.`,
@@ -128,10 +128,10 @@ async function cutoverLocked(
   }
   const lag = bucardo ? null : await timed('lag-gate', () => waitForLag(source, meta.names, opts.maxLagBytes, opts.catchUpTimeout, emit));
   if (lag && lag.bytes > opts.maxLagBytes) {
-    throw new PgferryError(
+    throw new PgrelocateError(
       'lag-too-high',
       `The target is ${lag.bytes} bytes behind (threshold ${opts.maxLagBytes}); nothing was fenced.`,
-      `Wait for catch-up (pgferry status) or raise ${opt('maxLag')}.`,
+      `Wait for catch-up (pgrelocate status) or raise ${opt('maxLag')}.`,
     );
   }
   if (opts.preHook) await timed('pre-hook', () => runHook(opts.preHook!, 'pre'));
@@ -168,7 +168,7 @@ async function cutoverLocked(
         // Two completions: the first may belong to a run that began before the fence.
         const r = await bucardo.kick(buc.sync, opts.applyTimeout * 1000, 2);
         if (r !== 'done')
-          throw new PgferryError(
+          throw new PgrelocateError(
             'apply-timeout',
             `Bucardo's sync ${buc.sync} did not finish within ${opts.applyTimeout}s once writes were fenced (${r}).`,
             `Check Bucardo (bucardo status ${buc.sync}, its log in ${buc.dir}) and retry the cutover.`,
@@ -177,7 +177,7 @@ async function cutoverLocked(
       }
       const lsn = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
       if (!(await waitForLsn(src, meta.names, lsn, opts.applyTimeout * 1000))) {
-        throw new PgferryError(
+        throw new PgrelocateError(
           'apply-timeout',
           `The target did not apply the source's final LSN ${lsn} within ${opts.applyTimeout}s.`,
           'Check the subscription on the target (pg_stat_subscription, server log) and retry the cutover.',
@@ -199,10 +199,10 @@ async function cutoverLocked(
         verify(source, target, { mode: opts.verify === 'none' ? 'count' : opts.verify, jobs: opts.jobs, matviews: false }),
       );
       if (!verification.ok) {
-        throw new PgferryError(
+        throw new PgrelocateError(
           'verify-failed',
           `Verification failed at cutover; the source was unfenced and replication keeps running:\n  ${verification.mismatches.slice(0, 10).join('\n  ')}`,
-          'Investigate the differences (pgferry verify), fix the target, and run cutover again.',
+          'Investigate the differences (pgrelocate verify), fix the target, and run cutover again.',
           verification,
         );
       }
@@ -249,7 +249,7 @@ async function cutoverLocked(
   } catch (e) {
     if (fence) {
       await unfence(src, fence).catch((err: Error) =>
-        emit({ type: 'log', level: 'warn', message: `could not lift the fence: ${err.message}; run pgferry cleanup --unfence` }),
+        emit({ type: 'log', level: 'warn', message: `could not lift the fence: ${err.message}; run pgrelocate cleanup --unfence` }),
       );
       meta.fence = null;
       meta.phase = 'streaming';

@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { ident, literal } from '../conn';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { MANAGED_ROLE } from '../globals';
 
 export interface FenceState {
@@ -68,7 +68,7 @@ export async function fenceWrites(c: pg.Client, database: string, spare?: string
   );
   if (unstoppable.rows.length > 0) {
     const who = unstoppable.rows.map((r) => `${r.u} (${r.n})`).join(', ');
-    throw new PgferryError(
+    throw new PgrelocateError(
       'fence-blocked',
       `Sessions on the source that user "${(await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u}" may not end are connected: ${who}; nothing was fenced`,
       'Stop those clients first (a --pre-hook can), or GRANT pg_signal_backend to the migration user (superuser sessions need a superuser to end them).',

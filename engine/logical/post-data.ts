@@ -16,7 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
 import { connect, ident, type ConnInfo } from '../conn';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
@@ -245,8 +245,8 @@ export function splitPostData(
   /** Indexes built with their table ("schema.index"). */
   const builtEarly = new Set<string>();
   for (const e of entries) {
-    // pgferry's own publication, in a dump taken again by a resumed sync, is the source's alone.
-    if (e.type.startsWith('PUBLICATION') && /^pgferry_/.test(e.tag)) continue;
+    // pgrelocate's own publication, in a dump taken again by a resumed sync, is the source's alone.
+    if (e.type.startsWith('PUBLICATION') && /^pgrelocate_/.test(e.tag)) continue;
     if (e.type === 'FK CONSTRAINT') {
       // In the rest unless taken below: the rest keeps the section's order (a comment follows its constraint).
       fkEntries.push(e);
@@ -504,7 +504,7 @@ export class PostDataPipeline {
     this.errors.push(...errs);
     const real = errs.filter((e) => !e.expected);
     if (real.length > 0 || (r.exitCode !== 0 && errs.length === 0)) {
-      throw new PgferryError(
+      throw new PgrelocateError(
         'schema-restore-failed',
         `Building ${label} failed:\n  ${real.map((e) => `${e.message}${e.command ? ` [${e.command.slice(0, 160)}]` : ''}`).join('\n  ') || r.stderr.split('\n').slice(-6).join('\n  ')}`,
         'Fix the cause on the target, then rerun sync; it resumes.',
@@ -559,14 +559,14 @@ export class PostDataPipeline {
   private async withTarget<T>(fn: (c: pg.Client) => Promise<T>, what: string): Promise<T> {
     const c =
       this.idle.pop() ??
-      (await connect(this.target, 'target', { options: RESTORE_SESSION_OPTIONS, application_name: 'pgferry-post-data' }));
+      (await connect(this.target, 'target', { options: RESTORE_SESSION_OPTIONS, application_name: 'pgrelocate-post-data' }));
     let reusable = false;
     try {
       const v = await fn(c);
       reusable = !this.closed;
       return v;
     } catch (e) {
-      throw new PgferryError(
+      throw new PgrelocateError(
         'schema-restore-failed',
         `${what} failed: ${(e as Error).message}`,
         'Fix the cause on the target, then rerun sync; it resumes.',

@@ -36,7 +36,7 @@ export interface LogicalOptions {
   readonly batchSize: number;
   /** pglogical: seconds to wait between batches once a batch replicates. */
   readonly batchPause: number;
-  /** bucardo: pgferry's parallel copy for the first data (after Bucardo's triggers are in), Bucardo for the changes only. */
+  /** bucardo: pgrelocate's parallel copy for the first data (after Bucardo's triggers are in), Bucardo for the changes only. */
   readonly bucardoParallelCopy: boolean;
 }
 

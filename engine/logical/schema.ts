@@ -5,7 +5,7 @@
  * materialized view data) after it, in parallel.
  */
 import type { ConnInfo } from '../conn';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
 import { restoreSchemasFirst } from '../schemas-first';
@@ -20,7 +20,17 @@ export function restoreSessionOptions(maintenanceWorkMem = '512MB'): string {
 export const RESTORE_SESSION_OPTIONS = restoreSessionOptions();
 
 export function schemaDumpArgs(source: ConnInfo, file: string): string[] {
-  return ['-Fc', '--schema-only', '--no-tablespaces', '--no-subscriptions', '--exclude-schema=pgferry', '-f', file, '-d', libpqUrl(source)];
+  return [
+    '-Fc',
+    '--schema-only',
+    '--no-tablespaces',
+    '--no-subscriptions',
+    '--exclude-schema=pgrelocate',
+    '-f',
+    file,
+    '-d',
+    libpqUrl(source),
+  ];
 }
 
 export function sectionRestoreArgs(
@@ -40,7 +50,7 @@ export function sectionRestoreArgs(
 export async function dumpSchema(tools: ClientTools, source: ConnInfo, file: string): Promise<void> {
   const r = await runTool(tools.pgDump, schemaDumpArgs(source, file), [source]);
   if (r.exitCode !== 0) {
-    throw new PgferryError(
+    throw new PgrelocateError(
       'schema-dump-failed',
       `pg_dump --schema-only failed: ${r.stderr.split('\n').slice(-8).join('\n')}`,
       'Fix the cause on the source and rerun.',
@@ -78,7 +88,7 @@ export async function restoreSection(
   for (const e of errors.filter((x) => x.expected))
     emit({ type: 'log', level: 'info', message: `schema ${section}: expected: ${e.message}` });
   if (real.length > 0 || (r.exitCode !== 0 && errors.length === 0)) {
-    throw new PgferryError(
+    throw new PgrelocateError(
       'schema-restore-failed',
       `Restoring the schema (${section}) failed:\n  ${
         real

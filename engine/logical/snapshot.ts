@@ -18,10 +18,10 @@ export interface LogicalNames {
   readonly subscription: string;
 }
 
-/** The name every artefact of a run carries: `pgferry_` and the run id's first 12 hex digits. Pure. */
+/** The name every artefact of a run carries: `pgrelocate_` and the run id's first 12 hex digits. Pure. */
 export function runTag(runId: string): string {
   return (
-    'pgferry_' +
+    'pgrelocate_' +
     runId
       .replace(/[^0-9a-f]/gi, '')
       .slice(0, 12)
@@ -56,7 +56,7 @@ export class ExportedSnapshot {
   static async create(source: ConnInfo, slot: string): Promise<ExportedSnapshot> {
     // Through connect(), so the replication connection gets libpq's sslmode fallbacks too.
     const client = await connect(source, 'source (replication connection)', {
-      application_name: 'pgferry-snapshot',
+      application_name: 'pgrelocate-snapshot',
       replication: 'database',
     } as Partial<pg.ClientConfig>);
     try {
@@ -76,7 +76,7 @@ export class ExportedSnapshot {
    * one-time copy that needs consistency but no slot.
    */
   static async plain(source: ConnInfo): Promise<ExportedSnapshot> {
-    const client = await connect(source, 'source', { application_name: 'pgferry-snapshot' });
+    const client = await connect(source, 'source', { application_name: 'pgrelocate-snapshot' });
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const r = await client.query<{ s: string; l: string }>(
       'SELECT pg_export_snapshot() AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS l',

@@ -3,7 +3,7 @@
  * every later change through a native subscription; `cutover` fences writes,
  * waits for the last change, copies what replication does not carry, verifies,
  * removes the replication artefacts and reports the write-blackout; `cleanup`
- * removes every artefact. State lives in the target's `pgferry` schema, so a
+ * removes every artefact. State lives in the target's `pgrelocate` schema, so a
  * killed sync resumes and any process can read the status.
  */
 export { resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from './run-options';

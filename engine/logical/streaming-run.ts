@@ -119,7 +119,7 @@ async function runStreamingSyncLocked<M extends LogicalMeta, C extends Streaming
     await stateClient.end().catch(() => undefined);
     throw e;
   }
-  const schemaDir = path.join(opts.workDir, `pgferry-schema-${state.runId}`);
+  const schemaDir = path.join(opts.workDir, `pgrelocate-schema-${state.runId}`);
   mkdirSync(schemaDir, { recursive: true });
   const ctx = args.context({
     source,

@@ -6,7 +6,7 @@
 import { opt } from '../option-names';
 import type pg from 'pg';
 import { describe, literal, redact, type ConnInfo } from '../conn';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import type { LogicalNames } from './snapshot';
 
 /** A libpq key/value connection string (what CREATE SUBSCRIPTION takes). Contains the password. */
@@ -19,7 +19,7 @@ export function conninfo(c: ConnInfo): string {
     ['password', c.password],
     ['dbname', c.database],
     ['sslmode', c.sslmode],
-    ['application_name', 'pgferry-subscription'],
+    ['application_name', 'pgrelocate-subscription'],
   ];
   for (const [k, v] of Object.entries(c.params)) if (k !== 'application_name') parts.push([k, v]);
   return parts
@@ -60,7 +60,7 @@ export async function createSubscription(c: pg.Client, names: LogicalNames, sour
     await c.query(createSubscriptionSql(names, sourceForTarget));
   } catch (e) {
     const msg = redact((e as Error).message ?? String(e));
-    throw new PgferryError(
+    throw new PgrelocateError(
       'subscribe-failed',
       `The target could not subscribe to the source at ${describe(sourceForTarget)}: ${msg}`,
       `The target server itself connects to the source: let the source admit the target's address (security group, pg_hba.conf), or give the address it reaches the source by with ${opt('sourceUrlFromTarget')}; then rerun sync (it resumes).`,

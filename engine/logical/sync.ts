@@ -10,7 +10,7 @@ import { connect, describe, ident, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { fullCopyTables, tablesWithoutIdentity } from '../check';
 import { migrateGlobals } from '../dump-restore';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { analyzeMissing } from '../analyze';
 import { qualified, type TableInfo } from '../inspect';
 import { runTool } from '../tool-exec';
@@ -304,7 +304,7 @@ const COPY_STEPS: Step<SyncContext>[] = [
       if (ctx.opts.verify === 'none') return { skipped: true };
       const v = await verify(ctx.source, ctx.target, { mode: ctx.opts.verify, jobs: ctx.opts.jobs, matviews: false });
       if (!v.ok) {
-        throw new PgferryError(
+        throw new PgrelocateError(
           'verify-failed',
           `Verification found ${v.mismatches.length} difference(s):\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
           `Writes reached the source during the copy (stop them for a one-time copy), or the copy failed; rerun with ${opt('force')}.`,
@@ -325,7 +325,7 @@ export interface CopyReport {
 }
 
 /**
- * `pgferry copy`: schema, data under one snapshot, indexes, sequences, large
+ * `pgrelocate copy`: schema, data under one snapshot, indexes, sequences, large
  * objects and materialized views, verified — once, with no streaming. Writes
  * made on the source during the copy are not carried: stop them, or use sync.
  */
@@ -400,10 +400,10 @@ export async function waitForLag(
     for (;;) {
       const lag = await sourceLag(c, names);
       if (!lag)
-        throw new PgferryError(
+        throw new PgrelocateError(
           'slot-missing',
           `Replication slot ${names.slot} is gone from the source.`,
-          'Run pgferry cleanup, then sync again.',
+          'Run pgrelocate cleanup, then sync again.',
         );
       if ((lag.bytes <= maxBytes && lag.slotActive) || Date.now() > deadline) return lag;
       if (Date.now() - lastLog > 2000) {
@@ -421,7 +421,7 @@ export async function waitForLag(
 
 /** A scratch directory for a run's schema dump (removed when the run step ends). */
 function scratchDir(workDir: string, runId: string): string {
-  const dir = path.join(workDir, `pgferry-schema-${runId}`);
+  const dir = path.join(workDir, `pgrelocate-schema-${runId}`);
   mkdirSync(dir, { recursive: true });
   return dir;
 }

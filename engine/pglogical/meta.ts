@@ -10,11 +10,11 @@ export interface PglogicalMeta {
   insertOnly: string[];
   /** Batches of tables already replicating (resume starts after them). */
   batchesDone: number;
-  /** Whether pgferry created the extension on each side (then cleanup drops it). */
+  /** Whether pgrelocate created the extension on each side (then cleanup drops it). */
   readonly createdExtension: { readonly source: boolean; readonly target: boolean };
 }
 
-/** Node and subscription names of a run: `pgferry_<12 hex of the run id>_…`. Pure. */
+/** Node and subscription names of a run: `pgrelocate_<12 hex of the run id>_…`. Pure. */
 export function pglogicalNames(runId: string): Pick<PglogicalMeta, 'providerNode' | 'subscriberNode' | 'subscription'> {
   const n = runTag(runId);
   return { providerNode: `${n}_provider`, subscriberNode: `${n}_subscriber`, subscription: n };

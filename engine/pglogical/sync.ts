@@ -15,7 +15,7 @@ import { opt } from '../option-names';
 import type pg from 'pg';
 import { connect, withClient, type ConnInfo } from '../conn';
 import { settingList, tablesWithoutIdentity, type Finding } from '../check';
-import { PgferryError } from '../errors';
+import { PgrelocateError } from '../errors';
 import { qualified, type Inventory } from '../inspect';
 import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
 import { schemaFirstSteps } from '../logical/schema-first';
@@ -99,7 +99,7 @@ async function subscriptionStatus(dst: pg.Client, sub: string): Promise<{ status
   return { status: r.rows[0]?.status ?? 'unknown', slot: r.rows[0]?.slot_name ?? null };
 }
 
-/** How long a subscription may stay "down" before pgferry gives up (pglogical retries its apply worker on its own). */
+/** How long a subscription may stay "down" before pgrelocate gives up (pglogical retries its apply worker on its own). */
 const DOWN_GRACE_MS = 30_000;
 
 /** Wait until the subscription is up; a subscription that stays down is an error naming where to look. */
@@ -111,7 +111,7 @@ async function waitReplicating(dst: pg.Client, sub: string, timeoutMs: number): 
     if (s.status === 'replicating' && s.slot) return s.slot;
     downSince = s.status === 'down' ? (downSince ?? Date.now()) : null;
     if (Date.now() > deadline || (downSince !== null && Date.now() - downSince > DOWN_GRACE_MS))
-      throw new PgferryError(
+      throw new PgrelocateError(
         'pglogical-down',
         `The pglogical subscription ${sub} is "${s.status}" after ${Math.round(timeoutMs / 1000)}s.`,
         'Read the target server log (pglogical apply worker), check that the target reaches the source (--source-url-from-target), then rerun sync; it resumes.',
@@ -122,7 +122,7 @@ async function waitReplicating(dst: pg.Client, sub: string, timeoutMs: number): 
 
 const SYNCED = new Set(['replicating', 'synchronized']);
 
-/** How long a table sync may show no progress at all (status and target size unchanged) before pgferry stops. */
+/** How long a table sync may show no progress at all (status and target size unchanged) before pgrelocate stops. */
 const STALL_MS = 120_000;
 
 /**
@@ -147,7 +147,7 @@ async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, tabl
     if (status === 'catchup' && canNudge && Date.now() - lastMove > 3000 && Date.now() - lastNudge > 3000) {
       lastNudge = Date.now();
       // Best effort: without the right to emit, the stall limit below still applies.
-      await src.query(`SELECT pg_logical_emit_message(false, 'pgferry', 'pglogical catch-up')`).catch(() => undefined);
+      await src.query(`SELECT pg_logical_emit_message(false, 'pgrelocate', 'pglogical catch-up')`).catch(() => undefined);
     }
     const size = (await dst.query<{ b: string }>(`SELECT pg_total_relation_size($1::regclass)::text AS b`, [table])).rows[0]!.b;
     if (`${status}/${size}` !== last) {
@@ -168,7 +168,7 @@ async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, tabl
       const copying = await src.query<{ q: string }>(
         `SELECT left(query, 200) AS q FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'COPY%' AND pid <> pg_backend_pid() LIMIT 1`,
       );
-      throw new PgferryError(
+      throw new PgrelocateError(
         'pglogical-table-sync',
         `pglogical has not synchronized ${table}: ${why}.${copying.rows[0] ? ` Source is running: ${copying.rows[0].q}` : ''}`,
         `Read the target server log (pglogical sync worker) for the error; fix it, then rerun sync: it resumes with this batch. Large tables may need a larger ${opt('catchUpTimeout')}.`,

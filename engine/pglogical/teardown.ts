@@ -2,7 +2,7 @@
  * Removing what the pglogical strategy created: the subscription (which drops
  * its slot on the provider), both nodes (with the provider's replication-set
  * memberships), any slot left behind, and the extension on each side where
- * pgferry created it. Idempotent; finds pgferry's nodes by name when the run
+ * pgrelocate created it. Idempotent; finds pgrelocate's nodes by name when the run
  * record is gone.
  */
 import type pg from 'pg';
@@ -13,9 +13,9 @@ async function hasPglogical(c: pg.Client): Promise<boolean> {
   return ((await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`)).rowCount ?? 0) > 0;
 }
 
-/** Whether to drop the extension: pgferry created it, or (no record) no node but pgferry's ever used it. */
+/** Whether to drop the extension: pgrelocate created it, or (no record) no node but pgrelocate's ever used it. */
 async function dropExtensionIfOurs(c: pg.Client, created: boolean | undefined): Promise<boolean> {
-  const others = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name NOT LIKE 'pgferry\\_%'`);
+  const others = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name NOT LIKE 'pgrelocate\\_%'`);
   if (created === false || (created === undefined && (others.rowCount ?? 0) > 0)) return false;
   await c.query('DROP EXTENSION IF EXISTS pglogical CASCADE');
   // CREATE EXTENSION made the schema the control file names; it can outlive the extension.
@@ -27,12 +27,12 @@ async function dropExtensionIfOurs(c: pg.Client, created: boolean | undefined): 
 export async function removeSubscriberSide(dst: pg.Client, meta?: PglogicalMeta): Promise<string[]> {
   const removed: string[] = [];
   if (!(await hasPglogical(dst))) return removed;
-  const subs = await dst.query<{ sub_name: string }>(`SELECT sub_name FROM pglogical.subscription WHERE sub_name LIKE 'pgferry\\_%'`);
+  const subs = await dst.query<{ sub_name: string }>(`SELECT sub_name FROM pglogical.subscription WHERE sub_name LIKE 'pgrelocate\\_%'`);
   for (const s of subs.rows) {
     await dst.query(`SELECT pglogical.drop_subscription($1, true)`, [s.sub_name]);
     removed.push(`pglogical subscription ${s.sub_name} (target)`);
   }
-  const nodes = await dst.query<{ node_name: string }>(`SELECT node_name FROM pglogical.node WHERE node_name LIKE 'pgferry\\_%'`);
+  const nodes = await dst.query<{ node_name: string }>(`SELECT node_name FROM pglogical.node WHERE node_name LIKE 'pgrelocate\\_%'`);
   for (const n of nodes.rows) {
     await dst.query(`SELECT pglogical.drop_node($1, true)`, [n.node_name]);
     removed.push(`pglogical node ${n.node_name} (target)`);
@@ -46,7 +46,7 @@ export async function removeProviderSide(src: pg.Client, slot: string | null, me
   const removed: string[] = [];
   const slots = await src.query<{ slot_name: string }>(
     `SELECT slot_name FROM pg_replication_slots
-      WHERE database = current_database() AND plugin = 'pglogical_output' AND (slot_name = $1 OR slot_name LIKE '%pgferry%')`,
+      WHERE database = current_database() AND plugin = 'pglogical_output' AND (slot_name = $1 OR slot_name LIKE '%pgrelocate%')`,
     [slot ?? ''],
   );
   for (const s of slots.rows) {
@@ -54,7 +54,7 @@ export async function removeProviderSide(src: pg.Client, slot: string | null, me
     removed.push(`slot ${s.slot_name} (source)`);
   }
   if (!(await hasPglogical(src))) return removed;
-  const nodes = await src.query<{ node_name: string }>(`SELECT node_name FROM pglogical.node WHERE node_name LIKE 'pgferry\\_%'`);
+  const nodes = await src.query<{ node_name: string }>(`SELECT node_name FROM pglogical.node WHERE node_name LIKE 'pgrelocate\\_%'`);
   for (const n of nodes.rows) {
     // Set memberships first: drop_node keeps a node whose sets still hold tables on some versions.
     await src.query(

@@ -12,11 +12,11 @@ export interface CliResult {
 
 const CLI = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
 
-export async function pgferry(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+export async function pgrelocate(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
   const t0 = Date.now();
   const r = await execa(process.execPath, [CLI, ...args], {
     reject: false,
-    env: { ...env, PGFERRY_SOURCE_URL: env['PGFERRY_SOURCE_URL'] ?? '', PGFERRY_TARGET_URL: env['PGFERRY_TARGET_URL'] ?? '' },
+    env: { ...env, PGRELOCATE_SOURCE_URL: env['PGRELOCATE_SOURCE_URL'] ?? '', PGRELOCATE_TARGET_URL: env['PGRELOCATE_TARGET_URL'] ?? '' },
     timeout: 300_000,
   });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), seconds: (Date.now() - t0) / 1000 };

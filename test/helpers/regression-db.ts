@@ -33,9 +33,9 @@ export interface RegressionTemplate {
 
 /** The cache: readable by the server's OS user, which loads regress.so from it. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env['PGFERRY_CACHE_DIR']) return path.join(env['PGFERRY_CACHE_DIR'], `regress${MAJOR}`);
-  if (process.getuid?.() === 0) return `/var/cache/pgferry/regress${MAJOR}`;
-  return path.join(env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'pgferry', `regress${MAJOR}`);
+  if (env['PGRELOCATE_CACHE_DIR']) return path.join(env['PGRELOCATE_CACHE_DIR'], `regress${MAJOR}`);
+  if (process.getuid?.() === 0) return `/var/cache/pgrelocate/regress${MAJOR}`;
+  return path.join(env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'pgrelocate', `regress${MAJOR}`);
 }
 
 /** deb-src stanzas for every deb source the machine has (deb822 and one-line lists). Pure. */

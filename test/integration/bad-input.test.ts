@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { freePort } from '../../engine/local/cluster';
-import { pgferry, type CliResult } from '../helpers/cli';
+import { pgrelocate, type CliResult } from '../helpers/cli';
 import { fingerprint, freshDatabase, hasServer, newestPgDump, sampleSource, server, sql } from '../helpers/servers';
 
 const url = (c: ConnInfo): string => toUrl(c, { password: true });
 
 async function migrateCli(source: ConnInfo, target: ConnInfo, extra: string[] = []): Promise<CliResult> {
-  return pgferry(['migrate', '--source', url(source), '--target', url(target), '--jobs', '2', ...extra]);
+  return pgrelocate(['migrate', '--source', url(source), '--target', url(target), '--jobs', '2', ...extra]);
 }
 
 /** Run a failing migrate and prove neither side changed. */
@@ -78,7 +78,7 @@ describe('bad input is refused clearly and changes nothing', function () {
     await sql(source, `ALTER DATABASE "${db}" SET default_transaction_read_only = on`);
     const target = await freshDatabase(await server(17), 'fresh');
     const r = await expectUnchanged(source, target, () =>
-      pgferry(['sync', '--strategy', 'logical', '--source', url(source), '--target', url(target), '--jobs', '2']),
+      pgrelocate(['sync', '--strategy', 'logical', '--source', url(source), '--target', url(target), '--jobs', '2']),
     );
     assert.equal(r.exitCode, ExitCode.checkFailed, r.stderr);
     assert.match(r.stderr, new RegExp(`source database ${db} is read-only`));
@@ -112,17 +112,17 @@ describe('bad input is refused clearly and changes nothing', function () {
     assert.equal(r.exitCode, ExitCode.checkFailed);
     assert.match(r.stderr, new RegExp(`older than the source server \\(PostgreSQL ${newer}\\)`));
     assert.match(r.stderr, new RegExp(`postgresql-client-${newer}`));
-    assert.match(r.stderr, /PGFERRY_PG_BINDIR/);
+    assert.match(r.stderr, /PGRELOCATE_PG_BINDIR/);
   });
 
   it('a URL that is not a postgres URL, and a missing target', async function () {
-    const r = await pgferry(['check', '--source', 'mysql://u:secretpw@h/db', '--target', 'postgresql://x@127.0.0.1:1/db']);
+    const r = await pgrelocate(['check', '--source', 'mysql://u:secretpw@h/db', '--target', 'postgresql://x@127.0.0.1:1/db']);
     assert.equal(r.exitCode, ExitCode.usage);
     assert.match(r.stderr, /must start with postgresql:\/\//);
-    const m = await pgferry(['migrate', '--source', 'postgresql://x@127.0.0.1:1/db']);
+    const m = await pgrelocate(['migrate', '--source', 'postgresql://x@127.0.0.1:1/db']);
     assert.equal(m.exitCode, ExitCode.usage);
     assert.match(m.stderr, /No target given/);
-    const bad = await pgferry(['migrate', '--jobs', 'many']);
+    const bad = await pgrelocate(['migrate', '--jobs', 'many']);
     assert.equal(bad.exitCode, ExitCode.usage);
   });
 
@@ -140,7 +140,7 @@ describe('bad input is refused clearly and changes nothing', function () {
     const asReader = { ...source, user: role, password: 'rls-pw-123' };
     const target = await freshDatabase(await server(17), 'rlstgt');
     const findings = async (): Promise<{ code: string; message: string; fix?: string }[]> => {
-      const r = await pgferry(['check', '--source', url(asReader), '--target', url(target), '--strategy', 'dump-restore', '--json']);
+      const r = await pgrelocate(['check', '--source', url(asReader), '--target', url(target), '--strategy', 'dump-restore', '--json']);
       return (JSON.parse(r.stdout) as { findings: { code: string; message: string; fix?: string }[] }).findings;
     };
     const before = [await fingerprint(source), await fingerprint(target)];
@@ -163,11 +163,11 @@ describe('bad input is refused clearly and changes nothing', function () {
     const target = await freshDatabase(await server(17), 'checkonly');
     const before = [await fingerprint(source), await fingerprint(target)];
     // The sample has key-less tables: without --strategy, "only dump-restore is possible" fails the check (issue 12).
-    const r = await pgferry(['check', '--source', url(source), '--target', url(target), '--json']);
+    const r = await pgrelocate(['check', '--source', url(source), '--target', url(target), '--json']);
     const out = JSON.parse(r.stdout) as { ok: boolean; onlyDumpRestore: boolean; findings: { level: string; code: string }[] };
     assert.equal(r.exitCode, ExitCode.checkFailed);
     assert.equal(out.onlyDumpRestore, true);
-    const d = await pgferry(['check', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target), '--json']);
+    const d = await pgrelocate(['check', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target), '--json']);
     assert.equal(d.exitCode, (await newestPgDump()) >= 12 ? ExitCode.ok : ExitCode.checkFailed);
     assert.ok((JSON.parse(d.stdout) as typeof out).findings.some((f) => f.code === 'large-objects'));
     assert.deepEqual([await fingerprint(source), await fingerprint(target)], before);

@@ -81,7 +81,7 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
     }
   });
 
-  it('--bucardo-parallel-copy: pgferry copies the data after the triggers are in, Bucardo carries the changes; verified', async function () {
+  it('--bucardo-parallel-copy: pgrelocate copies the data after the triggers are in, Bucardo carries the changes; verified', async function () {
     const source = await freshDatabase(await server(14), 'bsrc3');
     const sample = await loadSample(source, { sizeBytes: 3e6 });
     const target = await freshDatabase(await server(17), 'btgt3');
@@ -132,7 +132,7 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
       ctl.conn(),
       `DO $$ BEGIN CREATE ROLE bucardo_plain LOGIN PASSWORD 'plainpw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
     );
-    const control = new BucardoControl({ ...ctl.conn(), user: 'bucardo_plain', password: 'plainpw' }, '/tmp/pgferry-bucardo-refusal');
+    const control = new BucardoControl({ ...ctl.conn(), user: 'bucardo_plain', password: 'plainpw' }, '/tmp/pgrelocate-bucardo-refusal');
     await assert.rejects(
       control.ensureInstalled(),
       (e: Error & { fix?: string }) => /superuser/.test(e.message) && /--bucardo-url/.test(e.fix ?? ''),

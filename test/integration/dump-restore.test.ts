@@ -1,13 +1,13 @@
 /**
  * dump-restore of the sample database between real servers of several majors,
- * verified row for row by pgferry and re-checked here independently.
+ * verified row for row by pgrelocate and re-checked here independently.
  */
 import assert from 'node:assert/strict';
 import { toUrl } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { migrate } from '../../engine/migrate';
 import { readRun } from '../../engine/state';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, sampleSource, server, sql } from '../helpers/servers';
 
 const PAIRS: readonly [number, number][] = [
@@ -51,7 +51,7 @@ describe('dump-restore between real servers', function () {
       assert.ok(v.rows > 10_000);
       assert.equal(v.largeObjects.target, 3);
 
-      // Independent checks on the target, not through pgferry's verifier.
+      // Independent checks on the target, not through pgrelocate's verifier.
       const counts = async (c: typeof source) =>
         (
           await sql<{ t: string; n: string }>(
@@ -68,7 +68,7 @@ describe('dump-restore between real servers', function () {
         `SELECT current_setting('server_version_num') AS v,
                 (SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension) AS ext,
                 (SELECT count(*)::int FROM pg_trigger WHERE NOT tgisinternal) AS trg,
-                (SELECT count(*)::int FROM pg_roles WHERE rolname = 'pgferry_app') AS app,
+                (SELECT count(*)::int FROM pg_roles WHERE rolname = 'pgrelocate_app') AS app,
                 (SELECT last_value::text FROM app.orders_id_seq) AS seq,
                 (SELECT convert_from(lo_get(content), 'UTF8') FROM app.attachments WHERE id = 1) AS lo`,
       );
@@ -76,12 +76,12 @@ describe('dump-restore between real servers', function () {
       assert.equal(meta!.ext, 'citext,pgcrypto,plpgsql');
       assert.equal(meta!.trg, 2);
       assert.equal(meta!.app, 1, 'application role migrated');
-      assert.ok(meta!.lo.startsWith('pgferry sample large object 1'));
+      assert.ok(meta!.lo.startsWith('pgrelocate sample large object 1'));
       const [srcSeq] = await sql<{ seq: string }>(source, 'SELECT last_value::text AS seq FROM app.orders_id_seq');
       assert.equal(meta!.seq, srcSeq!.seq);
       // The application role logs in on the target with its source password.
       const t = await server(to);
-      const rows = await sql(t.conn(target.database, 'pgferry_app', sample.appPassword), 'SELECT count(*) FROM app.orders');
+      const rows = await sql(t.conn(target.database, 'pgrelocate_app', sample.appPassword), 'SELECT count(*) FROM app.orders');
       assert.equal(rows.length, 1);
       // Database-level settings, comment and grants, which pg_dump into an existing database does not carry.
       const props = async (c: typeof source) =>
@@ -97,10 +97,10 @@ describe('dump-restore between real servers', function () {
           )
         )[0];
       const [sp, tp] = [await props(source), await props(target)];
-      assert.equal(tp?.comment, 'pgferry sample shop');
+      assert.equal(tp?.comment, 'pgrelocate sample shop');
       assert.deepEqual(tp, sp);
-      assert.match(tp!.settings, /pgferry_app:statement_timeout=30s/);
-      // The run is recorded in the target's pgferry schema.
+      assert.match(tp!.settings, /pgrelocate_app:statement_timeout=30s/);
+      // The run is recorded in the target's pgrelocate schema.
       const run = await readRun(target);
       assert.equal(run?.status, 'done');
       assert.equal(run?.steps.length, 6);
@@ -111,27 +111,27 @@ describe('dump-restore between real servers', function () {
     if (!hasServer(12) || !hasServer(17) || (await newestPgDump()) < 12) this.skip();
     const { conn: source } = await sampleSource(12);
     const target = await freshDatabase(await server(17), 'cli');
-    const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
-    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--json'], env);
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--json'], env);
     assert.equal(m.exitCode, ExitCode.ok, m.stderr);
     const report = JSON.parse(m.stdout) as { ok: boolean; steps: { name: string }[]; verification: { ok: boolean } };
     assert.equal(report.ok, true);
     assert.equal(report.verification.ok, true);
     assert.ok(!m.stdout.includes(source.password!) && !m.stderr.includes(source.password!), 'no password in output');
-    const v = await pgferry(['verify', '--mode', 'count'], env);
+    const v = await pgrelocate(['verify', '--mode', 'count'], env);
     assert.equal(v.exitCode, ExitCode.ok, v.stdout + v.stderr);
     assert.match(v.stdout, /verification \(count\): OK/);
-    const s = await pgferry(['status', '--json'], env);
+    const s = await pgrelocate(['status', '--json'], env);
     assert.equal(s.exitCode, ExitCode.ok);
     assert.equal((JSON.parse(s.stdout) as { status: string }).status, 'done');
     // A change on the target is caught by verify, with its exit code.
     await sql(target, 'DELETE FROM audit.events WHERE id = (SELECT max(id) FROM audit.events)');
-    const bad = await pgferry(['verify'], env);
+    const bad = await pgrelocate(['verify'], env);
     assert.equal(bad.exitCode, ExitCode.verifyFailed, bad.stdout);
     assert.match(bad.stdout, /"audit"\."events": rows differ/);
-    const c = await pgferry(['cleanup'], env);
+    const c = await pgrelocate(['cleanup'], env);
     assert.equal(c.exitCode, ExitCode.ok);
-    const left = await sql(target, `SELECT 1 FROM pg_namespace WHERE nspname = 'pgferry'`);
+    const left = await sql(target, `SELECT 1 FROM pg_namespace WHERE nspname = 'pgrelocate'`);
     assert.equal(left.length, 0);
   });
 });

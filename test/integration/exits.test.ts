@@ -12,7 +12,7 @@ import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { freePort } from '../../engine/local/cluster';
 import { loadSample } from '../../scripts/sample-db';
-import { pgferry, type CliResult } from '../helpers/cli';
+import { pgrelocate, type CliResult } from '../helpers/cli';
 import { fingerprint, freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 const url = (c: ConnInfo): string => toUrl(c, { password: true });
@@ -36,7 +36,7 @@ describe('every failure ends with its exit code', function () {
     const s = await server(17);
     const pw = s.password;
     const typo = `postgresql:/postgres:${encodeURIComponent(pw)}@127.0.0.1:${s.port}/postgres`;
-    const r = await pgferry(['check', '--source', typo, '--target', s.url()]);
+    const r = await pgrelocate(['check', '--source', typo, '--target', s.url()]);
     ended(r, ExitCode.usage, [pw, encodeURIComponent(pw)]);
     assert.match(r.stderr, /two slashes/);
     for (const args of [
@@ -45,7 +45,7 @@ describe('every failure ends with its exit code', function () {
       ['copy', '--split-larger-than', 'big'],
       ['migrate', '--compress', '12'],
     ]) {
-      const o = await pgferry([
+      const o = await pgrelocate([
         ...args,
         '--source',
         'postgresql://u:pw1234@127.0.0.1:1/db',
@@ -55,7 +55,7 @@ describe('every failure ends with its exit code', function () {
       ended(o, ExitCode.usage, ['pw1234']);
       assert.match(o.stderr, new RegExp(`${args[1]} must be`), args.join(' '));
     }
-    const v = await pgferry(['--version']);
+    const v = await pgrelocate(['--version']);
     assert.equal(v.exitCode, 0);
     assert.match(v.stdout, /^\d+\.\d+\.\d+\s*$/);
   });
@@ -66,13 +66,13 @@ describe('every failure ends with its exit code', function () {
     const source = await freshDatabase(await server(14), 'exit_s');
     const wrong = { ...target, password: 'not-the-password-x9' };
     for (const cmd of ['check', 'cutover', 'status', 'verify', 'cleanup']) {
-      const r = await pgferry([cmd, '--source', url(source), '--target', url(wrong)]);
+      const r = await pgrelocate([cmd, '--source', url(source), '--target', url(wrong)]);
       ended(r, ExitCode.connection, ['not-the-password-x9', source.password]);
       assert.match(r.stderr, /Authentication failed for user "postgres" on the target/, cmd);
     }
     const port = await freePort();
-    ended(await pgferry(['sync', '--source', url({ ...source, port }), '--target', url(target)]), ExitCode.connection);
-    ended(await pgferry(['copy', '--source', url(source), '--target', url({ ...target, database: 'no_such_db' })]), ExitCode.connection);
+    ended(await pgrelocate(['sync', '--source', url({ ...source, port }), '--target', url(target)]), ExitCode.connection);
+    ended(await pgrelocate(['copy', '--source', url(source), '--target', url({ ...target, database: 'no_such_db' })]), ExitCode.connection);
   });
 
   it('refusals: only dump-restore possible (check and migrate without --strategy), a non-empty target; a verification difference', async function () {
@@ -80,23 +80,26 @@ describe('every failure ends with its exit code', function () {
     await sql(source, `CREATE TABLE events (at timestamptz, what text); INSERT INTO events VALUES (now(), 'x')`);
     const target = await freshDatabase(await server(17), 'exit_nokey_t');
     const before = [await fingerprint(source), await fingerprint(target)];
-    const c = await pgferry(['check', '--source', url(source), '--target', url(target)]);
+    const c = await pgrelocate(['check', '--source', url(source), '--target', url(target)]);
     ended(c, ExitCode.checkFailed, [source.password]);
     assert.match(c.stdout, /Logical replication is not possible here/);
     assert.match(c.stdout, /events/);
     assert.match(c.stdout, /--replica-identity-full/);
     assert.match(c.stdout, /Only dump-restore remains: writes must stop for the whole run/);
-    const m = await pgferry(['migrate', '--source', url(source), '--target', url(target)]);
+    const m = await pgrelocate(['migrate', '--source', url(source), '--target', url(target)]);
     ended(m, ExitCode.checkFailed);
-    assert.match(m.stderr, /pgferry migrate --strategy dump-restore/);
+    assert.match(m.stderr, /pgrelocate migrate --strategy dump-restore/);
     assert.deepEqual([await fingerprint(source), await fingerprint(target)], before, 'nothing changed');
-    ended(await pgferry(['check', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target)]), ExitCode.ok);
+    ended(await pgrelocate(['check', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target)]), ExitCode.ok);
 
-    const done = await pgferry(['migrate', '--strategy', 'dump-restore', '--quiet', '--source', url(source), '--target', url(target)]);
+    const done = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--quiet', '--source', url(source), '--target', url(target)]);
     ended(done, ExitCode.ok);
-    ended(await pgferry(['migrate', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target)]), ExitCode.checkFailed);
+    ended(
+      await pgrelocate(['migrate', '--strategy', 'dump-restore', '--source', url(source), '--target', url(target)]),
+      ExitCode.checkFailed,
+    );
     await sql(target, `INSERT INTO events VALUES (now(), 'only on the target')`);
-    const v = await pgferry(['verify', '--source', url(source), '--target', url(target)]);
+    const v = await pgrelocate(['verify', '--source', url(source), '--target', url(target)]);
     ended(v, ExitCode.verifyFailed);
     assert.match(v.stdout, /rows differ \(source 1, target 2\)/);
   });
@@ -105,16 +108,16 @@ describe('every failure ends with its exit code', function () {
     const source = await freshDatabase(await server(14), 'exit_ro');
     await loadSample(source, { sizeBytes: 2e6 });
     const target = await freshDatabase(await server(17), 'exit_ro_t');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    ended(await pgferry(['sync', '--quiet', '--jobs', '2', '--replica-identity-full'], env), ExitCode.ok);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    ended(await pgrelocate(['sync', '--quiet', '--jobs', '2', '--replica-identity-full'], env), ExitCode.ok);
     await sql(target, `ALTER DATABASE "${target.database}" SET default_transaction_read_only = on`);
-    const r = await pgferry(['cutover', '--quiet'], env);
+    const r = await pgrelocate(['cutover', '--quiet'], env);
     assert.notEqual(r.exitCode, ExitCode.ok);
     assert.ok(r.seconds < BOUND, `ended in ${r.seconds}s`);
     // The source stays writable.
     await sql(source, `INSERT INTO app.accounts (name) VALUES ('still-writable')`);
     await sql(target, `BEGIN READ WRITE; ALTER DATABASE "${target.database}" RESET default_transaction_read_only; COMMIT`);
-    ended(await pgferry(['cutover', '--quiet'], env), ExitCode.ok);
+    ended(await pgrelocate(['cutover', '--quiet'], env), ExitCode.ok);
     const got = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM app.accounts WHERE name = 'still-writable'`);
     assert.equal(got[0]!.n, '1');
   });
@@ -126,15 +129,15 @@ describe('every failure ends with its exit code', function () {
     const target = await freshDatabase(s17, 'exit_sub_t');
     const logFrom = statSync(s17.logFile).size;
     const closed = { ...source, port: await freePort() };
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    const r = await pgferry(['sync', '--quiet', '--source-url-from-target', url(closed)], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    const r = await pgrelocate(['sync', '--quiet', '--source-url-from-target', url(closed)], env);
     ended(r, ExitCode.migrationFailed, [source.password]);
     assert.match(r.stderr, /The target could not subscribe to the source/);
     assert.match(r.stderr, /--source-url-from-target/);
     const log = readFileSync(s17.logFile, 'utf8').slice(logFrom);
     assert.match(log, /could not connect to the publisher/);
     assert.ok(!log.includes(source.password!), 'no password in the target server log');
-    ended(await pgferry(['cleanup'], env), ExitCode.ok);
+    ended(await pgrelocate(['cleanup'], env), ExitCode.ok);
     const slots = await sql<{ n: string }>(
       source,
       `SELECT count(*)::text AS n FROM pg_replication_slots WHERE database = current_database()`,
@@ -142,16 +145,16 @@ describe('every failure ends with its exit code', function () {
     assert.equal(slots[0]!.n, '0');
   });
 
-  it('pgferry killed during pg_restore: the restore ends with it, and its passfile is swept at the next start', async function () {
+  it('pgrelocate killed during pg_restore: the restore ends with it, and its passfile is swept at the next start', async function () {
     const source = await freshDatabase(await server(14), 'exit_kill');
     await loadSample(source, { sizeBytes: 40e6 });
     const target = await freshDatabase(await server(17), 'exit_kill_t');
     // Its own work directory: a killed run cannot remove its dump, the test does.
-    const workDir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-test-kill-'));
+    const workDir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-test-kill-'));
     try {
       const cli = execa(process.execPath, [CLI, 'migrate', '--strategy', 'dump-restore', '--jobs', '2', '--quiet', '--work-dir', workDir], {
         reject: false,
-        env: { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) },
+        env: { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) },
       });
       // The main restore pass (pg_restore -j): the listing and the schemas' pass before it are short.
       const mainRestore = async (): Promise<number | undefined> => {
@@ -167,7 +170,7 @@ describe('every failure ends with its exit code', function () {
         if (!restore) await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(restore, 'pg_restore started');
-      const passDirs = (): string[] => readdirSync(os.tmpdir()).filter((d) => d.startsWith(`pgferry-pass-${cli.pid}-`));
+      const passDirs = (): string[] => readdirSync(os.tmpdir()).filter((d) => d.startsWith(`pgrelocate-pass-${cli.pid}-`));
       cli.kill('SIGKILL');
       await cli;
       // Gone, or a zombie waiting for a reaper that this machine's pid 1 may not be.
@@ -180,9 +183,9 @@ describe('every failure ends with its exit code', function () {
       };
       for (const deadline = Date.now() + 10_000; !(await gone(restore!)) && Date.now() < deadline;)
         await new Promise((r) => setTimeout(r, 100));
-      assert.ok(await gone(restore!), 'pg_restore ended with pgferry');
+      assert.ok(await gone(restore!), 'pg_restore ended with pgrelocate');
       assert.ok(passDirs().length > 0, 'SIGKILL left the passfile');
-      ended(await pgferry(['--version']), ExitCode.ok);
+      ended(await pgrelocate(['--version']), ExitCode.ok);
       assert.deepEqual(passDirs(), [], 'swept at the next start');
     } finally {
       rmSync(workDir, { recursive: true, force: true });

@@ -78,7 +78,7 @@ describe('names with spaces, dots, quotes and upper case', function () {
 
   it('copy: split ranges, pipelined indexes and constraints, same catalog, verified, whatever timeouts the databases set', async function () {
     const { source, target } = await setup(14, 17);
-    // Timeouts a DBA may have set for applications: pgferry's sessions turn them off, as pg_dump's do.
+    // Timeouts a DBA may have set for applications: pgrelocate's sessions turn them off, as pg_dump's do.
     for (const c of [source, target])
       await sql(
         c,
@@ -121,7 +121,7 @@ describe('names with spaces, dots, quotes and upper case', function () {
     const [none] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM "Sales Data"."no columns"`);
     assert.equal(none!.n, '3');
     await cleanupLogical(source, target);
-    const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgferry%'`);
+    const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%'`);
     assert.equal(slots.length, 0);
   });
 });

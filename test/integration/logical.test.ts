@@ -7,24 +7,24 @@ import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import path from 'node:path';
 import { toUrl, type ConnInfo } from '../../engine/conn';
-import { ExitCode, PgferryError } from '../../engine/errors';
+import { ExitCode, PgrelocateError } from '../../engine/errors';
 import { cleanupLogical, cutover, sync } from '../../engine/logical/strategy';
 import { verify } from '../../engine/verify';
 import { APP_ROLE, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { fingerprint, freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
-/** pgferry's artefacts left in the catalogs of both sides. */
+/** pgrelocate's artefacts left in the catalogs of both sides. */
 async function artefacts(source: ConnInfo, target: ConnInfo): Promise<string[]> {
   const slots = await sql<{ n: string }>(
     source,
-    `SELECT slot_name AS n FROM pg_replication_slots WHERE slot_name LIKE 'pgferry%' AND database = current_database()`,
+    `SELECT slot_name AS n FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%' AND database = current_database()`,
   );
-  const pubs = await sql<{ n: string }>(source, `SELECT pubname AS n FROM pg_publication WHERE pubname LIKE 'pgferry%'`);
+  const pubs = await sql<{ n: string }>(source, `SELECT pubname AS n FROM pg_publication WHERE pubname LIKE 'pgrelocate%'`);
   const subs = await sql<{ n: string }>(
     target,
-    `SELECT subname AS n FROM pg_subscription WHERE subname LIKE 'pgferry%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    `SELECT subname AS n FROM pg_subscription WHERE subname LIKE 'pgrelocate%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
   );
   const full = await sql<{ n: string }>(
     source,
@@ -43,7 +43,7 @@ async function withoutStatistics(target: ConnInfo): Promise<string[]> {
   const rels = await sql<{ q: string }>(
     target,
     `SELECT c.oid::regclass::text AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgferry') AND n.nspname NOT LIKE 'pg\\_%'
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrelocate') AND n.nspname NOT LIKE 'pg\\_%'
         AND NOT EXISTS (SELECT 1 FROM pg_statistic s WHERE s.starelid = c.oid)`,
   );
   const out: string[] = [];
@@ -135,8 +135,8 @@ describe('logical strategy under write load', function () {
   it('copy: a one-time copy under one snapshot, with sequences and large objects, verified, leaving no slot', async function () {
     if (!(await canRun(14, 17))) this.skip();
     const { source, target } = await setup(14, 17, 3e6);
-    const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
-    const r = await pgferry(['copy', '--jobs', '2', '--verify', 'checksum', '--json'], env);
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
+    const r = await pgrelocate(['copy', '--jobs', '2', '--verify', 'checksum', '--json'], env);
     assert.equal(r.exitCode, ExitCode.ok, r.stderr);
     const report = JSON.parse(r.stdout) as { steps: { name: string; detail: { analyzed?: number } }[]; copy: { rows: number } };
     assert.deepEqual(
@@ -158,7 +158,7 @@ describe('logical strategy under write load', function () {
     const before = [await fingerprint(source), await fingerprint(target)];
     await assert.rejects(
       sync(source, target, { jobs: 2 }),
-      (e: PgferryError) => e.code === 'check-failed' && /schema_migrations/.test(e.message) && /--replica-identity-full/.test(e.message),
+      (e: PgrelocateError) => e.code === 'check-failed' && /schema_migrations/.test(e.message) && /--replica-identity-full/.test(e.message),
     );
     assert.deepEqual([await fingerprint(source), await fingerprint(target)], before, 'refusal changed nothing');
     await sync(source, target, { jobs: 2, replicaIdentityFull: true });
@@ -182,7 +182,7 @@ describe('logical strategy under write load', function () {
   it('a sync killed during the copy resumes from a new snapshot and ends verified', async function () {
     if (!(await canRun(12, 17))) this.skip();
     const { source, target } = await setup(12, 17, 60e6);
-    const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
     const cli = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
     const child = execa(process.execPath, [cli, 'sync', '--jobs', '1', '--replica-identity-full', '--split-larger-than', '4MB'], {
       env,
@@ -201,21 +201,24 @@ describe('logical strategy under write load', function () {
       void child.then(() => resolve());
     });
     assert.ok(killedAt, 'killed during the copy');
-    const st = await pgferry(['status', '--json'], env);
+    const st = await pgrelocate(['status', '--json'], env);
     assert.equal((JSON.parse(st.stdout) as { phase: string }).phase, 'copy');
-    const resumed = await pgferry(['sync', '--jobs', '2', '--replica-identity-full', '--json'], env);
+    const resumed = await pgrelocate(['sync', '--jobs', '2', '--replica-identity-full', '--json'], env);
     assert.equal(resumed.exitCode, ExitCode.ok, resumed.stderr);
     assert.equal((JSON.parse(resumed.stdout) as { resumed: boolean }).resumed, true);
-    const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgferry%' AND database = current_database()`);
+    const slots = await sql(
+      source,
+      `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%' AND database = current_database()`,
+    );
     assert.equal(slots.length, 1, 'the dead attempt left no second slot');
-    const lag = await pgferry(['status', '--json'], env);
+    const lag = await pgrelocate(['status', '--json'], env);
     const s = JSON.parse(lag.stdout) as { phase: string; lag: { bytes: number } | null };
     assert.equal(s.phase, 'streaming');
     assert.ok(s.lag !== null && s.lag.bytes >= 0);
-    const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+    const c = await pgrelocate(['cutover', '--verify', 'checksum', '--json'], env);
     assert.equal(c.exitCode, ExitCode.ok, c.stderr);
     assert.equal((JSON.parse(c.stdout) as { verification: { ok: boolean } }).verification.ok, true);
-    const clean = await pgferry(['cleanup'], env);
+    const clean = await pgrelocate(['cleanup'], env);
     assert.equal(clean.exitCode, ExitCode.ok, clean.stderr);
     assert.deepEqual(await artefacts(source, target), []);
   });
@@ -228,7 +231,7 @@ describe('logical strategy under write load', function () {
     await sql(target, `DELETE FROM audit.events WHERE id = (SELECT min(id) FROM audit.events)`);
     await assert.rejects(
       cutover(source, target, { verify: 'count' }),
-      (e: PgferryError) => e.code === 'verify-failed' && /"audit"\."events": rows differ/.test(e.message),
+      (e: PgrelocateError) => e.code === 'verify-failed' && /"audit"\."events": rows differ/.test(e.message),
     );
     // Writable: the fence was lifted for new sessions of every role.
     await sql(source, `INSERT INTO public.schema_migrations (version) VALUES ('after-abort')`);
@@ -245,7 +248,7 @@ describe('logical strategy under write load', function () {
          AND array_to_string(setconfig, ',') LIKE '%default_transaction_read_only%'`,
     );
     assert.equal(settings.length, 0, 'no fence setting left');
-    // The divergence is still there for pgferry verify to show.
+    // The divergence is still there for pgrelocate verify to show.
     const v = await verify(source, target, { mode: 'count', matviews: false });
     assert.equal(v.ok, false);
     await cleanupLogical(source, target);

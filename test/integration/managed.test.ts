@@ -3,7 +3,7 @@
  * in rds_superuser, bootstrap superuser rdsadmin, application roles owning
  * tables), TLS only, scram, plain URLs — never as a superuser. Each ends in a
  * comparison of every table, sequence and large object, and a check that
- * nothing of pgferry's is left.
+ * nothing of pgrelocate's is left.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,31 +13,31 @@ import { startServer, type LocalServer } from '../../engine/local/cluster';
 import { startProfiledServer, type ProfiledServer } from '../../engine/local/profiles';
 import { APP_ROLE, dropGeneratedColumns, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { hasServer, newestPgDump, sql } from '../helpers/servers';
 
 const url = (c: ConnInfo): string => toUrl(c, { password: true });
 
-/** pgferry's artefacts on either side, read as the bootstrap superuser. */
+/** pgrelocate's artefacts on either side, read as the bootstrap superuser. */
 async function leftovers(src: ProfiledServer, dst: ProfiledServer, source: ConnInfo, target: ConnInfo): Promise<string[]> {
   const admin = (p: ProfiledServer, c: ConnInfo): ConnInfo => p.admin(c.database);
   const slots = await sql<{ n: string }>(
     admin(src, source),
-    `SELECT slot_name AS n FROM pg_replication_slots WHERE slot_name LIKE 'pgferry%'`,
+    `SELECT slot_name AS n FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%'`,
   );
-  const pubs = await sql<{ n: string }>(admin(src, source), `SELECT pubname AS n FROM pg_publication WHERE pubname LIKE 'pgferry%'`);
-  const subs = await sql<{ n: string }>(admin(dst, target), `SELECT subname AS n FROM pg_subscription WHERE subname LIKE 'pgferry%'`);
+  const pubs = await sql<{ n: string }>(admin(src, source), `SELECT pubname AS n FROM pg_publication WHERE pubname LIKE 'pgrelocate%'`);
+  const subs = await sql<{ n: string }>(admin(dst, target), `SELECT subname AS n FROM pg_subscription WHERE subname LIKE 'pgrelocate%'`);
   const full = await sql<{ n: string }>(
     admin(src, source),
     `SELECT relname AS n FROM pg_class WHERE relreplident = 'f' AND relkind = 'r' AND relnamespace::regnamespace::text <> 'pg_catalog'`,
   );
-  const state = await sql<{ n: string }>(admin(dst, target), `SELECT nspname AS n FROM pg_namespace WHERE nspname = 'pgferry'`);
+  const state = await sql<{ n: string }>(admin(dst, target), `SELECT nspname AS n FROM pg_namespace WHERE nspname = 'pgrelocate'`);
   return [
     ...slots.map((r) => `slot ${r.n}`),
     ...pubs.map((r) => `publication ${r.n}`),
     ...subs.map((r) => `subscription ${r.n}`),
     ...full.map((r) => `replica identity full ${r.n}`),
-    ...state.map(() => 'schema pgferry'),
+    ...state.map(() => 'schema pgrelocate'),
   ];
 }
 
@@ -91,11 +91,11 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
   it('RDS 12 → RDS 17, logical: sync under write load, cutover, ledger, every table verified, nothing left', async function () {
     const { conn: source, appPassword } = await rdsSource(src12, 'shop');
     const target = await dst17.createDatabase('shop');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
     const load = new WriteLoad(source, { rate: 100, workers: 2, user: { name: APP_ROLE, password: appPassword } });
     await load.start();
     try {
-      const s = await pgferry(['sync', '--jobs', '2', '--replica-identity-full'], env);
+      const s = await pgrelocate(['sync', '--jobs', '2', '--replica-identity-full'], env);
       assert.equal(s.exitCode, ExitCode.ok, s.stderr);
       // RDS hides password hashes: the roles arrived without them, and the user sets them before the switch (sync warned).
       assert.match(s.stderr + s.stdout, /does not expose role passwords/);
@@ -104,7 +104,7 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
       // A session the master may not end (the service's superuser) would write through the fence: refused, nothing fenced.
       const held = await openClient(src12.admin(source.database));
       try {
-        const refused = await pgferry(['cutover', '--quiet'], env);
+        const refused = await pgrelocate(['cutover', '--quiet'], env);
         assert.equal(refused.exitCode, ExitCode.migrationFailed, refused.stderr);
         assert.match(
           refused.stderr,
@@ -117,7 +117,7 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
       } finally {
         await held.end();
       }
-      const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+      const c = await pgrelocate(['cutover', '--verify', 'checksum', '--json'], env);
       assert.equal(c.exitCode, ExitCode.ok, c.stderr);
       load.switchTo(target);
       await new Promise((r) => setTimeout(r, 500));
@@ -127,7 +127,7 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
       const report = JSON.parse(c.stdout) as { blackoutSeconds: number; verification: { ok: boolean; mismatches: string[] } };
       assert.ok(report.blackoutSeconds < 5, `blackout ${report.blackoutSeconds}s`);
       assert.equal(report.verification.ok, true, report.verification.mismatches.join('\n'));
-      const cl = await pgferry(['cleanup'], env);
+      const cl = await pgrelocate(['cleanup'], env);
       assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
       assert.deepEqual(await leftovers(src12, dst17, source, target), []);
       // Ownership as on the source; the application role can use its tables on the target.
@@ -141,22 +141,22 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
   it('RDS 12 → RDS 17, dump-restore: owners and grants as on the source, the application role uses its tables, nothing left', async function () {
     const { conn: source, appPassword } = await rdsSource(src12, 'shop_dr');
     const target = await dst17.createDatabase('shop_dr');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], env);
     assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout.slice(0, 2000));
     await assertOwnersAsOnSource(target);
     await sql(target, `ALTER ROLE ${APP_ROLE} PASSWORD '${appPassword}'`);
     const app = { ...target, user: APP_ROLE, password: appPassword };
     await sql(app, `INSERT INTO app.accounts (name) VALUES ('app writes'); UPDATE app.products SET title = title WHERE id = 1`);
-    const cl = await pgferry(['cleanup'], env);
+    const cl = await pgrelocate(['cleanup'], env);
     assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
     assert.deepEqual(await leftovers(src12, dst17, source, target), []);
 
     // --no-owner: everything is the master's, and the former owners keep the use of what they owned.
     const plain = await dst17.createDatabase('shop_noowner');
-    const n = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--no-owner', '--quiet'], {
+    const n = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--no-owner', '--quiet'], {
       ...env,
-      PGFERRY_TARGET_URL: url(plain),
+      PGRELOCATE_TARGET_URL: url(plain),
     });
     assert.equal(n.exitCode, ExitCode.ok, n.stderr);
     const [own] = await sql<{ o: string }>(
@@ -178,14 +178,14 @@ describe('managed-service users: RDS-like servers, TLS, no superuser', function 
       `CREATE ROLE outsider NOLOGIN; CREATE TABLE theirs (id int PRIMARY KEY); ALTER TABLE theirs OWNER TO outsider; GRANT SELECT ON theirs TO master`,
     );
     const target = await dst17.createDatabase('owned');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    const c = await pgferry(['check', '--strategy', 'logical'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    const c = await pgrelocate(['check', '--strategy', 'logical'], env);
     assert.equal(c.exitCode, ExitCode.checkFailed, c.stdout);
     assert.match(c.stdout, /does not own 1 source tables and is no member of their owners \(outsider\): "public"."theirs"/);
     assert.match(c.stdout, /GRANT "outsider" TO "master"/);
     // The fix as printed, run by the master (RDS ≤ 15: CREATEROLE may grant it).
     await sql(source, 'GRANT "outsider" TO "master"');
-    const ok = await pgferry(['check', '--strategy', 'logical'], env);
+    const ok = await pgrelocate(['check', '--strategy', 'logical'], env);
     assert.equal(ok.exitCode, ExitCode.ok, ok.stdout);
   });
 });
@@ -228,26 +228,26 @@ describe('managed-service users: Heroku-like source (no replication, no CREATERO
     await sql(
       heroku.admin(),
       `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${APP_ROLE}') THEN
-         CREATE ROLE ${APP_ROLE} LOGIN; CREATE ROLE pgferry_readonly NOLOGIN; END IF; END $$`,
+         CREATE ROLE ${APP_ROLE} LOGIN; CREATE ROLE pgrelocate_readonly NOLOGIN; END IF; END $$`,
     );
     await loadSample(conn, { sizeBytes: 3e6 });
     return conn;
   }
 
-  it('plan picks bucardo; sync and cutover under the owner’s own write load; verified; nothing of Bucardo or pgferry left', async function () {
+  it('plan picks bucardo; sync and cutover under the owner’s own write load; verified; nothing of Bucardo or pgrelocate left', async function () {
     const source = await herokuSource('hshop');
     const target = await rds.createDatabase('hshop');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target), PGFERRY_BUCARDO_URL: url(ctl.conn()) };
-    const p = await pgferry(['plan', '--json'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target), PGRELOCATE_BUCARDO_URL: url(ctl.conn()) };
+    const p = await pgrelocate(['plan', '--json'], env);
     assert.equal((JSON.parse(p.stdout) as { strategy: string }).strategy, 'bucardo', p.stdout);
     // On Heroku the application connects as the database's owner: the load does too.
     const load = new WriteLoad(source, { rate: 80, workers: 2 });
     await load.start();
     try {
-      const s = await pgferry(['sync', '--jobs', '2', '--quiet'], env);
+      const s = await pgrelocate(['sync', '--jobs', '2', '--quiet'], env);
       assert.equal(s.exitCode, ExitCode.ok, s.stderr);
       await new Promise((r) => setTimeout(r, 1000));
-      const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+      const c = await pgrelocate(['cutover', '--verify', 'checksum', '--json'], env);
       assert.equal(c.exitCode, ExitCode.ok, c.stderr);
       const report = JSON.parse(c.stdout) as { blackoutSeconds: number; verification: { ok: boolean; mismatches: string[] } };
       assert.equal(report.verification.ok, true, report.verification.mismatches.join('\n'));
@@ -255,7 +255,7 @@ describe('managed-service users: Heroku-like source (no replication, no CREATERO
       await load.stop();
       const ledger = await load.ledger.check(target);
       assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
-      const cl = await pgferry(['cleanup'], env);
+      const cl = await pgrelocate(['cleanup'], env);
       assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
       const bucardo = await sql<{ n: string }>(
         heroku.admin('hshop'),
@@ -264,7 +264,7 @@ describe('managed-service users: Heroku-like source (no replication, no CREATERO
       );
       assert.deepEqual(bucardo, []);
       assert.deepEqual(bucardoProcesses(), [], 'no Bucardo process outlives the run (its VAC did)');
-      const state = await sql<{ n: string }>(rds.admin('hshop'), `SELECT nspname AS n FROM pg_namespace WHERE nspname = 'pgferry'`);
+      const state = await sql<{ n: string }>(rds.admin('hshop'), `SELECT nspname AS n FROM pg_namespace WHERE nspname = 'pgrelocate'`);
       assert.deepEqual(state, []);
     } finally {
       await load.stop();
@@ -274,9 +274,9 @@ describe('managed-service users: Heroku-like source (no replication, no CREATERO
   it('dump-restore from the Heroku user to the RDS master, verified by checksum', async function () {
     const source = await herokuSource('hshop_dr');
     const target = await rds.createDatabase('hshop_dr');
-    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], {
-      PGFERRY_SOURCE_URL: url(source),
-      PGFERRY_TARGET_URL: url(target),
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], {
+      PGRELOCATE_SOURCE_URL: url(source),
+      PGRELOCATE_TARGET_URL: url(target),
     });
     assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout.slice(0, 2000));
   });
@@ -286,15 +286,15 @@ describe('managed-service users: Heroku-like source (no replication, no CREATERO
     await sql(source, 'CREATE TABLE t (id int PRIMARY KEY)');
     await sql(heroku.admin(), `CREATE ROLE reporter LOGIN; ALTER ROLE reporter SET default_transaction_read_only = off`);
     const target = await rds.createDatabase('hfence');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target), PGFERRY_BUCARDO_URL: url(ctl.conn()) };
-    const c = await pgferry(['check', '--strategy', 'bucardo'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target), PGRELOCATE_BUCARDO_URL: url(ctl.conn()) };
+    const c = await pgrelocate(['check', '--strategy', 'bucardo'], env);
     assert.equal(c.exitCode, ExitCode.checkFailed, c.stdout);
     assert.match(c.stdout, /Login roles reporter set default_transaction_read_only themselves/);
     // The fix as printed, by the service's superuser.
     const fix = /fix: As a role that may \(a superuser\): (.*)$/m.exec(c.stdout)?.[1];
     assert.ok(fix, c.stdout);
     await sql(heroku.admin('hfence'), fix);
-    const ok = await pgferry(['check', '--strategy', 'bucardo'], env);
+    const ok = await pgrelocate(['check', '--strategy', 'bucardo'], env);
     assert.equal(ok.exitCode, ExitCode.ok, ok.stdout);
   });
 });
@@ -353,14 +353,14 @@ describe('managed-service users: pglogical between RDS-like 15 servers', functio
     await dropGeneratedColumns(source);
     const target = await dst.createDatabase('pshop');
     await withPglogical(dst, 'pshop');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
     const load = new WriteLoad(source, { rate: 80, workers: 2, user: { name: APP_ROLE, password: sample.appPassword } });
     await load.start();
     try {
-      const s = await pgferry(['sync', '--strategy', 'pglogical', '--jobs', '2', '--quiet'], env);
+      const s = await pgrelocate(['sync', '--strategy', 'pglogical', '--jobs', '2', '--quiet'], env);
       assert.equal(s.exitCode, ExitCode.ok, `${s.stderr}\ntarget log:\n${dst.server.logTail(20)}\nsource log:\n${src.server.logTail(10)}`);
       await sql(target, `ALTER ROLE ${APP_ROLE} PASSWORD '${sample.appPassword}'`);
-      const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+      const c = await pgrelocate(['cutover', '--verify', 'checksum', '--json'], env);
       assert.equal(c.exitCode, ExitCode.ok, c.stderr);
       const report = JSON.parse(c.stdout) as { blackoutSeconds: number; verification: { ok: boolean; mismatches: string[] } };
       assert.equal(report.verification.ok, true, report.verification.mismatches.join('\n'));
@@ -368,7 +368,7 @@ describe('managed-service users: pglogical between RDS-like 15 servers', functio
       await load.stop();
       const ledger = await load.ledger.check(target);
       assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
-      const cl = await pgferry(['cleanup'], env);
+      const cl = await pgrelocate(['cleanup'], env);
       assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
       const slots = await sql<{ n: string }>(src.admin('pshop'), `SELECT count(*)::text AS n FROM pg_replication_slots`);
       assert.equal(slots[0]!.n, '0');

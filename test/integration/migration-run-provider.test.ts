@@ -22,7 +22,7 @@ describe('MigrationRun provider, serialized and run in fresh processes', functio
 
   before(async function () {
     if (!hasServer(12) || !hasServer(17) || (await newestPgDump()) < 12) this.skip();
-    dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-provider-'));
+    dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-provider-'));
     const sf = await pulumi.runtime.serializeFunction(() => migrationRunProvider, { allowSecrets: true });
     providerFile = path.join(dir, 'provider.js');
     writeFileSync(providerFile, sf.text);
@@ -92,7 +92,7 @@ describe('MigrationRun provider, serialized and run in fresh processes', functio
         target,
         `SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       )),
-      ...(await sql(target, `SELECT nspname FROM pg_namespace WHERE nspname = 'pgferry'`)),
+      ...(await sql(target, `SELECT nspname FROM pg_namespace WHERE nspname = 'pgrelocate'`)),
       ...(await sql(source, `SELECT relname FROM pg_class WHERE relreplident = 'f' AND relkind = 'r'`)),
     ];
     assert.deepEqual(left, [], 'no replication artefact left on either side');

@@ -4,7 +4,7 @@
  * checksum. Two things differ there: the `name` type takes no collation
  * (verification's column list), and floating-point values print differently
  * (11 gives 17 digits, 12+ the shortest exact form), so a text checksum of a
- * float column never matches across that line; pgferry's checksum reads
+ * float column never matches across that line; pgrelocate's checksum reads
  * floats, geometric values and arrays of them in binary.
  */
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import { ExitCode } from '../../engine/errors';
 import { startServer } from '../../engine/local/cluster';
 import { cleanupLogical, copyOnce, cutover, sync } from '../../engine/logical/strategy';
 import { checksumExpr, verify } from '../../engine/verify';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 const SCHEMA = `
@@ -72,12 +72,12 @@ describe('a PostgreSQL 11 source', function () {
 
   it('11 → 17 through the CLI: check and plan choose logical, dump-restore migrates, verified by checksum', async function () {
     const { source, target } = await setup();
-    const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
-    const check = await pgferry(['check', '--json'], env);
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
+    const check = await pgrelocate(['check', '--json'], env);
     assert.equal(check.exitCode, ExitCode.ok, check.stdout + check.stderr);
-    const plan = await pgferry(['plan', '--json'], env);
+    const plan = await pgrelocate(['plan', '--json'], env);
     assert.equal((JSON.parse(plan.stdout) as { strategy: string }).strategy, 'logical', plan.stdout);
-    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], env);
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--verify', 'checksum', '--json'], env);
     assert.equal(m.exitCode, ExitCode.ok, m.stdout + m.stderr);
     assert.equal((JSON.parse(m.stdout) as { verification: { ok: boolean } }).verification.ok, true);
   });
@@ -97,7 +97,7 @@ describe('a PostgreSQL 11 source', function () {
     const [row] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM measures WHERE x = 0.1::float8 + 0.2::float8`);
     assert.equal(row!.n, '1', 'the float written after the snapshot arrived bit for bit');
     await cleanupLogical(source, target);
-    const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgferry%'`);
+    const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%'`);
     assert.equal(slots.length, 0);
   });
 

@@ -1,5 +1,5 @@
 /**
- * One pgferry at a time on a target, and what `status` shows from a second
+ * One pgrelocate at a time on a target, and what `status` shows from a second
  * terminal: the process working on the run, a run whose process died with
  * the command that continues it. Through the CLI, as users run it.
  */
@@ -11,7 +11,7 @@ import { ExitCode } from '../../engine/errors';
 import type { StepProgress } from '../../engine/runner';
 import { readRun } from '../../engine/state';
 import { loadSample } from '../../scripts/sample-db';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 const CLI = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
@@ -37,7 +37,7 @@ async function pair(): Promise<{ source: ConnInfo; target: ConnInfo; env: Record
   return {
     source,
     target,
-    env: { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) },
+    env: { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) },
   };
 }
 
@@ -51,16 +51,16 @@ describe('one run at a time, and status from a second terminal', function () {
     const first = start(['sync', '--jobs', '1', '--quiet', '--replica-identity-full'], env);
     await until('the first sync to hold the run', async () => (await readRun(target).catch(() => null))?.holder != null);
     const t0 = Date.now();
-    const second = await pgferry(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env);
+    const second = await pgrelocate(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env);
     assert.equal(second.exitCode, ExitCode.busy, second.stderr);
-    assert.match(second.stderr, new RegExp(`Another pgferry is working on this target \\(pgferry sync pid ${first.pid} on `));
+    assert.match(second.stderr, new RegExp(`Another pgrelocate is working on this target \\(pgrelocate sync pid ${first.pid} on `));
     assert.match(second.stderr, /changed nothing/);
-    const cut = await pgferry(['cutover', '--quiet'], env);
+    const cut = await pgrelocate(['cutover', '--quiet'], env);
     assert.equal(cut.exitCode, ExitCode.busy, cut.stderr);
     assert.ok(Date.now() - t0 < 30_000, 'refused at once');
-    const st = await pgferry(['status'], env);
+    const st = await pgrelocate(['status'], env);
     assert.equal(st.exitCode, 0, st.stderr);
-    assert.match(st.stdout, new RegExp(`in progress: pgferry sync pid ${first.pid}`));
+    assert.match(st.stdout, new RegExp(`in progress: pgrelocate sync pid ${first.pid}`));
     // The copy's progress, as a second terminal reads it from the state: bytes, total, rate.
     let seen: StepProgress | null = null;
     await until('copy progress in the state', async () => {
@@ -75,7 +75,7 @@ describe('one run at a time, and status from a second terminal', function () {
     assert.match(p.note ?? '', /^\d+\/\d+ tables; /, 'tables done so far');
     const r = await first;
     assert.equal(r.exitCode, 0, String(r.stderr));
-    const after = await pgferry(['status'], env);
+    const after = await pgrelocate(['status'], env);
     assert.match(after.stdout, /streaming: the servers replicate on their own/);
     // Only one slot: the refused sync created nothing.
     const slots = await sql<{ n: string }>(
@@ -83,9 +83,9 @@ describe('one run at a time, and status from a second terminal', function () {
       `SELECT count(*)::text AS n FROM pg_replication_slots WHERE database = current_database()`,
     );
     assert.equal(slots[0]!.n, '1');
-    const c = await pgferry(['cutover', '--quiet'], env);
+    const c = await pgrelocate(['cutover', '--quiet'], env);
     assert.equal(c.exitCode, 0, c.stderr);
-    const cl = await pgferry(['cleanup'], env);
+    const cl = await pgrelocate(['cleanup'], env);
     assert.equal(cl.exitCode, 0, cl.stderr);
   });
 
@@ -98,14 +98,14 @@ describe('one run at a time, and status from a second terminal', function () {
     });
     first.kill('SIGKILL');
     await first;
-    const st = await pgferry(['status'], env2);
+    const st = await pgrelocate(['status'], env2);
     assert.match(
       st.stdout,
-      /no pgferry process is working on this run: the one that ran it stopped\. Continue with: pgferry sync \(resumes it\)/,
+      /no pgrelocate process is working on this run: the one that ran it stopped\. Continue with: pgrelocate sync \(resumes it\)/,
     );
-    const resumed = await pgferry(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env2);
+    const resumed = await pgrelocate(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env2);
     assert.equal(resumed.exitCode, 0, resumed.stderr);
-    const c = await pgferry(['cleanup'], env2);
+    const c = await pgrelocate(['cleanup'], env2);
     assert.equal(c.exitCode, 0, c.stderr);
     const slots = await sql<{ n: string }>(
       source,

@@ -18,12 +18,12 @@ import { freshDatabase, newestPgDump, server, sql } from '../helpers/servers';
 
 const PGLOGICAL_LIB = '/usr/lib/postgresql/15/lib/pglogical.so';
 
-/** What pglogical or pgferry could leave in one database's catalogs. */
+/** What pglogical or pgrelocate could leave in one database's catalogs. */
 async function leftovers(conn: ConnInfo): Promise<string[]> {
   const rows = await sql<{ n: string }>(
     conn,
     `SELECT 'extension ' || extname AS n FROM pg_extension WHERE extname = 'pglogical'
-     UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname IN ('pglogical', 'pgferry')
+     UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname IN ('pglogical', 'pgrelocate')
      UNION ALL SELECT 'slot ' || slot_name FROM pg_replication_slots WHERE database = current_database()
      UNION ALL SELECT 'origin ' || roname FROM pg_replication_origin
      UNION ALL SELECT 'event trigger ' || evtname FROM pg_event_trigger
@@ -106,10 +106,10 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
       assert.ok(summary.committed > 50);
       const ledger = await load.ledger.check(target);
       assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
-      // The cutover already removed subscription, nodes, slot and the extensions pgferry created.
+      // The cutover already removed subscription, nodes, slot and the extensions pgrelocate created.
       assert.deepEqual(await leftovers(source), []);
       assert.deepEqual(
-        (await leftovers(target)).filter((x) => x !== 'schema pgferry'),
+        (await leftovers(target)).filter((x) => x !== 'schema pgrelocate'),
         [],
       );
       await cleanupLogical(source, target, { unfence: true });

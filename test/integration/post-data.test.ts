@@ -6,11 +6,11 @@
  * event trigger, publications) and what comes before it (types, identity and
  * owned sequences, generated columns, storage and statistics settings,
  * inheritance, unlogged tables, views, functions, grants, default
- * privileges) must be on the target after pgferry's pipelined copy, exactly
+ * privileges) must be on the target after pgrelocate's pipelined copy, exactly
  * as on the source: the two schema dumps are compared line by line. Foreign
  * keys between copied tables are added while the copy is still running, and
  * a sync killed after adding one resumes (the key is dropped and added again
- * after the new copy); pgferry's own publication is never copied.
+ * after the new copy); pgrelocate's own publication is never copied.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -22,18 +22,18 @@ import { copyOnce } from '../../engine/logical/strategy';
 import type { RunEvent } from '../../engine/runner';
 import { findClientTools } from '../../engine/tools';
 import { verify } from '../../engine/verify';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 /**
  * `shop.log` loads slowly into the target on purpose: its CHECK sleeps 2 ms a
- * row in sessions named pgferry-copy (pgferry's copy sessions), and only
+ * row in sessions named pgrelocate-copy (pgrelocate's copy sessions), and only
  * there. The other tables and their foreign keys are done long before it.
  */
 const SCHEMA = `
 CREATE SCHEMA shop;
 CREATE FUNCTION shop.slow_in_copy(bigint) RETURNS boolean LANGUAGE sql AS
-  $$ SELECT CASE WHEN current_setting('application_name') = 'pgferry-copy' THEN (SELECT true FROM pg_sleep(0.002)) ELSE true END $$;
+  $$ SELECT CASE WHEN current_setting('application_name') = 'pgrelocate-copy' THEN (SELECT true FROM pg_sleep(0.002)) ELSE true END $$;
 CREATE DOMAIN shop.qty AS int;
 CREATE TABLE shop.customers (
   id bigint PRIMARY KEY, email text NOT NULL, tenant int NOT NULL,
@@ -109,25 +109,25 @@ CREATE FUNCTION shop.invoice_count() RETURNS bigint LANGUAGE sql STABLE SECURITY
   AS $$ SELECT count(*) FROM shop.invoices $$;
 CREATE TEXT SEARCH CONFIGURATION shop.english_plain (COPY = pg_catalog.english);
 CREATE FUNCTION shop.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
-CREATE EVENT TRIGGER pgferry_test_ddl ON ddl_command_end EXECUTE FUNCTION shop.on_ddl();
-ALTER EVENT TRIGGER pgferry_test_ddl DISABLE;
-GRANT USAGE ON SCHEMA shop TO pgferry_test_reader;
-GRANT SELECT ON shop.invoices TO pgferry_test_reader;
-GRANT SELECT (id, email) ON shop.customers TO pgferry_test_reader;
-ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON TABLES TO pgferry_test_reader;
-CREATE POLICY reader_rows ON shop.customers FOR SELECT TO pgferry_test_reader USING (tenant = 1);
--- An application's change-data-capture publications come along (pgferry's own does not).
+CREATE EVENT TRIGGER pgrelocate_test_ddl ON ddl_command_end EXECUTE FUNCTION shop.on_ddl();
+ALTER EVENT TRIGGER pgrelocate_test_ddl DISABLE;
+GRANT USAGE ON SCHEMA shop TO pgrelocate_test_reader;
+GRANT SELECT ON shop.invoices TO pgrelocate_test_reader;
+GRANT SELECT (id, email) ON shop.customers TO pgrelocate_test_reader;
+ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON TABLES TO pgrelocate_test_reader;
+CREATE POLICY reader_rows ON shop.customers FOR SELECT TO pgrelocate_test_reader USING (tenant = 1);
+-- An application's change-data-capture publications come along (pgrelocate's own does not).
 CREATE PUBLICATION cdc_orders FOR TABLE shop.orders, shop.customers WITH (publish = 'insert, update');
 CREATE PUBLICATION cdc_all FOR ALL TABLES;
 `;
 
 /** A role both servers must have (roles are global: the test copies without them). */
-const ROLE = `DO $$ BEGIN CREATE ROLE pgferry_test_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$`;
+const ROLE = `DO $$ BEGIN CREATE ROLE pgrelocate_test_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$`;
 
 /** The schema as pg_dump prints it, without comment lines (versions, dates) or \restrict keys (random); one client for both sides. */
 async function schemaDump(c: ConnInfo): Promise<string[]> {
   const tools = (await findClientTools())[0]!;
-  const r = await execa(tools.pgDump, ['--schema-only', '--no-subscriptions', '--exclude-schema=pgferry', '-d', libpqUrl(c)], {
+  const r = await execa(tools.pgDump, ['--schema-only', '--no-subscriptions', '--exclude-schema=pgrelocate', '-d', libpqUrl(c)], {
     env: { PGPASSWORD: c.password ?? '' },
   });
   return r.stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('--') && !/^\\(un)?restrict /.test(l));
@@ -212,7 +212,7 @@ describe('post-data: every object of the section, foreign keys during the copy',
   /** A `sync` killed when its output matches `at`, then run again; then cut over, verified, cleaned up, compared. */
   async function killAndResume(at: RegExp, checkKilled: (target: ConnInfo) => Promise<void>): Promise<void> {
     const { source, target } = await setup(from, to);
-    const env = { PGFERRY_SOURCE_URL: toUrl(source, { password: true }), PGFERRY_TARGET_URL: toUrl(target, { password: true }) };
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
     const cli = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
     const child = execa(process.execPath, [cli, 'sync', '--jobs', '2', '--skip-globals', '--replica-identity-full'], {
       env,
@@ -233,16 +233,16 @@ describe('post-data: every object of the section, foreign keys during the copy',
     });
     assert.ok(killed, `killed at ${at}; it printed:\n${seen}`);
     await checkKilled(target);
-    const st = await pgferry(['status', '--json'], env);
+    const st = await pgrelocate(['status', '--json'], env);
     assert.equal((JSON.parse(st.stdout) as { phase: string }).phase, 'copy');
-    const resumed = await pgferry(['sync', '--jobs', '2', '--skip-globals', '--replica-identity-full', '--json'], env);
+    const resumed = await pgrelocate(['sync', '--jobs', '2', '--skip-globals', '--replica-identity-full', '--json'], env);
     assert.equal(resumed.exitCode, ExitCode.ok, resumed.stderr);
     assert.equal((JSON.parse(resumed.stdout) as { resumed: boolean }).resumed, true);
-    const c = await pgferry(['cutover', '--verify', 'checksum', '--json'], env);
+    const c = await pgrelocate(['cutover', '--verify', 'checksum', '--json'], env);
     assert.equal(c.exitCode, ExitCode.ok, c.stderr);
     const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
     assert.equal(v.ok, true, v.mismatches.join('\n'));
-    const clean = await pgferry(['cleanup'], env);
+    const clean = await pgrelocate(['cleanup'], env);
     assert.equal(clean.exitCode, ExitCode.ok, clean.stderr);
     // After cleanup: the partitions' REPLICA IDENTITY FULL on the source is undone.
     assert.deepEqual(await schemaDump(target), await schemaDump(source));

@@ -23,7 +23,7 @@ import { ExitCode } from '../../engine/errors';
 import type { LocalServer } from '../../engine/local/cluster';
 import { libpqUrl, runTool } from '../../engine/tool-exec';
 import { findClientTools } from '../../engine/tools';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { startRegressionServer, type RegressionTemplate } from '../helpers/regression-db';
 import { freshDatabase, hasServer, server, sql } from '../helpers/servers';
 
@@ -79,9 +79,9 @@ describe('PostgreSQL 15 regression database → 17', function () {
 
   it('check refuses the unadjusted database, naming each object 17 cannot take', async function () {
     const target = await freshDatabase(await server(17), 'regr_check');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
     for (const strategy of ['dump-restore', 'logical']) {
-      const c = await pgferry(['check', '--strategy', strategy], env);
+      const c = await pgrelocate(['check', '--strategy', strategy], env);
       assert.equal(c.exitCode, ExitCode.checkFailed, c.stdout);
       assert.match(
         c.stdout,
@@ -109,7 +109,10 @@ describe('PostgreSQL 15 regression database → 17', function () {
     await sql(source, ADJUST);
     sourceSnap = await snapshot(source, 'source');
     const target = await freshDatabase(await server(17), 'regr_base');
-    const c = await pgferry(['check', '--strategy', 'dump-restore'], { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) });
+    const c = await pgrelocate(['check', '--strategy', 'dump-restore'], {
+      PGRELOCATE_SOURCE_URL: url(source),
+      PGRELOCATE_TARGET_URL: url(target),
+    });
     assert.equal(c.exitCode, ExitCode.ok, c.stdout);
     const tools = (await findClientTools())[0]!;
     const roles = await runTool(
@@ -124,7 +127,7 @@ describe('PostgreSQL 15 regression database → 17', function () {
     for (const line of roles.stdout.split('\n').filter((l) => /^(CREATE|ALTER|GRANT) ROLE|^GRANT /.test(l))) {
       await sql(target, line).catch(() => undefined); // roles another test made already exist
     }
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-baseline-'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-baseline-'));
     try {
       const file = path.join(dir, 'regression.dump');
       const d = await runTool(tools.pgDump, ['-Fc', '-f', file, '-d', libpqUrl(source)], [source]);
@@ -152,7 +155,7 @@ describe('PostgreSQL 15 regression database → 17', function () {
   it('copy moves it with no difference beyond the baseline', async function () {
     assert.ok(sourceSnap, 'needs the baseline test');
     const target = await freshDatabase(await server(17), 'regr_copy');
-    const c = await pgferry(['copy', '--jobs', '2', '--quiet', '--source', url(source), '--target', url(target)]);
+    const c = await pgrelocate(['copy', '--jobs', '2', '--quiet', '--source', url(source), '--target', url(target)]);
     assert.equal(c.exitCode, ExitCode.ok, c.stderr + c.stdout);
     await judge('copy', target);
   });
@@ -160,9 +163,9 @@ describe('PostgreSQL 15 regression database → 17', function () {
   it('migrate --strategy dump-restore moves it with no difference beyond the baseline', async function () {
     assert.ok(sourceSnap, 'needs the baseline test');
     const target = await freshDatabase(await server(17), 'regr_dr');
-    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--quiet'], {
-      PGFERRY_SOURCE_URL: url(source),
-      PGFERRY_TARGET_URL: url(target),
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--quiet'], {
+      PGRELOCATE_SOURCE_URL: url(source),
+      PGRELOCATE_TARGET_URL: url(target),
     });
     assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout);
     await judge('dump-restore', target);
@@ -171,29 +174,29 @@ describe('PostgreSQL 15 regression database → 17', function () {
   it('sync + cutover, with changes while streaming, moves it with no difference beyond the baseline', async function () {
     assert.ok(sourceSnap, 'needs the baseline test');
     const target = await freshDatabase(await server(17), 'regr_sync');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    const s = await pgferry(['sync', '--replica-identity-full', '--jobs', '2', '--quiet'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    const s = await pgrelocate(['sync', '--replica-identity-full', '--jobs', '2', '--quiet'], env);
     assert.equal(s.exitCode, ExitCode.ok, s.stderr + s.stdout);
     // Writes of an application while it streams: replicated tables (REPLICA IDENTITY FULL, partitions,
     // inheritance, arrays, JSON) and ones copied again at cutover (a point column), sequences, a large object.
     const changes = [
-      `UPDATE tenk1 SET stringu1 = 'pgferry' WHERE unique1 < 200`,
+      `UPDATE tenk1 SET stringu1 = 'pgrelocate' WHERE unique1 < 200`,
       `DELETE FROM onek WHERE unique1 >= 900`,
       `INSERT INTO int4_tbl VALUES (424242)`,
       `UPDATE point_tbl SET f1 = '(7,7)' WHERE f1 ~= '(0,0)'`,
-      `INSERT INTO person VALUES ('pgferry', 42, '(1,1)')`,
+      `INSERT INTO person VALUES ('pgrelocate', 42, '(1,1)')`,
       `UPDATE emp SET salary = salary + 1`,
       `UPDATE arrtest SET a[1] = 99`,
-      `UPDATE testjsonb SET j = j || '{"pgferry": true}' WHERE j ? 'age'`,
+      `UPDATE testjsonb SET j = j || '{"pgrelocate": true}' WHERE j ? 'age'`,
       `INSERT INTO num_data VALUES (99, 1.5)`,
       `SELECT count(nextval(format('%I.%I', schemaname, sequencename))) FROM pg_sequences
         WHERE increment_by > 0 AND coalesce(last_value, start_value) < max_value - 10 * increment_by`,
       `SELECT lo_from_bytea(0, 'written while streaming')`,
     ];
     for (const q of changes) await sql(source, q);
-    const cut = await pgferry(['cutover', '--verify', 'checksum', '--quiet'], env);
+    const cut = await pgrelocate(['cutover', '--verify', 'checksum', '--quiet'], env);
     assert.equal(cut.exitCode, ExitCode.ok, cut.stderr + cut.stdout);
-    const clean = await pgferry(['cleanup', '--source', url(source), '--target', url(target)]);
+    const clean = await pgrelocate(['cleanup', '--source', url(source), '--target', url(target)]);
     assert.equal(clean.exitCode, ExitCode.ok, clean.stderr + clean.stdout);
     // The source as it stood when the fence went up is what the target must hold.
     await judge('sync + cutover', target, await snapshot(source, 'source after cutover'));

@@ -11,7 +11,7 @@ import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { compareMatviews } from '../../engine/verify';
 import { startProfiledServer } from '../../engine/local/profiles';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 const url = (c: ConnInfo): string => toUrl(c, { password: true });
@@ -31,14 +31,14 @@ describe('schemas users bring', function () {
        INSERT INTO t VALUES (11, 11);`,
     );
     const target = await freshDatabase(await server(17), 'mv_tgt');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--json'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--json'], env);
     assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout.slice(0, 1500));
     const [never] = await sql<{ p: boolean }>(target, `SELECT ispopulated AS p FROM pg_matviews WHERE matviewname = 'never'`);
     assert.equal(never!.p, false, 'WITH NO DATA stays unpopulated');
     // A view that is missing or differs is still caught.
     await sql(target, 'DROP MATERIALIZED VIEW never');
-    const v = await pgferry(['verify', '--verify', 'count'], env);
+    const v = await pgrelocate(['verify', '--verify', 'count'], env);
     assert.equal(v.exitCode, ExitCode.verifyFailed, v.stdout);
     assert.match(v.stdout, /materialized view public\.never: missing on target/);
     assert.deepEqual(
@@ -60,7 +60,7 @@ describe('schemas users bring', function () {
          FROM generate_series(1, 5) g;`,
     );
     const target = await freshDatabase(await server(17), 'acl_tgt');
-    const c = await pgferry(['copy', '--jobs', '2', '--verify', 'checksum', '--json', '--source', url(source), '--target', url(target)]);
+    const c = await pgrelocate(['copy', '--jobs', '2', '--verify', 'checksum', '--json', '--source', url(source), '--target', url(target)]);
     assert.equal(c.exitCode, ExitCode.ok, c.stderr);
     const report = JSON.parse(c.stdout) as { copy: { textTables: string[] } };
     assert.deepEqual(report.copy.textTables, ['"public"."grants"']);
@@ -76,21 +76,21 @@ describe('schemas users bring', function () {
        CREATE TABLE notes (body varchar(20), at timestamptz, tags text[], net cidr); INSERT INTO notes VALUES ('x', now(), '{a}', '10.0.0.0/8');`,
     );
     const target = await freshDatabase(await server(17), 'eq_tgt');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    const c = await pgferry(['check', '--strategy', 'logical', '--replica-identity-full'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    const c = await pgrelocate(['check', '--strategy', 'logical', '--replica-identity-full'], env);
     assert.equal(c.exitCode, ExitCode.ok, c.stdout);
     assert.match(c.stdout, /copied again in full inside the cutover window: "public"."shapes" \(p, j\)/);
     // varchar and cidr compare through text's and inet's operators: notes is replicated with REPLICA IDENTITY FULL.
     assert.doesNotMatch(c.stdout, /"public"."notes" \(/);
-    const s = await pgferry(['sync', '--replica-identity-full', '--quiet'], env);
+    const s = await pgrelocate(['sync', '--replica-identity-full', '--quiet'], env);
     assert.equal(s.exitCode, ExitCode.ok, s.stderr);
     const [pub] = await sql<{ t: string }>(
       source,
-      `SELECT string_agg(tablename, ',') AS t FROM pg_publication_tables WHERE pubname LIKE 'pgferry%'`,
+      `SELECT string_agg(tablename, ',') AS t FROM pg_publication_tables WHERE pubname LIKE 'pgrelocate%'`,
     );
     assert.equal(pub!.t, 'notes');
     await sql(source, `UPDATE shapes SET p = '(9,9)' WHERE n = 1; DELETE FROM shapes WHERE n = 2; UPDATE notes SET body = 'y'`);
-    const cut = await pgferry(['cutover', '--verify', 'checksum', '--quiet'], env);
+    const cut = await pgrelocate(['cutover', '--verify', 'checksum', '--quiet'], env);
     assert.equal(cut.exitCode, ExitCode.ok, cut.stderr + cut.stdout);
     const rows = await sql<{ p: string; n: number }>(target, `SELECT p::text, n FROM shapes ORDER BY n`);
     assert.deepEqual(rows, [{ p: '(9,9)', n: 1 }]);
@@ -117,13 +117,13 @@ describe('schemas users bring', function () {
       ).map((r) => r.e);
     const want = ['bytea_output=escape', 'lo terms v1', 'timezone_abbreviations=India'];
     const copied = await freshDatabase(await server(17), 'props_copy');
-    const c = await pgferry(['copy', '--jobs', '2', '--quiet', '--source', url(source), '--target', url(copied)]);
+    const c = await pgrelocate(['copy', '--jobs', '2', '--quiet', '--source', url(source), '--target', url(copied)]);
     assert.equal(c.exitCode, ExitCode.ok, c.stderr);
     assert.deepEqual(await props(copied), want);
     const synced = await freshDatabase(await server(17), 'props_sync');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(synced) };
-    assert.equal((await pgferry(['sync', '--quiet'], env)).exitCode, ExitCode.ok);
-    const cut = await pgferry(['cutover', '--quiet'], env);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(synced) };
+    assert.equal((await pgrelocate(['sync', '--quiet'], env)).exitCode, ExitCode.ok);
+    const cut = await pgrelocate(['cutover', '--quiet'], env);
     assert.equal(cut.exitCode, ExitCode.ok, cut.stderr);
     // The source's fence (default_transaction_read_only) is not among them.
     assert.deepEqual(await props(synced), want);
@@ -133,7 +133,7 @@ describe('schemas users bring', function () {
     if (!hasServer(15)) this.skip();
     const source = await freshDatabase(await server(15), 'cap_src');
     // A library the source loaded once, gone since (CREATE FUNCTION loads it whatever check_function_bodies says).
-    const libDir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-lib-'));
+    const libDir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-lib-'));
     chmodSync(libDir, 0o755);
     const gone = path.join(libDir, 'gone.so');
     copyFileSync('/usr/lib/postgresql/15/lib/autoinc.so', gone);
@@ -150,9 +150,9 @@ describe('schemas users bring', function () {
     );
     rmSync(libDir, { recursive: true, force: true });
     const target = await freshDatabase(await server(17), 'cap_tgt');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
     for (const strategy of ['dump-restore', 'logical']) {
-      const c = await pgferry(['check', '--strategy', strategy], env);
+      const c = await pgrelocate(['check', '--strategy', strategy], env);
       assert.equal(c.exitCode, ExitCode.checkFailed, c.stdout);
       assert.match(c.stdout, /public\.check_primary_key\(\) \(incompatible library[^)]*version mismatch/);
       assert.match(c.stdout, /public\.vanished\(\) \(could not access file "[^"]*gone\.so"/);
@@ -162,15 +162,15 @@ describe('schemas users bring', function () {
       assert.match(c.stdout, /generated where the parent's column is not[^\n]*public\.gtest_normal_child\.b/);
     }
     // The probe left nothing on the target.
-    const [n] = await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pgferry_probe'`);
+    const [n] = await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pgrelocate_probe'`);
     assert.equal(n!.n, 0);
     // A managed target's user may create no C function at all.
     const rds = await startProfiledServer('rds', 17, { name: 'rds17cap' });
     try {
       const managed = await rds.createDatabase('cap_rds');
-      const m = await pgferry(['check', '--strategy', 'dump-restore'], {
-        PGFERRY_SOURCE_URL: url(source),
-        PGFERRY_TARGET_URL: url(managed),
+      const m = await pgrelocate(['check', '--strategy', 'dump-restore'], {
+        PGRELOCATE_SOURCE_URL: url(source),
+        PGRELOCATE_TARGET_URL: url(managed),
       });
       assert.equal(m.exitCode, ExitCode.checkFailed, m.stdout);
       assert.match(m.stdout, /3 source functions are written in C outside any extension[^\n]*only a superuser may create them/);
@@ -184,7 +184,7 @@ describe('schemas users bring', function () {
        ALTER TABLE gtest_normal_child NO INHERIT gtest_normal; ALTER TABLE gtest_normal_child ALTER COLUMN b DROP EXPRESSION;
        ALTER TABLE gtest_normal_child INHERIT gtest_normal;`,
     );
-    const m = await pgferry(['migrate', '--strategy', 'dump-restore', '--verify', 'checksum', '--quiet'], env);
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--verify', 'checksum', '--quiet'], env);
     assert.equal(m.exitCode, ExitCode.ok, m.stderr + m.stdout);
     const [docs] = await sql<{ n: number; l: number }>(target, `SELECT count(*)::int AS n, min(length(body)) AS l FROM docs`);
     assert.deepEqual(docs, { n: 20, l: 5000 });

@@ -1,6 +1,6 @@
 /**
  * Connection strings as libpq reads them, through the CLI: a plain URL means
- * sslmode=prefer on every connection pgferry opens (sessions, the replication
+ * sslmode=prefer on every connection pgrelocate opens (sessions, the replication
  * connection of the snapshot, pg_dump/pg_restore, the subscription), the
  * verify modes check the certificate, and a URL without a password takes it
  * from PGPASSWORD or the passfile. Only the test of `disable` names that mode.
@@ -13,17 +13,17 @@ import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
 import { loadSample } from '../../scripts/sample-db';
-import { pgferry } from '../helpers/cli';
+import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
 const url = (c: ConnInfo, query = ''): string => toUrl(c, { password: true }) + query;
 
-/** Whether pgferry's sessions on a server use TLS, by application name (walsenders included). */
+/** Whether pgrelocate's sessions on a server use TLS, by application name (walsenders included). */
 async function tlsByApplication(admin: ConnInfo): Promise<Record<string, boolean>> {
   const rows = await sql<{ a: string; ssl: boolean }>(
     admin,
     `SELECT a.application_name AS a, bool_and(s.ssl) AS ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
-      WHERE a.application_name LIKE 'pgferry%' GROUP BY 1`,
+      WHERE a.application_name LIKE 'pgrelocate%' GROUP BY 1`,
   );
   return Object.fromEntries(rows.map((r) => [r.a, r.ssl]));
 }
@@ -43,26 +43,26 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     await sql(plain.conn(), 'CREATE DATABASE tls_src');
     await loadSample(source, { sizeBytes: 3e6 });
     const target = await freshDatabase(await server(17), 'tls_tgt');
-    const env = { PGFERRY_SOURCE_URL: url(source), PGFERRY_TARGET_URL: url(target) };
-    assert.doesNotMatch(env.PGFERRY_SOURCE_URL, /sslmode/);
+    const env = { PGRELOCATE_SOURCE_URL: url(source), PGRELOCATE_TARGET_URL: url(target) };
+    assert.doesNotMatch(env.PGRELOCATE_SOURCE_URL, /sslmode/);
 
-    const s = await pgferry(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env);
+    const s = await pgrelocate(['sync', '--jobs', '2', '--quiet', '--replica-identity-full'], env);
     assert.equal(s.exitCode, 0, s.stderr);
     // The target's subscription reaches the source over plain TCP; the target's own sessions over TLS.
     const onSource = await sql<{ n: string }>(
       source,
-      `SELECT count(*)::text AS n FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE r.application_name = 'pgferry-subscription' AND NOT s.ssl`,
+      `SELECT count(*)::text AS n FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE r.application_name = 'pgrelocate-subscription' AND NOT s.ssl`,
     );
     assert.equal(onSource[0]!.n, '1', 'the subscription streams from the TLS-less source');
     await sql(source, `INSERT INTO app.accounts (name) VALUES ('after-sync')`);
-    const c = await pgferry(['cutover', '--quiet'], env);
+    const c = await pgrelocate(['cutover', '--quiet'], env);
     assert.equal(c.exitCode, 0, c.stderr);
     const got = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM app.accounts WHERE name = 'after-sync'`);
     assert.equal(got[0]!.n, '1');
     const slots = await sql<{ n: string }>(source, `SELECT count(*)::text AS n FROM pg_replication_slots`);
     assert.equal(slots[0]!.n, '0');
 
-    const req = await pgferry(['check', '--source', url(source, '?sslmode=require'), '--target', url(target)]);
+    const req = await pgrelocate(['check', '--source', url(source, '?sslmode=require'), '--target', url(target)]);
     assert.equal(req.exitCode, ExitCode.connection);
     assert.match(req.stderr, /does not support SSL/);
     assert.ok(!req.stderr.includes(source.password!) && !req.stdout.includes(source.password!));
@@ -73,7 +73,7 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     const source = await freshDatabase(await server(14), 'tls2_src');
     await loadSample(source, { sizeBytes: 3e6 });
     const target = await freshDatabase(s17, 'tls2_tgt');
-    const sync = await pgferry([
+    const sync = await pgrelocate([
       'sync',
       '--jobs',
       '2',
@@ -86,12 +86,12 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     ]);
     assert.equal(sync.exitCode, 0, sync.stderr);
     const tls = await tlsByApplication((await server(14)).conn());
-    assert.equal(tls['pgferry-subscription'], true, 'the subscription reaches the source over TLS');
+    assert.equal(tls['pgrelocate-subscription'], true, 'the subscription reaches the source over TLS');
     assert.ok(
       Object.values(tls).every((x) => x),
       JSON.stringify(tls),
     );
-    const c = await pgferry(['cutover', '--quiet', '--source', url(source), '--target', url(target)]);
+    const c = await pgrelocate(['cutover', '--quiet', '--source', url(source), '--target', url(target)]);
     assert.equal(c.exitCode, 0, c.stderr);
 
     const ca = `sslrootcert=${encodeURIComponent(s17.certFile!)}`;
@@ -101,15 +101,15 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
       url(byName, `?sslmode=verify-full&${ca}`),
       url(target, `?sslmode=verify-ca&${ca}`),
     ]) {
-      const v = await pgferry(['verify', '--verify', 'count', '--source', url(source), '--target', t]);
+      const v = await pgrelocate(['verify', '--verify', 'count', '--source', url(source), '--target', t]);
       assert.equal(v.exitCode, 0, `${t.replace(/:[^@]*@/, '@')}: ${v.stderr}`);
     }
     // Another server's certificate: not the CA of this one.
     const otherCa = `sslrootcert=${encodeURIComponent((await server(14)).certFile!)}`;
-    const wrong = await pgferry(['verify', '--source', url(source), '--target', url(target, `?sslmode=verify-full&${otherCa}`)]);
+    const wrong = await pgrelocate(['verify', '--source', url(source), '--target', url(target, `?sslmode=verify-full&${otherCa}`)]);
     assert.equal(wrong.exitCode, ExitCode.connection, wrong.stderr);
     assert.match(wrong.stderr, /certificate/i);
-    const noCa = await pgferry(['verify', '--source', url(source), '--target', url(target, '?sslmode=verify-full')], {
+    const noCa = await pgrelocate(['verify', '--source', url(source), '--target', url(target, '?sslmode=verify-full')], {
       HOME: '/nonexistent',
     });
     assert.equal(noCa.exitCode, ExitCode.usage, noCa.stderr);
@@ -122,7 +122,7 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     const target = await freshDatabase(await server(17), 'tls_off_tgt');
     await sql(target, 'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)');
     const off = (c: ConnInfo): string => toUrl({ ...c, sslmode: 'disable' }, { password: true });
-    const d = await pgferry(['verify', '--verify', 'count', '--source', off(source), '--target', off(target)]);
+    const d = await pgrelocate(['verify', '--verify', 'count', '--source', off(source), '--target', off(target)]);
     assert.equal(d.exitCode, 0, d.stderr);
     const [row] = await sql<{ ssl: boolean }>(
       { ...target, sslmode: 'disable' },
@@ -131,23 +131,23 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     assert.equal(row!.ssl, false);
   });
 
-  it('a URL without a password takes it from PGPASSWORD or the passfile, for pgferry and for pg_dump', async function () {
+  it('a URL without a password takes it from PGPASSWORD or the passfile, for pgrelocate and for pg_dump', async function () {
     const source = await freshDatabase(await server(14), 'pw_src');
     await loadSample(source, { sizeBytes: 2e6 });
     const target = await freshDatabase(await server(17), 'pw_tgt');
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-test-pass-'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-test-pass-'));
     try {
       const file = path.join(dir, 'pgpass');
       writeFileSync(file, [source, target].map((c) => `${c.host}:${c.port}:*:${c.user}:${c.password}`).join('\n') + '\n', { mode: 0o600 });
       const bare = (c: ConnInfo): string => toUrl({ ...c, password: undefined });
-      const cp = await pgferry(['copy', '--jobs', '2', '--quiet', '--source', bare(source), '--target', bare(target)], {
+      const cp = await pgrelocate(['copy', '--jobs', '2', '--quiet', '--source', bare(source), '--target', bare(target)], {
         PGPASSFILE: file,
         PGPASSWORD: '',
       });
       assert.equal(cp.exitCode, 0, cp.stderr);
       // PGPASSWORD is one password for both ends, as in libpq: the same server here.
       const target2 = await freshDatabase(await server(14), 'pw_tgt2');
-      const env = await pgferry(
+      const env = await pgrelocate(
         ['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--quiet', '--source', bare(source), '--target', bare(target2)],
         {
           PGPASSWORD: source.password!,
@@ -155,7 +155,7 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
         },
       );
       assert.equal(env.exitCode, 0, env.stderr);
-      const none = await pgferry(['check', '--source', bare(source), '--target', bare(target2)], {
+      const none = await pgrelocate(['check', '--source', bare(source), '--target', bare(target2)], {
         PGPASSFILE: '/nonexistent',
         PGPASSWORD: '',
       });

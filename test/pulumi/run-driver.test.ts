@@ -1,4 +1,4 @@
-/** The MigrationRun driver's pure parts: the pgferry command line and the SSM script for the worker. */
+/** The MigrationRun driver's pure parts: the pgrelocate command line and the SSM script for the worker. */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { replacementKeys } from '../../components/migration-run';
@@ -8,7 +8,7 @@ import { targetParameters } from '../../components/target-database';
 import { parseStackConfig } from '../../components/config';
 
 describe('MigrationRun driver', function () {
-  it('builds the pgferry command line for each phase', function () {
+  it('builds the pgrelocate command line for each phase', function () {
     const inputs = {
       strategy: 'logical' as const,
       phase: 'sync' as const,
@@ -56,7 +56,7 @@ describe('MigrationRun driver', function () {
     assert.equal(shq('16MB'), '16MB');
     assert.equal(shq("it's on"), `'it'\\''s on'`);
     const script = ssmScript(['sync', '--pre-hook', "maint 'on'"], 3600);
-    assert.match(script.join('\n'), /systemctl start --no-block pgferry@sync\.service/);
+    assert.match(script.join('\n'), /systemctl start --no-block pgrelocate@sync\.service/);
     assert.match(script.join('\n'), /\{"running":true\}/);
     const r = await execa('sh', ['-n', '-c', script.join('\n')], { reject: false });
     assert.equal(r.exitCode, 0, String(r.stderr));

@@ -23,7 +23,7 @@ const STACKS = path.resolve(__dirname, '..', '..', '..', 'stacks');
 
 function stackConfig(stack: string): Record<string, unknown> {
   const doc = parse(readFileSync(path.join(STACKS, `Pulumi.${stack}.yaml`), 'utf8')) as { config: Record<string, unknown> };
-  return Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k.replace(/^pgferry:/, ''), v]));
+  return Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k.replace(/^pgrelocate:/, ''), v]));
 }
 
 async function build(
@@ -50,7 +50,7 @@ async function build(
         return args.inputs;
       },
     },
-    'pgferry',
+    'pgrelocate',
     stack,
     false,
   );
@@ -164,7 +164,7 @@ describe('Pulumi program (mocks)', function () {
       assert.equal(ec2.metadataOptions.httpTokens, 'required');
       assert.match(ec2.userData, /^#cloud-config\n/);
       assert.match(ec2.userData, /postgresql-client-17/);
-      assert.match(ec2.userData, /PGFERRY_SOURCE_PARAM=\/pgferry\/production\/source-url/);
+      assert.match(ec2.userData, /PGRELOCATE_SOURCE_PARAM=\/pgrelocate\/production\/source-url/);
       assert.doesNotMatch(ec2.userData, /source-secret|target-secret|generated-password|postgresql:\/\//);
       const attach = one(rs, 'aws:iam/rolePolicyAttachment:RolePolicyAttachment').inputs;
       assert.equal(attach['policyArn'], 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore');
@@ -173,8 +173,8 @@ describe('Pulumi program (mocks)', function () {
       };
       assert.deepEqual(policy.Statement[0]!.Action, ['ssm:GetParameter']);
       assert.deepEqual(policy.Statement[0]!.Resource, [
-        'arn:aws:ssm:eu-west-1:1:parameter/pgferry/production/source-url',
-        'arn:aws:ssm:eu-west-1:1:parameter/pgferry/production/target-url',
+        'arn:aws:ssm:eu-west-1:1:parameter/pgrelocate/production/source-url',
+        'arn:aws:ssm:eu-west-1:1:parameter/pgrelocate/production/target-url',
       ]);
       for (const p of ofType(rs, 'aws:ssm/parameter:Parameter')) assert.equal(p.inputs['type'], 'SecureString');
     });
@@ -189,12 +189,12 @@ describe('Pulumi program (mocks)', function () {
 
     it('database objects through @pulumi/postgresql: migration role, database, extensions, application grants', function () {
       const role = one(rs, 'postgresql:index/role:Role', 'db-migration-role').inputs;
-      assert.equal(role['name'], 'pgferry');
+      assert.equal(role['name'], 'pgrelocate');
       assert.deepEqual(role['roles'], ['rds_superuser']);
       assert.equal(role['login'], true);
       const db = one(rs, 'postgresql:index/database:Database').inputs;
       assert.equal(db['name'], 'app');
-      assert.equal(db['owner'], 'pgferry');
+      assert.equal(db['owner'], 'pgrelocate');
       assert.deepEqual(
         ofType(rs, 'postgresql:index/extension:Extension').map((e) => e.inputs['name']),
         ['citext', 'pgcrypto'],
@@ -265,15 +265,15 @@ describe('Pulumi program (mocks)', function () {
       });
     assert.throws(bad, (e: ConfigError) => {
       const text = e.issues.join('\n');
-      assert.match(text, /pgferry:phase: /);
-      assert.match(text, /pgferry:aws\.subnetIds: at least 2 subnets/);
-      assert.match(text, /pgferry:aws\.allowedCidrs\.0: a CIDR narrower than \/0/);
-      assert.match(text, /pgferry:aws\.engineVersion: a PostgreSQL version/);
+      assert.match(text, /pgrelocate:phase: /);
+      assert.match(text, /pgrelocate:aws\.subnetIds: at least 2 subnets/);
+      assert.match(text, /pgrelocate:aws\.allowedCidrs\.0: a CIDR narrower than \/0/);
+      assert.match(text, /pgrelocate:aws\.engineVersion: a PostgreSQL version/);
       assert.match(text, /surprise/);
       return true;
     });
-    assert.throws(() => parseStackConfig({ mode: 'aws' }), /pgferry:aws: required when mode is aws/);
-    assert.throws(() => parseStackConfig({}), /pgferry:mode/);
+    assert.throws(() => parseStackConfig({ mode: 'aws' }), /pgrelocate:aws: required when mode is aws/);
+    assert.throws(() => parseStackConfig({}), /pgrelocate:mode/);
   });
 
   it('resource options: the target is protected, the worker replaceable, the run may take two days', function () {

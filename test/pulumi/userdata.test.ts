@@ -10,24 +10,24 @@ import { renderUserData, workerPackages, type UserDataArgs } from '../../compone
 const base: UserDataArgs = {
   clientMajor: 17,
   strategy: 'logical',
-  pgferryPackage: 'pgferry@0.1.0',
+  pgrelocatePackage: 'pgrelocate@0.1.0',
   region: 'eu-west-1',
-  sourceUrlParameter: '/pgferry/prod/source-url',
-  targetUrlParameter: '/pgferry/prod/target-url',
+  sourceUrlParameter: '/pgrelocate/prod/source-url',
+  targetUrlParameter: '/pgrelocate/prod/target-url',
 };
 
 describe('worker user-data', function () {
-  it('installs the client tools of the target major, Node and pgferry; mounts the disk; no credentials', function () {
+  it('installs the client tools of the target major, Node and pgrelocate; mounts the disk; no credentials', function () {
     const text = renderUserData(base);
     assert.ok(text.startsWith('#cloud-config\n'));
     const doc = parse(text) as { runcmd: (string[] | string)[]; write_files: { path: string; content: string }[] };
     const cmds = doc.runcmd.map((c) => (Array.isArray(c) ? c.join(' ') : c));
     assert.ok(cmds.some((c) => c.includes('postgresql-client-17')));
-    assert.ok(cmds.some((c) => c === 'npm install --global --omit=dev pgferry@0.1.0'));
-    assert.ok(cmds.some((c) => c.startsWith('/usr/local/sbin/pgferry-disk /data')));
-    const unit = doc.write_files.find((f) => f.path === '/etc/systemd/system/pgferry@.service')!;
-    assert.match(unit.content, /ExecStart=\/usr\/local\/bin\/pgferry-run %i/);
-    const run = doc.write_files.find((f) => f.path === '/usr/local/bin/pgferry-run')!;
+    assert.ok(cmds.some((c) => c === 'npm install --global --omit=dev pgrelocate@0.1.0'));
+    assert.ok(cmds.some((c) => c.startsWith('/usr/local/sbin/pgrelocate-disk /data')));
+    const unit = doc.write_files.find((f) => f.path === '/etc/systemd/system/pgrelocate@.service')!;
+    assert.match(unit.content, /ExecStart=\/usr\/local\/bin\/pgrelocate-run %i/);
+    const run = doc.write_files.find((f) => f.path === '/usr/local/bin/pgrelocate-run')!;
     assert.match(run.content, /aws ssm get-parameter .*--with-decryption/);
     assert.doesNotMatch(text, /postgresql:\/\/|password/i);
   });
@@ -44,7 +44,7 @@ describe('worker user-data', function () {
       // scripts/debian-packages.txt lists cloud-init: `npm test` as root installs it.
       this.skip();
     }
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-userdata-'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-userdata-'));
     try {
       for (const strategy of ['logical', 'dump-restore', 'pglogical', 'bucardo'] as const) {
         const file = path.join(dir, `${strategy}.yaml`);

@@ -24,18 +24,26 @@ describe('bucardo (pure parts)', function () {
 
   it('adds databases without a password on the command line (it goes in by SQL), with the TLS mode', function () {
     const c = parseUrl('postgresql://app:s3cret@db.example.com:5433/shop?sslmode=require', 'source');
-    const args = addDbArgs('pgferry_x_src', c);
-    assert.deepEqual(args.slice(0, 7), ['add', 'db', 'pgferry_x_src', 'dbhost=db.example.com', 'dbport=5433', 'dbname=shop', 'dbuser=app']);
+    const args = addDbArgs('pgrelocate_x_src', c);
+    assert.deepEqual(args.slice(0, 7), [
+      'add',
+      'db',
+      'pgrelocate_x_src',
+      'dbhost=db.example.com',
+      'dbport=5433',
+      'dbname=shop',
+      'dbuser=app',
+    ]);
     assert.ok(args.includes('conn=sslmode=require'));
     assert.ok(!args.join(' ').includes('s3cret'), 'no password in argv');
   });
 
   it('names its objects from the run id', function () {
     assert.deepEqual(bucardoNames('E63B8C52-4782-48c7-a70e-e990cb2326a4'), {
-      sourceDb: 'pgferry_e63b8c524782_src',
-      targetDb: 'pgferry_e63b8c524782_dst',
-      relgroup: 'pgferry_e63b8c524782',
-      sync: 'pgferry_e63b8c524782',
+      sourceDb: 'pgrelocate_e63b8c524782_src',
+      targetDb: 'pgrelocate_e63b8c524782_dst',
+      relgroup: 'pgrelocate_e63b8c524782',
+      sync: 'pgrelocate_e63b8c524782',
     });
   });
 });

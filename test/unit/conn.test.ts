@@ -15,7 +15,7 @@ import {
   withoutUnknownSetting,
   type ConnInfo,
 } from '../../engine/conn';
-import { PgferryError } from '../../engine/errors';
+import { PgrelocateError } from '../../engine/errors';
 
 describe('connection URLs', function () {
   it('parses every part, decoding percent-escapes', function () {
@@ -86,7 +86,7 @@ describe('connection URLs', function () {
     assert.equal(passfileLookup(text, { host: 'h', port: 5432, database: 'shop', user: 'b:ob' }), 'pa:ss');
     assert.equal(passfileLookup(text, { host: 'z', port: 1, database: 'y', user: 'w' }), 'any');
     assert.equal(passfileLookup('localhost:*:*:u:sock', { host: '/run/postgresql', port: 5432, database: 'd', user: 'u' }), 'sock');
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-unit-'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-unit-'));
     try {
       const file = path.join(dir, 'pgpass');
       writeFileSync(file, 'h:5432:*:bob:secret\n', { mode: 0o600 });
@@ -106,12 +106,12 @@ describe('connection URLs', function () {
     assert.equal(sslConfig(at('?sslmode=allow'), noRoot), false);
     assert.throws(
       () => sslConfig(at('?sslmode=verify-full'), noRoot),
-      (e: PgferryError) => e.code === 'bad-url' && /sslrootcert=/.test(e.fix),
+      (e: PgrelocateError) => e.code === 'bad-url' && /sslrootcert=/.test(e.fix),
     );
     const system = sslConfig(at('?sslmode=verify-full&sslrootcert=system'), noRoot) as { rejectUnauthorized: boolean; ca?: string };
     assert.equal(system.rejectUnauthorized, true);
     assert.equal(system.ca, undefined);
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-unit-'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-unit-'));
     try {
       const ca = path.join(dir, 'ca.pem');
       writeFileSync(ca, 'CERT');
@@ -156,7 +156,7 @@ describe('connection URLs', function () {
   it('rejects other schemes, typos and unknown sslmodes with the fix, never repeating the password', function () {
     assert.throws(
       () => parseUrl('mysql://u:hunter2@h/db'),
-      (e: PgferryError) => e.code === 'bad-url' && !e.message.includes('hunter2'),
+      (e: PgrelocateError) => e.code === 'bad-url' && !e.message.includes('hunter2'),
     );
     assert.throws(() => parseUrl('postgresql://h/db?sslmode=maybe'), /Unknown sslmode "maybe"/);
     for (const typo of [
@@ -169,7 +169,7 @@ describe('connection URLs', function () {
     ]) {
       assert.throws(
         () => parseUrl(typo),
-        (e: PgferryError) =>
+        (e: PgrelocateError) =>
           e.code === 'bad-url' && /postgresql:\/\/USER/.test(e.fix) && !e.message.includes('hunter2') && !e.fix.includes('hunter2'),
         typo,
       );

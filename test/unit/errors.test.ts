@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { runChecks } from '../../engine/check';
-import { ERROR_CODES, ExitCode, PgferryError } from '../../engine/errors';
+import { ERROR_CODES, ExitCode, PgrelocateError } from '../../engine/errors';
 import { opt, setFrontEnd } from '../../engine/option-names';
 import { tableInfo } from '../helpers/fixtures';
 
@@ -8,17 +8,17 @@ describe('typed failures', function () {
   it('every error code has its exit code in one table', function () {
     const exits = new Set<number>(Object.values(ExitCode));
     for (const [code, exit] of Object.entries(ERROR_CODES)) assert.ok(exits.has(exit), code);
-    assert.equal(new PgferryError('verify-failed', 'm', 'f').exitCode, ExitCode.verifyFailed);
-    assert.equal(new PgferryError('run-busy', 'm', 'f').exitCode, ExitCode.busy);
-    assert.equal(new PgferryError('bad-url', 'm', 'f').exitCode, ExitCode.usage);
-    assert.equal(new PgferryError('auth-failed', 'm', 'f').exitCode, ExitCode.connection);
-    assert.equal(new PgferryError('apply-timeout', 'm', 'f').exitCode, ExitCode.migrationFailed);
+    assert.equal(new PgrelocateError('verify-failed', 'm', 'f').exitCode, ExitCode.verifyFailed);
+    assert.equal(new PgrelocateError('run-busy', 'm', 'f').exitCode, ExitCode.busy);
+    assert.equal(new PgrelocateError('bad-url', 'm', 'f').exitCode, ExitCode.usage);
+    assert.equal(new PgrelocateError('auth-failed', 'm', 'f').exitCode, ExitCode.connection);
+    assert.equal(new PgrelocateError('apply-timeout', 'm', 'f').exitCode, ExitCode.migrationFailed);
   });
 
   it('fixes name the option as the front end spells it: a CLI flag, or the Pulumi config key', function () {
     assert.equal(opt('maxLag', 'cli'), '--max-lag');
-    assert.equal(opt('maxLag', 'pulumi'), 'pgferry:options.maxLag');
-    assert.equal(opt('strategy', 'pulumi'), 'pgferry:strategy');
+    assert.equal(opt('maxLag', 'pulumi'), 'pgrelocate:options.maxLag');
+    assert.equal(opt('strategy', 'pulumi'), 'pgrelocate:strategy');
     assert.match(opt('force', 'pulumi'), /the CLI's --force/);
     const keyless = tableInfo('events', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false });
     const inv = (major: number) =>
@@ -75,7 +75,7 @@ describe('typed failures', function () {
       }).find((x) => x.code === 'no-replica-identity')!.fix;
     try {
       setFrontEnd('pulumi');
-      assert.match(fix(), /pass pgferry:options\.replicaIdentityFull .* or use pgferry:strategy dump-restore/);
+      assert.match(fix(), /pass pgrelocate:options\.replicaIdentityFull .* or use pgrelocate:strategy dump-restore/);
     } finally {
       setFrontEnd('cli');
     }

@@ -32,9 +32,9 @@ const info = (t: TableInfo, over: Partial<TableCopyInfo> = {}): TableCopyInfo =>
 describe('logical strategy, pure parts', function () {
   it('names artefacts from the run id, safe for replication commands', function () {
     assert.deepEqual(namesFor('0f3c9a2e-1b7d-4c1e-9a55-aa00bb11cc22'), {
-      slot: 'pgferry_0f3c9a2e1b7d',
-      publication: 'pgferry_0f3c9a2e1b7d',
-      subscription: 'pgferry_0f3c9a2e1b7d',
+      slot: 'pgrelocate_0f3c9a2e1b7d',
+      publication: 'pgrelocate_0f3c9a2e1b7d',
+      subscription: 'pgrelocate_0f3c9a2e1b7d',
     });
   });
 
@@ -44,7 +44,10 @@ describe('logical strategy, pure parts', function () {
       publishedTables(ts).map((t) => t.name),
       ['a', 'p1'],
     );
-    assert.equal(createPublicationSql('pgferry_x', publishedTables(ts)), 'CREATE PUBLICATION pgferry_x FOR TABLE "app"."a", "app"."p1"');
+    assert.equal(
+      createPublicationSql('pgrelocate_x', publishedTables(ts)),
+      'CREATE PUBLICATION pgrelocate_x FOR TABLE "app"."a", "app"."p1"',
+    );
   });
 
   it('splits a large table with an integer key into covering, non-overlapping ranges, largest parts first', function () {
@@ -94,10 +97,10 @@ describe('logical strategy, pure parts', function () {
     const src = parseUrl("postgresql://rep:it's%20a%20pw@db.internal:5433/shop?sslmode=require");
     assert.equal(
       conninfo(src),
-      `host='db.internal' port='5433' user='rep' password='it\\'s a pw' dbname='shop' sslmode='require' application_name='pgferry-subscription'`,
+      `host='db.internal' port='5433' user='rep' password='it\\'s a pw' dbname='shop' sslmode='require' application_name='pgrelocate-subscription'`,
     );
     const sql = createSubscriptionSql(namesFor('abc'), src);
-    assert.match(sql, /WITH \(create_slot = false, slot_name = 'pgferry_abc', copy_data = false, enabled = true\)/);
+    assert.match(sql, /WITH \(create_slot = false, slot_name = 'pgrelocate_abc', copy_data = false, enabled = true\)/);
     assert.doesNotMatch(redact(sql), /it.?s a pw/);
   });
 
@@ -144,8 +147,8 @@ describe('logical strategy, pure parts', function () {
       '3396; 9999 16500 SOME FUTURE TYPE app whatever postgres',
       '3397; 6104 16600 PUBLICATION - cdc_orders postgres',
       '3398; 6106 16601 PUBLICATION TABLE app cdc_orders orders postgres',
-      '3399; 6104 16602 PUBLICATION - pgferry_4f2a postgres',
-      '3400; 6106 16603 PUBLICATION TABLE app pgferry_4f2a orders postgres',
+      '3399; 6104 16602 PUBLICATION - pgrelocate_4f2a postgres',
+      '3400; 6106 16603 PUBLICATION TABLE app pgrelocate_4f2a orders postgres',
     ].join('\n');
     const entries = parseToc(toc);
     assert.deepEqual(
@@ -166,8 +169,8 @@ describe('logical strategy, pure parts', function () {
         ['', '', ''],
         ['PUBLICATION', '-', 'cdc_orders'],
         ['PUBLICATION TABLE', 'app', 'cdc_orders orders'],
-        ['PUBLICATION', '-', 'pgferry_4f2a'],
-        ['PUBLICATION TABLE', 'app', 'pgferry_4f2a orders'],
+        ['PUBLICATION', '-', 'pgrelocate_4f2a'],
+        ['PUBLICATION TABLE', 'app', 'pgrelocate_4f2a orders'],
       ],
       'an entry of a type this module does not know is kept',
     );
@@ -224,7 +227,7 @@ describe('logical strategy, pure parts', function () {
     assert.deepEqual(
       split.rest.map((l) => l.split(';')[0]),
       ['3350', '3361', '3362', '3363', '3370', '3380', '3390', '3395', '3396', '3397', '3398'],
-      "every other entry, in the section's order: a constraint's comment after it, NOT VALID checks, row security, unknown types, the source's publications but not pgferry's own",
+      "every other entry, in the section's order: a constraint's comment after it, NOT VALID checks, row security, unknown types, the source's publications but not pgrelocate's own",
     );
     // The referenced index left to the rest (pg_restore cannot tell it apart): its key waits too.
     const late = splitPostData(

@@ -14,9 +14,9 @@ describe('pglogical (pure parts)', function () {
   it('names: nodes and subscription from the run id, valid identifiers', function () {
     const n = pglogicalNames('6B10F7A3-6e64-45d3-b191-cfc64ce8fe94');
     assert.deepEqual(n, {
-      providerNode: 'pgferry_6b10f7a36e64_provider',
-      subscriberNode: 'pgferry_6b10f7a36e64_subscriber',
-      subscription: 'pgferry_6b10f7a36e64',
+      providerNode: 'pgrelocate_6b10f7a36e64_provider',
+      subscriberNode: 'pgrelocate_6b10f7a36e64_subscriber',
+      subscription: 'pgrelocate_6b10f7a36e64',
     });
   });
 

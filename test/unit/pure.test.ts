@@ -56,13 +56,13 @@ describe('pure helpers', function () {
     assert.equal(env['PGHOST'], undefined);
     assert.equal(env['PGPASSFILE'], '/tmp/pass');
     assert.equal(env['PATH'], '/bin');
-    // Probes and hooks: the user's environment less the passwords pgferry was given.
+    // Probes and hooks: the user's environment less the passwords pgrelocate was given.
     assert.deepEqual(
       withoutSecrets({
         PATH: '/bin',
-        PGFERRY_SOURCE_URL: 'postgresql://u:pw@h/d',
-        PGFERRY_TARGET_URL: 'x',
-        PGFERRY_BUCARDO_URL: 'y',
+        PGRELOCATE_SOURCE_URL: 'postgresql://u:pw@h/d',
+        PGRELOCATE_TARGET_URL: 'x',
+        PGRELOCATE_BUCARDO_URL: 'y',
         PGPASSWORD: 'p',
         HOME: '/h',
       }),
@@ -92,17 +92,19 @@ describe('pure helpers', function () {
       '  copy               running: 300.0 MiB of 1.2 GiB (25%), 10.0 MiB/s, ETA 30.0s — app.orders [2/4] (2.00s ago)',
     );
     const run = { status: 'running', strategy: 'logical', holder: null };
-    assert.match(formatLiveness({ ...run, meta: { phase: 'copy' } }).join('\n'), /stopped\. Continue with: pgferry sync \(resumes it\)/);
+    assert.match(formatLiveness({ ...run, meta: { phase: 'copy' } }).join('\n'), /stopped\. Continue with: pgrelocate sync \(resumes it\)/);
     assert.match(
       formatLiveness({ ...run, meta: { phase: 'streaming' } }).join('\n'),
-      /no pgferry process is needed\. Next: pgferry cutover/,
+      /no pgrelocate process is needed\. Next: pgrelocate cutover/,
     );
     const fenced = formatLiveness({ ...run, meta: { phase: 'streaming', fence: { database: 'd' } } }).join('\n');
     assert.match(fenced, /source is FENCED.*cleanup --unfence/);
-    assert.doesNotMatch(fenced, /no pgferry process is needed/);
+    assert.doesNotMatch(fenced, /no pgrelocate process is needed/);
     assert.match(
-      formatLiveness({ ...run, holder: { holder: 'pgferry sync pid 7 on w1', since: 't0', pid: 9 }, meta: { phase: 'copy' } }).join('\n'),
-      /in progress: pgferry sync pid 7 on w1, connected since t0/,
+      formatLiveness({ ...run, holder: { holder: 'pgrelocate sync pid 7 on w1', since: 't0', pid: 9 }, meta: { phase: 'copy' } }).join(
+        '\n',
+      ),
+      /in progress: pgrelocate sync pid 7 on w1, connected since t0/,
     );
   });
 
@@ -116,7 +118,7 @@ describe('pure helpers', function () {
     assert.doesNotMatch(other.fix, /nothing was written/);
   });
 
-  it('tools end with pgferry (setpriv --pdeathsig), and passfiles of dead pgferry processes are swept', async function () {
+  it('tools end with pgrelocate (setpriv --pdeathsig), and passfiles of dead pgrelocate processes are swept', async function () {
     assert.deepEqual(toolCommand('/usr/bin/pg_restore', ['-j', '2'], '/usr/bin/setpriv'), [
       '/usr/bin/setpriv',
       ['--pdeathsig', 'TERM', '--', '/usr/bin/pg_restore', '-j', '2'],
@@ -125,11 +127,11 @@ describe('pure helpers', function () {
     const child = execa(process.execPath, ['-e', '0']);
     const deadPid = child.pid!;
     await child;
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgferry-unit-sweep-'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-unit-sweep-'));
     try {
-      for (const pid of [deadPid, process.pid]) mkdirSync(path.join(dir, `pgferry-pass-${pid}-abc`));
-      assert.deepEqual(sweepPassfiles(dir), [`pgferry-pass-${deadPid}-abc`]);
-      assert.deepEqual(readdirSync(dir), [`pgferry-pass-${process.pid}-abc`]);
+      for (const pid of [deadPid, process.pid]) mkdirSync(path.join(dir, `pgrelocate-pass-${pid}-abc`));
+      assert.deepEqual(sweepPassfiles(dir), [`pgrelocate-pass-${deadPid}-abc`]);
+      assert.deepEqual(readdirSync(dir), [`pgrelocate-pass-${process.pid}-abc`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -138,7 +140,7 @@ describe('pure helpers', function () {
   it('pg_dump and pg_restore arguments carry no password, and follow the source version', function () {
     const source = parseUrl('postgresql://u:secret@h:5432/db');
     const args = pgDumpArgs({ source, dumpDir: '/d', opts: { jobs: 4, compress: 0 }, sourceVersionNum: 120000, sourceInRecovery: false });
-    assert.ok(args.includes('-Fd') && args.includes('4') && args.includes('--exclude-schema=pgferry'));
+    assert.ok(args.includes('-Fd') && args.includes('4') && args.includes('--exclude-schema=pgrelocate'));
     assert.ok(!args.join(' ').includes('secret'));
     assert.ok(!args.includes('--no-synchronized-snapshots'));
     assert.ok(

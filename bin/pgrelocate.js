@@ -6,7 +6,7 @@ try {
   cli = require('../dist/scripts/cli.js');
 } catch (e) {
   if (e && e.code === 'MODULE_NOT_FOUND') {
-    process.stderr.write('pgferry is not built yet: run `npm run build` in ' + require('path').resolve(__dirname, '..') + '\n');
+    process.stderr.write('pgrelocate is not built yet: run `npm run build` in ' + require('path').resolve(__dirname, '..') + '\n');
     process.exit(1);
   }
   throw e;
