@@ -70,6 +70,22 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
 }
 
 /**
+ * A preflight's findings for another strategy or flags: the same inventories,
+ * the checks run again (pure), so a caller that chose the strategy from one
+ * preflight does not make the command query both servers twice.
+ */
+export function recheck(pre: Preflight, o: { strategy: Strategy; force?: boolean; replicaIdentityFull?: boolean }): Preflight {
+  const facts: CheckFacts = {
+    ...pre.facts,
+    strategy: o.strategy,
+    force: o.force ?? pre.facts.force,
+    replicaIdentityFull: o.replicaIdentityFull ?? pre.facts.replicaIdentityFull ?? false,
+  };
+  const findings = runChecks(facts);
+  return { ...pre, facts, findings, ok: !findings.some((f) => f.level === 'error') };
+}
+
+/**
  * Whether the target can create each C function the source has: CREATE
  * FUNCTION loads the library and looks the symbol up (check_function_bodies),
  * inside a transaction that is rolled back, so nothing is left on the target.

@@ -16,7 +16,7 @@ import { cleanupLogical, copyOnce, cutover, logicalStatus, sync, type LogicalOpt
 import { pglogicalSync } from '../engine/pglogical/sync';
 import { bucardoSync } from '../engine/bucardo/sync';
 import { formatBytes, parseSize } from '../engine/units';
-import { defaultWorkDir, preflight } from '../engine/preflight';
+import { defaultWorkDir, preflight, type Preflight } from '../engine/preflight';
 import { progressView } from '../engine/progress-view';
 import {
   formatCopy,
@@ -129,16 +129,18 @@ async function streamingSync(
   target: ConnInfo,
   o: LogicalCliOpts,
   emit: Emit,
+  preflight?: Preflight,
 ): Promise<{ report: unknown; text: string }> {
+  const opts = { ...logicalOptions(o), ...(preflight ? { preflight } : {}) };
   if (strategy === 'pglogical') {
-    const r = await pglogicalSync(source, target, logicalOptions(o), emit);
+    const r = await pglogicalSync(source, target, opts, emit);
     return { report: r, text: formatPglogicalSync(r) };
   }
   if (strategy === 'bucardo') {
-    const r = await bucardoSync(source, target, bucardoControl(o), logicalOptions(o), emit);
+    const r = await bucardoSync(source, target, bucardoControl(o), opts, emit);
     return { report: r, text: formatBucardoSync(r) };
   }
-  const r = await sync(source, target, logicalOptions(o), emit);
+  const r = await sync(source, target, opts, emit);
   return { report: r, text: formatSync(r) };
 }
 
@@ -204,7 +206,12 @@ function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
  * fix, unless the command may fall back to it (never: a full-downtime run
  * must be asked for).
  */
-async function choose(source: ConnInfo, target: ConnInfo, o: LogicalCliOpts & { quiet?: boolean }, command: string): Promise<Strategy> {
+async function choose(
+  source: ConnInfo,
+  target: ConnInfo,
+  o: LogicalCliOpts & { quiet?: boolean },
+  command: string,
+): Promise<{ strategy: Strategy; preflight?: Preflight }> {
   const say = (text: string): void => {
     if (!o.quiet) process.stderr.write(text + '\n');
   };
@@ -212,12 +219,13 @@ async function choose(source: ConnInfo, target: ConnInfo, o: LogicalCliOpts & { 
   const prevPhase = (prev?.meta as { phase?: string } | null)?.phase;
   if (prev && prevPhase !== 'done') {
     say(`strategy: ${prev.strategy} — continuing run ${prev.id} recorded on the target`);
-    return prev.strategy as Strategy;
+    return { strategy: prev.strategy as Strategy };
   }
   const pre = await preflight(source, target, {
     strategy: 'logical',
     force: o.force ?? false,
     replicaIdentityFull: o.replicaIdentityFull ?? false,
+    ...(o.workDir ? { workDir: o.workDir } : {}),
   });
   const c = chooseStrategy(undefined, pre.facts);
   if (c.streamingBlockers) {
@@ -230,7 +238,7 @@ async function choose(source: ConnInfo, target: ConnInfo, o: LogicalCliOpts & { 
     );
   }
   say(`strategy: ${c.strategy} — ${c.reason}`);
-  return c.strategy;
+  return { strategy: c.strategy, preflight: pre };
 }
 
 /** The package's version, for --version. */
@@ -342,10 +350,11 @@ export function buildProgram(): Command {
         },
     ) => {
       const { source, target } = endpoints(o);
-      const strategy = o.strategy ?? (await choose(source, target, o, 'migrate'));
+      const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
+      const strategy = chosen.strategy;
       if (strategy !== 'dump-restore') {
         const emit = progressPrinter(o);
-        const s = await streamingSync(strategy, source, target, o, emit);
+        const s = await streamingSync(strategy, source, target, o, emit, chosen.preflight);
         const c = await cutover(source, target, logicalOptions(o), emit);
         out(o, { strategy, sync: s.report, cutover: c }, `${s.text}\n${formatCutover(c)}`);
         return;
@@ -393,10 +402,11 @@ export function buildProgram(): Command {
     .option('--quiet', 'no progress on stderr')
     .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: 'logical' | 'pglogical' | 'bucardo' }) => {
       const { source, target } = endpoints(o);
-      const picked = o.strategy ?? (await choose(source, target, o, 'migrate'));
+      const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
+      const picked = chosen.strategy;
       if (picked === 'dump-restore')
         throw new PgrelocateError('usage', 'sync streams; dump-restore does not.', 'Run pgrelocate migrate --strategy dump-restore.');
-      const s = await streamingSync(picked, source, target, o, progressPrinter(o));
+      const s = await streamingSync(picked, source, target, o, progressPrinter(o), chosen.preflight);
       out(o, s.report, s.text);
     });
 

@@ -2,7 +2,7 @@
 import { namesFor } from './snapshot';
 import os from 'node:os';
 import { type ConnInfo } from '../conn';
-import { defaultWorkDir } from '../preflight';
+import { defaultWorkDir, type Preflight } from '../preflight';
 import { readRun, type RunRecord } from '../state';
 import { type FenceState } from './fence';
 import { type LogicalNames } from './snapshot';
@@ -28,6 +28,8 @@ export interface LogicalOptions {
   /** How long cutover waits for the final LSN once writes are fenced (seconds). */
   readonly applyTimeout: number;
   readonly verify: 'checksum' | 'count' | 'none';
+  /** A preflight the caller already ran on these endpoints (choosing the strategy): reused, its checks re-run, not its queries. */
+  readonly preflight?: Preflight;
   readonly preHook?: string;
   readonly postHook?: string;
   /** false: copy once (schema, data, indexes, sequences, large objects) with no slot and no streaming. */

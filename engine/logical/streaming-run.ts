@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { connect, describe, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
-import { preflight, requireReady, type Preflight } from '../preflight';
+import { preflight, recheck, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunLock } from '../run-lock';
 import { RunState, type RunRecord } from '../state';
@@ -90,12 +90,10 @@ async function runStreamingSyncLocked<M extends LogicalMeta, C extends Streaming
   const prevMeta = (prev?.meta ?? null) as M | null;
   if (prev && prevMeta?.phase === 'streaming') return { alreadyStreaming: true, run: prev, meta: prevMeta };
   const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
-  const pre = await preflight(source, target, {
-    strategy,
-    force: opts.force || resumable !== null,
-    workDir: opts.workDir,
-    replicaIdentityFull: opts.replicaIdentityFull,
-  });
+  const checkOpts = { strategy, force: opts.force || resumable !== null, replicaIdentityFull: opts.replicaIdentityFull };
+  const pre = opts.preflight
+    ? recheck(opts.preflight, checkOpts)
+    : await preflight(source, target, { ...checkOpts, workDir: opts.workDir });
   for (const f of pre.findings) {
     // A resumed run's own tables are what makes the target non-empty: not a --force the user gave.
     if (f.level !== 'warning' || (f.code === 'target-not-empty' && resumable && !opts.force)) continue;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { estimateDumpBytes, fullCopyTables, hasErrors, runChecks, settingList, type CheckFacts } from '../../engine/check';
 import type { Inventory, TableInfo } from '../../engine/inspect';
 import { chooseStrategy } from '../../engine/plan';
+import { recheck } from '../../engine/preflight';
 import { tableInfo } from '../helpers/fixtures';
 
 const table = tableInfo;
@@ -134,6 +135,18 @@ describe('check rules', function () {
     const gen = { generatedOverPlain: ['public.gtest_normal_child.b'] };
     assert.ok(codes(facts({ source: inventory(15, gen), target: inventory(16) })).includes('generated-child-of-plain'));
     assert.ok(!codes(facts({ source: inventory(14, gen), target: inventory(15) })).includes('generated-child-of-plain'));
+  });
+
+  it('a preflight is reused for another strategy or flags: the checks run again on the same inventories', function () {
+    const tables = [table('log', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false })];
+    const f = facts({ strategy: 'dump-restore', source: inventory(12, { tables }) });
+    const pre = { source: f.source, target: f.target, tools: null, findings: runChecks(f), ok: true, facts: f };
+    const logical = recheck(pre, { strategy: 'logical' });
+    assert.equal(logical.ok, false);
+    assert.ok(logical.findings.some((x) => x.code === 'no-replica-identity'));
+    const full = recheck(pre, { strategy: 'logical', replicaIdentityFull: true });
+    assert.ok(!full.findings.some((x) => x.code === 'no-replica-identity'));
+    assert.equal(full.source, pre.source, 'the same inventory, not a new one');
   });
 
   it('refuses the same database on both sides', function () {
