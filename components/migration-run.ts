@@ -13,7 +13,7 @@
  */
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
-import type { RunInputs, RunOutputs } from './run-driver';
+import type { PulumiStrategy, RunInputs, RunOutputs } from './run-driver';
 
 /** Where the compiled driver lives; captured by value in the serialized provider. */
 export const DRIVER_PATH = path.join(__dirname, 'run-driver.js');
@@ -64,7 +64,7 @@ export interface MigrationRunArgs {
   readonly source: pulumi.Input<string>;
   /** Target URL (secret). */
   readonly target: pulumi.Input<string>;
-  readonly strategy: pulumi.Input<'logical' | 'pglogical' | 'dump-restore'>;
+  readonly strategy: pulumi.Input<PulumiStrategy>;
   /** `sync`, then `cutover` (change the stack config and `pulumi up`). */
   readonly phase: pulumi.Input<'sync' | 'cutover'>;
   readonly options: pulumi.Input<RunInputs['options']>;

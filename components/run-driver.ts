@@ -5,12 +5,16 @@
  * the `pgrelocate@<command>` unit on the worker and waits for it (cloud stacks).
  */
 import type { SSMClient as SSMClientType } from '@aws-sdk/client-ssm';
+import type { Strategy } from '../engine/strategies/names';
+
+/** The strategies the Pulumi layer runs: it provisions no Bucardo control database yet. */
+export type PulumiStrategy = Exclude<Strategy, 'bucardo'>;
 
 export interface RunInputs {
   /** Source and target URLs (secrets). */
   readonly source: string;
   readonly target: string;
-  readonly strategy: 'logical' | 'pglogical' | 'dump-restore';
+  readonly strategy: PulumiStrategy;
   readonly phase: 'sync' | 'cutover';
   readonly options: {
     readonly jobs?: number;
@@ -128,6 +132,11 @@ function logicalOptions(inputs: RunInputs) {
   };
 }
 
+/** The engine's one entry point per command, loaded when a run needs it (the provider serializes this module's path only). */
+function engine(): typeof import('../engine/strategies') {
+  return require('../engine/strategies') as typeof import('../engine/strategies');
+}
+
 function endpoints(inputs: RunInputs) {
   const { parseUrl } = require('../engine/conn') as typeof import('../engine/conn');
   // The engine runs in this process: its fixes name Pulumi config keys, not CLI flags.
@@ -151,14 +160,11 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
     const report = (
       inputs.mode === 'ssm'
         ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), 7 * 86400)
-        : await (require('../engine/migrate') as typeof import('../engine/migrate')).migrate(
-            endpoints(inputs).source,
-            endpoints(inputs).target,
-            {
-              strategy: 'dump-restore',
-              ...(inputs.options.jobs ? { jobs: inputs.options.jobs } : {}),
-            },
-          )
+        : (
+            await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
+              dumpRestore: inputs.options.jobs ? { jobs: inputs.options.jobs } : {},
+            })
+          ).report
     ) as { runId: string; seconds: number; verification: { ok: boolean } | null };
     return {
       ...inputs,
@@ -174,17 +180,7 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
   const s = (
     inputs.mode === 'ssm'
       ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? 3600)
-      : inputs.strategy === 'pglogical'
-        ? await (require('../engine/pglogical/sync') as typeof import('../engine/pglogical/sync')).pglogicalSync(
-            endpoints(inputs).source,
-            endpoints(inputs).target,
-            logicalOptions(inputs),
-          )
-        : await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).sync(
-            endpoints(inputs).source,
-            endpoints(inputs).target,
-            logicalOptions(inputs),
-          )
+      : (await engine().sync(inputs.strategy, endpoints(inputs).source, endpoints(inputs).target, logicalOptions(inputs))).report
   ) as { runId: string; copy?: { seconds: number } | null; catchUpSeconds?: number | null };
   const synced: RunOutputs = {
     ...inputs,
@@ -201,11 +197,7 @@ async function cutoverRun(inputs: RunInputs): Promise<Partial<RunOutputs>> {
   const c = (
     inputs.mode === 'ssm'
       ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600)
-      : await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).cutover(
-          endpoints(inputs).source,
-          endpoints(inputs).target,
-          logicalOptions(inputs),
-        )
+      : await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, logicalOptions(inputs))
   ) as { blackoutSeconds: number; verification: { ok: boolean } | null };
   return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verification?.ok ?? null, newTargetUrl: inputs.target };
 }
@@ -231,7 +223,6 @@ export async function stopRun(props: RunOutputs): Promise<void> {
     return;
   }
   const { source, target } = endpoints(props);
-  if (props.strategy !== 'dump-restore')
-    await (require('../engine/logical/strategy') as typeof import('../engine/logical/strategy')).cleanupLogical(source, target);
+  if (props.strategy !== 'dump-restore') await engine().cleanup(source, target);
   else await (require('../engine/state') as typeof import('../engine/state')).dropState(target);
 }

@@ -7,6 +7,7 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
 import { childOptions, protectedOptions } from './options';
+import type { PulumiStrategy } from './run-driver';
 import { parameterGroupFamily, targetBulkLoadParameters, targetProductionParameters, type DbParameter } from './parameters';
 
 export interface TargetDatabaseArgs {
@@ -29,7 +30,7 @@ export interface TargetDatabaseArgs {
   /** `sync`: bulk-load parameters; `cutover`: production parameters. */
   readonly phase: 'sync' | 'cutover';
   /** The migration strategy (pglogical needs its library preloaded on the target). */
-  readonly strategy?: 'logical' | 'pglogical' | 'dump-restore';
+  readonly strategy?: PulumiStrategy;
   /** A second region for a read replica. */
   readonly replicaRegion?: string;
 }

@@ -7,9 +7,10 @@ import type { Inventory } from './inspect';
 import { qualified } from './inspect';
 import { ident } from './conn';
 import { formatBytes } from './units';
-
-export type Strategy = 'dump-restore' | 'logical' | 'pglogical' | 'bucardo';
-export const STRATEGIES: readonly Strategy[] = ['dump-restore', 'logical', 'pglogical', 'bucardo'];
+import { unhandled, type Strategy } from './strategies/names';
+import { bucardoChecks } from './strategies/bucardo/checks';
+import { logicalChecks } from './strategies/logical/checks';
+import { pglogicalChecks } from './strategies/pglogical/checks';
 
 export interface Finding {
   readonly level: 'error' | 'warning' | 'info';
@@ -41,7 +42,8 @@ export interface CheckFacts {
   readonly unloadableFunctions?: readonly { readonly signature: string; readonly library: string; readonly error: string }[];
 }
 
-const list = (names: string[], max = 8): string =>
+/** Names for a message: the first few, then how many more. Pure. */
+export const list = (names: string[], max = 8): string =>
   names.slice(0, max).join(', ') + (names.length > max ? ` and ${names.length - max} more` : '');
 
 /** Bytes a directory-format dump needs, conservatively: the table data, uncompressed. */
@@ -187,9 +189,21 @@ export function runChecks(f: CheckFacts): Finding[] {
     ownershipChecks(f, err);
     fenceRoleChecks(f, err);
   }
-  if (f.strategy === 'logical') logicalChecks(f, err, warn, info);
-  else if (f.strategy === 'pglogical') pglogicalChecks(f, err, warn, info);
-  else if (f.strategy === 'bucardo') bucardoChecks(f, warn, info);
+  switch (f.strategy) {
+    case 'logical':
+      logicalChecks(f, err, warn, info);
+      break;
+    case 'pglogical':
+      pglogicalChecks(f, err, warn, info);
+      break;
+    case 'bucardo':
+      bucardoChecks(f, warn, info);
+      break;
+    case 'dump-restore':
+      break;
+    default:
+      unhandled(f.strategy);
+  }
   return out;
 }
 
@@ -316,7 +330,7 @@ export function hasErrors(findings: readonly Finding[]): boolean {
   return findings.some((x) => x.level === 'error');
 }
 
-type Add = (code: string, message: string, fix?: string) => void;
+export type Add = (code: string, message: string, fix?: string) => void;
 
 /** Tables whose UPDATE/DELETE cannot be replicated: no primary key and no usable replica identity. */
 export function tablesWithoutIdentity(inv: Inventory): string[] {
@@ -343,228 +357,4 @@ export function settingList(value: string | undefined): string[] {
     .split(',')
     .map((x) => x.trim().replace(/^"(.*)"$/, '$1'))
     .filter((x) => x !== '');
-}
-
-/** Bucardo: needs no replication right, only triggers on the source; what it cannot carry is copied in the cutover window. */
-function bucardoChecks(f: CheckFacts, warn: Add, info: Add): void {
-  const { source: s } = f;
-  const noKey = s.database.tables.filter((t) => t.kind === 'r' && !t.unlogged && t.primaryKey.length === 0).map((t) => qualified(t));
-  if (noKey.length > 0) {
-    warn(
-      'bucardo-full-copy',
-      `${noKey.length} tables have no primary key, which Bucardo needs to track changes; pgrelocate copies them in full inside the cutover window: ${list(noKey)}.`,
-      'Add primary keys (large key-less tables lengthen the write-blackout).',
-    );
-  }
-  if (s.database.largeObjects > 0) {
-    warn(
-      'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not replicated by Bucardo; pgrelocate copies them during the cutover window.`,
-      'Many or large objects lengthen the write-blackout: rehearse it.',
-    );
-  }
-  info(
-    'bucardo-triggers',
-    `Bucardo adds a "bucardo" schema and a delta trigger on every replicated table of the source (user "${s.server.currentUser}" must own the tables or be a superuser); cleanup removes them.`,
-  );
-  if (s.database.matviews.length > 0) {
-    info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
-  }
-  info('ddl-freeze', 'Schema changes (DDL) on the source are not replicated: freeze migrations between sync and cutover (seed 004).');
-}
-
-/** pglogical: the extension and its library on both sides, logical WAL, slots, senders and workers, superuser rights. */
-function pglogicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
-  const { source: s, target: t } = f;
-  if (s.server.major < 9.4) {
-    err(
-      'pglogical-source-too-old',
-      `pglogical needs a PostgreSQL 9.4 or newer source (this one is ${s.server.version}).`,
-      `Use ${opt('strategy')} dump-restore or bucardo.`,
-    );
-    return;
-  }
-  for (const [side, inv] of [
-    ['source', s],
-    ['target', t],
-  ] as const) {
-    if (!inv.database.availableExtensions.includes('pglogical')) {
-      err(
-        `pglogical-missing-${side}`,
-        `The pglogical extension is not installed on the ${side} server (PostgreSQL ${inv.server.major}).`,
-        `Install it on the ${side} (Debian/Ubuntu: apt-get install postgresql-${inv.server.major}-pglogical; RDS: available from 9.6.10 / 10.5 on), then restart with shared_preload_libraries = pglogical.`,
-      );
-    } else if (!settingList(inv.server.settings['shared_preload_libraries']).includes('pglogical')) {
-      err(
-        `pglogical-not-preloaded-${side}`,
-        `The ${side} does not load pglogical (shared_preload_libraries = '${inv.server.settings['shared_preload_libraries'] ?? ''}').`,
-        `Add pglogical to shared_preload_libraries on the ${side} and restart it (RDS: in its parameter group, then reboot).`,
-      );
-    }
-    if (!inv.server.isSuperuser && !inv.server.managedAdminOf.includes('rds_superuser')) {
-      err(
-        `pglogical-privilege-${side}`,
-        `User "${inv.server.currentUser}" is not a superuser on the ${side}; pglogical's node and subscription functions need one.`,
-        `Connect to the ${side} as a superuser (on RDS: a member of rds_superuser).`,
-      );
-    }
-    const workers = Number(inv.server.settings['max_worker_processes'] ?? 0);
-    if (workers > 0 && workers < 4) {
-      err(
-        `pglogical-workers-${side}`,
-        `The ${side} has max_worker_processes = ${workers}; pglogical needs a supervisor, a manager per database and apply/sync workers.`,
-        `Set max_worker_processes to at least 8 on the ${side} and restart it.`,
-      );
-    }
-  }
-  const allow = s.server.settings['output_plugin_libraries'];
-  if (allow !== undefined && !settingList(allow).includes('pglogical_output') && !s.server.isSuperuser) {
-    err(
-      'pglogical-output-not-allowed',
-      `The source allows only these logical decoding output plugins: ${allow}; pglogical needs pglogical_output, and only a superuser may extend the list for its session.`,
-      `Add pglogical_output to output_plugin_libraries on the source (ALTER SYSTEM SET output_plugin_libraries = '${allow}, pglogical_output'; SELECT pg_reload_conf()), or connect as a superuser.`,
-    );
-  }
-  if (s.server.settings['wal_level'] !== 'logical') {
-    err(
-      'wal-level',
-      `The source has wal_level = ${s.server.settings['wal_level'] ?? 'unknown'}; pglogical needs wal_level = logical.`,
-      'Set wal_level = logical and restart the source; on RDS set rds.logical_replication = 1 in its parameter group and reboot.',
-    );
-  }
-  const slots = Number(s.server.settings['max_replication_slots'] ?? 0);
-  if (slots - s.server.slotsUsed < 2) {
-    err(
-      'no-free-slot',
-      `The source has ${slots - s.server.slotsUsed} free replication slots; pglogical needs one for the subscription and one while a table synchronizes.`,
-      'Raise max_replication_slots (restart needed) or drop unused slots.',
-    );
-  }
-  const senders = Number(s.server.settings['max_wal_senders'] ?? 0);
-  if (senders - s.server.walSendersUsed < 2) {
-    err(
-      'no-free-wal-sender',
-      `The source has ${senders - s.server.walSendersUsed} free WAL senders; pglogical needs two (apply and table sync).`,
-      'Raise max_wal_senders (restart needed).',
-    );
-  }
-  if (s.database.generatedColumnTables.length > 0) {
-    err(
-      'pglogical-generated-columns',
-      `${s.database.generatedColumnTables.length} source tables have generated columns, which pglogical 2 cannot replicate (its table copy names them, and its apply worker crashed the target server with signal 11 on them here, pglogical 2.4.2 on 15): ${list([...s.database.generatedColumnTables])}.`,
-      `Use ${opt('strategy')} logical (sources with generated columns are 12 or newer, where native logical replication works), or dump-restore.`,
-    );
-  }
-  const noKey = tablesWithoutIdentity(s);
-  if (noKey.length > 0) {
-    warn(
-      'pglogical-insert-only',
-      `${noKey.length} tables have no primary key: they go to the default_insert_only replication set, so their UPDATEs and DELETEs are not replicated; pgrelocate copies them again in full inside the cutover window: ${list(noKey)}.`,
-      'Add primary keys to replicate every change of those tables (large key-less tables lengthen the write-blackout).',
-    );
-  }
-  if (s.database.largeObjects > 0) {
-    warn(
-      'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not replicated by pglogical; pgrelocate copies them during the cutover window.`,
-      'Many or large objects lengthen the write-blackout: rehearse it.',
-    );
-  }
-  if (s.database.matviews.length > 0) {
-    info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
-  }
-  info('ddl-freeze', 'Schema changes (DDL) on the source are not replicated: freeze migrations between sync and cutover.');
-}
-
-function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
-  // err/warn always pass a fix; info may not.
-  const { source: s, target: t } = f;
-  if (s.server.major < 10) {
-    err(
-      'logical-source-too-old',
-      `Native logical replication needs a PostgreSQL 10 or newer source (this one is ${s.server.major}).`,
-      `Use ${opt('strategy')} pglogical (9.4–9.6) or dump-restore.`,
-    );
-    return;
-  }
-  if (s.server.settings['wal_level'] !== 'logical') {
-    err(
-      'wal-level',
-      `The source has wal_level = ${s.server.settings['wal_level'] ?? 'unknown'}; logical replication needs wal_level = logical.`,
-      'Set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart the source; on RDS/Aurora set rds.logical_replication = 1 in its parameter group and reboot.',
-    );
-  }
-  if (!s.server.canReplicate) {
-    err(
-      'no-replication-privilege',
-      `User "${s.server.currentUser}" may not create replication slots on the source.`,
-      `ALTER ROLE "${s.server.currentUser}" REPLICATION (on RDS: GRANT rds_replication TO "${s.server.currentUser}"), or connect as a superuser.`,
-    );
-  }
-  const slots = Number(s.server.settings['max_replication_slots'] ?? 0);
-  if (slots - s.server.slotsUsed < 1) {
-    err(
-      'no-free-slot',
-      `The source has no free replication slot (${s.server.slotsUsed} of max_replication_slots = ${slots} in use).`,
-      'Raise max_replication_slots (restart needed) or drop an unused slot.',
-    );
-  }
-  const senders = Number(s.server.settings['max_wal_senders'] ?? 0);
-  if (senders - s.server.walSendersUsed < 1) {
-    err(
-      'no-free-wal-sender',
-      `The source has no free WAL sender (${s.server.walSendersUsed} of max_wal_senders = ${senders} in use).`,
-      'Raise max_wal_senders (restart needed).',
-    );
-  }
-  if (!t.server.canCreateSubscription) {
-    err(
-      'no-subscription-privilege',
-      `User "${t.server.currentUser}" may not create subscriptions on the target.`,
-      t.server.major >= 16
-        ? `GRANT pg_create_subscription TO "${t.server.currentUser}", or connect as a superuser / the managed admin user.`
-        : 'Connect to the target as a superuser or the managed admin user (rds_superuser).',
-    );
-  }
-  const noKey = tablesWithoutIdentity(s);
-  if (noKey.length > 0) {
-    if (f.replicaIdentityFull) {
-      const whole = new Set(fullCopyTables(s));
-      const unmatched = s.database.tables
-        .filter((x) => whole.has(qualified(x)))
-        .map((x) => `${qualified(x)} (${x.columnsWithoutEquality.join(', ')})`);
-      if (unmatched.length > 0) {
-        warn(
-          'replica-identity-full-no-equality',
-          `${unmatched.length} tables without a key have columns whose type has no equality operator, so REPLICA IDENTITY FULL cannot find their rows: they are left out of the publication and copied again in full inside the cutover window: ${list(unmatched)}.`,
-          'Add a primary key (or a unique index on NOT NULL columns and REPLICA IDENTITY USING INDEX) to replicate their changes instead (large ones lengthen the write-blackout).',
-        );
-      }
-      const full = noKey.filter((x) => !whole.has(x));
-      if (full.length > 0) {
-        warn(
-          'replica-identity-full',
-          `${full.length} tables have no primary key or replica identity; pgrelocate sets REPLICA IDENTITY FULL on them on the source (restored at cleanup): ${list(full)}.`,
-          'Add primary keys to make replication of their updates and deletes cheaper.',
-        );
-      }
-    } else {
-      err(
-        'no-replica-identity',
-        `${noKey.length} tables have no primary key or replica identity, so their updates and deletes cannot be replicated: ${list(noKey)}.`,
-        `Add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX on a unique NOT NULL index), or pass ${opt('replicaIdentityFull')} to let pgrelocate set REPLICA IDENTITY FULL on them, or use ${opt('strategy')} dump-restore.`,
-      );
-    }
-  }
-  if (s.database.largeObjects > 0) {
-    warn(
-      'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not streamed by logical replication; pgrelocate copies them during the cutover window.`,
-      'Many or large objects lengthen the write-blackout: rehearse it.',
-    );
-  }
-  if (s.database.matviews.length > 0) {
-    info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
-  }
-  info('ddl-freeze', 'Schema changes (DDL) on the source are not replicated: freeze migrations between sync and cutover.');
 }

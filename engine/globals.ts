@@ -6,8 +6,14 @@
  * are dropped with a warning, and every outcome is counted.
  */
 import type pg from 'pg';
-import { redact } from './conn';
+import { redact, withClient, type ConnInfo } from './conn';
+import { PgrelocateError } from './errors';
+import { opt } from './option-names';
+import type { Preflight } from './preflight';
+import type { Emit } from './runner';
 import { splitSql } from './sql-split';
+import { errorLines, libpqUrl, runTool } from './tool-exec';
+import type { ClientTools } from './tools';
 
 export interface GlobalsTarget {
   /** The role pgrelocate connects to the target as (the managed admin). */
@@ -105,4 +111,74 @@ export async function applyGlobals(c: pg.Client, plan: readonly PlannedStatement
     }
   }
   return out;
+}
+
+/** What the globals step needs: both endpoints, their inventories and the client tools. */
+export interface GlobalsInput {
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly pre: Preflight;
+  readonly tools: ClientTools;
+  readonly skip: boolean;
+}
+
+/** Roles and memberships from the source onto the target (shared by every strategy). */
+export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Record<string, unknown>> {
+  if (ctx.skip) return { skipped: '--skip-globals' };
+  if (!ctx.pre.target.server.canCreateRole) {
+    emit({ type: 'log', level: 'warn', message: 'roles skipped: the target user cannot create roles' });
+    return { skipped: 'the target user cannot create roles' };
+  }
+  const base = ['--globals-only', '--no-tablespaces', '-d', libpqUrl(ctx.source)];
+  let r = await runTool(ctx.tools.pgDumpAll, base, [ctx.source], { captureStdout: true });
+  let passwords = true;
+  if (r.exitCode !== 0 && /pg_authid|permission denied/i.test(r.stderr)) {
+    // Managed sources (RDS, Cloud SQL) do not let anyone read password hashes.
+    r = await runTool(ctx.tools.pgDumpAll, ['--no-role-passwords', ...base], [ctx.source], { captureStdout: true });
+    passwords = false;
+    emit({
+      type: 'log',
+      level: 'warn',
+      message: 'the source does not expose role passwords: roles are created without them; set passwords on the target before the switch',
+    });
+  }
+  if (r.exitCode !== 0) {
+    throw new PgrelocateError(
+      'globals-failed',
+      `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`,
+      `Connect to the source as a superuser or the managed admin user, or pass ${opt('skipGlobals')} and create the roles yourself.`,
+    );
+  }
+  const outcome = await withClient(ctx.target, 'target', async (c) => {
+    // 16+: a role a non-superuser creates comes with ADMIN only; without SET and INHERIT the migration
+    // role could neither hand objects to it (ALTER … OWNER TO) nor write into its tables.
+    if (!ctx.pre.target.server.isSuperuser && ctx.pre.target.server.major >= 16)
+      await c.query(`SET createrole_self_grant = 'set, inherit'`);
+    const roles = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
+    const plan = planGlobals(r.stdout, {
+      admin: ctx.pre.target.server.currentUser,
+      isSuperuser: ctx.pre.target.server.isSuperuser,
+      existingRoles: new Set(roles.rows.map((x) => x.rolname)),
+    });
+    return applyGlobals(c, plan);
+  });
+  for (const w of outcome.warnings) emit({ type: 'log', level: 'warn', message: `roles: ${w.error} (${w.sql.slice(0, 120)})` });
+  if (outcome.failed.length > 0) {
+    throw new PgrelocateError(
+      'globals-failed',
+      `${outcome.failed.length} role statements failed on the target: ${outcome.failed
+        .slice(0, 5)
+        .map((f) => `${f.error} [${f.sql.slice(0, 160)}]`)
+        .join('; ')}`,
+      `Fix the roles on the target (or pass ${opt('skipGlobals')} and create them yourself), then rerun.`,
+      outcome,
+    );
+  }
+  return {
+    applied: outcome.applied,
+    skipped: outcome.skipped.length,
+    expectedErrors: outcome.expected.length,
+    warnings: outcome.warnings.length,
+    passwords,
+  };
 }

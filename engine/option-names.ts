@@ -14,6 +14,7 @@ const OPTIONS = {
   workDir: { cli: '--work-dir', pulumi: null },
   skipGlobals: { cli: '--skip-globals', pulumi: null },
   sourceUrlFromTarget: { cli: '--source-url-from-target', pulumi: null },
+  bucardoUrl: { cli: '--bucardo-url', pulumi: null },
 } as const satisfies Record<string, { cli: string; pulumi: string | null }>;
 export type OptionName = keyof typeof OPTIONS;
 

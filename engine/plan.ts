@@ -4,8 +4,10 @@
  */
 import os from 'node:os';
 import type { ConnInfo } from './conn';
-import { hasErrors, runChecks, type CheckFacts, type Finding, type Strategy } from './check';
+import { hasErrors, runChecks, type CheckFacts, type Finding } from './check';
+import type { Strategy } from './strategies/names';
 import { preflight } from './preflight';
+import { describeSteps } from './strategies';
 import { formatFindings } from './report';
 import { formatBytes } from './units';
 
@@ -78,59 +80,9 @@ export function chooseStrategy(requested: Strategy | undefined, facts?: CheckFac
   };
 }
 
-export function logicalSteps(jobs: number): { name: string; what: string }[] {
-  return [
-    { name: 'globals', what: 'roles and memberships, the target admin role left untouched' },
-    { name: 'schema-pre-data', what: 'types, tables, functions and views (pg_dump --schema-only, pre-data section)' },
-    { name: 'replica-identity', what: 'REPLICA IDENTITY FULL on key-less tables, only with --replica-identity-full' },
-    { name: 'publication', what: 'a publication of every logged table on the source' },
-    { name: 'copy', what: `slot with exported snapshot; ${jobs} parallel COPY streams under it, large tables split in ranges` },
-    { name: 'schema-post-data', what: `indexes, constraints, foreign keys, triggers, ${jobs} at a time` },
-    { name: 'subscribe', what: 'native subscription on that slot (copy_data = false): every change since the snapshot' },
-    { name: 'catch-up', what: 'wait until the target is within --max-lag of the source' },
-    { name: 'cutover', what: 'fence writes, final LSN, sequences, unlogged tables, large objects, matviews, verify, remove replication' },
-  ];
-}
-
-export function pglogicalSteps(): { name: string; what: string }[] {
-  return [
-    { name: 'globals', what: 'roles and memberships, the target admin role left untouched' },
-    { name: 'schema', what: 'the whole schema first (pglogical applies changes through the target keys)' },
-    { name: 'nodes', what: 'extension pglogical and a provider node on the source, a subscriber node on the target' },
-    { name: 'subscribe', what: 'sequences into the default set; a subscription to default + default_insert_only' },
-    { name: 'tables', what: 'tables added in batches (--batch-size, --batch-pause), each batch waited for until replicating' },
-    { name: 'catch-up', what: 'wait until the target has applied the source position' },
-    {
-      name: 'cutover',
-      what: 'fence writes, synchronize_sequence, final LSN, key-less tables copied again, sequences, large objects, matviews, verify, remove nodes',
-    },
-  ];
-}
-
-export function bucardoSteps(): { name: string; what: string }[] {
-  return [
-    { name: 'globals', what: 'roles and memberships, the target admin role left untouched' },
-    { name: 'schema', what: 'the whole schema first (Bucardo applies changes through the target keys)' },
-    { name: 'control', what: 'Bucardo control database (--bucardo-url), source and target databases, passwords by SQL' },
-    { name: 'sync-setup', what: 'tables with a primary key and every sequence in a relgroup, a sync with onetimecopy=1' },
-    { name: 'onetimecopy', what: "Bucardo's daemon started; its first full copy, with progress" },
-    { name: 'catch-up', what: 'one sync run that finishes in time' },
-    {
-      name: 'cutover',
-      what: 'fence writes (Bucardo spared), a final sync run, key-less tables copied, sequences, matviews, verify, Bucardo removed',
-    },
-  ];
-}
-
+/** dump-restore's steps, from the steps themselves. Pure. */
 export function dumpRestoreSteps(jobs: number): { name: string; what: string }[] {
-  return [
-    { name: 'globals', what: 'roles and memberships (pg_dumpall --globals-only), the target admin role left untouched' },
-    { name: 'dump', what: `pg_dump -Fd -j ${jobs} of the source database` },
-    { name: 'restore', what: `pg_restore -j ${jobs} into the target, errors classified expected / real` },
-    { name: 'database-settings', what: 'ALTER DATABASE … SET, per-role settings in the database, its comment and grants' },
-    { name: 'vacuum-analyze', what: `VACUUM (ANALYZE) every table, ${jobs} at a time` },
-    { name: 'verify', what: 'row counts, primary key ranges, per-table checksums, sequences, large objects' },
-  ];
+  return describeSteps('dump-restore', { jobs });
 }
 
 export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions = {}): Promise<Plan> {
@@ -145,14 +97,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
   const pre = { ...first, findings };
   const tables = pre.source.database.tables;
   const tableBytes = tables.reduce((s, t) => s + t.bytes, 0);
-  const steps =
-    strategy === 'logical'
-      ? logicalSteps(jobs)
-      : strategy === 'pglogical'
-        ? pglogicalSteps()
-        : strategy === 'bucardo'
-          ? bucardoSteps()
-          : dumpRestoreSteps(jobs);
+  const steps = describeSteps(strategy, { jobs });
   const largest = tables.slice(0, 5).map((t) => ({ table: `${t.schema}.${t.name}`, bytes: t.totalBytes }));
   const text = [
     `strategy: ${strategy} (${reason})`,

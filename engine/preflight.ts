@@ -5,7 +5,8 @@
 import { mkdirSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import { literal, withClient, type ConnInfo } from './conn';
-import { runChecks, type CheckFacts, type Finding, type Strategy } from './check';
+import { runChecks, type CheckFacts, type Finding } from './check';
+import type { Strategy } from './strategies/names';
 import { isPgrelocateError, PgrelocateError } from './errors';
 import { inspect, type CFunction, type Inventory } from './inspect';
 import { selectClientTools, type ClientTools } from './tools';

@@ -1,8 +1,11 @@
 /** Human-readable renderings of reports and findings. */
 import type { Finding } from './check';
-import type { CopyReport, CutoverReport, SyncReport } from './logical/strategy';
-import type { PglogicalSyncReport } from './pglogical/sync';
-import type { BucardoSyncReport } from './bucardo/sync';
+import type { CopyReport } from './copy/once';
+import type { CutoverReport } from './streaming/cutover';
+import type { SyncReport } from './strategies/logical/sync';
+import type { PglogicalSyncReport } from './strategies/pglogical/sync';
+import type { BucardoSyncReport } from './strategies/bucardo/sync';
+import type { SyncOutcome } from './strategies';
 import type { MigrationReport } from './migrate';
 import type { RunEvent } from './runner';
 import type { RunRecord, StepRecord } from './state';
@@ -175,4 +178,16 @@ export function formatStepStatus(s: StepRecord, now = Date.now()): string {
   const eta = p.etaSeconds !== null ? `, ETA ${formatDuration(p.etaSeconds)}` : '';
   const age = Math.max(0, (now - Date.parse(p.at)) / 1000);
   return `${line}: ${amount(p.done)} of ${amount(p.total)}${pct}, ${amount(p.rate)}/s${eta}${p.note ? ` — ${p.note}` : ''} (${formatDuration(age)} ago)`;
+}
+
+/** A sync's report as text, whichever strategy ran it. */
+export function formatSyncOutcome(s: SyncOutcome): string {
+  switch (s.strategy) {
+    case 'logical':
+      return formatSync(s.report);
+    case 'pglogical':
+      return formatPglogicalSync(s.report);
+    case 'bucardo':
+      return formatBucardoSync(s.report);
+  }
 }

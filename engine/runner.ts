@@ -22,6 +22,8 @@ export type Emit = (e: RunEvent) => void;
 
 export interface Step<C> {
   readonly name: string;
+  /** What the step does, for `plan` (`{jobs}` stands for the number of parallel jobs). */
+  readonly what?: string;
   /** Returns a JSON-able detail for the report. */
   run(ctx: C, emit: Emit): Promise<unknown>;
 }

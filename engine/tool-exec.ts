@@ -176,3 +176,9 @@ export async function runTool(file: string, args: readonly string[], conns: read
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** Tail of a tool's stderr without the verbose chatter. */
+export function errorLines(stderr: string, n = 12): string {
+  const lines = stderr.split('\n').filter((l) => /error|fatal|could not|failed|denied/i.test(l));
+  return (lines.length ? lines : stderr.split('\n')).slice(-n).join('\n');
+}

@@ -6,15 +6,15 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { hasErrors, runChecks, STRATEGIES, type Strategy } from '../engine/check';
+import { hasErrors, runChecks } from '../engine/check';
+import { STRATEGIES, type Strategy } from '../engine/strategies/names';
 import { parseUrl, redact, type ConnInfo } from '../engine/conn';
 import { ExitCode, isPgrelocateError, PgrelocateError } from '../engine/errors';
-import { migrate, type MigrationReport } from '../engine/migrate';
+import type { MigrationReport } from '../engine/migrate';
 import { chooseStrategy, onlyDumpRestoreText, plan } from '../engine/plan';
-import { previousRun } from '../engine/logical/run-options';
-import { cleanupLogical, copyOnce, cutover, logicalStatus, sync, type LogicalOptions } from '../engine/logical/strategy';
-import { pglogicalSync } from '../engine/pglogical/sync';
-import { bucardoSync } from '../engine/bucardo/sync';
+import { previousRun, type StreamingOptions } from '../engine/streaming/options';
+import { copyOnce } from '../engine/copy/once';
+import { cleanup, cutover, migrate, status, sync, type StreamingStrategy } from '../engine/strategies';
 import { formatBytes, parseSize } from '../engine/units';
 import { defaultWorkDir, preflight, type Preflight } from '../engine/preflight';
 import { progressView } from '../engine/progress-view';
@@ -24,13 +24,11 @@ import {
   formatFindings,
   formatLiveness,
   formatStepStatus,
-  formatBucardoSync,
-  formatPglogicalSync,
   formatReport,
-  formatSync,
+  formatSyncOutcome,
   formatVerification,
 } from '../engine/report';
-import type { Emit, RunEvent } from '../engine/runner';
+import type { RunEvent } from '../engine/runner';
 import { withRunLock } from '../engine/run-lock';
 import { sweepPassfiles } from '../engine/tool-exec';
 import { dropState, readRun } from '../engine/state';
@@ -111,39 +109,6 @@ interface LogicalCliOpts {
   bucardoParallelCopy?: boolean;
 }
 
-/** The Bucardo control server (a superuser on a PostgreSQL with PL/Perl), required by the bucardo strategy. */
-function bucardoControl(o: LogicalCliOpts): ConnInfo {
-  if (!o.bucardoUrl)
-    throw new PgrelocateError(
-      'usage',
-      'The bucardo strategy needs a server for its control database.',
-      'Set PGRELOCATE_BUCARDO_URL (or pass --bucardo-url) to the URL of a superuser of a PostgreSQL with PL/Perl on the worker, such as postgresql://postgres@localhost:5432/postgres with its password in the URL or ~/.pgpass (Debian: apt-get install -y postgresql-15 postgresql-plperl-15 bucardo).',
-    );
-  return parseUrl(o.bucardoUrl, 'Bucardo control URL');
-}
-
-/** sync for a streaming strategy: the report and its text. */
-async function streamingSync(
-  strategy: 'logical' | 'pglogical' | 'bucardo',
-  source: ConnInfo,
-  target: ConnInfo,
-  o: LogicalCliOpts,
-  emit: Emit,
-  preflight?: Preflight,
-): Promise<{ report: unknown; text: string }> {
-  const opts = { ...logicalOptions(o), ...(preflight ? { preflight } : {}) };
-  if (strategy === 'pglogical') {
-    const r = await pglogicalSync(source, target, opts, emit);
-    return { report: r, text: formatPglogicalSync(r) };
-  }
-  if (strategy === 'bucardo') {
-    const r = await bucardoSync(source, target, bucardoControl(o), opts, emit);
-    return { report: r, text: formatBucardoSync(r) };
-  }
-  const r = await sync(source, target, opts, emit);
-  return { report: r, text: formatSync(r) };
-}
-
 /** Options of the logical strategy, shared by sync, cutover and migrate. */
 function withLogicalOptions(cmd: Command): Command {
   const has = (flag: string): boolean => cmd.options.some((x) => x.long === flag);
@@ -178,7 +143,7 @@ function withLogicalOptions(cmd: Command): Command {
     .option('--bucardo-parallel-copy', "bucardo: pgrelocate's parallel copy for the first data, Bucardo for the changes only");
 }
 
-function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
+function logicalOptions(o: LogicalCliOpts): Partial<StreamingOptions> {
   return {
     ...(o.jobs ? { jobs: o.jobs } : {}),
     ...(o.workDir ? { workDir: o.workDir } : {}),
@@ -196,6 +161,7 @@ function logicalOptions(o: LogicalCliOpts): Partial<LogicalOptions> {
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(o.batchPause !== undefined ? { batchPause: o.batchPause } : {}),
     bucardoParallelCopy: o.bucardoParallelCopy ?? false,
+    ...(o.bucardoUrl ? { bucardoUrl: parseUrl(o.bucardoUrl, 'Bucardo control URL') } : {}),
   };
 }
 
@@ -351,44 +317,42 @@ export function buildProgram(): Command {
     ) => {
       const { source, target } = endpoints(o);
       const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
-      const strategy = chosen.strategy;
-      if (strategy !== 'dump-restore') {
-        const emit = progressPrinter(o);
-        const s = await streamingSync(strategy, source, target, o, emit, chosen.preflight);
-        const c = await cutover(source, target, logicalOptions(o), emit);
-        out(o, { strategy, sync: s.report, cutover: c }, `${s.text}\n${formatCutover(c)}`);
-        return;
-      }
-      let report: MigrationReport;
+      const emit = progressPrinter(o);
       try {
-        report = await migrate(
+        const m = await migrate(
+          chosen.strategy,
           source,
           target,
           {
-            strategy,
-            ...(o.jobs ? { jobs: o.jobs } : {}),
-            workDir: o.workDir,
-            force: o.force ?? false,
-            skipGlobals: o.skipGlobals ?? false,
-            noOwner: !o.owner,
-            noPrivileges: !o.privileges,
-            compress: o.compress,
-            keepDump: o.keepDump ?? false,
-            verify: o.verify ?? 'checksum',
+            dumpRestore: {
+              ...(o.jobs ? { jobs: o.jobs } : {}),
+              workDir: o.workDir,
+              force: o.force ?? false,
+              skipGlobals: o.skipGlobals ?? false,
+              noOwner: !o.owner,
+              noPrivileges: !o.privileges,
+              compress: o.compress,
+              keepDump: o.keepDump ?? false,
+              verify: o.verify ?? 'checksum',
+            },
+            streaming: { ...logicalOptions(o), ...(chosen.preflight ? { preflight: chosen.preflight } : {}) },
           },
-          progressPrinter(o),
+          emit,
         );
+        if (m.strategy === 'dump-restore') out(o, m.report, formatReport(m.report));
+        else
+          out(
+            o,
+            { strategy: m.strategy, sync: m.sync.report, cutover: m.cutover },
+            `${formatSyncOutcome(m.sync)}\n${formatCutover(m.cutover)}`,
+          );
       } catch (e) {
         const failed = (e as { report?: MigrationReport }).report;
-        if (failed) {
-          out(o, failed, formatReport(failed));
-          if (isPgrelocateError(e)) process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
-          process.exitCode = isPgrelocateError(e) ? e.exitCode : ExitCode.failed;
-          return;
-        }
-        throw e;
+        if (!failed) throw e;
+        out(o, failed, formatReport(failed));
+        if (isPgrelocateError(e)) process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
+        process.exitCode = isPgrelocateError(e) ? e.exitCode : ExitCode.failed;
       }
-      out(o, report, formatReport(report));
     },
   );
 
@@ -400,14 +364,20 @@ export function buildProgram(): Command {
       new Option('--strategy <name>', 'streaming strategy (default: what plan picks)').choices(['logical', 'pglogical', 'bucardo']),
     )
     .option('--quiet', 'no progress on stderr')
-    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: 'logical' | 'pglogical' | 'bucardo' }) => {
+    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: StreamingStrategy }) => {
       const { source, target } = endpoints(o);
       const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
       const picked = chosen.strategy;
       if (picked === 'dump-restore')
         throw new PgrelocateError('usage', 'sync streams; dump-restore does not.', 'Run pgrelocate migrate --strategy dump-restore.');
-      const s = await streamingSync(picked, source, target, o, progressPrinter(o), chosen.preflight);
-      out(o, s.report, s.text);
+      const s = await sync(
+        picked,
+        source,
+        target,
+        { ...logicalOptions(o), ...(chosen.preflight ? { preflight: chosen.preflight } : {}) },
+        progressPrinter(o),
+      );
+      out(o, s.report, formatSyncOutcome(s));
     });
 
   withLogicalOptions(withEndpoints(program.command('copy')))
@@ -468,7 +438,7 @@ export function buildProgram(): Command {
     .action(async (o: CommonOpts) => {
       if (!o.target) throw new PgrelocateError('usage', 'No target given.', 'Pass --target postgresql://… or set PGRELOCATE_TARGET_URL.');
       const target = parseUrl(o.target, 'target URL');
-      const st = await logicalStatus(o.source ? parseUrl(o.source, 'source URL') : null, target);
+      const st = await status(o.source ? parseUrl(o.source, 'source URL') : null, target);
       const run = st.run ?? (await readRun(target));
       if (!run) {
         out(o, { run: null }, 'No pgrelocate run recorded on this target.');
@@ -514,7 +484,7 @@ export function buildProgram(): Command {
       const target = parseUrl(o.target, 'target URL');
       let removed: string[];
       if (o.source)
-        removed = await cleanupLogical(parseUrl(o.source, 'source URL'), target, {
+        removed = await cleanup(parseUrl(o.source, 'source URL'), target, {
           unfence: o.unfence ?? false,
           ...(o.bucardoUrl ? { bucardoUrl: parseUrl(o.bucardoUrl, 'Bucardo control URL') } : {}),
         });

@@ -11,16 +11,14 @@
  * `--strategy dump-restore` rehearses the offline way.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type Strategy, STRATEGIES } from '../engine/check';
+import { type Strategy, type StreamingStrategy, STRATEGIES } from '../engine/strategies/names';
 import { withClient } from '../engine/conn';
 import { ExitCode, isPgrelocateError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
-import { cutover, sync, type CutoverReport, type SyncReport } from '../engine/logical/strategy';
-import { migrate, type MigrationReport } from '../engine/migrate';
+import type { MigrationReport } from '../engine/migrate';
+import { cutover, migrate, sync, type CutoverReport, type SyncOutcome } from '../engine/strategies';
 import { progressView } from '../engine/progress-view';
-import { formatBucardoSync, formatCutover, formatPglogicalSync, formatReport, formatSync } from '../engine/report';
-import { pglogicalSync, type PglogicalSyncReport } from '../engine/pglogical/sync';
-import { bucardoSync, type BucardoSyncReport } from '../engine/bucardo/sync';
+import { formatCutover, formatReport, formatSyncOutcome } from '../engine/report';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { APP_ROLE, dropGeneratedColumns, loadSample } from './sample-db';
 import { WriteLoad, type LedgerCheck, type LoadSummary } from './write-load';
@@ -41,9 +39,9 @@ interface RehearseOptions {
 }
 
 interface LogicalRehearsal {
-  readonly strategy: 'logical' | 'pglogical' | 'bucardo';
+  readonly strategy: StreamingStrategy;
   readonly sampleBytes: number;
-  readonly sync: SyncReport | PglogicalSyncReport | BucardoSyncReport;
+  readonly sync: SyncOutcome;
   readonly cutover: CutoverReport;
   readonly load: LoadSummary;
   /** From the application's side: last commit on the source to first commit on the target. */
@@ -79,7 +77,7 @@ async function bucardoServer(): Promise<LocalServer> {
   return s;
 }
 
-async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
+async function rehearseLogical(o: RehearseOptions, strategy: StreamingStrategy): Promise<LogicalRehearsal> {
   const [source, target] = await servers(o);
   const sample = await loadSample(source.conn('shop'), { sizeBytes: o.size, log });
   log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
@@ -95,22 +93,19 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
   // The sample has a key-less table (schema_migrations): let pgrelocate give it REPLICA IDENTITY FULL.
   const options = { replicaIdentityFull: true, verify: o.verify, ...(o.jobs ? { jobs: o.jobs } : {}) };
   try {
-    const s = pgl
-      ? await pglogicalSync(
-          source.conn('shop'),
-          target.conn('shop'),
-          { ...options, batchSize: o.batchSize, batchPause: o.batchPause },
-          emit,
-        )
-      : o.strategy === 'bucardo'
-        ? await bucardoSync(
-            source.conn('shop'),
-            target.conn('shop'),
-            (await bucardoServer()).conn(),
-            { ...options, bucardoParallelCopy: o.bucardoParallelCopy ?? false },
-            emit,
-          )
-        : await sync(source.conn('shop'), target.conn('shop'), options, emit);
+    const s = await sync(
+      strategy,
+      source.conn('shop'),
+      target.conn('shop'),
+      {
+        ...options,
+        batchSize: o.batchSize,
+        batchPause: o.batchPause,
+        bucardoParallelCopy: o.bucardoParallelCopy ?? false,
+        ...(o.strategy === 'bucardo' ? { bucardoUrl: (await bucardoServer()).conn() } : {}),
+      },
+      emit,
+    );
     log(`streaming for ${o.streamSeconds}s under load …`);
     await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
     const c = await cutover(source.conn('shop'), target.conn('shop'), options, emit);
@@ -120,7 +115,7 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
     const summary = await load.stop();
     const ledger = await load.ledger.check(target.conn('shop'));
     return {
-      strategy: pgl ? 'pglogical' : o.strategy === 'bucardo' ? 'bucardo' : 'logical',
+      strategy,
       sampleBytes: sample.bytes,
       sync: s,
       cutover: c,
@@ -135,22 +130,23 @@ async function rehearseLogical(o: RehearseOptions): Promise<LogicalRehearsal> {
 }
 
 function formatLogical(r: LogicalRehearsal): string {
-  const copy = 'copy' in r.sync ? r.sync.copy : null;
-  const tables = 'copy' in r.sync ? null : r.sync.steps.find((x) => x.name === 'tables');
-  const catchUp = 'copy' in r.sync ? r.sync : null;
+  const sync = r.sync;
+  const copy = sync.strategy === 'logical' ? sync.report.copy : null;
+  const tables = sync.strategy === 'pglogical' ? sync.report.steps.find((x) => x.name === 'tables') : undefined;
+  const catchUp = sync.strategy === 'logical' ? sync.report : null;
   const dataAndIndexes = (catchUp?.steps ?? [])
     .filter((x) => x.name === 'copy' || x.name === 'schema-post-data')
     .reduce((t, x) => t + x.seconds, 0);
   return [
-    'copy' in r.sync ? formatSync(r.sync) : 'batches' in r.sync ? formatPglogicalSync(r.sync) : formatBucardoSync(r.sync),
+    formatSyncOutcome(sync),
     formatCutover(r.cutover),
     'rehearsal',
     `  sample            ${formatBytes(r.sampleBytes)}`,
     copy
       ? `  initial copy      ${formatDuration(dataAndIndexes)} for data and indexes (${formatBytes(copy.bytes)} of rows in ${formatDuration(copy.seconds)}, ${formatBytes(copy.bytes / Math.max(copy.seconds, 0.001))}/s, index builds sharing the --jobs slots)`
       : '',
-    'fullCopy' in r.sync && r.sync.copySeconds !== null
-      ? `  initial copy      ${formatDuration(r.sync.copySeconds)} (${r.sync.steps.some((x) => x.name === 'onetimecopy') ? "Bucardo's onetimecopy" : "pgrelocate's parallel copy and index builds; Bucardo carries the changes"})`
+    sync.strategy === 'bucardo' && sync.report.copySeconds !== null
+      ? `  initial copy      ${formatDuration(sync.report.copySeconds)} (${sync.report.steps.some((x) => x.name === 'onetimecopy') ? "Bucardo's onetimecopy" : "pgrelocate's parallel copy and index builds; Bucardo carries the changes"})`
       : tables
         ? `  initial copy      ${formatDuration(tables.seconds)} (pglogical table syncs, in batches)`
         : '',
@@ -169,12 +165,14 @@ async function rehearseDumpRestore(o: RehearseOptions): Promise<MigrationReport>
   const [source, target] = await servers(o);
   const sample = await loadSample(source.conn('shop'), { sizeBytes: o.size, log });
   log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
-  return migrate(
+  const m = await migrate(
+    'dump-restore',
     source.conn('shop'),
     target.conn('shop'),
-    { strategy: 'dump-restore', ...(o.jobs ? { jobs: o.jobs } : {}) },
+    { dumpRestore: o.jobs ? { jobs: o.jobs } : {} },
     progressView(),
   );
+  return m.report;
 }
 
 async function main(): Promise<number> {
@@ -217,7 +215,7 @@ async function main(): Promise<number> {
   const print = (json: unknown, text: string): void => void process.stdout.write((o.json ? JSON.stringify(json, null, 2) : text) + '\n');
   try {
     if (o.strategy !== 'dump-restore') {
-      const r = await rehearseLogical(o);
+      const r = await rehearseLogical(o, o.strategy);
       print(r, formatLogical(r));
       return r.ok ? ExitCode.ok : ExitCode.verifyFailed;
     }

@@ -8,10 +8,10 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { ConnInfo } from '../../engine/conn';
-import { BucardoControl } from '../../engine/bucardo/control';
-import { bucardoSync } from '../../engine/bucardo/sync';
+import { BucardoControl } from '../../engine/strategies/bucardo/control';
+import { bucardoSync } from '../../engine/strategies/bucardo';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
-import { cleanupLogical, cutover, logicalStatus } from '../../engine/logical/strategy';
+import { cleanup, cutover, status } from '../../engine/strategies';
 import { APP_ROLE, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
@@ -75,7 +75,7 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
       assert.deepEqual(await traces(target), []);
       const dbs = await sql<{ d: string }>(ctl.conn(), `SELECT datname AS d FROM pg_database WHERE datname = 'bucardo'`);
       assert.deepEqual(dbs, [], 'control database dropped');
-      await cleanupLogical(source, target, { unfence: true, bucardoUrl: ctl.conn() });
+      await cleanup(source, target, { unfence: true, bucardoUrl: ctl.conn() });
     } finally {
       await load.stop();
     }
@@ -101,7 +101,7 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
       const ledger = await load.ledger.check(target);
       assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
       assert.deepEqual(await traces(source), []);
-      await cleanupLogical(source, target, { unfence: true, bucardoUrl: ctl.conn() });
+      await cleanup(source, target, { unfence: true, bucardoUrl: ctl.conn() });
     } finally {
       await load.stop();
     }
@@ -114,10 +114,10 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
     await bucardoSync(source, target, ctl.conn(), { jobs: 2 });
     assert.notDeepEqual(await traces(source), []);
     // status reads Bucardo's own view of the sync (there is no slot to measure).
-    const st = await logicalStatus(source, target);
+    const st = await status(source, target);
     assert.equal(st.phase, 'streaming');
     assert.match(st.bucardo?.['Current state'] ?? '', /good/i, JSON.stringify(st.bucardo));
-    const removed = await cleanupLogical(source, target, { bucardoUrl: ctl.conn() });
+    const removed = await cleanup(source, target, { bucardoUrl: ctl.conn() });
     assert.ok(
       removed.some((r) => /Bucardo daemon stopped/.test(r)),
       removed.join('\n'),

@@ -9,7 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import type { ConnInfo } from '../../engine/conn';
-import { copyOnce, cutover, sync, cleanupLogical } from '../../engine/logical/strategy';
+import { cleanup, cutover } from '../../engine/strategies';
+import { copyOnce } from '../../engine/copy/once';
+import { sync } from '../../engine/strategies/logical';
 import { verify } from '../../engine/verify';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
@@ -120,7 +122,7 @@ describe('names with spaces, dots, quotes and upper case', function () {
     assert.equal(row?.q, '3');
     const [none] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM "Sales Data"."no columns"`);
     assert.equal(none!.n, '3');
-    await cleanupLogical(source, target);
+    await cleanup(source, target);
     const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%'`);
     assert.equal(slots.length, 0);
   });

@@ -8,7 +8,8 @@ import { execa } from 'execa';
 import path from 'node:path';
 import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode, PgrelocateError } from '../../engine/errors';
-import { cleanupLogical, cutover, sync } from '../../engine/logical/strategy';
+import { cleanup, cutover } from '../../engine/strategies';
+import { sync } from '../../engine/strategies/logical';
 import { verify } from '../../engine/verify';
 import { APP_ROLE, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
@@ -116,7 +117,7 @@ describe('logical strategy under write load', function () {
           'replica identity full page_views_default',
           'replica identity full schema_migrations',
         ]);
-        const removed = await cleanupLogical(source, target);
+        const removed = await cleanup(source, target);
         assert.ok(removed.some((r) => /REPLICA IDENTITY FULL/.test(r)));
         assert.deepEqual(await artefacts(source, target), []);
         // Identity/serial sequences continue on the target past the source's values.
@@ -175,7 +176,7 @@ describe('logical strategy under write load', function () {
       `SELECT count(*)::text AS n, count(*) FILTER (WHERE applied_at = '2001-01-01')::text AS old FROM public.schema_migrations`,
     );
     assert.deepEqual(t, { n: '60', old: '5' });
-    await cleanupLogical(source, target);
+    await cleanup(source, target);
     assert.deepEqual(await artefacts(source, target), []);
   });
 
@@ -251,7 +252,7 @@ describe('logical strategy under write load', function () {
     // The divergence is still there for pgrelocate verify to show.
     const v = await verify(source, target, { mode: 'count', matviews: false });
     assert.equal(v.ok, false);
-    await cleanupLogical(source, target);
+    await cleanup(source, target);
     assert.deepEqual(await artefacts(source, target), []);
   });
 });

@@ -9,11 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { bucardoSync } from '../../engine/bucardo/sync';
+import { bucardoSync } from '../../engine/strategies/bucardo';
 import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { startServer } from '../../engine/local/cluster';
-import { cleanupLogical, copyOnce, cutover, sync } from '../../engine/logical/strategy';
+import { cleanup, cutover } from '../../engine/strategies';
+import { copyOnce } from '../../engine/copy/once';
+import { sync } from '../../engine/strategies/logical';
 import { checksumExpr, verify } from '../../engine/verify';
 import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
@@ -96,7 +98,7 @@ describe('a PostgreSQL 11 source', function () {
     assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
     const [row] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM measures WHERE x = 0.1::float8 + 0.2::float8`);
     assert.equal(row!.n, '1', 'the float written after the snapshot arrived bit for bit');
-    await cleanupLogical(source, target);
+    await cleanup(source, target);
     const slots = await sql(source, `SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%'`);
     assert.equal(slots.length, 0);
   });
@@ -112,7 +114,7 @@ describe('a PostgreSQL 11 source', function () {
       assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
       const left = await sql(source, `SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'`);
       assert.equal(left.length, 0, 'no bucardo schema left on the source');
-      await cleanupLogical(source, target, { unfence: true, bucardoUrl: ctl.conn() });
+      await cleanup(source, target, { unfence: true, bucardoUrl: ctl.conn() });
     } finally {
       await ctl.stop();
     }

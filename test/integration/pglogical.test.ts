@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import type { ConnInfo } from '../../engine/conn';
 import { findServerBinaries } from '../../engine/local/binaries';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
-import { cleanupLogical, cutover } from '../../engine/logical/strategy';
+import { cleanup, cutover } from '../../engine/strategies';
 import { plan } from '../../engine/plan';
-import { pglogicalSync } from '../../engine/pglogical/sync';
+import { pglogicalSync } from '../../engine/strategies/pglogical';
 import { APP_ROLE, dropGeneratedColumns, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
 import { freshDatabase, newestPgDump, server, sql } from '../helpers/servers';
@@ -112,7 +112,7 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
         (await leftovers(target)).filter((x) => x !== 'schema pgrelocate'),
         [],
       );
-      await cleanupLogical(source, target, { unfence: true });
+      await cleanup(source, target, { unfence: true });
       assert.deepEqual(await leftovers(target), []);
     } finally {
       await load.stop();
@@ -126,7 +126,7 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
     const target = await freshDatabase(dst, 'pgltgt2');
     await pglogicalSync(source, target, { jobs: 2 });
     assert.ok((await leftovers(source)).some((x) => x.startsWith('slot ')));
-    const removed = await cleanupLogical(source, target);
+    const removed = await cleanup(source, target);
     assert.ok(
       removed.some((r) => /pglogical node/.test(r)),
       removed.join('\n'),

@@ -18,7 +18,7 @@ import { execa } from 'execa';
 import { libpqUrl } from '../../engine/tool-exec';
 import { toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
-import { copyOnce } from '../../engine/logical/strategy';
+import { copyOnce } from '../../engine/copy/once';
 import type { RunEvent } from '../../engine/runner';
 import { findClientTools } from '../../engine/tools';
 import { verify } from '../../engine/verify';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { parseUrl } from '../../engine/conn';
-import { parseStatus } from '../../engine/bucardo/control';
-import { bucardoNames } from '../../engine/bucardo/meta';
-import { addDbArgs } from '../../engine/bucardo/sync';
+import { parseStatus } from '../../engine/strategies/bucardo/control';
+import { bucardoNames } from '../../engine/strategies/bucardo/meta';
+import { addDbArgs } from '../../engine/strategies/bucardo/sync';
 
 describe('bucardo (pure parts)', function () {
   it('parses `bucardo status <sync>` into its fields, the last error included', function () {

@@ -2,19 +2,12 @@ import assert from 'node:assert/strict';
 import { parseUrl } from '../../engine/conn';
 import type { TableInfo } from '../../engine/inspect';
 import { tableInfo } from '../helpers/fixtures';
-import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/logical/copy';
-import {
-  foreignKeyTocKey,
-  indexBuildOptions,
-  indexCost,
-  parseToc,
-  splitPostData,
-  type ForeignKeyInfo,
-} from '../../engine/logical/post-data';
-import { Slots } from '../../engine/logical/slots';
-import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/logical/schema';
-import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/logical/snapshot';
-import { conninfo, createSubscriptionSql } from '../../engine/logical/subscription';
+import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/copy/copy';
+import { foreignKeyTocKey, indexBuildOptions, indexCost, parseToc, splitPostData, type ForeignKeyInfo } from '../../engine/copy/post-data';
+import { Slots } from '../../engine/copy/slots';
+import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/copy/schema';
+import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/streaming/snapshot';
+import { conninfo, createSubscriptionSql } from '../../engine/streaming/subscription';
 import { redact } from '../../engine/conn';
 
 function table(name: string, bytes: number, over: Partial<TableInfo> = {}): TableInfo {

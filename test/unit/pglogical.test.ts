@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { parseUrl } from '../../engine/conn';
-import { conninfo } from '../../engine/logical/subscription';
-import { pglogicalNames } from '../../engine/pglogical/meta';
-import { batchesOf, providerConn } from '../../engine/pglogical/sync';
+import { conninfo } from '../../engine/streaming/subscription';
+import { pglogicalNames } from '../../engine/strategies/pglogical/meta';
+import { batchesOf, providerConn } from '../../engine/strategies/pglogical/sync';
 
 describe('pglogical (pure parts)', function () {
   it('batches: tables in groups of N, or all at once', function () {

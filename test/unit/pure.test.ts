@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { analyzeSql } from '../../engine/analyze';
-import { dumpFailure, pgDumpArgs, pgRestoreArgs } from '../../engine/dump-restore';
+import { dumpFailure, pgDumpArgs, pgRestoreArgs } from '../../engine/strategies/dump-restore/dump-restore';
 import { defaultSettings, renderConf } from '../../engine/local/cluster';
 import { parsePasswd } from '../../engine/local/os-user';
 import { chooseStrategy, dumpRestoreSteps } from '../../engine/plan';

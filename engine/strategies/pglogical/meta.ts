@@ -1,4 +1,4 @@
-import { runTag } from '../logical/snapshot';
+import { runTag } from '../../streaming/snapshot';
 
 /** What a pglogical run records about its artefacts, so cutover and cleanup find and remove exactly them. */
 

@@ -4,24 +4,24 @@
  * `VACUUM ANALYZE`, and verification. Writes must be stopped for the whole
  * run: its duration is the downtime, and the report says so.
  */
-import { opt } from './option-names';
+import { opt } from '../../option-names';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { analyzeRelations, relationsToAnalyze } from './analyze';
-import { estimateDumpBytes } from './check';
-import { ident, withClient, type ConnInfo } from './conn';
-import { applyDatabaseSettings } from './database-settings';
-import { PgrelocateError } from './errors';
-import { applyGlobals, MANAGED_ROLE, planGlobals } from './globals';
-import type { Preflight } from './preflight';
-import { parseRestoreErrors, type RestoreError } from './restore-errors';
-import type { TableInfo } from './inspect';
-import { ProgressMeter, type Emit, type Step } from './runner';
-import { restoreSchemasFirst } from './schemas-first';
-import { libpqUrl, runTool } from './tool-exec';
-import type { ClientTools } from './tools';
-import { formatBytes } from './units';
-import { verify, type VerifyMode, type VerifyResult } from './verify';
+import { analyzeRelations, relationsToAnalyze } from '../../analyze';
+import { estimateDumpBytes } from '../../check';
+import { ident, withClient, type ConnInfo } from '../../conn';
+import { applyDatabaseSettings } from '../../database-settings';
+import { PgrelocateError } from '../../errors';
+import { MANAGED_ROLE, migrateGlobals } from '../../globals';
+import type { Preflight } from '../../preflight';
+import { parseRestoreErrors, type RestoreError } from '../../restore-errors';
+import type { TableInfo } from '../../inspect';
+import { ProgressMeter, type Emit, type Step } from '../../runner';
+import { restoreSchemasFirst } from '../../schemas-first';
+import { errorLines, libpqUrl, runTool } from '../../tool-exec';
+import type { ClientTools } from '../../tools';
+import { formatBytes } from '../../units';
+import { verify, type VerifyMode, type VerifyResult } from '../../verify';
 
 export interface DumpRestoreOptions {
   /** Parallel jobs for pg_dump, pg_restore, vacuum and verify. */
@@ -105,84 +105,9 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-/** Tail of a tool's stderr without the verbose chatter. */
-function errorLines(stderr: string, n = 12): string {
-  const lines = stderr.split('\n').filter((l) => /error|fatal|could not|failed|denied/i.test(l));
-  return (lines.length ? lines : stderr.split('\n')).slice(-n).join('\n');
-}
-
-/** What the globals step needs: both endpoints, their inventories and the client tools. */
-export interface GlobalsInput {
-  readonly source: ConnInfo;
-  readonly target: ConnInfo;
-  readonly pre: Preflight;
-  readonly tools: ClientTools;
-  readonly skip: boolean;
-}
-
-/** Roles and memberships from the source onto the target (shared by every strategy). */
-export async function migrateGlobals(ctx: GlobalsInput, emit: Emit): Promise<Record<string, unknown>> {
-  if (ctx.skip) return { skipped: '--skip-globals' };
-  if (!ctx.pre.target.server.canCreateRole) {
-    emit({ type: 'log', level: 'warn', message: 'roles skipped: the target user cannot create roles' });
-    return { skipped: 'the target user cannot create roles' };
-  }
-  const base = ['--globals-only', '--no-tablespaces', '-d', libpqUrl(ctx.source)];
-  let r = await runTool(ctx.tools.pgDumpAll, base, [ctx.source], { captureStdout: true });
-  let passwords = true;
-  if (r.exitCode !== 0 && /pg_authid|permission denied/i.test(r.stderr)) {
-    // Managed sources (RDS, Cloud SQL) do not let anyone read password hashes.
-    r = await runTool(ctx.tools.pgDumpAll, ['--no-role-passwords', ...base], [ctx.source], { captureStdout: true });
-    passwords = false;
-    emit({
-      type: 'log',
-      level: 'warn',
-      message: 'the source does not expose role passwords: roles are created without them; set passwords on the target before the switch',
-    });
-  }
-  if (r.exitCode !== 0) {
-    throw new PgrelocateError(
-      'globals-failed',
-      `pg_dumpall --globals-only failed: ${errorLines(r.stderr)}`,
-      `Connect to the source as a superuser or the managed admin user, or pass ${opt('skipGlobals')} and create the roles yourself.`,
-    );
-  }
-  const outcome = await withClient(ctx.target, 'target', async (c) => {
-    // 16+: a role a non-superuser creates comes with ADMIN only; without SET and INHERIT the migration
-    // role could neither hand objects to it (ALTER … OWNER TO) nor write into its tables.
-    if (!ctx.pre.target.server.isSuperuser && ctx.pre.target.server.major >= 16)
-      await c.query(`SET createrole_self_grant = 'set, inherit'`);
-    const roles = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
-    const plan = planGlobals(r.stdout, {
-      admin: ctx.pre.target.server.currentUser,
-      isSuperuser: ctx.pre.target.server.isSuperuser,
-      existingRoles: new Set(roles.rows.map((x) => x.rolname)),
-    });
-    return applyGlobals(c, plan);
-  });
-  for (const w of outcome.warnings) emit({ type: 'log', level: 'warn', message: `roles: ${w.error} (${w.sql.slice(0, 120)})` });
-  if (outcome.failed.length > 0) {
-    throw new PgrelocateError(
-      'globals-failed',
-      `${outcome.failed.length} role statements failed on the target: ${outcome.failed
-        .slice(0, 5)
-        .map((f) => `${f.error} [${f.sql.slice(0, 160)}]`)
-        .join('; ')}`,
-      `Fix the roles on the target (or pass ${opt('skipGlobals')} and create them yourself), then rerun.`,
-      outcome,
-    );
-  }
-  return {
-    applied: outcome.applied,
-    skipped: outcome.skipped.length,
-    expectedErrors: outcome.expected.length,
-    warnings: outcome.warnings.length,
-    passwords,
-  };
-}
-
 const globalsStep: Step<DumpRestoreContext> = {
   name: 'globals',
+  what: 'roles and memberships (pg_dumpall --globals-only), the target admin role left untouched',
   run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
 };
 
@@ -237,6 +162,7 @@ export function dumpFailure(exitCode: number, stderr: string, workDir: string, n
 
 const dumpStep: Step<DumpRestoreContext> = {
   name: 'dump',
+  what: 'pg_dump -Fd -j {jobs} of the source database',
   async run(ctx, emit) {
     rmSync(ctx.dumpDir, { recursive: true, force: true });
     const progress = tableDataProgress(emit, 'dump', ctx.pre.source.database.tables);
@@ -260,6 +186,7 @@ const dumpStep: Step<DumpRestoreContext> = {
 
 const restoreStep: Step<DumpRestoreContext> = {
   name: 'restore',
+  what: 'pg_restore -j {jobs} into the target, errors classified expected / real',
   async run(ctx, emit) {
     const progress = tableDataProgress(emit, 'restore', ctx.pre.source.database.tables);
     const first = await restoreSchemasFirst(ctx.tools.pgRestore, ctx.target, pgRestoreArgs(ctx));
@@ -349,11 +276,13 @@ async function grantFormerOwners(source: ConnInfo, target: ConnInfo, emit: Emit)
 
 const databaseSettingsStep: Step<DumpRestoreContext> = {
   name: 'database-settings',
+  what: 'ALTER DATABASE … SET, per-role settings in the database, its comment and grants',
   run: (ctx, emit) => applyDatabaseSettings(ctx.source, ctx.target, ctx.pre.target.database.name, emit),
 };
 
 const vacuumStep: Step<DumpRestoreContext> = {
   name: 'vacuum-analyze',
+  what: 'VACUUM (ANALYZE) every table, {jobs} at a time',
   async run(ctx, emit) {
     const rels = await withClient(ctx.target, 'target', (c) => relationsToAnalyze(c, false));
     await analyzeRelations(ctx.target, rels, { jobs: ctx.opts.jobs, vacuum: true, step: 'vacuum-analyze' }, emit);
@@ -363,6 +292,7 @@ const vacuumStep: Step<DumpRestoreContext> = {
 
 const verifyStep: Step<DumpRestoreContext> = {
   name: 'verify',
+  what: 'row counts, primary key ranges, per-table checksums, sequences, large objects',
   async run(ctx, emit) {
     if (ctx.opts.verify === 'none') return { skipped: true };
     const meter = new ProgressMeter(emit, 'verify', ctx.pre.source.database.tables.length, 'tables');

@@ -1,15 +1,14 @@
-/** Options of the logical strategy, and what a run records about its artefacts. */
+/** Options of the streaming strategies, and what a run records about its artefacts. */
 import { namesFor } from './snapshot';
 import os from 'node:os';
 import { type ConnInfo } from '../conn';
 import { defaultWorkDir, type Preflight } from '../preflight';
 import { readRun, type RunRecord } from '../state';
+import { isStreaming, type StreamingStrategy } from '../strategies/names';
 import { type FenceState } from './fence';
 import { type LogicalNames } from './snapshot';
-import { type PglogicalMeta } from '../pglogical/meta';
-import { type BucardoMeta } from '../bucardo/meta';
 
-export interface LogicalOptions {
+export interface StreamingOptions {
   readonly jobs: number;
   readonly workDir: string;
   /** Allow a non-empty target. */
@@ -40,9 +39,11 @@ export interface LogicalOptions {
   readonly batchPause: number;
   /** bucardo: pgrelocate's parallel copy for the first data (after Bucardo's triggers are in), Bucardo for the changes only. */
   readonly bucardoParallelCopy: boolean;
+  /** bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database. */
+  readonly bucardoUrl?: ConnInfo;
 }
 
-export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOptions {
+export function resolveStreamingOptions(o: Partial<StreamingOptions>): StreamingOptions {
   return {
     jobs: Math.max(1, o.jobs ?? Math.max(2, os.cpus().length)),
     workDir: o.workDir ?? defaultWorkDir(),
@@ -61,11 +62,12 @@ export function resolveLogicalOptions(o: Partial<LogicalOptions>): LogicalOption
     batchSize: Math.max(0, o.batchSize ?? 0),
     batchPause: Math.max(0, o.batchPause ?? 0),
     bucardoParallelCopy: o.bucardoParallelCopy ?? false,
+    ...(o.bucardoUrl ? { bucardoUrl: o.bucardoUrl } : {}),
   };
 }
 
 /** What the run records about its artefacts, so resume, cutover and cleanup find them. */
-export interface LogicalMeta {
+export interface StreamingMeta {
   /** For pglogical runs, `slot` becomes pglogical's own slot once the subscription is up. */
   names: LogicalNames;
   phase: 'copy' | 'streaming' | 'cutover' | 'done';
@@ -75,24 +77,17 @@ export interface LogicalMeta {
   sourceDatabase: string;
   /** Key-less tables REPLICA IDENTITY FULL cannot match: not published, copied again inside the fence (check's fullCopyTables). */
   fullCopy?: string[];
-  /** Set by the pglogical strategy: its nodes, subscription and insert-only tables. */
-  pglogical?: PglogicalMeta;
-  /** Set by the bucardo strategy: its control database, names, full-copy tables. */
-  bucardo?: BucardoMeta;
 }
 
 /** What a new run records: its artefacts' names, nothing created yet. */
-export function newMeta(runId: string, sourceDatabase: string): LogicalMeta {
+export function newMeta(runId: string, sourceDatabase: string): StreamingMeta {
   return { names: namesFor(runId), phase: 'copy', replicaIdentityChanged: [], snapshotLsn: null, fence: null, sourceDatabase };
 }
-
-export type StreamingStrategy = 'logical' | 'pglogical' | 'bucardo';
-const STREAMING: readonly StreamingStrategy[] = ['logical', 'pglogical', 'bucardo'];
 
 /** The latest streaming run recorded on the target (`logical`, `pglogical` or `bucardo`, or only the one asked for). */
 export async function previousRun(target: ConnInfo, strategy?: StreamingStrategy): Promise<RunRecord | null> {
   // Errors pass through: a wrong password must not read as "no run recorded".
   const run = await readRun(target);
   if (!run) return null;
-  return (strategy ? run.strategy === strategy : STREAMING.includes(run.strategy as StreamingStrategy)) ? run : null;
+  return (strategy ? run.strategy === strategy : isStreaming(run.strategy)) ? run : null;
 }

@@ -10,19 +10,19 @@
  * Tables without a primary key are copied in full inside the cutover fence.
  * Cutover, status and cleanup are the common ones, which read `meta.bucardo`.
  */
-import { opt } from '../option-names';
+import { opt } from '../../option-names';
 import path from 'node:path';
 import type pg from 'pg';
-import { connect, ident, withClient, type ConnInfo } from '../conn';
-import type { Finding } from '../check';
-import { PgrelocateError } from '../errors';
-import { qualified, type TableInfo } from '../inspect';
-import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
-import { schemaFirstSteps } from '../logical/schema-first';
-import { reportBase, runStreamingSync } from '../logical/streaming-run';
-import { parallelCopySteps, type SyncContext } from '../logical/sync';
-import { publishedTables } from '../logical/snapshot';
-import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
+import { connect, ident, withClient, type ConnInfo } from '../../conn';
+import type { Finding } from '../../check';
+import { PgrelocateError } from '../../errors';
+import { qualified, type TableInfo } from '../../inspect';
+import { ProgressMeter, type Emit, type Step, type StepResult } from '../../runner';
+import { schemaFirstSteps } from '../../copy/schema-first';
+import { reportBase, runStreamingSync } from '../../streaming/run';
+import { parallelCopySteps, type CopyContext } from '../../copy/steps';
+import { publishedTables } from '../../streaming/snapshot';
+import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
 import { BucardoControl, parseStatus } from './control';
 import { bucardoNames, type BucardoMeta } from './meta';
 
@@ -38,9 +38,9 @@ export interface BucardoSyncReport {
   readonly seconds: number;
 }
 
-type Meta = LogicalMeta & { bucardo: BucardoMeta };
+type Meta = StreamingMeta & { bucardo: BucardoMeta };
 
-interface Ctx extends SyncContext {
+interface Ctx extends CopyContext {
   readonly meta: Meta;
   readonly control: BucardoControl;
   copySeconds?: number;
@@ -94,6 +94,7 @@ const hasBucardoSchema = async (conn: ConnInfo, label: string): Promise<boolean>
 const bucardoSteps: Step<Ctx>[] = [
   {
     name: 'control',
+    what: 'Bucardo control database (--bucardo-url), source and target databases, passwords by SQL',
     async run(ctx) {
       const installed = await ctx.control.ensureInstalled();
       ctx.meta.bucardo.installedControl ||= installed;
@@ -112,6 +113,7 @@ const bucardoSteps: Step<Ctx>[] = [
   },
   {
     name: 'sync-setup',
+    what: 'tables with a primary key and every sequence in a relgroup, a sync (onetimecopy=1 unless --bucardo-parallel-copy)',
     async run(ctx, emit) {
       const b = ctx.meta.bucardo;
       const exists = await ctx.control.sql((c) => c.query(`SELECT 1 FROM bucardo.sync WHERE name = $1`, [b.sync]));
@@ -182,6 +184,7 @@ const bucardoSteps: Step<Ctx>[] = [
   },
   {
     name: 'onetimecopy',
+    what: "Bucardo's daemon started; its first full copy, with progress",
     async run(ctx, emit) {
       const b = ctx.meta.bucardo;
       const t0 = Date.now();
@@ -230,6 +233,7 @@ const bucardoSteps: Step<Ctx>[] = [
   {
     // --bucardo-parallel-copy: the data is in; Bucardo starts with only the changes since its triggers.
     name: 'start',
+    what: "Bucardo's daemon started on the copied tables: changes since the copy's snapshot",
     async run(ctx) {
       await ctx.control.run(['start', '--logdest', ctx.meta.bucardo.dir, 'pgrelocate sync'], { timeoutMs: 60_000 });
       return { started: true };
@@ -237,6 +241,7 @@ const bucardoSteps: Step<Ctx>[] = [
   },
   {
     name: 'catch-up',
+    what: 'one sync run that finishes in time',
     async run(ctx, emit) {
       const t0 = Date.now();
       const r = await ctx.control.kick(ctx.meta.bucardo.sync, ctx.opts.catchUpTimeout * 1000);
@@ -265,12 +270,12 @@ export async function bucardoSync(
   source: ConnInfo,
   target: ConnInfo,
   controlUrl: ConnInfo,
-  options: Partial<LogicalOptions>,
+  options: Partial<StreamingOptions>,
   emit: Emit = () => undefined,
 ): Promise<BucardoSyncReport> {
   const started = Date.now();
   // The parallel copy (--bucardo-parallel-copy) takes a plain snapshot: Bucardo's triggers, not a slot, catch the changes.
-  const opts = resolveLogicalOptions({ ...options, streaming: false });
+  const opts = resolveStreamingOptions({ ...options, streaming: false });
   const r = await runStreamingSync<Meta, Ctx>({
     strategy: 'bucardo',
     source,

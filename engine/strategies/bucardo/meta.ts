@@ -1,4 +1,4 @@
-import { runTag } from '../logical/snapshot';
+import { runTag } from '../../streaming/snapshot';
 
 /** What a bucardo run records: names, where its control database and private directory are, what it created. */
 

@@ -5,11 +5,11 @@
  * target's keys.
  */
 import type { ConnInfo } from '../conn';
-import { migrateGlobals } from '../dump-restore';
+import { migrateGlobals } from '../globals';
 import type { Preflight } from '../preflight';
 import type { Step } from '../runner';
 import type { ClientTools } from '../tools';
-import type { LogicalOptions } from './run-options';
+import type { StreamingOptions } from '../streaming/options';
 import { restoreWholeSchema } from './schema';
 
 export interface SchemaFirstContext {
@@ -17,7 +17,7 @@ export interface SchemaFirstContext {
   readonly target: ConnInfo;
   readonly pre: Preflight;
   readonly tools: ClientTools;
-  readonly opts: LogicalOptions;
+  readonly opts: StreamingOptions;
   readonly resumed: boolean;
   readonly doneBefore: ReadonlySet<string>;
   readonly schemaFile: string;
@@ -27,10 +27,12 @@ export function schemaFirstSteps<C extends SchemaFirstContext>(): Step<C>[] {
   return [
     {
       name: 'globals',
+      what: 'roles and memberships, the target admin role left untouched',
       run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
     },
     {
       name: 'schema',
+      what: "the whole schema first (changes are applied through the target's keys)",
       async run(ctx, emit) {
         if (ctx.doneBefore.has('schema')) return { skipped: 'restored by the interrupted attempt' };
         const expected = await restoreWholeSchema(

@@ -6,7 +6,7 @@
  * record is gone.
  */
 import type pg from 'pg';
-import { dropSlot } from '../logical/artefacts';
+import { dropSlot } from '../../streaming/artefacts';
 import type { PglogicalMeta } from './meta';
 
 async function hasPglogical(c: pg.Client): Promise<boolean> {

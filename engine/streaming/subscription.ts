@@ -5,8 +5,11 @@
  */
 import { opt } from '../option-names';
 import type pg from 'pg';
-import { describe, literal, redact, type ConnInfo } from '../conn';
+import { describe, literal, redact, withClient, type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
+import type { Emit, Step } from '../runner';
+import type { CutoverContext, StatusDetail } from './hooks';
+import type { StreamingMeta } from './options';
 import type { LogicalNames } from './snapshot';
 
 /** A libpq key/value connection string (what CREATE SUBSCRIPTION takes). Contains the password. */
@@ -119,4 +122,71 @@ export async function waitForLsn(source: pg.Client, names: LogicalNames, lsn: st
     await new Promise((res) => setTimeout(res, 50));
   }
   return false;
+}
+
+/** Poll the slot until the target is at most `maxBytes` behind (or time runs out). */
+export async function waitForLag(
+  source: ConnInfo,
+  names: LogicalNames,
+  maxBytes: number,
+  timeoutSeconds: number,
+  emit: Emit,
+): Promise<Lag> {
+  return withClient(source, 'source', async (c) => {
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    let lastLog = 0;
+    for (;;) {
+      const lag = await sourceLag(c, names);
+      if (!lag)
+        throw new PgrelocateError(
+          'slot-missing',
+          `Replication slot ${names.slot} is gone from the source.`,
+          'Run pgrelocate cleanup, then sync again.',
+        );
+      if ((lag.bytes <= maxBytes && lag.slotActive) || Date.now() > deadline) return lag;
+      if (Date.now() - lastLog > 2000) {
+        lastLog = Date.now();
+        emit({
+          type: 'log',
+          level: 'info',
+          message: `catching up: ${lag.bytes} bytes behind${lag.slotActive ? '' : ' (subscription not connected yet)'}`,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+}
+
+/** The lag gate of the strategies that stream through a slot: fence only once the target is within --max-lag. */
+export async function slotLagGate(c: CutoverContext, emit: Emit): Promise<Lag> {
+  const lag = await waitForLag(c.source, c.meta.names, c.opts.maxLagBytes, c.opts.catchUpTimeout, emit);
+  if (lag.bytes > c.opts.maxLagBytes)
+    throw new PgrelocateError(
+      'lag-too-high',
+      `The target is ${lag.bytes} bytes behind (threshold ${c.opts.maxLagBytes}); nothing was fenced.`,
+      `Wait for catch-up (pgrelocate status) or raise ${opt('maxLag')}.`,
+    );
+  return lag;
+}
+
+/** The final sync of the strategies that stream through a slot: the target applies the source's last LSN. */
+export const finalLsnStep: Step<CutoverContext> = {
+  name: 'final-lsn',
+  async run(c) {
+    const lsn = (await c.src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+    if (!(await waitForLsn(c.src, c.meta.names, lsn, c.opts.applyTimeout * 1000)))
+      throw new PgrelocateError(
+        'apply-timeout',
+        `The target did not apply the source's final LSN ${lsn} within ${c.opts.applyTimeout}s.`,
+        'Check the subscription on the target (pg_stat_subscription, server log) and retry the cutover.',
+      );
+    return { lsn };
+  },
+};
+
+/** `status` of the strategies that stream through a slot: bytes behind (source) and seconds behind (target). */
+export async function slotStatus(source: ConnInfo | null, target: ConnInfo, meta: StreamingMeta): Promise<StatusDetail> {
+  const lag = source && meta.phase === 'streaming' ? await withClient(source, 'source', (c) => sourceLag(c, meta.names)) : null;
+  const secs = meta.phase === 'streaming' ? await withClient(target, 'target', (c) => targetLagSeconds(c, meta.names)) : null;
+  return { lag, targetLagSeconds: lag && lag.bytes === 0 ? 0 : secs };
 }

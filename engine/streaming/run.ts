@@ -14,15 +14,16 @@ import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunLock } from '../run-lock';
 import { RunState, type RunRecord } from '../state';
 import type { ClientTools } from '../tools';
-import { previousRun, type LogicalMeta, type LogicalOptions, type StreamingStrategy } from './run-options';
+import { previousRun, type StreamingMeta, type StreamingOptions } from './options';
+import type { StreamingStrategy } from '../strategies/names';
 
 /** What every step context of such a run holds. */
-export interface StreamingRunContext<M extends LogicalMeta> {
+export interface StreamingRunContext<M extends StreamingMeta> {
   readonly source: ConnInfo;
   readonly target: ConnInfo;
   readonly pre: Preflight;
   readonly tools: ClientTools;
-  readonly opts: LogicalOptions;
+  readonly opts: StreamingOptions;
   readonly state: RunState;
   readonly meta: M;
   readonly resumed: boolean;
@@ -30,7 +31,7 @@ export interface StreamingRunContext<M extends LogicalMeta> {
   readonly schemaFile: string;
 }
 
-export type StreamingRunResult<M extends LogicalMeta, C> =
+export type StreamingRunResult<M extends StreamingMeta, C> =
   | { readonly alreadyStreaming: true; readonly run: RunRecord; readonly meta: M }
   | { readonly alreadyStreaming: false; readonly ctx: C; readonly results: StepResult[] };
 
@@ -45,7 +46,7 @@ export interface StreamingReportBase {
 }
 
 /** Those fields from a run's result; an already streaming run did nothing (no steps, no time). */
-export function reportBase<M extends LogicalMeta, C extends StreamingRunContext<M>>(
+export function reportBase<M extends StreamingMeta, C extends StreamingRunContext<M>>(
   r: StreamingRunResult<M, C>,
   started: number,
 ): StreamingReportBase {
@@ -62,11 +63,11 @@ export function reportBase<M extends LogicalMeta, C extends StreamingRunContext<
 }
 
 /** What a streaming strategy's sync gives the driver. */
-export interface StreamingSyncArgs<M extends LogicalMeta, C> {
+export interface StreamingSyncArgs<M extends StreamingMeta, C> {
   readonly strategy: StreamingStrategy;
   readonly source: ConnInfo;
   readonly target: ConnInfo;
-  readonly opts: LogicalOptions;
+  readonly opts: StreamingOptions;
   readonly emit: Emit;
   /** The meta of a new run (its artefacts' names; nothing created yet). */
   readonly newMeta: (runId: string, pre: Preflight) => M | Promise<M>;
@@ -76,13 +77,13 @@ export interface StreamingSyncArgs<M extends LogicalMeta, C> {
 }
 
 /** A sync holds the target's run lock from before it reads the previous run until it returns. */
-export async function runStreamingSync<M extends LogicalMeta, C extends StreamingRunContext<M>>(
+export async function runStreamingSync<M extends StreamingMeta, C extends StreamingRunContext<M>>(
   args: StreamingSyncArgs<M, C>,
 ): Promise<StreamingRunResult<M, C>> {
   return withRunLock(args.target, 'sync', () => runStreamingSyncLocked(args));
 }
 
-async function runStreamingSyncLocked<M extends LogicalMeta, C extends StreamingRunContext<M>>(
+async function runStreamingSyncLocked<M extends StreamingMeta, C extends StreamingRunContext<M>>(
   args: StreamingSyncArgs<M, C>,
 ): Promise<StreamingRunResult<M, C>> {
   const { strategy, source, target, opts, emit } = args;

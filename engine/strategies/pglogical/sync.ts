@@ -11,18 +11,18 @@
  * the `default` set and synchronized at cutover. The cutover, status and
  * cleanup are the logical strategy's, which read `meta.pglogical`.
  */
-import { opt } from '../option-names';
+import { opt } from '../../option-names';
 import type pg from 'pg';
-import { connect, withClient, type ConnInfo } from '../conn';
-import { settingList, tablesWithoutIdentity, type Finding } from '../check';
-import { PgrelocateError } from '../errors';
-import { qualified, type Inventory } from '../inspect';
-import { ProgressMeter, type Emit, type Step, type StepResult } from '../runner';
-import { schemaFirstSteps } from '../logical/schema-first';
-import { reportBase, runStreamingSync, type StreamingRunContext } from '../logical/streaming-run';
-import { publishedTables } from '../logical/snapshot';
-import { conninfo, sourceLag, waitForLsn, type Lag } from '../logical/subscription';
-import { newMeta, resolveLogicalOptions, type LogicalMeta, type LogicalOptions } from '../logical/run-options';
+import { connect, withClient, type ConnInfo } from '../../conn';
+import { settingList, tablesWithoutIdentity, type Finding } from '../../check';
+import { PgrelocateError } from '../../errors';
+import { qualified, type Inventory } from '../../inspect';
+import { ProgressMeter, type Emit, type Step, type StepResult } from '../../runner';
+import { schemaFirstSteps } from '../../copy/schema-first';
+import { reportBase, runStreamingSync, type StreamingRunContext } from '../../streaming/run';
+import { publishedTables } from '../../streaming/snapshot';
+import { conninfo, sourceLag, waitForLsn, type Lag } from '../../streaming/subscription';
+import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
 import { pglogicalNames, type PglogicalMeta } from './meta';
 
 export interface PglogicalSyncReport {
@@ -38,7 +38,7 @@ export interface PglogicalSyncReport {
   readonly seconds: number;
 }
 
-type Ctx = StreamingRunContext<LogicalMeta & { pglogical: PglogicalMeta }>;
+type Ctx = StreamingRunContext<StreamingMeta & { pglogical: PglogicalMeta }>;
 
 /** Tables per batch, in order: largest first so the long syncs start early. Pure. */
 export function batchesOf<T>(items: readonly T[], size: number): T[][] {
@@ -178,10 +178,11 @@ async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, tabl
   }
 }
 
-const steps: Step<Ctx>[] = [
+export const PGLOGICAL_STEPS: readonly Step<Ctx>[] = [
   ...schemaFirstSteps<Ctx>(),
   {
     name: 'nodes',
+    what: 'extension pglogical and a provider node on the source, a subscriber node on the target',
     async run(ctx) {
       const p = ctx.meta.pglogical;
       const created: string[] = [];
@@ -205,6 +206,7 @@ const steps: Step<Ctx>[] = [
   },
   {
     name: 'subscribe',
+    what: 'sequences into the default set; a subscription to default + default_insert_only',
     async run(ctx) {
       const p = ctx.meta.pglogical;
       // Sequences first: they ride in the `default` set and are synchronized again at cutover.
@@ -237,6 +239,7 @@ const steps: Step<Ctx>[] = [
   },
   {
     name: 'tables',
+    what: 'tables added in batches (--batch-size, --batch-pause), each batch waited for until replicating',
     async run(ctx, emit) {
       const p = ctx.meta.pglogical;
       const noKey = new Set(tablesWithoutIdentity(ctx.pre.source));
@@ -289,6 +292,7 @@ const steps: Step<Ctx>[] = [
   },
   {
     name: 'catch-up',
+    what: 'wait until the target has applied the source position',
     async run(ctx, emit) {
       const t0 = Date.now();
       const caughtUp = await withClient(ctx.source, 'source', async (c) => {
@@ -307,7 +311,7 @@ const steps: Step<Ctx>[] = [
 export async function pglogicalSync(
   source: ConnInfo,
   target: ConnInfo,
-  options: Partial<LogicalOptions>,
+  options: Partial<StreamingOptions>,
   emit: Emit = () => undefined,
 ): Promise<PglogicalSyncReport> {
   const started = Date.now();
@@ -315,7 +319,7 @@ export async function pglogicalSync(
     strategy: 'pglogical',
     source,
     target,
-    opts: resolveLogicalOptions(options),
+    opts: resolveStreamingOptions(options),
     emit,
     newMeta: (runId, pre) => ({
       ...newMeta(runId, pre.source.database.name),
@@ -327,7 +331,7 @@ export async function pglogicalSync(
       },
     }),
     context: (base) => base,
-    steps,
+    steps: PGLOGICAL_STEPS,
   });
   const meta = r.alreadyStreaming ? r.meta : r.ctx.meta;
   const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));

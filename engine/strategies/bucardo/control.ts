@@ -15,9 +15,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync,
 import path from 'node:path';
 import { execa } from 'execa';
 import type pg from 'pg';
-import { connect, ident, redact, withClient, type ConnInfo } from '../conn';
-import { PgrelocateError } from '../errors';
-import { pgpassLines } from '../tool-exec';
+import { connect, ident, redact, withClient, type ConnInfo } from '../../conn';
+import { PgrelocateError } from '../../errors';
+import { pgpassLines } from '../../tool-exec';
 
 export const BUCARDO_BIN = process.env['PGRELOCATE_BUCARDO'] ?? 'bucardo';
 

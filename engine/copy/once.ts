@@ -1,0 +1,148 @@
+/**
+ * `pgrelocate copy`: the parallel copy once, with no slot and no streaming,
+ * finished like a cutover (sequences, large objects, materialized views,
+ * database settings) and verified.
+ */
+import { opt } from '../option-names';
+import { withRunLock } from '../run-lock';
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { connect, describe, type ConnInfo } from '../conn';
+import type { Finding } from '../check';
+import { PgrelocateError } from '../errors';
+import { analyzeMissing } from '../analyze';
+import { preflight, requireReady } from '../preflight';
+import { runSteps, type Emit, type Step, type StepResult } from '../runner';
+import { RunState } from '../state';
+import { globalsSteps, parallelCopySteps, type CopyContext } from './steps';
+import { applyDatabaseSettings } from '../database-settings';
+import { verify } from '../verify';
+import { type CopyResult } from './copy';
+import { copyLargeObjects, refreshMatviews, syncSequences } from '../streaming/cutover-steps';
+import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../streaming/options';
+
+/** The one-time copy: what a sync does, without slot, publication or subscription, then finished like a cutover. */
+const COPY_STEPS: Step<CopyContext>[] = [
+  ...globalsSteps<CopyContext>(),
+  ...parallelCopySteps<CopyContext>(),
+  {
+    name: 'finish',
+    what: 'sequences, large objects, materialized views, statistics, database settings',
+    async run(ctx, emit) {
+      const src = await connect(ctx.source, 'source');
+      const dst = await connect(ctx.target, 'target');
+      try {
+        const sequences = await syncSequences(src, dst);
+        const los = await copyLargeObjects(src, dst);
+        const matviews = await refreshMatviews(src, dst);
+        // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
+        const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit);
+        // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
+        const settings = await applyDatabaseSettings(ctx.source, ctx.target, ctx.pre.target.database.name, emit);
+        return {
+          sequences,
+          largeObjects: los.count,
+          matviews,
+          analyzed: (ctx.post?.analyzed ?? 0) + analyzed,
+          databaseSettings: settings.applied,
+        };
+      } finally {
+        await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
+      }
+    },
+  },
+  {
+    name: 'verify',
+    what: 'row counts (or checksums with --verify checksum) of every table',
+    async run(ctx) {
+      if (ctx.opts.verify === 'none') return { skipped: true };
+      const v = await verify(ctx.source, ctx.target, { mode: ctx.opts.verify, jobs: ctx.opts.jobs, matviews: false });
+      if (!v.ok) {
+        throw new PgrelocateError(
+          'verify-failed',
+          `Verification found ${v.mismatches.length} difference(s):\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
+          `Writes reached the source during the copy (stop them for a one-time copy), or the copy failed; rerun with ${opt('force')}.`,
+          v,
+        );
+      }
+      return { mode: v.mode, tables: v.tables.length, rows: v.rows };
+    },
+  },
+];
+
+export interface CopyReport {
+  readonly runId: string;
+  readonly steps: readonly StepResult[];
+  readonly copy: CopyResult | null;
+  readonly seconds: number;
+  readonly findings: readonly Finding[];
+}
+
+/**
+ * `pgrelocate copy`: schema, data under one snapshot, indexes, sequences, large
+ * objects and materialized views, verified — once, with no streaming. Writes
+ * made on the source during the copy are not carried: stop them, or use sync.
+ */
+export async function copyOnce(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<StreamingOptions>,
+  emit: Emit = () => undefined,
+): Promise<CopyReport> {
+  return withRunLock(target, 'copy', () => copyOnceLocked(source, target, options, emit));
+}
+
+async function copyOnceLocked(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<StreamingOptions>,
+  emit: Emit = () => undefined,
+): Promise<CopyReport> {
+  const started = Date.now();
+  const opts = resolveStreamingOptions({ ...options, streaming: false });
+  const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir, writesDump: false });
+  const tools = requireReady(pre);
+  const stateClient = await connect(target, 'target');
+  const state = await RunState.create(stateClient, 'copy', describe(source));
+  const meta: StreamingMeta = newMeta(state.runId, pre.source.database.name);
+  const schemaDir = scratchDir(opts.workDir, state.runId);
+  const ctx: CopyContext = {
+    source,
+    target,
+    pre,
+    tools,
+    opts,
+    state,
+    meta,
+    resumed: false,
+    doneBefore: new Set(),
+    schemaFile: path.join(schemaDir, 'schema.dump'),
+  };
+  try {
+    const results = await runSteps(COPY_STEPS, ctx, emit, state);
+    const report: CopyReport = {
+      runId: state.runId,
+      steps: results,
+      copy: ctx.copy ?? null,
+      seconds: (Date.now() - started) / 1000,
+      findings: pre.findings,
+    };
+    meta.phase = 'done';
+    await state.setMeta(meta);
+    await state.finish('done', report);
+    return report;
+  } catch (e) {
+    await state.setPhase('copy', 'failed').catch(() => undefined);
+    throw e;
+  } finally {
+    rmSync(schemaDir, { recursive: true, force: true });
+    await stateClient.end().catch(() => undefined);
+  }
+}
+
+/** A scratch directory for a run's schema dump (removed when the run step ends). */
+function scratchDir(workDir: string, runId: string): string {
+  const dir = path.join(workDir, `pgrelocate-schema-${runId}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}

@@ -1,0 +1,170 @@
+/**
+ * The parallel copy every strategy that copies rows itself shares (logical's
+ * sync, bucardo --bucardo-parallel-copy, the one-time copy): roles, the
+ * schema's pre-data, the rows under one snapshot with indexes built as tables
+ * finish, then the rest of post-data.
+ */
+import path from 'node:path';
+import { ident, withClient, type ConnInfo } from '../conn';
+import { migrateGlobals } from '../globals';
+import { qualified, type TableInfo } from '../inspect';
+import { runTool } from '../tool-exec';
+import { parseToc, PostDataPipeline, sourceForeignKeys, sourceIndexes, sourcePartitionedTables, splitPostData } from './post-data';
+import { Slots } from './slots';
+import { type Preflight } from '../preflight';
+import { type Emit, type Step } from '../runner';
+import { RunState } from '../state';
+import type { ClientTools } from '../tools';
+import { copyTables, type CopyResult } from './copy';
+import { dumpSchema, restoreSection } from './schema';
+import { ExportedSnapshot } from '../streaming/snapshot';
+import { dropSlot } from '../streaming/artefacts';
+import { type StreamingMeta, type StreamingOptions } from '../streaming/options';
+
+/** What the copy steps need; other strategies that reuse them (bucardo --parallel-copy) extend it. */
+export interface CopyContext {
+  readonly source: ConnInfo;
+  readonly target: ConnInfo;
+  readonly pre: Preflight;
+  readonly tools: ClientTools;
+  readonly opts: StreamingOptions;
+  readonly state: RunState;
+  readonly meta: StreamingMeta;
+  readonly resumed: boolean;
+  readonly doneBefore: ReadonlySet<string>;
+  readonly schemaFile: string;
+  copy?: CopyResult;
+  post?: PostDataPipeline | null;
+  catchUpSeconds?: number;
+  backlogBytes?: number;
+}
+
+/**
+ * The post-data pipeline for a copy: per-table indexes as tables finish. Null
+ * (whole post-data after the copy) when the schema dump cannot be listed.
+ */
+async function pipelineFor(ctx: CopyContext, tables: readonly TableInfo[], slots: Slots, emit: Emit): Promise<PostDataPipeline | null> {
+  // The post-data section only, every entry of it: what the pipeline does not take is restored at the end.
+  const list = await runTool(ctx.tools.pgRestore, ['-l', '--section=post-data', ctx.schemaFile], [], { captureStdout: true });
+  if (list.exitCode !== 0) return null;
+  const [indexes, foreignKeys, partitioned] = await withClient(
+    ctx.source,
+    'source',
+    async (c) => [await sourceIndexes(c), await sourceForeignKeys(c), await sourcePartitionedTables(c)] as const,
+  );
+  const copied = new Set(tables.map((t) => `${t.schema}.${t.name}`));
+  const split = {
+    ...splitPostData(parseToc(list.stdout), indexes, copied, foreignKeys),
+    // Analyzed by the pipeline only when every leaf is copied by it; the others at the end.
+    partitioned: partitioned.filter((p) => p.leaves.every((l) => copied.has(l))),
+  };
+  return new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), split, slots, ctx.resumed, emit);
+}
+
+const globalsStep: Step<CopyContext> = {
+  name: 'globals',
+  what: 'roles and memberships, the target admin role left untouched',
+  run: (ctx, emit) => migrateGlobals({ ...ctx, skip: ctx.opts.skipGlobals }, emit),
+};
+
+const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
+  {
+    name: 'schema-pre-data',
+    what: 'types, tables, functions and views (pg_dump --schema-only, pre-data section)',
+    async run(ctx, emit) {
+      await dumpSchema(ctx.tools, ctx.source, ctx.schemaFile);
+      if (ctx.doneBefore.has('schema-pre-data')) return { skipped: 'restored by the interrupted attempt' };
+      const errors = await restoreSection(
+        ctx.tools,
+        ctx.target,
+        ctx.schemaFile,
+        'pre-data',
+        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
+        emit,
+      );
+      return { expectedErrors: errors.length };
+    },
+  },
+  {
+    name: 'copy',
+    what: "{jobs} parallel COPY streams under one snapshot (the slot's when streaming), large tables split in ranges",
+    async run(ctx, emit) {
+      const all = ctx.pre.source.database.tables.filter((t) => t.kind === 'r');
+      // One budget of --jobs slots for copy streams and index builds together.
+      const slots = new Slots(Math.max(1, ctx.opts.jobs));
+      ctx.post = await pipelineFor(ctx, all, slots, emit);
+      const post = ctx.post;
+      if (ctx.resumed) {
+        // The interrupted attempt's snapshot died with its connection: start over from a new one.
+        await withClient(ctx.source, 'source', (c) => dropSlot(c, ctx.meta.names.slot));
+        await withClient(ctx.target, 'target', async (c) => {
+          // Foreign keys that attempt added would check (and refuse) rows copied before the ones they reference.
+          for (const fk of post?.foreignKeys ?? [])
+            await c.query(`ALTER TABLE ONLY ${fk.qualifiedTable} DROP CONSTRAINT IF EXISTS ${ident(fk.constraint)}`);
+          if (all.length > 0) await c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`);
+        });
+        emit({ type: 'log', level: 'info', message: 'resuming: target tables truncated, copying again from a new snapshot' });
+      }
+      const snap = ctx.opts.streaming
+        ? await ExportedSnapshot.create(ctx.source, ctx.meta.names.slot)
+        : await ExportedSnapshot.plain(ctx.source);
+      try {
+        ctx.meta.snapshotLsn = snap.lsn;
+        await ctx.state.setMeta(ctx.meta);
+        ctx.copy = await copyTables(
+          ctx.source,
+          ctx.target,
+          snap.name,
+          all,
+          {
+            jobs: ctx.opts.jobs,
+            splitBytes: ctx.opts.splitBytes,
+            sourceVersionNum: ctx.pre.source.server.versionNum,
+            ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`, qualified(t)) } : {}),
+          },
+          emit,
+        );
+      } catch (e) {
+        await ctx.post?.close();
+        throw e;
+      } finally {
+        await snap.close();
+      }
+      return { ...ctx.copy, snapshotLsn: snap.lsn };
+    },
+  },
+  {
+    name: 'schema-post-data',
+    what: 'indexes, constraints, foreign keys, triggers, {jobs} at a time, each table as soon as it is copied',
+    async run(ctx, emit) {
+      if (ctx.post) {
+        // Per-table indexes were built during the copy; finish them, then the rest.
+        const errors = await ctx.post.finish();
+        return { pipelined: true, expectedErrors: errors.filter((e) => e.expected).length };
+      }
+      const errors = await restoreSection(
+        ctx.tools,
+        ctx.target,
+        ctx.schemaFile,
+        'post-data',
+        { jobs: ctx.opts.jobs, force: false, resumed: ctx.resumed },
+        emit,
+      );
+      return { expectedErrors: errors.length };
+    },
+  },
+])();
+
+/** Roles: the first step of every strategy. */
+export function globalsSteps<C extends CopyContext>(): Step<C>[] {
+  return [globalsStep as Step<C>];
+}
+
+/**
+ * Schema pre-data, the parallel copy under one snapshot (exported from the
+ * run's slot when `opts.streaming`, a plain one otherwise) with indexes built
+ * as tables finish, then the rest of post-data.
+ */
+export function parallelCopySteps<C extends CopyContext>(): Step<C>[] {
+  return [preDataStep!, copyStep!, postDataStep!] as Step<C>[];
+}

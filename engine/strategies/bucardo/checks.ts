@@ -1,0 +1,31 @@
+/** What `check` verifies for the bucardo strategy, beside the checks every strategy shares. Pure. */
+import { qualified } from '../../inspect';
+import { type Add, type CheckFacts, list } from '../../check';
+
+/** Bucardo: needs no replication right, only triggers on the source; what it cannot carry is copied in the cutover window. */
+export function bucardoChecks(f: CheckFacts, warn: Add, info: Add): void {
+  const { source: s } = f;
+  const noKey = s.database.tables.filter((t) => t.kind === 'r' && !t.unlogged && t.primaryKey.length === 0).map((t) => qualified(t));
+  if (noKey.length > 0) {
+    warn(
+      'bucardo-full-copy',
+      `${noKey.length} tables have no primary key, which Bucardo needs to track changes; pgrelocate copies them in full inside the cutover window: ${list(noKey)}.`,
+      'Add primary keys (large key-less tables lengthen the write-blackout).',
+    );
+  }
+  if (s.database.largeObjects > 0) {
+    warn(
+      'large-objects-at-cutover',
+      `${s.database.largeObjects} large objects are not replicated by Bucardo; pgrelocate copies them during the cutover window.`,
+      'Many or large objects lengthen the write-blackout: rehearse it.',
+    );
+  }
+  info(
+    'bucardo-triggers',
+    `Bucardo adds a "bucardo" schema and a delta trigger on every replicated table of the source (user "${s.server.currentUser}" must own the tables or be a superuser); cleanup removes them.`,
+  );
+  if (s.database.matviews.length > 0) {
+    info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
+  }
+  info('ddl-freeze', 'Schema changes (DDL) on the source are not replicated: freeze migrations between sync and cutover (seed 004).');
+}

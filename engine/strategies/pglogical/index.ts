@@ -1,0 +1,45 @@
+/**
+ * Strategy `pglogical`: the whole schema first, then pglogical's provider and
+ * subscriber nodes, tables added in batches. At cutover the sequences are
+ * synchronized inside the fence, the target applies the last LSN, the
+ * insert-only (key-less) tables are copied again, and both nodes are removed.
+ */
+import type { StreamingHooks } from '../../streaming/hooks';
+import type { StreamingMeta } from '../../streaming/options';
+import { finalLsnStep, slotLagGate, slotStatus } from '../../streaming/subscription';
+import type { PglogicalMeta } from './meta';
+import { removeProviderSide, removeSubscriberSide } from './teardown';
+
+export { pglogicalSync, type PglogicalSyncReport } from './sync';
+
+export type PglogicalRunMeta = StreamingMeta & { pglogical: PglogicalMeta };
+
+export const pglogical: StreamingHooks<PglogicalRunMeta> = {
+  name: 'pglogical',
+  lagGate: slotLagGate,
+  fencedSteps: [
+    {
+      // pglogical carries sequence values only when asked; the exact values are set again after the final LSN.
+      name: 'pglogical-sequences',
+      async run(c) {
+        const seqs = await c.src.query<{ s: string }>(`SELECT set_seqoid::regclass::text AS s FROM pglogical.replication_set_seq`);
+        for (const { s } of seqs.rows) await c.src.query(`SELECT pglogical.synchronize_sequence($1::regclass)`, [s]);
+        return { sequences: seqs.rows.length };
+      },
+    },
+  ],
+  finalSync: finalLsnStep,
+  // default_insert_only tables missed their updates and deletes.
+  recopy: (meta) => meta.pglogical.insertOnly,
+  async removeReplication(c) {
+    await removeSubscriberSide(c.dst, c.meta.pglogical);
+    await removeProviderSide(c.src, c.meta.names.slot, c.meta.pglogical);
+  },
+  async cleanup(src, dst, meta) {
+    return [
+      ...(await removeSubscriberSide(dst, meta?.pglogical)),
+      ...(await removeProviderSide(src, meta ? meta.names.slot : null, meta?.pglogical)),
+    ];
+  },
+  status: slotStatus,
+};

@@ -1,0 +1,73 @@
+/**
+ * `cleanup` and `status` for the streaming strategies: each strategy removes
+ * its own artefacts (by the run's record, or by pgrelocate's names when the
+ * record is gone); then what all of them share — slots, REPLICA IDENTITY
+ * changes, the fence — and the state schema.
+ */
+import { withRunLock } from '../run-lock';
+import { connect, withClient, type ConnInfo } from '../conn';
+import { type RunRecord } from '../state';
+import type { StreamingStrategy } from '../strategies/names';
+import { dropSlot } from './artefacts';
+import { unfence } from './fence';
+import type { CleanupOptions, StatusDetail, StreamingHooks } from './hooks';
+import { previousRun, type StreamingMeta } from './options';
+
+/** Remove every artefact of the streaming runs on this target, whichever strategy made them. */
+export async function runCleanup(
+  source: ConnInfo,
+  target: ConnInfo,
+  opts: CleanupOptions,
+  strategies: readonly StreamingHooks[],
+): Promise<string[]> {
+  return withRunLock(target, 'cleanup', async () => {
+    const removed: string[] = [];
+    const run = await previousRun(target).catch(() => null);
+    const meta = (run?.meta ?? null) as StreamingMeta | null;
+    const src = await connect(source, 'source');
+    const dst = await connect(target, 'target');
+    try {
+      // The source may be fenced read-only after a cutover: this session still has work to do.
+      await src.query('SET default_transaction_read_only = off');
+      for (const s of strategies) removed.push(...(await s.cleanup(src, dst, run?.strategy === s.name ? meta : null, opts)));
+      const slots = await src.query<{ slot_name: string }>(
+        `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate\\_%' AND database = current_database()`,
+      );
+      for (const s of slots.rows) {
+        await dropSlot(src, s.slot_name);
+        removed.push(`slot ${s.slot_name} (source)`);
+      }
+      for (const t of meta?.replicaIdentityChanged ?? []) {
+        await src.query(`ALTER TABLE ${t} REPLICA IDENTITY DEFAULT`);
+        removed.push(`REPLICA IDENTITY FULL on ${t} (source, back to DEFAULT)`);
+      }
+      if (opts.unfence && meta?.fence) {
+        await unfence(src, meta.fence);
+        removed.push('write fence (source)');
+      }
+    } finally {
+      await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
+    }
+    await withClient(target, 'target', (c) => c.query('DROP SCHEMA IF EXISTS pgrelocate CASCADE'));
+    removed.push('schema pgrelocate (target)');
+    return removed;
+  });
+}
+
+export interface StreamingStatus extends StatusDetail {
+  readonly run: RunRecord | null;
+  readonly phase: string | null;
+}
+
+/** The run recorded on the target, with how far behind the target is, in its strategy's terms. */
+export async function runStatus(
+  source: ConnInfo | null,
+  target: ConnInfo,
+  hooksFor: (s: StreamingStrategy) => StreamingHooks,
+): Promise<StreamingStatus> {
+  const run = await previousRun(target);
+  const meta = (run?.meta ?? null) as StreamingMeta | null;
+  if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null };
+  const detail = await hooksFor(run.strategy as StreamingStrategy).status(source, target, meta);
+  return { run, phase: meta.phase, ...detail };
+}
