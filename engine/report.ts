@@ -6,7 +6,7 @@ import type { SyncReport } from './strategies/logical/sync';
 import type { PglogicalSyncReport } from './strategies/pglogical/sync';
 import type { BucardoSyncReport } from './strategies/bucardo/sync';
 import type { SyncOutcome } from './strategies';
-import type { MigrationReport } from './migrate';
+import type { MigrationReport } from './strategies/dump-restore/run';
 import type { RunEvent } from './runner';
 import type { RunRecord, StepRecord } from './state';
 import { formatBytes, formatDuration } from './units';

@@ -61,8 +61,17 @@ export class ProgressMeter {
   }
 }
 
-export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, emit: Emit, state?: RunState): Promise<StepResult[]> {
-  const results: StepResult[] = [];
+/**
+ * Run the steps in order; stop at the first failure and throw its error.
+ * `results` (the caller's, when it needs them after a failure) gets each step's result, the failed one included.
+ */
+export async function runSteps<C>(
+  steps: readonly Step<C>[],
+  ctx: C,
+  emit: Emit,
+  state?: RunState,
+  results: StepResult[] = [],
+): Promise<StepResult[]> {
   for (const step of steps) {
     emit({ type: 'step', name: step.name, status: 'start' });
     await state?.stepStarted(step.name);
@@ -79,7 +88,7 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, emit: Emit,
       results.push({ name: step.name, status: 'failed', seconds, detail: (e as { detail?: unknown }).detail ?? null, error: message });
       await state?.stepFinished(step.name, 'failed', { seconds, error: message }).catch(() => undefined);
       emit({ type: 'step', name: step.name, status: 'failed', seconds });
-      throw Object.assign(e as object, { stepResults: results });
+      throw e;
     }
   }
   return results;

@@ -10,7 +10,7 @@ import { hasErrors, runChecks } from '../engine/check';
 import { STRATEGIES, type Strategy } from '../engine/strategies/names';
 import { parseUrl, redact, type ConnInfo } from '../engine/conn';
 import { ExitCode, isPgrelocateError, PgrelocateError } from '../engine/errors';
-import type { MigrationReport } from '../engine/migrate';
+import { MigrationFailed } from '../engine/strategies/dump-restore/run';
 import { chooseStrategy, onlyDumpRestoreText, plan } from '../engine/plan';
 import { previousRun, type StreamingOptions } from '../engine/streaming/options';
 import { copyOnce } from '../engine/copy/once';
@@ -347,11 +347,10 @@ export function buildProgram(): Command {
             `${formatSyncOutcome(m.sync)}\n${formatCutover(m.cutover)}`,
           );
       } catch (e) {
-        const failed = (e as { report?: MigrationReport }).report;
-        if (!failed) throw e;
-        out(o, failed, formatReport(failed));
-        if (isPgrelocateError(e)) process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
-        process.exitCode = isPgrelocateError(e) ? e.exitCode : ExitCode.failed;
+        if (!(e instanceof MigrationFailed)) throw e;
+        out(o, e.report, formatReport(e.report));
+        process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
+        process.exitCode = e.exitCode;
       }
     },
   );

@@ -15,7 +15,7 @@ import { type Strategy, type StreamingStrategy, STRATEGIES } from '../engine/str
 import { withClient } from '../engine/conn';
 import { ExitCode, isPgrelocateError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
-import type { MigrationReport } from '../engine/migrate';
+import { MigrationFailed, type MigrationReport } from '../engine/strategies/dump-restore/run';
 import { cutover, migrate, sync, type CutoverReport, type SyncOutcome } from '../engine/strategies';
 import { progressView } from '../engine/progress-view';
 import { formatCutover, formatReport, formatSyncOutcome } from '../engine/report';
@@ -223,8 +223,7 @@ async function main(): Promise<number> {
     print(report, formatReport(report));
     return ExitCode.ok;
   } catch (e) {
-    const report = (e as { report?: MigrationReport }).report;
-    if (report) print(report, formatReport(report));
+    if (e instanceof MigrationFailed) print(e.report, formatReport(e.report));
     if (isPgrelocateError(e)) {
       process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
       return e.exitCode;

@@ -5,7 +5,6 @@
  */
 import { opt } from '../option-names';
 import { withRunLock } from '../run-lock';
-import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { connect, describe, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
@@ -13,7 +12,7 @@ import { PgrelocateError } from '../errors';
 import { analyzeMissing } from '../analyze';
 import { preflight, requireReady } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
-import { RunState } from '../state';
+import { withRunState, withScratchDir } from '../run';
 import { globalsSteps, parallelCopySteps, type CopyContext } from './steps';
 import { applyDatabaseSettings } from '../database-settings';
 import { verify } from '../verify';
@@ -102,47 +101,37 @@ async function copyOnceLocked(
   const opts = resolveStreamingOptions({ ...options, streaming: false });
   const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir, writesDump: false });
   const tools = requireReady(pre);
-  const stateClient = await connect(target, 'target');
-  const state = await RunState.create(stateClient, 'copy', describe(source));
-  const meta: StreamingMeta = newMeta(state.runId, pre.source.database.name);
-  const schemaDir = scratchDir(opts.workDir, state.runId);
-  const ctx: CopyContext = {
-    source,
+  return withRunState(
     target,
-    pre,
-    tools,
-    opts,
-    state,
-    meta,
-    resumed: false,
-    doneBefore: new Set(),
-    schemaFile: path.join(schemaDir, 'schema.dump'),
-  };
-  try {
-    const results = await runSteps(COPY_STEPS, ctx, emit, state);
-    const report: CopyReport = {
-      runId: state.runId,
-      steps: results,
-      copy: ctx.copy ?? null,
-      seconds: (Date.now() - started) / 1000,
-      findings: pre.findings,
-    };
-    meta.phase = 'done';
-    await state.setMeta(meta);
-    await state.finish('done', report);
-    return report;
-  } catch (e) {
-    await state.setPhase('copy', 'failed').catch(() => undefined);
-    throw e;
-  } finally {
-    rmSync(schemaDir, { recursive: true, force: true });
-    await stateClient.end().catch(() => undefined);
-  }
-}
-
-/** A scratch directory for a run's schema dump (removed when the run step ends). */
-function scratchDir(workDir: string, runId: string): string {
-  const dir = path.join(workDir, `pgrelocate-schema-${runId}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
+    { create: { strategy: 'copy', source: describe(source) } },
+    (state) =>
+      withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {
+        const meta: StreamingMeta = newMeta(state.runId, pre.source.database.name);
+        const ctx: CopyContext = {
+          source,
+          target,
+          pre,
+          tools,
+          opts,
+          state,
+          meta,
+          resumed: false,
+          doneBefore: new Set(),
+          schemaFile: path.join(dir, 'schema.dump'),
+        };
+        const results = await runSteps(COPY_STEPS, ctx, emit, state);
+        const report: CopyReport = {
+          runId: state.runId,
+          steps: results,
+          copy: ctx.copy ?? null,
+          seconds: (Date.now() - started) / 1000,
+          findings: pre.findings,
+        };
+        meta.phase = 'done';
+        await state.setMeta(meta);
+        await state.finish('done', report);
+        return report;
+      }),
+    (state) => state.setPhase('copy', 'failed'),
+  );
 }

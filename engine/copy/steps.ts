@@ -5,34 +5,22 @@
  * finish, then the rest of post-data.
  */
 import path from 'node:path';
-import { ident, withClient, type ConnInfo } from '../conn';
+import { ident, withClient } from '../conn';
 import { migrateGlobals } from '../globals';
 import { qualified, type TableInfo } from '../inspect';
 import { runTool } from '../tool-exec';
 import { parseToc, PostDataPipeline, sourceForeignKeys, sourceIndexes, sourcePartitionedTables, splitPostData } from './post-data';
 import { Slots } from './slots';
-import { type Preflight } from '../preflight';
 import { type Emit, type Step } from '../runner';
-import { RunState } from '../state';
-import type { ClientTools } from '../tools';
 import { copyTables, type CopyResult } from './copy';
 import { dumpSchema, restoreSection } from './schema';
 import { ExportedSnapshot } from '../streaming/snapshot';
 import { dropSlot } from '../streaming/artefacts';
-import { type StreamingMeta, type StreamingOptions } from '../streaming/options';
+import type { StreamingMeta } from '../streaming/options';
+import type { StreamingRunContext } from '../streaming/run';
 
 /** What the copy steps need; other strategies that reuse them (bucardo --parallel-copy) extend it. */
-export interface CopyContext {
-  readonly source: ConnInfo;
-  readonly target: ConnInfo;
-  readonly pre: Preflight;
-  readonly tools: ClientTools;
-  readonly opts: StreamingOptions;
-  readonly state: RunState;
-  readonly meta: StreamingMeta;
-  readonly resumed: boolean;
-  readonly doneBefore: ReadonlySet<string>;
-  readonly schemaFile: string;
+export interface CopyContext extends StreamingRunContext<StreamingMeta> {
   copy?: CopyResult;
   post?: PostDataPipeline | null;
   catchUpSeconds?: number;

@@ -7,7 +7,7 @@
 import type { ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
 import { opt } from '../option-names';
-import { migrate as dumpRestore, type MigrateOptions, type MigrationReport } from '../migrate';
+import { migrate as dumpRestore, type MigrateOptions, type MigrationReport } from './dump-restore/run';
 import type { Emit, Step } from '../runner';
 import { describeCutover, runCutover, type CutoverReport } from '../streaming/cutover';
 import { runCleanup, runStatus, type StreamingStatus } from '../streaming/cleanup';

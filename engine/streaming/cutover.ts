@@ -14,7 +14,8 @@ import { PgrelocateError } from '../errors';
 import { analyzeMissing } from '../analyze';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
-import { RunState } from '../state';
+import { withRunState } from '../run';
+import type { RunState } from '../state';
 import { verify, type VerifyResult } from '../verify';
 import type { StreamingStrategy } from '../strategies/names';
 import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
@@ -220,78 +221,83 @@ export async function runCutover(
     const run = await streamingRun(target);
     const hooks = hooksFor(run.strategy);
     const src = await connect(source, 'source');
-    const dst = await connect(target, 'target');
-    const stateClient = await connect(target, 'target');
-    const state = await RunState.resume(stateClient, run.id);
-    const ctx: Ctx = {
-      source,
-      target,
-      opts,
-      meta: run.meta,
-      runId: run.id,
-      src,
-      dst,
-      state,
-      fence: null,
-      fencedAt: 0,
-      unlogged: [],
-      blackoutSeconds: 0,
-      sequences: 0,
-      unloggedRows: 0,
-      keylessRows: 0,
-      largeObjects: 0,
-      matviews: 0,
-      verification: null,
-    };
-    const results: StepResult[] = [];
-    try {
-      results.push(...(await runSteps(stepsBefore(hooks, opts), ctx, emit, state)));
-      results.push(...(await runSteps(fencedSteps(hooks, opts, hooks.recopy(run.meta)), ctx, emit, state)));
-      ctx.meta.phase = 'done';
-      await state.setMeta(ctx.meta);
-    } catch (e) {
-      if (ctx.fence) {
-        await unfence(src, ctx.fence).catch((err: Error) =>
-          emit({ type: 'log', level: 'warn', message: `could not lift the fence: ${err.message}; run pgrelocate cleanup --unfence` }),
-        );
-        ctx.meta.fence = null;
-        ctx.meta.phase = 'streaming';
-        await state.setMeta(ctx.meta).catch(() => undefined);
-      }
-      await state.setPhase('streaming').catch(() => undefined);
-      await Promise.all([src, dst, stateClient].map((c) => c.end().catch(() => undefined)));
+    const dst = await connect(target, 'target').catch(async (e: unknown) => {
+      await src.end().catch(() => undefined);
       throw e;
-    }
+    });
     try {
-      // After the switch a failing post-hook is the user's to fix: the cutover stands.
-      if (opts.postHook)
-        results.push(
-          ...(await runSteps([{ name: 'post-hook', run: () => runHook(opts.postHook!, 'post') }], ctx, emit, state).catch((e: Error) => {
-            emit({ type: 'log', level: 'warn', message: e.message });
-            return [];
-          })),
-        );
-      const report: CutoverReport = {
-        runId: run.id,
-        ok: true,
-        blackoutSeconds: ctx.blackoutSeconds,
-        steps: results.map((r) => ({ name: r.name, seconds: r.seconds })),
-        sequences: ctx.sequences,
-        unloggedRows: ctx.unloggedRows,
-        keylessRows: ctx.keylessRows,
-        largeObjects: ctx.largeObjects,
-        matviews: ctx.matviews,
-        terminatedSessions: ctx.fence?.terminated ?? 0,
-        verification: ctx.verification,
-        newTarget: describe(target),
-      };
-      await state.setPhase('done');
-      await state.finish('done', report);
-      return report;
+      return await withRunState(
+        target,
+        { resume: run.id },
+        (state) => cutoverSteps({ ...emptyCounts(), source, target, opts, meta: run.meta, runId: run.id, src, dst, state }, hooks, emit),
+        (state) => state.setPhase('streaming'),
+      );
     } finally {
-      await Promise.all([src, dst, stateClient].map((c) => c.end().catch(() => undefined)));
+      await Promise.all([src, dst].map((c) => c.end().catch(() => undefined)));
     }
   });
+}
+
+function emptyCounts() {
+  return {
+    fence: null,
+    fencedAt: 0,
+    unlogged: [],
+    blackoutSeconds: 0,
+    sequences: 0,
+    unloggedRows: 0,
+    keylessRows: 0,
+    largeObjects: 0,
+    matviews: 0,
+    verification: null,
+  };
+}
+
+/** The steps up to the switch, lifting the fence if one fails; then the post-hook, and the report. */
+async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit): Promise<CutoverReport> {
+  const { opts, state } = ctx;
+  const results: StepResult[] = [];
+  try {
+    results.push(...(await runSteps(stepsBefore(hooks, opts), ctx, emit, state)));
+    results.push(...(await runSteps(fencedSteps(hooks, opts, hooks.recopy(ctx.meta)), ctx, emit, state)));
+    ctx.meta.phase = 'done';
+    await state.setMeta(ctx.meta);
+  } catch (e) {
+    if (ctx.fence) {
+      await unfence(ctx.src, ctx.fence).catch((err: Error) =>
+        emit({ type: 'log', level: 'warn', message: `could not lift the fence: ${err.message}; run pgrelocate cleanup --unfence` }),
+      );
+      ctx.meta.fence = null;
+      ctx.meta.phase = 'streaming';
+      await state.setMeta(ctx.meta).catch(() => undefined);
+    }
+    throw e;
+  }
+  // After the switch a failing post-hook is the user's to fix: the cutover stands.
+  if (opts.postHook)
+    results.push(
+      ...(await runSteps([{ name: 'post-hook', run: () => runHook(opts.postHook!, 'post') }], ctx, emit, state).catch((e: Error) => {
+        emit({ type: 'log', level: 'warn', message: e.message });
+        return [];
+      })),
+    );
+  const report: CutoverReport = {
+    runId: ctx.runId,
+    ok: true,
+    blackoutSeconds: ctx.blackoutSeconds,
+    steps: results.map((r) => ({ name: r.name, seconds: r.seconds })),
+    sequences: ctx.sequences,
+    unloggedRows: ctx.unloggedRows,
+    keylessRows: ctx.keylessRows,
+    largeObjects: ctx.largeObjects,
+    matviews: ctx.matviews,
+    terminatedSessions: ctx.fence?.terminated ?? 0,
+    verification: ctx.verification,
+    newTarget: describe(ctx.target),
+  };
+  await state.setPhase('done');
+  await state.finish('done', report);
+  return report;
 }
 
 /** What a cutover with these hooks does inside the fence, step by step, for `plan`. Pure. */

@@ -5,13 +5,13 @@
  * run's state, run the steps with a scratch directory for the schema dump,
  * and record how it ended.
  */
-import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { connect, describe, type ConnInfo } from '../conn';
+import { describe, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { preflight, recheck, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunLock } from '../run-lock';
+import { withRunState, withScratchDir } from '../run';
 import { RunState, type RunRecord } from '../state';
 import type { ClientTools } from '../tools';
 import { previousRun, type StreamingMeta, type StreamingOptions } from './options';
@@ -101,46 +101,35 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
     emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
   }
   const tools = requireReady(pre);
-  const stateClient = await connect(target, 'target');
-  let state: RunState;
-  let meta: M;
-  try {
-    if (resumable && prevMeta) {
-      state = await RunState.resume(stateClient, resumable.id);
-      meta = prevMeta;
-      emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
-    } else {
-      state = await RunState.create(stateClient, strategy, describe(source));
-      meta = await args.newMeta(state.runId, pre);
-      await state.setMeta(meta);
-    }
-  } catch (e) {
-    await stateClient.end().catch(() => undefined);
-    throw e;
-  }
-  const schemaDir = path.join(opts.workDir, `pgrelocate-schema-${state.runId}`);
-  mkdirSync(schemaDir, { recursive: true });
-  const ctx = args.context({
-    source,
+  if (resumable) emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
+  let meta: M | null = resumable ? prevMeta : null;
+  return withRunState(
     target,
-    pre,
-    tools,
-    opts,
-    state,
-    meta,
-    resumed: resumable !== null,
-    doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
-    schemaFile: path.join(schemaDir, 'schema.dump'),
-  });
-  try {
-    const results = await runSteps(args.steps, ctx, emit, state);
-    await state.setPhase('streaming');
-    return { alreadyStreaming: false, ctx, results };
-  } catch (e) {
-    await state.setPhase(meta.phase, 'failed').catch(() => undefined);
-    throw e;
-  } finally {
-    rmSync(schemaDir, { recursive: true, force: true });
-    await stateClient.end().catch(() => undefined);
-  }
+    resumable ? { resume: resumable.id } : { create: { strategy, source: describe(source) } },
+    async (state) => {
+      if (!meta) {
+        meta = await args.newMeta(state.runId, pre);
+        await state.setMeta(meta);
+      }
+      const runMeta = meta;
+      return withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {
+        const ctx = args.context({
+          source,
+          target,
+          pre,
+          tools,
+          opts,
+          state,
+          meta: runMeta,
+          resumed: resumable !== null,
+          doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
+          schemaFile: path.join(dir, 'schema.dump'),
+        });
+        const results = await runSteps(args.steps, ctx, emit, state);
+        await state.setPhase('streaming');
+        return { alreadyStreaming: false, ctx, results };
+      });
+    },
+    (state) => state.setPhase(meta?.phase ?? 'copy', 'failed'),
+  );
 }

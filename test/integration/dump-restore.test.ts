@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { toUrl } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
-import { migrate } from '../../engine/migrate';
+import { migrate } from '../../engine/strategies/dump-restore/run';
 import { readRun } from '../../engine/state';
 import { pgrelocate } from '../helpers/cli';
 import { freshDatabase, hasServer, newestPgDump, sampleSource, server, sql } from '../helpers/servers';

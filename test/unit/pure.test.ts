@@ -5,7 +5,7 @@ import { defaultSettings, renderConf } from '../../engine/local/cluster';
 import { parsePasswd } from '../../engine/local/os-user';
 import { chooseStrategy, dumpRestoreSteps } from '../../engine/plan';
 import { formatEvent, formatLiveness, formatStepStatus } from '../../engine/report';
-import { ProgressMeter, runSteps, type RunEvent } from '../../engine/runner';
+import { ProgressMeter, runSteps, type RunEvent, type StepResult } from '../../engine/runner';
 import { pgpassLines, sweepPassfiles, toolCommand, toolEnv, withoutSecrets } from '../../engine/tool-exec';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -202,18 +202,17 @@ describe('pure helpers', function () {
         return { name };
       },
     }));
+    const results: StepResult[] = [];
     await assert.rejects(
-      runSteps(steps, {}, (e) => events.push(e)),
-      (e: { stepResults: { name: string; status: string }[] }) => {
-        assert.deepEqual(
-          e.stepResults.map((s) => [s.name, s.status]),
-          [
-            ['a', 'done'],
-            ['b', 'failed'],
-          ],
-        );
-        return true;
-      },
+      runSteps(steps, {}, (e) => events.push(e), undefined, results),
+      /boom/,
+    );
+    assert.deepEqual(
+      results.map((s) => [s.name, s.status]),
+      [
+        ['a', 'done'],
+        ['b', 'failed'],
+      ],
     );
     assert.deepEqual(ran, ['a', 'b']);
     assert.match(events.map(formatEvent).join('\n'), /✗ b/);

@@ -14,28 +14,21 @@ import { opt } from '../../option-names';
 import path from 'node:path';
 import type pg from 'pg';
 import { connect, ident, withClient, type ConnInfo } from '../../conn';
-import type { Finding } from '../../check';
 import { PgrelocateError } from '../../errors';
 import { qualified, type TableInfo } from '../../inspect';
-import { ProgressMeter, type Emit, type Step, type StepResult } from '../../runner';
+import { ProgressMeter, type Emit, type Step } from '../../runner';
 import { schemaFirstSteps } from '../../copy/schema-first';
-import { reportBase, runStreamingSync } from '../../streaming/run';
+import { reportBase, runStreamingSync, type StreamingReportBase } from '../../streaming/run';
 import { parallelCopySteps, type CopyContext } from '../../copy/steps';
 import { publishedTables } from '../../streaming/snapshot';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
 import { BucardoControl, parseStatus } from './control';
 import { bucardoNames, type BucardoMeta } from './meta';
 
-export interface BucardoSyncReport {
-  readonly runId: string;
-  readonly resumed: boolean;
-  readonly alreadyStreaming: boolean;
-  readonly steps: readonly StepResult[];
+export interface BucardoSyncReport extends StreamingReportBase {
   readonly tables: number;
   readonly fullCopy: readonly string[];
   readonly copySeconds: number | null;
-  readonly findings: readonly Finding[];
-  readonly seconds: number;
 }
 
 type Meta = StreamingMeta & { bucardo: BucardoMeta };

@@ -4,29 +4,22 @@
  * later change.
  */
 import { withClient, type ConnInfo } from '../../conn';
-import type { Finding } from '../../check';
 import { fullCopyTables, tablesWithoutIdentity } from '../../check';
 import { qualified } from '../../inspect';
-import { type Emit, type Step, type StepResult } from '../../runner';
+import { type Emit, type Step } from '../../runner';
 import { type CopyResult } from '../../copy/copy';
 import { createPublicationSql, publishedTables } from '../../streaming/snapshot';
 import { createSubscription, sourceLag, waitForLsn, type Lag } from '../../streaming/subscription';
-import { reportBase, runStreamingSync } from '../../streaming/run';
+import { reportBase, runStreamingSync, type StreamingReportBase } from '../../streaming/run';
 import { globalsSteps, parallelCopySteps, type CopyContext } from '../../copy/steps';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
 
-export interface SyncReport {
-  readonly runId: string;
-  readonly resumed: boolean;
-  readonly alreadyStreaming: boolean;
-  readonly steps: readonly StepResult[];
+export interface SyncReport extends StreamingReportBase {
   readonly copy: CopyResult | null;
   readonly catchUpSeconds: number | null;
   /** WAL written on the source between the snapshot and the subscription: what catch-up applied. */
   readonly backlogBytes: number | null;
   readonly lag: Lag | null;
-  readonly findings: readonly Finding[];
-  readonly seconds: number;
 }
 
 const [preData, copy, postData] = parallelCopySteps<CopyContext>();

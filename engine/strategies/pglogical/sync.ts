@@ -14,28 +14,22 @@
 import { opt } from '../../option-names';
 import type pg from 'pg';
 import { connect, withClient, type ConnInfo } from '../../conn';
-import { settingList, tablesWithoutIdentity, type Finding } from '../../check';
+import { settingList, tablesWithoutIdentity } from '../../check';
 import { PgrelocateError } from '../../errors';
 import { qualified, type Inventory } from '../../inspect';
-import { ProgressMeter, type Emit, type Step, type StepResult } from '../../runner';
+import { ProgressMeter, type Emit, type Step } from '../../runner';
 import { schemaFirstSteps } from '../../copy/schema-first';
-import { reportBase, runStreamingSync, type StreamingRunContext } from '../../streaming/run';
+import { reportBase, runStreamingSync, type StreamingRunContext, type StreamingReportBase } from '../../streaming/run';
 import { publishedTables } from '../../streaming/snapshot';
 import { conninfo, sourceLag, waitForLsn, type Lag } from '../../streaming/subscription';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
 import { pglogicalNames, type PglogicalMeta } from './meta';
 
-export interface PglogicalSyncReport {
-  readonly runId: string;
-  readonly resumed: boolean;
-  readonly alreadyStreaming: boolean;
-  readonly steps: readonly StepResult[];
+export interface PglogicalSyncReport extends StreamingReportBase {
   readonly tables: number;
   readonly insertOnly: readonly string[];
   readonly batches: number;
   readonly lag: Lag | null;
-  readonly findings: readonly Finding[];
-  readonly seconds: number;
 }
 
 type Ctx = StreamingRunContext<StreamingMeta & { pglogical: PglogicalMeta }>;

@@ -1,22 +1,19 @@
 /**
- * `migrate`: preflight, then the strategy's steps with state in the target,
- * then a report. The engine's one entry point for a whole run.
+ * A dump-restore run: preflight, the steps with state in the target, then a
+ * report — also when a step fails, carried by `MigrationFailed`.
  */
-import { opt } from './option-names';
-import { withRunLock } from './run-lock';
-import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { opt } from '../../option-names';
+import { withRunLock } from '../../run-lock';
 import os from 'node:os';
-import path from 'node:path';
-import { connect, describe, type ConnInfo } from './conn';
-import type { Finding } from './check';
-import type { Strategy } from './strategies/names';
-import { DUMP_RESTORE_STEPS, type DumpRestoreContext, type DumpRestoreOptions } from './strategies/dump-restore/dump-restore';
-import { PgrelocateError } from './errors';
-import { defaultWorkDir, preflight, requireReady, type Preflight } from './preflight';
-import { runSteps, type Emit, type StepResult } from './runner';
-import { RunState } from './state';
-import type { VerifyResult } from './verify';
+import { describe, type ConnInfo } from '../../conn';
+import type { Finding } from '../../check';
+import type { Strategy } from '../names';
+import { DUMP_RESTORE_STEPS, type DumpRestoreContext, type DumpRestoreOptions } from './dump-restore';
+import { PgrelocateError } from '../../errors';
+import { defaultWorkDir, preflight, requireReady, type Preflight } from '../../preflight';
+import { runSteps, type Emit, type StepResult } from '../../runner';
+import { withRunState, withScratchDir } from '../../run';
+import type { VerifyResult } from '../../verify';
 
 export interface MigrateOptions extends Partial<DumpRestoreOptions> {
   readonly strategy?: Strategy;
@@ -61,7 +58,7 @@ export function resolveOptions(o: MigrateOptions): DumpRestoreOptions {
   };
 }
 
-/** Run a whole migration. Throws PgrelocateError('check-failed') before touching anything if a check blocks. */
+/** Run a whole dump-restore migration. Throws PgrelocateError('check-failed') before touching anything if a check blocks. */
 export async function migrate(
   source: ConnInfo,
   target: ConnInfo,
@@ -69,6 +66,16 @@ export async function migrate(
   emit: Emit = () => undefined,
 ): Promise<MigrationReport> {
   return withRunLock(target, 'migrate', () => migrateLocked(source, target, options, emit));
+}
+
+/** A dump-restore run that failed after it started: the error, with the report of what it did. */
+export class MigrationFailed extends PgrelocateError {
+  constructor(
+    cause: PgrelocateError,
+    readonly report: MigrationReport,
+  ) {
+    super(cause.code, cause.message, cause.fix, cause.detail);
+  }
 }
 
 async function migrateLocked(
@@ -83,41 +90,71 @@ async function migrateLocked(
   const pre: Preflight = await preflight(source, target, { strategy, force: opts.force, workDir: opts.workDir });
   for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
   const tools = requireReady(pre);
-  const runId = randomUUID();
-  const stateClient = await connect(target, 'target');
-  const state = await RunState.create(stateClient, strategy, describe(source));
-  const ctx: DumpRestoreContext = {
-    runId: state.runId,
-    source,
+  return withRunState(
     target,
-    pre,
-    tools,
-    opts,
-    dumpDir: path.join(opts.workDir, `pgrelocate-dump-${runId}`),
-  };
-  const t0 = Date.now();
-  let steps: StepResult[] = [];
-  let failure: PgrelocateError | undefined;
-  try {
-    steps = await runSteps(DUMP_RESTORE_STEPS, ctx, emit, state);
-  } catch (e) {
-    steps = (e as { stepResults?: StepResult[] }).stepResults ?? [];
-    failure =
-      e instanceof PgrelocateError
-        ? e
-        : new PgrelocateError(
-            'step-failed',
-            (e as Error).message,
-            `See the step that failed in the report; fix and rerun with ${opt('force')}.`,
-          );
-  } finally {
-    if (!opts.keepDump || failure) rmSync(ctx.dumpDir, { recursive: true, force: true });
-  }
-  const seconds = (Date.now() - t0) / 1000;
+    { create: { strategy, source: describe(source) } },
+    async (state) => {
+      const steps: StepResult[] = [];
+      let ctx: DumpRestoreContext | undefined;
+      const t0 = Date.now();
+      let failure: PgrelocateError | undefined;
+      try {
+        await withScratchDir(
+          opts.workDir,
+          `pgrelocate-dump-${state.runId}`,
+          async (dumpDir) => {
+            ctx = { runId: state.runId, source, target, pre, tools, opts, dumpDir };
+            await runSteps(DUMP_RESTORE_STEPS, ctx, emit, state, steps);
+          },
+          (failed) => opts.keepDump && !failed,
+        );
+      } catch (e) {
+        failure =
+          e instanceof PgrelocateError
+            ? e
+            : new PgrelocateError(
+                'step-failed',
+                (e as Error).message,
+                `See the step that failed in the report; fix and rerun with ${opt('force')}.`,
+              );
+      }
+      const report = migrationReport(
+        state.runId,
+        strategy,
+        source,
+        target,
+        pre,
+        startedAt,
+        (Date.now() - t0) / 1000,
+        steps,
+        failure,
+        ctx?.verification,
+      );
+      await state.finish(failure ? 'failed' : 'done', report);
+      if (failure) throw new MigrationFailed(failure, report);
+      return report;
+    },
+    async () => undefined,
+  );
+}
+
+/** The report of a dump-restore run, finished or failed. Pure. */
+function migrationReport(
+  runId: string,
+  strategy: Strategy,
+  source: ConnInfo,
+  target: ConnInfo,
+  pre: Preflight,
+  startedAt: Date,
+  seconds: number,
+  steps: readonly StepResult[],
+  failure: PgrelocateError | undefined,
+  verification: VerifyResult | undefined,
+): MigrationReport {
   const copySeconds = steps.filter((s) => s.name === 'dump' || s.name === 'restore').reduce((s, x) => s + x.seconds, 0);
   const tableBytes = pre.source.database.tables.reduce((s, t) => s + t.bytes, 0);
-  const report: MigrationReport = {
-    runId: state.runId,
+  return {
+    runId,
     strategy,
     ok: !failure,
     ...(failure ? { error: { code: failure.code, message: failure.message, fix: failure.fix } } : {}),
@@ -136,13 +173,6 @@ async function migrateLocked(
     throughputBytesPerSecond: copySeconds > 0 && !failure ? tableBytes / copySeconds : null,
     steps,
     findings: pre.findings,
-    verification: ctx.verification ?? null,
+    verification: verification ?? null,
   };
-  try {
-    await state.finish(failure ? 'failed' : 'done', report);
-  } finally {
-    await stateClient.end().catch(() => undefined);
-  }
-  if (failure) throw Object.assign(failure, { report });
-  return report;
 }
