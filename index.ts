@@ -22,6 +22,10 @@ const cfg = parseStackConfig(
     aws: config.getObject('aws'),
     postgres: config.getObject('postgres'),
   }),
+  // Every pgrelocate: key the stack sets, so a misspelt one is refused by name.
+  Object.keys(pulumi.runtime.allConfig())
+    .filter((k) => k.startsWith('pgrelocate:'))
+    .map((k) => k.slice('pgrelocate:'.length)),
 );
 
 const outputs = buildStack(cfg, {

@@ -5,27 +5,15 @@
  * `pulumi config set --secret` and never pass through here as plain text.
  */
 import { z } from 'zod';
-
-const size = z.string().regex(/^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/i, 'a size such as 16MB or 1GB');
+import { pulumiOptionsSchema } from '../engine/options';
 
 const cidr = z
   .string()
   .regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.0.0.0/16')
   .refine((c) => !/\/0$/.test(c), 'a CIDR narrower than /0: the database is never open to the whole internet');
 
-export const RunOptionsSchema = z
-  .object({
-    jobs: z.number().int().positive().optional(),
-    replicaIdentityFull: z.boolean().default(false),
-    maxLag: size.default('16MB'),
-    splitLargerThan: size.default('1GB'),
-    verify: z.enum(['count', 'checksum', 'none']).default('count'),
-    /** How long `pulumi up` waits for sync to reach streaming before it returns with the run still going. */
-    waitSeconds: z.number().int().positive().default(3600),
-    preHook: z.string().optional(),
-    postHook: z.string().optional(),
-  })
-  .strict();
+/** `pgrelocate:options`: the options table's Pulumi options (engine/options.ts), no others. */
+export const RunOptionsSchema = pulumiOptionsSchema();
 
 export const AwsSchema = z
   .object({
@@ -39,7 +27,10 @@ export const AwsSchema = z
     /** The source's size on disk, in GiB: sizes the target's storage and the worker's disk. */
     sourceSizeGb: z.number().positive(),
     storageHeadroomPercent: z.number().min(0).max(400).default(30),
-    engineVersion: z.string().regex(/^\d+(\.\d+)?$/, 'a PostgreSQL version such as 17 or 16.4'),
+    // YAML reads `engineVersion: 17` as a number: unambiguous, so taken as "17".
+    engineVersion: z
+      .union([z.string(), z.number().transform(String)])
+      .pipe(z.string().regex(/^\d+(\.\d+)?$/, 'a PostgreSQL version such as 17 or 16.4')),
     instanceClass: z.string().startsWith('db.'),
     multiAz: z.boolean().default(false),
     masterUsername: z
@@ -99,6 +90,17 @@ export const StackConfigSchema = z
   });
 
 export type StackConfig = z.infer<typeof StackConfigSchema>;
+
+/** The secret keys, read with requireSecret, never through the schema. */
+export const SECRET_KEYS = ['sourceUrl', 'targetUrl', 'targetPassword', 'sourceAdminUrl'] as const;
+
+/** The keys each object of the configuration takes, to name them when one is unknown. */
+const KNOWN_KEYS: Record<string, readonly string[]> = {
+  '': [...Object.keys(StackConfigSchema.shape), ...SECRET_KEYS],
+  options: Object.keys(RunOptionsSchema.shape),
+  aws: Object.keys(AwsSchema.shape),
+  postgres: Object.keys(PostgresSchema.shape),
+};
 export type RunOptions = z.infer<typeof RunOptionsSchema>;
 export type AwsConfig = z.infer<typeof AwsSchema>;
 
@@ -109,16 +111,30 @@ export class ConfigError extends Error {
   }
 }
 
-/** Validate the raw `pgrelocate:*` values; throws ConfigError naming each bad key. */
-export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
+/**
+ * Validate the raw `pgrelocate:*` values; throws ConfigError naming each bad
+ * key. `setKeys`: every `pgrelocate:` key the stack sets, so that a misspelt
+ * one is an error rather than silently ignored.
+ */
+export function parseStackConfig(raw: Record<string, unknown>, setKeys: readonly string[] = []): StackConfig {
+  const known = KNOWN_KEYS[''] ?? [];
+  const unknown = setKeys.filter((k) => !known.includes(k));
   const r = StackConfigSchema.safeParse(raw);
-  if (r.success) return r.data;
-  throw new ConfigError(
-    r.error.issues.map((i) => {
+  if (r.success && unknown.length === 0) return r.data;
+  const unknownIssue = unknown.length
+    ? [`pgrelocate: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the known ones are ${known.join(', ')}`]
+    : [];
+  throw new ConfigError([
+    ...unknownIssue,
+    ...(r.success ? [] : r.error.issues).map((i) => {
       const key = i.path.length ? `pgrelocate:${i.path.map(String).join('.')}` : 'pgrelocate';
+      if (i.code === 'unrecognized_keys') {
+        const known = KNOWN_KEYS[i.path.map(String).join('.')] ?? [];
+        return `${key}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}; the known ones are ${known.join(', ')}`;
+      }
       return `${key}: ${i.message}`;
     }),
-  );
+  ]);
 }
 
 /** Storage for the target: the source's size plus headroom, at least 20 GiB (gp3's minimum). */

@@ -6,6 +6,7 @@
  */
 import type { SSMClient as SSMClientType } from '@aws-sdk/client-ssm';
 import type { Strategy } from '../engine/strategies/names';
+import { commandLine, defaultOf, type PulumiOptionValues } from '../engine/options';
 
 /** The strategies the Pulumi layer runs: it provisions no Bucardo control database yet. */
 export type PulumiStrategy = Exclude<Strategy, 'bucardo'>;
@@ -16,16 +17,8 @@ export interface RunInputs {
   readonly target: string;
   readonly strategy: PulumiStrategy;
   readonly phase: 'sync' | 'cutover';
-  readonly options: {
-    readonly jobs?: number;
-    readonly replicaIdentityFull?: boolean;
-    readonly maxLag?: string;
-    readonly splitLargerThan?: string;
-    readonly verify?: 'count' | 'checksum' | 'none';
-    readonly waitSeconds?: number;
-    readonly preHook?: string;
-    readonly postHook?: string;
-  };
+  /** `pgrelocate:options`, checked against the options table (engine/options.ts). */
+  readonly options: PulumiOptionValues;
   readonly mode: 'in-process' | 'ssm';
   readonly workerInstanceId?: string;
   readonly region?: string;
@@ -48,20 +41,9 @@ export function workerCommand(
   inputs: Pick<RunInputs, 'strategy' | 'phase' | 'options'>,
   command: 'sync' | 'cutover' | 'migrate' | 'cleanup',
 ): string[] {
-  const o = inputs.options;
-  const args: string[] = [command];
-  if (command !== 'cleanup') {
-    if (o.jobs) args.push('--jobs', String(o.jobs));
-    if (inputs.strategy !== 'dump-restore') {
-      if (o.replicaIdentityFull) args.push('--replica-identity-full');
-      if (o.maxLag) args.push('--max-lag', o.maxLag);
-      if (o.splitLargerThan) args.push('--split-larger-than', o.splitLargerThan);
-      if (o.verify) args.push('--verify', o.verify);
-      if (o.preHook) args.push('--pre-hook', o.preHook);
-      if (o.postHook) args.push('--post-hook', o.postHook);
-    }
-    if (command === 'migrate' || (command === 'sync' && inputs.strategy !== 'logical')) args.push('--strategy', inputs.strategy);
-  }
+  if (command === 'cleanup') return [command];
+  const args = [command, ...commandLine(inputs.options, command, inputs.strategy !== 'dump-restore')];
+  if (command === 'migrate' || (command === 'sync' && inputs.strategy !== 'logical')) args.push('--strategy', inputs.strategy);
   return args;
 }
 
@@ -117,19 +99,9 @@ async function viaSsm(inputs: RunInputs, args: string[], timeoutSeconds: number)
   }
 }
 
+/** The engine's options from the stack's, with the engine's defaults for what the stack leaves out. */
 function logicalOptions(inputs: RunInputs) {
-  const { parseSize } = require('../engine/units') as typeof import('../engine/units');
-  const o = inputs.options;
-  return {
-    ...(o.jobs ? { jobs: o.jobs } : {}),
-    replicaIdentityFull: o.replicaIdentityFull ?? false,
-    ...(o.maxLag ? { maxLagBytes: parseSize(o.maxLag) } : {}),
-    ...(o.splitLargerThan ? { splitBytes: parseSize(o.splitLargerThan) } : {}),
-    ...(o.waitSeconds ? { catchUpTimeout: o.waitSeconds } : {}),
-    verify: o.verify ?? 'count',
-    ...(o.preHook ? { preHook: o.preHook } : {}),
-    ...(o.postHook ? { postHook: o.postHook } : {}),
-  };
+  return (require('../engine/options') as typeof import('../engine/options')).engineOptions(inputs.options);
 }
 
 /** The engine's one entry point per command, loaded when a run needs it (the provider serializes this module's path only). */
@@ -162,7 +134,7 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
         ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), 7 * 86400)
         : (
             await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
-              dumpRestore: inputs.options.jobs ? { jobs: inputs.options.jobs } : {},
+              dumpRestore: logicalOptions(inputs),
             })
           ).report
     ) as { runId: string; seconds: number; verification: { ok: boolean } | null };
@@ -179,7 +151,7 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
   }
   const s = (
     inputs.mode === 'ssm'
-      ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? 3600)
+      ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? defaultOf('waitSeconds'))
       : (await engine().sync(inputs.strategy, endpoints(inputs).source, endpoints(inputs).target, logicalOptions(inputs))).report
   ) as { runId: string; copy?: { seconds: number } | null; catchUpSeconds?: number | null };
   const synced: RunOutputs = {

@@ -15,7 +15,18 @@ import { chooseStrategy, onlyDumpRestoreText, plan } from '../engine/plan';
 import { previousRun, type StreamingOptions } from '../engine/streaming/options';
 import { copyOnce } from '../engine/copy/once';
 import { cleanup, cutover, migrate, status, sync, type StreamingStrategy } from '../engine/strategies';
-import { formatBytes, parseSize } from '../engine/units';
+import { formatBytes } from '../engine/units';
+import {
+  engineOptions,
+  flagOf,
+  OPTIONS,
+  optionsOf,
+  readOption,
+  type Command as OptionCommand,
+  type OptionName,
+  type OptionSpec,
+  type OptionValues,
+} from '../engine/options';
 import { defaultWorkDir, preflight, type Preflight } from '../engine/preflight';
 import { progressView } from '../engine/progress-view';
 import {
@@ -38,28 +49,6 @@ interface CommonOpts {
   source?: string;
   target?: string;
   json?: boolean;
-}
-
-/** An integer option in [min, max], refused with its name before anything connects. */
-function int(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`${name} must be a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}`);
-    return n;
-  };
-}
-
-/** A size option ("16MB"), checked when the command line is read. */
-function size(name: string) {
-  return (v: string): string => {
-    try {
-      parseSize(v);
-    } catch {
-      throw new InvalidArgumentError(`${name} must be a size such as 16MB, 2GB or 4096 (bytes)`);
-    }
-    return v;
-  };
 }
 
 function endpoints(o: CommonOpts): { source: ConnInfo; target: ConnInfo } {
@@ -89,81 +78,55 @@ function progressPrinter(o: CommonOpts & { quiet?: boolean }): (e: RunEvent) => 
   };
 }
 
-interface LogicalCliOpts {
-  jobs?: number;
-  workDir?: string;
-  force?: boolean;
-  skipGlobals?: boolean;
-  splitLargerThan?: string;
-  replicaIdentityFull?: boolean;
-  sourceUrlFromTarget?: string;
-  maxLag?: string;
-  catchUpTimeout?: number;
-  applyTimeout?: number;
-  verify?: 'checksum' | 'count' | 'none';
-  preHook?: string;
-  postHook?: string;
-  batchSize?: number;
-  batchPause?: number;
-  bucardoUrl?: string;
-  bucardoParallelCopy?: boolean;
-}
-
-/** Options of the logical strategy, shared by sync, cutover and migrate. */
-function withLogicalOptions(cmd: Command): Command {
-  const has = (flag: string): boolean => cmd.options.some((x) => x.long === flag);
-  if (!has('--jobs')) cmd.option('--jobs <n>', 'parallel jobs (default: cores, at least 2)', int('--jobs', 1));
-  if (!has('--work-dir')) cmd.option('--work-dir <dir>', 'scratch directory', defaultWorkDir());
-  if (!has('--force')) cmd.option('--force', 'allow a non-empty target');
-  if (!has('--skip-globals')) cmd.option('--skip-globals', 'do not migrate roles');
-  if (!has('--verify'))
-    cmd.addOption(
-      new Option('--verify <mode>', 'verification inside the cutover window (default count)').choices(['checksum', 'count', 'none']),
-    );
-  return cmd
-    .option(
-      '--split-larger-than <size>',
-      'copy tables larger than this in parallel ranges (default: automatic, 64MB–1GB)',
-      size('--split-larger-than'),
-    )
-    .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on source tables without a usable key (restored at cleanup)')
-    .option('--source-url-from-target <url>', 'the source URL as the target server reaches it, if different')
-    .option('--max-lag <size>', 'cutover starts only within this much WAL of the source', size('--max-lag'), '16MB')
-    .option('--catch-up-timeout <seconds>', 'how long to wait for catch-up', int('--catch-up-timeout'), 600)
-    .option('--apply-timeout <seconds>', 'how long cutover waits for the final LSN once writes are fenced', int('--apply-timeout'), 60)
-    .option('--pre-hook <command>', 'shell command run before the write fence (maintenance on, scale to zero)')
-    .option('--post-hook <command>', 'shell command run after the switch (point the app at the target, scale up)')
-    .option('--batch-size <n>', 'pglogical: tables added to the replication sets per batch (default: all at once)', int('--batch-size', 1))
-    .option('--batch-pause <seconds>', 'pglogical: pause between batches once a batch replicates', int('--batch-pause'))
-    .addOption(
-      new Option('--bucardo-url <url>', "bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database").env(
-        'PGRELOCATE_BUCARDO_URL',
-      ),
-    )
-    .option('--bucardo-parallel-copy', "bucardo: pgrelocate's parallel copy for the first data, Bucardo for the changes only");
-}
-
-function logicalOptions(o: LogicalCliOpts): Partial<StreamingOptions> {
-  return {
-    ...(o.jobs ? { jobs: o.jobs } : {}),
-    ...(o.workDir ? { workDir: o.workDir } : {}),
-    force: o.force ?? false,
-    skipGlobals: o.skipGlobals ?? false,
-    ...(o.splitLargerThan ? { splitBytes: parseSize(o.splitLargerThan) } : {}),
-    replicaIdentityFull: o.replicaIdentityFull ?? false,
-    ...(o.sourceUrlFromTarget ? { sourceForTarget: parseUrl(o.sourceUrlFromTarget, 'source URL from the target') } : {}),
-    maxLagBytes: parseSize(o.maxLag ?? '16MB'),
-    ...(o.catchUpTimeout !== undefined ? { catchUpTimeout: o.catchUpTimeout } : {}),
-    ...(o.applyTimeout !== undefined ? { applyTimeout: o.applyTimeout } : {}),
-    verify: o.verify ?? 'count',
-    ...(o.preHook ? { preHook: o.preHook } : {}),
-    ...(o.postHook ? { postHook: o.postHook } : {}),
-    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
-    ...(o.batchPause !== undefined ? { batchPause: o.batchPause } : {}),
-    bucardoParallelCopy: o.bucardoParallelCopy ?? false,
-    ...(o.bucardoUrl ? { bucardoUrl: parseUrl(o.bucardoUrl, 'Bucardo control URL') } : {}),
+/** Commander's parser for a table option: the value checked, or the flag named with what it must be. */
+function parser(name: OptionName) {
+  return (v: string): unknown => {
+    try {
+      return readOption(name, v);
+    } catch (e) {
+      throw new InvalidArgumentError(`${flagOf(name)} ${(e as Error).message}`);
+    }
   };
 }
+
+/** The options table's options of `command` (engine/options.ts), as commander options. */
+function withOptions(cmd: Command, command: OptionCommand): Command {
+  for (const name of optionsOf(command)) {
+    const spec: OptionSpec = OPTIONS[name];
+    if (!spec.flag) continue;
+    const shown = spec.default !== undefined ? ` (default ${String(spec.default)})` : '';
+    const o = new Option(spec.flag, spec.help + shown);
+    if (spec.choices) o.choices(spec.choices);
+    else if (spec.flag.includes('<')) o.argParser(parser(name));
+    if (spec.env) o.env(spec.env);
+    cmd.addOption(o);
+  }
+  return cmd;
+}
+
+/** What commander collected for the table's options of `command`, checked. */
+function optionValues(o: Record<string, unknown>, command: OptionCommand): OptionValues {
+  const v: Record<string, unknown> = {};
+  for (const name of optionsOf(command)) {
+    // Commander keeps --no-owner as owner = false.
+    if (name === 'noOwner' || name === 'noPrivileges') {
+      if (o[name === 'noOwner' ? 'owner' : 'privileges'] === false) v[name] = true;
+    } else if (o[name] !== undefined) v[name] = o[name];
+  }
+  return v as OptionValues;
+}
+
+/** The streaming strategies' options from the command line, URLs parsed. */
+function streamingOptions(o: Record<string, unknown>, command: OptionCommand): Partial<StreamingOptions> {
+  const v = optionValues(o, command);
+  return {
+    ...engineOptions(v),
+    ...(v.sourceUrlFromTarget ? { sourceForTarget: parseUrl(v.sourceUrlFromTarget, 'source URL from the target') } : {}),
+    ...(v.bucardoUrl ? { bucardoUrl: parseUrl(v.bucardoUrl, 'Bucardo control URL') } : {}),
+  };
+}
+
+type CliOpts = CommonOpts & Record<string, unknown> & { quiet?: boolean };
 
 /**
  * The strategy for a command run without --strategy: the one of a run already
@@ -175,7 +138,7 @@ function logicalOptions(o: LogicalCliOpts): Partial<StreamingOptions> {
 async function choose(
   source: ConnInfo,
   target: ConnInfo,
-  o: LogicalCliOpts & { quiet?: boolean },
+  o: CliOpts,
   command: string,
 ): Promise<{ strategy: Strategy; preflight?: Preflight }> {
   const say = (text: string): void => {
@@ -187,11 +150,12 @@ async function choose(
     say(`strategy: ${prev.strategy} — continuing run ${prev.id} recorded on the target`);
     return { strategy: prev.strategy as Strategy };
   }
+  const v = optionValues(o, 'sync');
   const pre = await preflight(source, target, {
     strategy: 'logical',
-    force: o.force ?? false,
-    replicaIdentityFull: o.replicaIdentityFull ?? false,
-    ...(o.workDir ? { workDir: o.workDir } : {}),
+    force: v.force ?? false,
+    replicaIdentityFull: v.replicaIdentityFull ?? false,
+    ...(v.workDir ? { workDir: v.workDir } : {}),
   });
   const c = chooseStrategy(undefined, pre.facts);
   if (c.streamingBlockers) {
@@ -223,139 +187,94 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  withEndpoints(program.command('check'))
+  const checkCmd = withEndpoints(program.command('check'))
     .description('inspect both servers and report blocking errors and warnings (changes nothing)')
-    .addOption(new Option('--strategy <name>', 'strategy to check for (default: what plan picks)').choices(STRATEGIES))
-    .option('--force', 'allow a non-empty target')
-    .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on tables without a usable key')
-    .option('--work-dir <dir>', 'where dumps are written', defaultWorkDir())
-    .action(async (o: CommonOpts & { strategy?: Strategy; force?: boolean; workDir: string; replicaIdentityFull?: boolean }) => {
-      const { source, target } = endpoints(o);
-      const pre = await preflight(source, target, {
-        strategy: o.strategy ?? 'logical',
-        force: o.force ?? false,
-        workDir: o.workDir,
-        replicaIdentityFull: o.replicaIdentityFull ?? false,
-      });
-      const chosen = chooseStrategy(o.strategy, pre.facts);
-      const findings = runChecks({ ...pre.facts, strategy: chosen.strategy });
-      // Without --strategy, "only dump-restore is possible" is a failed check: the downtime is the whole run.
-      const onlyDumpRestore = chosen.streamingBlockers !== undefined;
-      const ok = !hasErrors(findings) && !onlyDumpRestore;
-      out(
-        o,
-        {
-          ok,
-          strategy: chosen.strategy,
-          reason: chosen.reason,
-          onlyDumpRestore,
-          streamingBlockers: chosen.streamingBlockers ?? [],
-          findings,
-        },
-        [
-          `strategy: ${chosen.strategy} (${chosen.reason})`,
-          formatFindings(findings),
-          ...(onlyDumpRestore ? [onlyDumpRestoreText(chosen.streamingBlockers ?? [], 'migrate')] : []),
-          ok ? 'check passed' : 'check FAILED',
-        ].join('\n'),
-      );
-      if (!ok) process.exitCode = ExitCode.checkFailed;
+    .addOption(new Option('--strategy <name>', 'strategy to check for (default: what plan picks)').choices(STRATEGIES));
+  withOptions(checkCmd, 'check').action(async (o: CliOpts & { strategy?: Strategy }) => {
+    const { source, target } = endpoints(o);
+    const v = optionValues(o, 'check');
+    const pre = await preflight(source, target, {
+      strategy: o.strategy ?? 'logical',
+      force: v.force ?? false,
+      workDir: v.workDir ?? defaultWorkDir(),
+      replicaIdentityFull: v.replicaIdentityFull ?? false,
     });
+    const chosen = chooseStrategy(o.strategy, pre.facts);
+    const findings = runChecks({ ...pre.facts, strategy: chosen.strategy });
+    // Without --strategy, "only dump-restore is possible" is a failed check: the downtime is the whole run.
+    const onlyDumpRestore = chosen.streamingBlockers !== undefined;
+    const ok = !hasErrors(findings) && !onlyDumpRestore;
+    out(
+      o,
+      {
+        ok,
+        strategy: chosen.strategy,
+        reason: chosen.reason,
+        onlyDumpRestore,
+        streamingBlockers: chosen.streamingBlockers ?? [],
+        findings,
+      },
+      [
+        `strategy: ${chosen.strategy} (${chosen.reason})`,
+        formatFindings(findings),
+        ...(onlyDumpRestore ? [onlyDumpRestoreText(chosen.streamingBlockers ?? [], 'migrate')] : []),
+        ok ? 'check passed' : 'check FAILED',
+      ].join('\n'),
+    );
+    if (!ok) process.exitCode = ExitCode.checkFailed;
+  });
 
-  withEndpoints(program.command('plan'))
+  const planCmd = withEndpoints(program.command('plan'))
     .description('choose a strategy and list the steps a migration would run, with estimates (changes nothing)')
-    .addOption(new Option('--strategy <name>', 'force a strategy').choices(STRATEGIES))
-    .option('--jobs <n>', 'parallel jobs', int('--jobs', 1))
-    .option('--force', 'allow a non-empty target')
-    .option('--replica-identity-full', 'allow REPLICA IDENTITY FULL on tables without a usable key')
-    .action(async (o: CommonOpts & { strategy?: Strategy; jobs?: number; force?: boolean; replicaIdentityFull?: boolean }) => {
-      const { source, target } = endpoints(o);
-      const p = await plan(source, target, {
-        ...(o.strategy ? { strategy: o.strategy } : {}),
-        ...(o.jobs ? { jobs: o.jobs } : {}),
-        force: o.force ?? false,
-        replicaIdentityFull: o.replicaIdentityFull ?? false,
-      });
-      out(o, p, p.text);
-      if (!p.ok) process.exitCode = ExitCode.checkFailed;
+    .addOption(new Option('--strategy <name>', 'force a strategy').choices(STRATEGIES));
+  withOptions(planCmd, 'plan').action(async (o: CliOpts & { strategy?: Strategy }) => {
+    const { source, target } = endpoints(o);
+    const v = optionValues(o, 'plan');
+    const p = await plan(source, target, {
+      ...(o.strategy ? { strategy: o.strategy } : {}),
+      ...(v.jobs ? { jobs: v.jobs } : {}),
+      force: v.force ?? false,
+      replicaIdentityFull: v.replicaIdentityFull ?? false,
     });
+    out(o, p, p.text);
+    if (!p.ok) process.exitCode = ExitCode.checkFailed;
+  });
 
   const migrateCmd = withEndpoints(program.command('migrate'))
-    .description('the whole way: dump-restore (globals, dump, restore, vacuum, verify) or logical (sync, then cutover)')
+    .description('the whole way: dump-restore (globals, dump, restore, vacuum, verify), or a streaming strategy: sync, then cutover')
     .addOption(new Option('--strategy <name>', 'migration strategy (default: what plan picks)').choices(STRATEGIES))
-    .option('--jobs <n>', 'parallel jobs for dump, restore, vacuum and verify (default: cores, at least 2)', int('--jobs', 1))
-    .option('--work-dir <dir>', 'where the dump is written (needs the source table size free)', defaultWorkDir())
-    .option('--force', 'allow a non-empty target: objects in the dump replace existing ones')
-    .option('--skip-globals', 'do not migrate roles')
-    .option('--no-owner', 'restore without object owners (everything owned by the target user)')
-    .option('--no-privileges', 'restore without GRANTs')
-    .option('--compress <level>', 'pg_dump compression level, 0-9', int('--compress', 0, 9), 0)
-    .option('--keep-dump', 'keep the dump directory after success')
-    .addOption(
-      new Option('--verify <mode>', 'verification (default: checksum for dump-restore, count inside the cutover window)').choices([
-        'checksum',
-        'count',
-        'none',
-      ]),
-    )
     .option('--quiet', 'no progress on stderr');
-  withLogicalOptions(migrateCmd).action(
-    async (
-      o: CommonOpts &
-        LogicalCliOpts & {
-          strategy?: Strategy;
-          jobs?: number;
-          workDir: string;
-          force?: boolean;
-          skipGlobals?: boolean;
-          owner: boolean;
-          privileges: boolean;
-          compress: number;
-          keepDump?: boolean;
-          quiet?: boolean;
+  withOptions(migrateCmd, 'migrate').action(async (o: CliOpts & { strategy?: Strategy }) => {
+    const { source, target } = endpoints(o);
+    const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
+    const emit = progressPrinter(o);
+    try {
+      const m = await migrate(
+        chosen.strategy,
+        source,
+        target,
+        {
+          dumpRestore: engineOptions(optionValues(o, 'migrate')),
+          streaming: { ...streamingOptions(o, 'migrate'), ...(chosen.preflight ? { preflight: chosen.preflight } : {}) },
         },
-    ) => {
-      const { source, target } = endpoints(o);
-      const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
-      const emit = progressPrinter(o);
-      try {
-        const m = await migrate(
-          chosen.strategy,
-          source,
-          target,
-          {
-            dumpRestore: {
-              ...(o.jobs ? { jobs: o.jobs } : {}),
-              workDir: o.workDir,
-              force: o.force ?? false,
-              skipGlobals: o.skipGlobals ?? false,
-              noOwner: !o.owner,
-              noPrivileges: !o.privileges,
-              compress: o.compress,
-              keepDump: o.keepDump ?? false,
-              verify: o.verify ?? 'checksum',
-            },
-            streaming: { ...logicalOptions(o), ...(chosen.preflight ? { preflight: chosen.preflight } : {}) },
-          },
-          emit,
+        emit,
+      );
+      if (m.strategy === 'dump-restore') out(o, m.report, formatReport(m.report));
+      else
+        out(
+          o,
+          { strategy: m.strategy, sync: m.sync.report, cutover: m.cutover },
+          `${formatSyncOutcome(m.sync)}\n${formatCutover(m.cutover)}`,
         );
-        if (m.strategy === 'dump-restore') out(o, m.report, formatReport(m.report));
-        else
-          out(
-            o,
-            { strategy: m.strategy, sync: m.sync.report, cutover: m.cutover },
-            `${formatSyncOutcome(m.sync)}\n${formatCutover(m.cutover)}`,
-          );
-      } catch (e) {
-        if (!(e instanceof MigrationFailed)) throw e;
-        out(o, e.report, formatReport(e.report));
-        process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
-        process.exitCode = e.exitCode;
-      }
-    },
-  );
+    } catch (e) {
+      if (!(e instanceof MigrationFailed)) throw e;
+      out(o, e.report, formatReport(e.report));
+      process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
+      process.exitCode = e.exitCode;
+    }
+  });
 
-  withLogicalOptions(withEndpoints(program.command('sync')))
+  withOptions(withEndpoints(program.command('sync')), 'sync')
     .description(
       'logical: schema, snapshot-consistent parallel copy, then stream every change; pglogical: schema, nodes, tables in batches; returns once streaming (resumes if interrupted)',
     )
@@ -363,7 +282,7 @@ export function buildProgram(): Command {
       new Option('--strategy <name>', 'streaming strategy (default: what plan picks)').choices(['logical', 'pglogical', 'bucardo']),
     )
     .option('--quiet', 'no progress on stderr')
-    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: StreamingStrategy }) => {
+    .action(async (o: CliOpts & { strategy?: StreamingStrategy }) => {
       const { source, target } = endpoints(o);
       const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
       const picked = chosen.strategy;
@@ -373,22 +292,22 @@ export function buildProgram(): Command {
         picked,
         source,
         target,
-        { ...logicalOptions(o), ...(chosen.preflight ? { preflight: chosen.preflight } : {}) },
+        { ...streamingOptions(o, 'sync'), ...(chosen.preflight ? { preflight: chosen.preflight } : {}) },
         progressPrinter(o),
       );
       out(o, s.report, formatSyncOutcome(s));
     });
 
-  withLogicalOptions(withEndpoints(program.command('copy')))
+  withOptions(withEndpoints(program.command('copy')), 'copy')
     .description('schema, data under one snapshot, indexes, sequences, large objects, verified — once, no streaming (stop writes first)')
     .option('--quiet', 'no progress on stderr')
-    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean }) => {
+    .action(async (o: CliOpts) => {
       const { source, target } = endpoints(o);
-      const r = await copyOnce(source, target, logicalOptions(o), progressPrinter(o));
+      const r = await copyOnce(source, target, streamingOptions(o, 'copy'), progressPrinter(o));
       out(o, r, formatCopy(r));
     });
 
-  withLogicalOptions(withEndpoints(program.command('cutover')))
+  withOptions(withEndpoints(program.command('cutover')), 'cutover')
     .description(
       'logical: gate on lag, fence writes, wait for the final LSN, copy sequences/unlogged/large objects, refresh matviews, verify, remove replication',
     )
@@ -400,7 +319,7 @@ export function buildProgram(): Command {
       ]),
     )
     .option('--quiet', 'no progress on stderr')
-    .action(async (o: CommonOpts & LogicalCliOpts & { quiet?: boolean; strategy?: string }) => {
+    .action(async (o: CliOpts & { strategy?: string }) => {
       const { source, target } = endpoints(o);
       if (o.strategy) {
         const prev = await previousRun(target);
@@ -411,7 +330,7 @@ export function buildProgram(): Command {
             `Run pgrelocate cutover --strategy ${prev.strategy}, or without --strategy.`,
           );
       }
-      const r = await cutover(source, target, logicalOptions(o), progressPrinter(o));
+      const r = await cutover(source, target, streamingOptions(o, 'cutover'), progressPrinter(o));
       out(o, r, formatCutover(r));
     });
 
@@ -420,10 +339,10 @@ export function buildProgram(): Command {
     // --verify, as on every other command; --mode is its earlier name, kept for scripts.
     .addOption(new Option('--verify <mode>', 'count or checksum (default checksum)').choices(['checksum', 'count']))
     .addOption(new Option('--mode <mode>').choices(['checksum', 'count']).hideHelp())
-    .option('--jobs <n>', 'parallel sessions per side', int('--jobs', 1), 2)
-    .action(async (o: CommonOpts & { verify?: 'checksum' | 'count'; mode?: 'checksum' | 'count'; jobs: number }) => {
+    .option('--jobs <n>', 'parallel sessions per side (default 2)', parser('jobs'))
+    .action(async (o: CommonOpts & { verify?: 'checksum' | 'count'; mode?: 'checksum' | 'count'; jobs?: number }) => {
       const { source, target } = endpoints(o);
-      const v = await verify(source, target, { mode: o.verify ?? o.mode ?? 'checksum', jobs: o.jobs });
+      const v = await verify(source, target, { mode: o.verify ?? o.mode ?? 'checksum', jobs: o.jobs ?? 2 });
       out(o, v, formatVerification(v));
       if (!v.ok) process.exitCode = ExitCode.verifyFailed;
     });

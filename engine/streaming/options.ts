@@ -2,6 +2,7 @@
 import { namesFor } from './snapshot';
 import os from 'node:os';
 import { type ConnInfo } from '../conn';
+import { bytesOf, defaultOf } from '../options';
 import { defaultWorkDir, type Preflight } from '../preflight';
 import { readRun, type RunRecord } from '../state';
 import { isStreaming, type StreamingStrategy } from '../strategies/names';
@@ -52,9 +53,9 @@ export function resolveStreamingOptions(o: Partial<StreamingOptions>): Streaming
     splitBytes: o.splitBytes ?? 0,
     replicaIdentityFull: o.replicaIdentityFull ?? false,
     ...(o.sourceForTarget ? { sourceForTarget: o.sourceForTarget } : {}),
-    maxLagBytes: o.maxLagBytes ?? 16 * 1024 ** 2,
-    catchUpTimeout: o.catchUpTimeout ?? 600,
-    applyTimeout: o.applyTimeout ?? 60,
+    maxLagBytes: o.maxLagBytes ?? bytesOf(defaultOf('maxLag')),
+    catchUpTimeout: o.catchUpTimeout ?? defaultOf('catchUpTimeout'),
+    applyTimeout: o.applyTimeout ?? defaultOf('applyTimeout'),
     verify: o.verify ?? 'count',
     ...(o.preHook ? { preHook: o.preHook } : {}),
     ...(o.postHook ? { postHook: o.postHook } : {}),

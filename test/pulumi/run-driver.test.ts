@@ -27,10 +27,13 @@ describe('MigrationRun driver', function () {
       'maint on',
     ]);
     assert.deepEqual(workerCommand(inputs, 'cleanup'), ['cleanup']);
+    // dump-restore takes the stack's --jobs and --verify, none of the streaming options.
     assert.deepEqual(workerCommand({ ...inputs, strategy: 'dump-restore' }, 'migrate'), [
       'migrate',
       '--jobs',
       '8',
+      '--verify',
+      'count',
       '--strategy',
       'dump-restore',
     ]);

@@ -3,6 +3,7 @@
  * report — also when a step fails, carried by `MigrationFailed`.
  */
 import { opt } from '../../option-names';
+import { defaultOf } from '../../options';
 import { withRunLock } from '../../run-lock';
 import os from 'node:os';
 import { describe, type ConnInfo } from '../../conn';
@@ -52,7 +53,7 @@ export function resolveOptions(o: MigrateOptions): DumpRestoreOptions {
     skipGlobals: o.skipGlobals ?? false,
     noOwner: o.noOwner ?? false,
     noPrivileges: o.noPrivileges ?? false,
-    compress: o.compress ?? 0,
+    compress: o.compress ?? defaultOf('compress'),
     keepDump: o.keepDump ?? false,
     verify: o.verify ?? 'checksum',
   };
