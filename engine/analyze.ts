@@ -88,7 +88,7 @@ export async function analyzeRelations(
 }
 
 /** ANALYZE every relation of the target that has no statistics yet. Returns how many were analyzed. */
-export async function analyzeMissing(target: ConnInfo, jobs: number, emit: Emit): Promise<number> {
+export async function analyzeMissing(target: ConnInfo, jobs: number, emit: Emit, step = 'analyze'): Promise<number> {
   const c = await connect(target, 'target');
   let rels: StatsRelation[];
   try {
@@ -96,5 +96,5 @@ export async function analyzeMissing(target: ConnInfo, jobs: number, emit: Emit)
   } finally {
     await c.end().catch(() => undefined);
   }
-  return analyzeRelations(target, rels, { jobs, vacuum: false, step: 'analyze' }, emit);
+  return analyzeRelations(target, rels, { jobs, vacuum: false, step }, emit);
 }

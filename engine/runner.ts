@@ -12,13 +12,16 @@ export type RunEvent =
       readonly step: string;
       readonly done: number;
       readonly total: number;
-      readonly unit: 'bytes' | 'tables' | 'rows';
+      readonly unit: ProgressUnit;
       readonly etaSeconds: number | null;
       readonly note?: string;
     }
-  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
+  /** `detail`: one line per object (an index built, an expected restore error), shown with --verbose. */
+  | { readonly type: 'log'; readonly level: 'detail' | 'info' | 'warn'; readonly message: string };
 
 export type Emit = (e: RunEvent) => void;
+
+export type ProgressUnit = 'bytes' | 'tables' | 'rows' | 'indexes';
 
 export interface Step<C> {
   readonly name: string;
@@ -44,8 +47,8 @@ export class ProgressMeter {
   constructor(
     private readonly emit: Emit,
     private readonly step: string,
-    private readonly total: number,
-    private readonly unit: 'bytes' | 'tables' | 'rows',
+    readonly total: number,
+    private readonly unit: ProgressUnit,
     private readonly everyMs = 1000,
   ) {}
 
@@ -98,7 +101,7 @@ export async function runSteps<C>(
 export interface StepProgress {
   readonly done: number;
   readonly total: number;
-  readonly unit: 'bytes' | 'tables' | 'rows';
+  readonly unit: ProgressUnit;
   readonly etaSeconds: number | null;
   /** Units per second since the step started. */
   readonly rate: number;
@@ -115,7 +118,8 @@ export function recordProgress(emit: Emit, state: RunState, step: string, starte
   let last = 0;
   return (e) => {
     emit(e);
-    if (e.type !== 'progress') return;
+    // Only the step's own meter: a phase running beside it (index builds during the copy) has its own line.
+    if (e.type !== 'progress' || e.step !== step) return;
     const now = Date.now();
     if (now - last < everyMs && e.done < e.total) return;
     last = now;

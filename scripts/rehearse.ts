@@ -17,7 +17,7 @@ import { ExitCode, isPgrelocateError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
 import { MigrationFailed, type MigrationReport } from '../engine/strategies/dump-restore/run';
 import { cutover, migrate, sync, type CutoverReport, type SyncOutcome } from '../engine/strategies';
-import { progressView } from '../engine/progress-view';
+import { progressView } from './progress-view';
 import { formatCutover, formatReport, formatSyncOutcome } from '../engine/report';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { APP_ROLE, dropGeneratedColumns, loadSample } from './sample-db';

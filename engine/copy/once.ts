@@ -35,7 +35,7 @@ const COPY_STEPS: Step<CopyContext>[] = [
         const los = await copyLargeObjects(src, dst);
         const matviews = await refreshMatviews(src, dst);
         // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
-        const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit);
+        const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit, 'finish');
         // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
         const settings = await applyDatabaseSettings(ctx.source, ctx.target, ctx.pre.target.database.name, emit);
         return {

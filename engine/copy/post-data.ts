@@ -18,7 +18,7 @@ import type pg from 'pg';
 import { connect, ident, type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
-import type { Emit } from '../runner';
+import { ProgressMeter, type Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
 import { RESTORE_SESSION_OPTIONS, restoreSessionOptions } from './schema';
@@ -419,6 +419,10 @@ export class PostDataPipeline {
   private seq = 0;
   private readonly reported = new Set<string>();
   private analyzedCount = 0;
+  /** The index builds' own progress line, beside the copy's. */
+  private readonly meter: ProgressMeter | null;
+  private built = 0;
+  private readonly building = new Set<string>();
   /** Target sessions kept between tasks (connecting, with SCRAM, costs more than a small index build). */
   private readonly idle: pg.Client[] = [];
   private closed = false;
@@ -435,6 +439,8 @@ export class PostDataPipeline {
     private readonly resumed: boolean,
     private readonly emit: Emit,
   ) {
+    const builds = [...split.perTable.values()].reduce((n, tasks) => n + tasks.length, 0);
+    this.meter = builds > 0 ? new ProgressMeter(emit, 'indexes', builds, 'indexes') : null;
     for (const fk of split.foreignKeys) {
       this.running.push(
         Promise.all([this.ready(fk.table).promise, this.ready(fk.refTable).promise])
@@ -452,6 +458,12 @@ export class PostDataPipeline {
         }),
       );
     }
+  }
+
+  /** What is being built now, for the progress line. */
+  private buildingNote(): string {
+    const now = [...this.building];
+    return now.length === 0 ? '' : `building ${now.slice(0, 2).join(', ')}${now.length > 2 ? ` and ${now.length - 2} more` : ''}`;
   }
 
   /** Resolved once a table is copied and its indexes and key constraints are built. */
@@ -479,7 +491,7 @@ export class PostDataPipeline {
     }, `adding foreign key ${fk.constraint} on ${fk.table}`);
     this.emit({
       type: 'log',
-      level: 'info',
+      level: 'detail',
       message: `foreign key ${fk.constraint} on ${fk.table} added in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
     });
   }
@@ -606,7 +618,11 @@ export class PostDataPipeline {
           );
         else if (task.createSql) await this.createIndex(task.createSql, task.am, `building ${task.label} on ${table}`);
         else await this.restore([task.line], `${task.label} on ${table}`, 1, indexBuildOptions(task.am));
-        this.emit({ type: 'log', level: 'info', message: `${task.label} on ${table} built in ${((Date.now() - t0) / 1000).toFixed(1)}s` });
+        this.emit({
+          type: 'log',
+          level: 'detail',
+          message: `${task.label} on ${table} built in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+        });
       }, true),
     );
     const keys = tasks.flatMap((t) => (t.keyConstraint ? [t.keyConstraint] : []));

@@ -86,7 +86,7 @@ export async function restoreSection(
   const errors = markResumed([...first.errors, ...parseRestoreErrors(r.stderr)], opts.resumed);
   const real = errors.filter((e) => !e.expected);
   for (const e of errors.filter((x) => x.expected))
-    emit({ type: 'log', level: 'info', message: `schema ${section}: expected: ${e.message}` });
+    emit({ type: 'log', level: 'detail', message: `schema ${section}: expected: ${e.message}` });
   if (real.length > 0 || (r.exitCode !== 0 && errors.length === 0)) {
     throw new PgrelocateError(
       'schema-restore-failed',

@@ -214,7 +214,8 @@ describe('post-data: every object of the section, foreign keys during the copy',
     const { source, target } = await setup(from, to);
     const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
     const cli = path.resolve(__dirname, '..', '..', 'scripts', 'cli.js');
-    const child = execa(process.execPath, [cli, 'sync', '--jobs', '2', '--skip-globals', '--replica-identity-full'], {
+    // --verbose: the per-object lines (a foreign key added) are where it is killed.
+    const child = execa(process.execPath, [cli, 'sync', '--jobs', '2', '--skip-globals', '--replica-identity-full', '--verbose'], {
       env,
       reject: false,
       stdin: 'ignore',

@@ -200,7 +200,7 @@ const restoreStep: Step<DumpRestoreContext> = {
     ctx.restoreErrors = errors;
     const real = errors.filter((e) => !e.expected);
     const expected = errors.filter((e) => e.expected);
-    for (const e of expected) emit({ type: 'log', level: 'info', message: `restore: expected on this target: ${e.message}` });
+    for (const e of expected) emit({ type: 'log', level: 'detail', message: `restore: expected on this target: ${e.message}` });
     if (real.length > 0 || (r.exitCode !== 0 && errors.length === 0)) {
       const shown =
         real.length > 0
