@@ -107,7 +107,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     `target: PostgreSQL ${pre.target.server.major}, database ${pre.target.database.name}`,
     'largest tables: ' + largest.map((t) => `${t.table} ${formatBytes(t.bytes)}`).join(', '),
     'steps:',
-    ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(15)} ${s.what}`),
+    ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(Math.max(...steps.map((x) => x.name.length)))}  ${s.what}`),
     strategy !== 'dump-restore'
       ? 'downtime: only the cutover window (fence → target ready); rehearse to measure it.'
       : 'downtime: writes must stay stopped from the dump to the end of verify; rehearse on a copy to measure it.',

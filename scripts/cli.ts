@@ -3,7 +3,7 @@
  * each under commands/, exporting its work and its registration) and turns
  * every failure into its message, its fix and its exit code, once.
  * Every command takes --source/--target (or PGRELOCATE_SOURCE_URL /
- * PGRELOCATE_TARGET_URL) and --json; exit codes are listed in the README.
+ * PGRELOCATE_TARGET_URL) and --json; exit codes are listed in docs/troubleshooting.md.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
