@@ -332,6 +332,16 @@ export function hasErrors(findings: readonly Finding[]): boolean {
 
 export type Add = (code: string, message: string, fix?: string) => void;
 
+/** Large objects travel outside replication, copied inside the fence: warned once per strategy, naming how it replicates. */
+export function largeObjectsAtCutover(s: Inventory, replicated: string, warn: Add): void {
+  if (s.database.largeObjects === 0) return;
+  warn(
+    'large-objects-at-cutover',
+    `${s.database.largeObjects} large objects are not ${replicated}; pgrelocate copies them during the cutover window.`,
+    'Many or large objects lengthen the write-blackout: rehearse it.',
+  );
+}
+
 /** Tables whose UPDATE/DELETE cannot be replicated: no primary key and no usable replica identity. */
 export function tablesWithoutIdentity(inv: Inventory): string[] {
   return inv.database.tables

@@ -101,6 +101,8 @@ async function copyOnceLocked(
   const opts = resolveStreamingOptions({ ...options, streaming: false });
   const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir, writesDump: false });
   const tools = requireReady(pre);
+  // What every step sees of this run besides its state.
+  const run = { source, target, pre, tools, opts };
   return withRunState(
     target,
     { create: { strategy: 'copy', source: describe(source) } },
@@ -108,11 +110,7 @@ async function copyOnceLocked(
       withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {
         const meta: StreamingMeta = newMeta(state.runId, pre.source.database.name);
         const ctx: CopyContext = {
-          source,
-          target,
-          pre,
-          tools,
-          opts,
+          ...run,
           state,
           meta,
           resumed: false,

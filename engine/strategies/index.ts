@@ -66,7 +66,7 @@ export async function sync(
         throw new PgrelocateError(
           'usage',
           'The bucardo strategy needs a server for its control database.',
-          `Pass ${opt('bucardoUrl')} (or set PGRELOCATE_BUCARDO_URL): a superuser of a PostgreSQL with PL/Perl on the worker (Debian: apt-get install -y postgresql-15 postgresql-plperl-15 bucardo).`,
+          `Pass ${opt('bucardoUrl')} (or PGRELOCATE_BUCARDO_URL): a superuser of a PostgreSQL with PL/Perl (Debian: postgresql-plperl-15 bucardo).`,
         );
       return { strategy, report: await bucardoSync(source, target, options.bucardoUrl, options, emit) };
     }

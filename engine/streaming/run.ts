@@ -101,6 +101,8 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
     emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
   }
   const tools = requireReady(pre);
+  // What every step sees of this run besides its state and meta.
+  const run = { source, target, pre, tools, opts };
   if (resumable) emit({ type: 'log', level: 'info', message: `resuming run ${resumable.id}` });
   let meta: M | null = resumable ? prevMeta : null;
   return withRunState(
@@ -113,16 +115,13 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
       }
       const runMeta = meta;
       return withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {
+        const done = (resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name);
         const ctx = args.context({
-          source,
-          target,
-          pre,
-          tools,
-          opts,
+          ...run,
           state,
           meta: runMeta,
           resumed: resumable !== null,
-          doneBefore: new Set((resumable?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.name)),
+          doneBefore: new Set(done),
           schemaFile: path.join(dir, 'schema.dump'),
         });
         const results = await runSteps(args.steps, ctx, emit, state);

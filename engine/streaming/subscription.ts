@@ -66,7 +66,7 @@ export async function createSubscription(c: pg.Client, names: LogicalNames, sour
     throw new PgrelocateError(
       'subscribe-failed',
       `The target could not subscribe to the source at ${describe(sourceForTarget)}: ${msg}`,
-      `The target server itself connects to the source: let the source admit the target's address (security group, pg_hba.conf), or give the address it reaches the source by with ${opt('sourceUrlFromTarget')}; then rerun sync (it resumes).`,
+      `Let the source admit the target server's address (security group, pg_hba.conf), or pass the address it reaches the source by with ${opt('sourceUrlFromTarget')}; then rerun sync.`,
     );
   } finally {
     for (const name of quieted) await c.query(`RESET ${name}`).catch(() => undefined);

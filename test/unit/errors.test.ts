@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { runChecks } from '../../engine/check';
 import { ERROR_CODES, ExitCode, PgrelocateError } from '../../engine/errors';
 import { opt, setFrontEnd } from '../../engine/option-names';
-import { tableInfo } from '../helpers/fixtures';
+import { inventory, tableInfo } from '../helpers/fixtures';
 
 describe('typed failures', function () {
   it('every error code has its exit code in one table', function () {
@@ -21,49 +21,7 @@ describe('typed failures', function () {
     assert.equal(opt('strategy', 'pulumi'), 'pgrelocate:strategy');
     assert.match(opt('force', 'pulumi'), /the CLI's --force/);
     const keyless = tableInfo('events', { primaryKey: [], replicaIdentity: 'd', hasUsableUniqueIndex: false });
-    const inv = (major: number) =>
-      ({
-        server: {
-          versionNum: major * 10000,
-          major,
-          version: `${major}`,
-          inRecovery: false,
-          settings: { wal_level: 'logical', max_replication_slots: '10', max_wal_senders: '10' },
-          currentUser: 'admin',
-          isSuperuser: true,
-          canCreateRole: true,
-          canCreateDb: true,
-          canReplicate: true,
-          managedAdminOf: [],
-          databases: [],
-          roles: [],
-          slotsUsed: 0,
-          walSendersUsed: 0,
-          canCreateSubscription: true,
-          hasLz4: true,
-        },
-        database: {
-          name: 'app',
-          bytes: 0,
-          canCreate: true,
-          tables: [keyless],
-          sequences: [],
-          matviews: [],
-          views: 0,
-          functions: 0,
-          largeObjects: 0,
-          generatedColumnTables: [],
-          extensions: [],
-          availableExtensions: [],
-          publications: [],
-          subscriptions: [],
-          fenceRoles: [],
-          userObjectCount: 0,
-          cFunctions: [],
-          lz4Columns: [],
-          generatedOverPlainColumns: [],
-        },
-      }) as const;
+    const inv = (major: number) => inventory(major, { tables: [keyless], superuser: true });
     const fix = () =>
       runChecks({
         source: inv(14),

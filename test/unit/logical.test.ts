@@ -3,7 +3,14 @@ import { parseUrl } from '../../engine/conn';
 import type { TableInfo } from '../../engine/inspect';
 import { tableInfo } from '../helpers/fixtures';
 import { autoSplitBytes, copyStatements, planParts, type TableCopyInfo } from '../../engine/copy/copy';
-import { foreignKeyTocKey, indexBuildOptions, indexCost, parseToc, splitPostData, type ForeignKeyInfo } from '../../engine/copy/post-data';
+import {
+  foreignKeyTocKey,
+  indexBuildOptions,
+  indexCost,
+  parseToc,
+  splitPostData,
+  type ForeignKeyInfo,
+} from '../../engine/copy/post-data-plan';
 import { Slots } from '../../engine/copy/slots';
 import { schemaDumpArgs, sectionRestoreArgs } from '../../engine/copy/schema';
 import { createPublicationSql, lsnToBigInt, namesFor, publishedTables } from '../../engine/streaming/snapshot';

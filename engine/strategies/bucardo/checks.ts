@@ -1,6 +1,6 @@
 /** What `check` verifies for the bucardo strategy, beside the checks every strategy shares. Pure. */
 import { qualified } from '../../inspect';
-import { type Add, type CheckFacts, list } from '../../check';
+import { type Add, type CheckFacts, list, largeObjectsAtCutover } from '../../check';
 
 /** Bucardo: needs no replication right, only triggers on the source; what it cannot carry is copied in the cutover window. */
 export function bucardoChecks(f: CheckFacts, warn: Add, info: Add): void {
@@ -13,13 +13,7 @@ export function bucardoChecks(f: CheckFacts, warn: Add, info: Add): void {
       'Add primary keys (large key-less tables lengthen the write-blackout).',
     );
   }
-  if (s.database.largeObjects > 0) {
-    warn(
-      'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not replicated by Bucardo; pgrelocate copies them during the cutover window.`,
-      'Many or large objects lengthen the write-blackout: rehearse it.',
-    );
-  }
+  largeObjectsAtCutover(s, 'replicated by Bucardo', warn);
   info(
     'bucardo-triggers',
     `Bucardo adds a "bucardo" schema and a delta trigger on every replicated table of the source (user "${s.server.currentUser}" must own the tables or be a superuser); cleanup removes them.`,

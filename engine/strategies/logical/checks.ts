@@ -1,7 +1,7 @@
 /** What `check` verifies for the logical strategy, beside the checks every strategy shares. Pure. */
 import { opt } from '../../option-names';
 import { qualified } from '../../inspect';
-import { fullCopyTables, tablesWithoutIdentity, type Add, type CheckFacts, list } from '../../check';
+import { fullCopyTables, tablesWithoutIdentity, type Add, type CheckFacts, list, largeObjectsAtCutover } from '../../check';
 
 export function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
   // err/warn always pass a fix; info may not.
@@ -28,21 +28,14 @@ export function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): vo
       `ALTER ROLE "${s.server.currentUser}" REPLICATION (on RDS: GRANT rds_replication TO "${s.server.currentUser}"), or connect as a superuser.`,
     );
   }
-  const slots = Number(s.server.settings['max_replication_slots'] ?? 0);
-  if (slots - s.server.slotsUsed < 1) {
-    err(
-      'no-free-slot',
-      `The source has no free replication slot (${s.server.slotsUsed} of max_replication_slots = ${slots} in use).`,
-      'Raise max_replication_slots (restart needed) or drop an unused slot.',
-    );
-  }
-  const senders = Number(s.server.settings['max_wal_senders'] ?? 0);
-  if (senders - s.server.walSendersUsed < 1) {
-    err(
-      'no-free-wal-sender',
-      `The source has no free WAL sender (${s.server.walSendersUsed} of max_wal_senders = ${senders} in use).`,
-      'Raise max_wal_senders (restart needed).',
-    );
+  // The run needs one slot and one WAL sender of the source's.
+  for (const [code, what, setting, used, fix] of [
+    ['no-free-slot', 'replication slot', 'max_replication_slots', s.server.slotsUsed, ' or drop an unused slot'],
+    ['no-free-wal-sender', 'WAL sender', 'max_wal_senders', s.server.walSendersUsed, ''],
+  ] as const) {
+    const max = Number(s.server.settings[setting] ?? 0);
+    if (max - used < 1)
+      err(code, `The source has no free ${what} (${used} of ${setting} = ${max} in use).`, `Raise ${setting} (restart needed)${fix}.`);
   }
   if (!t.server.canCreateSubscription) {
     err(
@@ -83,13 +76,7 @@ export function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): vo
       );
     }
   }
-  if (s.database.largeObjects > 0) {
-    warn(
-      'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not streamed by logical replication; pgrelocate copies them during the cutover window.`,
-      'Many or large objects lengthen the write-blackout: rehearse it.',
-    );
-  }
+  largeObjectsAtCutover(s, 'streamed by logical replication', warn);
   if (s.database.matviews.length > 0) {
     info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
   }

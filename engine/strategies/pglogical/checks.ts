@@ -1,6 +1,6 @@
 /** What `check` verifies for the pglogical strategy, beside the checks every strategy shares. Pure. */
 import { opt } from '../../option-names';
-import { settingList, tablesWithoutIdentity, type Add, type CheckFacts, list } from '../../check';
+import { settingList, tablesWithoutIdentity, type Add, type CheckFacts, list, largeObjectsAtCutover } from '../../check';
 
 /** pglogical: the extension and its library on both sides, logical WAL, slots, senders and workers, superuser rights. */
 export function pglogicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): void {
@@ -92,13 +92,7 @@ export function pglogicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): 
       'Add primary keys to replicate every change of those tables (large key-less tables lengthen the write-blackout).',
     );
   }
-  if (s.database.largeObjects > 0) {
-    warn(
-      'large-objects-at-cutover',
-      `${s.database.largeObjects} large objects are not replicated by pglogical; pgrelocate copies them during the cutover window.`,
-      'Many or large objects lengthen the write-blackout: rehearse it.',
-    );
-  }
+  largeObjectsAtCutover(s, 'replicated by pglogical', warn);
   if (s.database.matviews.length > 0) {
     info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
   }

@@ -108,7 +108,7 @@ async function waitReplicating(dst: pg.Client, sub: string, timeoutMs: number): 
       throw new PgrelocateError(
         'pglogical-down',
         `The pglogical subscription ${sub} is "${s.status}" after ${Math.round(timeoutMs / 1000)}s.`,
-        'Read the target server log (pglogical apply worker), check that the target reaches the source (--source-url-from-target), then rerun sync; it resumes.',
+        `Read the target server log (pglogical apply worker), check that the target reaches the source (${opt('sourceUrlFromTarget')}), then rerun sync.`,
       );
     await new Promise((r) => setTimeout(r, 200));
   }
