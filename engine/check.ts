@@ -54,109 +54,14 @@ export function estimateDumpBytes(inv: Inventory): number {
 
 export function runChecks(f: CheckFacts): Finding[] {
   const out: Finding[] = [];
-  const { source: s, target: t } = f;
+  const s = f.source;
   const err = (code: string, message: string, fix = ''): void => void out.push({ level: 'error', code, message, fix });
   const warn = (code: string, message: string, fix = ''): void => void out.push({ level: 'warning', code, message, fix });
   const info = (code: string, message: string, fix = ''): void => void out.push({ level: 'info', code, message, fix });
 
-  if (f.sameEndpoint) {
-    err('same-database', 'Source and target are the same database.', 'Point --target at a different server or database.');
-  }
-  if (t.server.major < s.server.major) {
-    err(
-      'target-older',
-      `The target runs PostgreSQL ${t.server.major}, older than the source's ${s.server.major}; PostgreSQL does not support moving data to an older major.`,
-      `Create the target with PostgreSQL ${s.server.major} or newer.`,
-    );
-  }
-  if (t.database.userObjectCount > 0) {
-    if (f.force) {
-      warn(
-        'target-not-empty',
-        `The target database "${t.database.name}" already holds ${t.database.userObjectCount} objects; --force was given, so objects the migration brings will replace them.`,
-        'Use an empty database to keep everything already on the target.',
-      );
-    } else {
-      err(
-        'target-not-empty',
-        `The target database "${t.database.name}" is not empty (${t.database.userObjectCount} tables, types, functions or large objects).`,
-        `Use an empty database, drop its objects, or pass ${opt('force')} to let pgrelocate replace the objects the migration brings.`,
-      );
-    }
-  }
-  if (!t.database.canCreate) {
-    err(
-      'target-no-create',
-      `User "${t.server.currentUser}" may not create schemas in the target database "${t.database.name}".`,
-      `GRANT CREATE ON DATABASE "${t.database.name}" TO "${t.server.currentUser}", or connect as the database owner.`,
-    );
-  }
-  if (!t.server.canCreateRole) {
-    warn(
-      'target-no-createrole',
-      `User "${t.server.currentUser}" cannot create roles on the target: roles and grants from the source are skipped, and objects owned by missing roles fail to restore.`,
-      'Connect as a user with CREATEROLE (the managed admin user), or create the roles first.',
-    );
-  }
-  const filtered = s.database.tables.filter((x) => x.rlsFiltered).map((x) => qualified(x));
-  if (filtered.length > 0) {
-    err(
-      'source-rls',
-      `Row-level security would hide rows of ${filtered.length} source tables from user "${s.server.currentUser}": ${list(filtered)}. pgrelocate reads with row_security = off, so the copy would fail rather than miss them.`,
-      `Run pgrelocate as a role that bypasses row-level security: ALTER ROLE ${ident(s.server.currentUser)} BYPASSRLS (as a superuser; on RDS, rds_superuser can grant it), or as a superuser.`,
-    );
-  }
-  const unreadable = s.database.tables.filter((x) => !x.readable).map((x) => qualified(x));
-  if (unreadable.length > 0) {
-    err(
-      'source-unreadable',
-      `User "${s.server.currentUser}" cannot read ${unreadable.length} source tables: ${list(unreadable)}.`,
-      s.server.major >= 14
-        ? `GRANT pg_read_all_data TO "${s.server.currentUser}", or connect as the owner or a superuser.`
-        : `GRANT SELECT on those tables to "${s.server.currentUser}", or connect as the owner or a superuser.`,
-    );
-  }
-  const unreadableSeqs = s.database.sequences.filter((x) => !x.readable).map((x) => qualified(x));
-  if (unreadableSeqs.length > 0) {
-    err(
-      'source-unreadable-sequences',
-      `User "${s.server.currentUser}" cannot read ${unreadableSeqs.length} source sequences: ${list(unreadableSeqs)}; their values are copied (inside the cutover's write fence for the streaming strategies).`,
-      s.server.major >= 14
-        ? `GRANT pg_read_all_data TO "${s.server.currentUser}", or connect as the owner or a superuser.`
-        : `GRANT SELECT ON ALL SEQUENCES IN SCHEMA … TO "${s.server.currentUser}", or connect as the owner or a superuser.`,
-    );
-  }
-  const available = new Set(t.database.availableExtensions);
-  const missing = s.database.extensions.filter((e) => e.name !== 'plpgsql' && !available.has(e.name)).map((e) => e.name);
-  if (missing.length > 0) {
-    err(
-      'extension-missing',
-      `Extensions used by the source are not available on the target: ${list(missing)}.`,
-      'Install them on the target server (or enable them in the managed service), or drop them from the source first.',
-    );
-  }
-  const wide = s.database.publications.filter((p) => p.wide).map((p) => p.name);
-  if (wide.length > 0 && !t.server.isSuperuser) {
-    warn(
-      'publication-needs-superuser',
-      `Source publications ${list(wide)} publish FOR ALL TABLES or FOR TABLES IN SCHEMA, which only a superuser may create; user "${t.server.currentUser}" is not one on the target, so they will not be copied (the other publications are).`,
-      'Create them on the target as a superuser after the cutover (CREATE PUBLICATION … FOR ALL TABLES), before pointing their subscribers there.',
-    );
-  }
-  if (s.database.subscriptions.length > 0) {
-    warn(
-      'source-subscriptions',
-      `The source database subscribes to other servers (${list([...s.database.subscriptions])}); subscriptions are not copied — a copy would be a second subscriber on the same slot.`,
-      'After the cutover, drop them on the source and create them on the target (CREATE SUBSCRIPTION … WITH (create_slot = false, slot_name = …, copy_data = false)) to carry on from the same slot.',
-    );
-  }
-  if (s.server.settings['server_encoding'] && t.server.settings['server_encoding'] !== s.server.settings['server_encoding']) {
-    warn(
-      'encoding-differs',
-      `Server encodings differ (source ${s.server.settings['server_encoding']}, target ${t.server.settings['server_encoding']}); characters the target cannot encode fail to restore.`,
-      'Create the target database with the source encoding (CREATE DATABASE … ENCODING).',
-    );
-  }
+  targetChecks(f, err, warn);
+  sourceReadChecks(f, err);
+  featureChecks(f, err, warn);
   if ('error' in f.tools) {
     err('client-tools', f.tools.error, f.tools.fix);
   } else {
@@ -205,6 +110,119 @@ export function runChecks(f: CheckFacts): Finding[] {
       unhandled(f.strategy);
   }
   return out;
+}
+
+/** The pair itself and the target: not the source again, not older, empty unless --force, writable by the user. */
+function targetChecks(f: CheckFacts, err: Add, warn: Add): void {
+  const { source: s, target: t } = f;
+  if (f.sameEndpoint) {
+    err('same-database', 'Source and target are the same database.', 'Point --target at a different server or database.');
+  }
+  if (t.server.major < s.server.major) {
+    err(
+      'target-older',
+      `The target runs PostgreSQL ${t.server.major}, older than the source's ${s.server.major}; PostgreSQL does not support moving data to an older major.`,
+      `Create the target with PostgreSQL ${s.server.major} or newer.`,
+    );
+  }
+  if (t.database.userObjectCount > 0) {
+    if (f.force) {
+      warn(
+        'target-not-empty',
+        `The target database "${t.database.name}" already holds ${t.database.userObjectCount} objects; --force was given, so objects the migration brings will replace them.`,
+        'Use an empty database to keep everything already on the target.',
+      );
+    } else {
+      err(
+        'target-not-empty',
+        `The target database "${t.database.name}" is not empty (${t.database.userObjectCount} tables, types, functions or large objects).`,
+        `Use an empty database, drop its objects, or pass ${opt('force')} to let pgrelocate replace the objects the migration brings.`,
+      );
+    }
+  }
+  if (!t.database.canCreate) {
+    err(
+      'target-no-create',
+      `User "${t.server.currentUser}" may not create schemas in the target database "${t.database.name}".`,
+      `GRANT CREATE ON DATABASE "${t.database.name}" TO "${t.server.currentUser}", or connect as the database owner.`,
+    );
+  }
+  if (!t.server.canCreateRole) {
+    warn(
+      'target-no-createrole',
+      `User "${t.server.currentUser}" cannot create roles on the target: roles and grants from the source are skipped, and objects owned by missing roles fail to restore.`,
+      'Connect as a user with CREATEROLE (the managed admin user), or create the roles first.',
+    );
+  }
+}
+
+/** What the source user cannot read: rows hidden by row security, tables and sequences without the grant. */
+function sourceReadChecks(f: CheckFacts, err: Add): void {
+  const s = f.source;
+  const filtered = s.database.tables.filter((x) => x.rlsFiltered).map((x) => qualified(x));
+  if (filtered.length > 0) {
+    err(
+      'source-rls',
+      `Row-level security would hide rows of ${filtered.length} source tables from user "${s.server.currentUser}": ${list(filtered)}. pgrelocate reads with row_security = off, so the copy would fail rather than miss them.`,
+      `Run pgrelocate as a role that bypasses row-level security: ALTER ROLE ${ident(s.server.currentUser)} BYPASSRLS (as a superuser; on RDS, rds_superuser can grant it), or as a superuser.`,
+    );
+  }
+  const unreadable = s.database.tables.filter((x) => !x.readable).map((x) => qualified(x));
+  if (unreadable.length > 0) {
+    err(
+      'source-unreadable',
+      `User "${s.server.currentUser}" cannot read ${unreadable.length} source tables: ${list(unreadable)}.`,
+      s.server.major >= 14
+        ? `GRANT pg_read_all_data TO "${s.server.currentUser}", or connect as the owner or a superuser.`
+        : `GRANT SELECT on those tables to "${s.server.currentUser}", or connect as the owner or a superuser.`,
+    );
+  }
+  const unreadableSeqs = s.database.sequences.filter((x) => !x.readable).map((x) => qualified(x));
+  if (unreadableSeqs.length > 0) {
+    err(
+      'source-unreadable-sequences',
+      `User "${s.server.currentUser}" cannot read ${unreadableSeqs.length} source sequences: ${list(unreadableSeqs)}; their values are copied (inside the cutover's write fence for the streaming strategies).`,
+      s.server.major >= 14
+        ? `GRANT pg_read_all_data TO "${s.server.currentUser}", or connect as the owner or a superuser.`
+        : `GRANT SELECT ON ALL SEQUENCES IN SCHEMA … TO "${s.server.currentUser}", or connect as the owner or a superuser.`,
+    );
+  }
+}
+
+/** Extensions, publications, subscriptions and the encoding: what moves differently, or not at all. */
+function featureChecks(f: CheckFacts, err: Add, warn: Add): void {
+  const { source: s, target: t } = f;
+  const available = new Set(t.database.availableExtensions);
+  const missing = s.database.extensions.filter((e) => e.name !== 'plpgsql' && !available.has(e.name)).map((e) => e.name);
+  if (missing.length > 0) {
+    err(
+      'extension-missing',
+      `Extensions used by the source are not available on the target: ${list(missing)}.`,
+      'Install them on the target server (or enable them in the managed service), or drop them from the source first.',
+    );
+  }
+  const wide = s.database.publications.filter((p) => p.wide).map((p) => p.name);
+  if (wide.length > 0 && !t.server.isSuperuser) {
+    warn(
+      'publication-needs-superuser',
+      `Source publications ${list(wide)} publish FOR ALL TABLES or FOR TABLES IN SCHEMA, which only a superuser may create; user "${t.server.currentUser}" is not one on the target, so they will not be copied (the other publications are).`,
+      'Create them on the target as a superuser after the cutover (CREATE PUBLICATION … FOR ALL TABLES), before pointing their subscribers there.',
+    );
+  }
+  if (s.database.subscriptions.length > 0) {
+    warn(
+      'source-subscriptions',
+      `The source database subscribes to other servers (${list([...s.database.subscriptions])}); subscriptions are not copied — a copy would be a second subscriber on the same slot.`,
+      'After the cutover, drop them on the source and create them on the target (CREATE SUBSCRIPTION … WITH (create_slot = false, slot_name = …, copy_data = false)) to carry on from the same slot.',
+    );
+  }
+  if (s.server.settings['server_encoding'] && t.server.settings['server_encoding'] !== s.server.settings['server_encoding']) {
+    warn(
+      'encoding-differs',
+      `Server encodings differ (source ${s.server.settings['server_encoding']}, target ${t.server.settings['server_encoding']}); characters the target cannot encode fail to restore.`,
+      'Create the target database with the source encoding (CREATE DATABASE … ENCODING).',
+    );
+  }
 }
 
 /**

@@ -14,14 +14,14 @@
  * rest of the copy.
  */
 import { writeFileSync } from 'node:fs';
-import type pg from 'pg';
-import { connect, type ConnInfo } from '../conn';
+import { type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import { ProgressMeter, type Emit } from '../runner';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
 import { RESTORE_SESSION_OPTIONS } from './schema';
+import { SessionPool } from './session-pool';
 import type { Slots } from './slots';
 import { type ForeignKeyInfo, type KeyConstraintSql, type PostDataSplit, indexBuildMemory, indexBuildOptions } from './post-data-plan';
 
@@ -43,8 +43,7 @@ export class PostDataPipeline {
   private built = 0;
   private readonly building = new Set<string>();
   /** Target sessions kept between tasks (connecting, with SCRAM, costs more than a small index build). */
-  private readonly idle: pg.Client[] = [];
-  private closed = false;
+  private readonly pool: SessionPool;
   /** Per table ("schema.table"): resolved when its rows and per-table post-data are in (the foreign keys wait for it). */
   private readonly tables = new Map<string, { promise: Promise<void>; resolve: () => void }>();
 
@@ -58,6 +57,7 @@ export class PostDataPipeline {
     private readonly resumed: boolean,
     private readonly emit: Emit,
   ) {
+    this.pool = new SessionPool(target);
     const builds = [...split.perTable.values()].reduce((n, tasks) => n + tasks.length, 0);
     this.meter = builds > 0 ? new ProgressMeter(emit, 'indexes', builds, 'indexes') : null;
     for (const fk of split.foreignKeys) {
@@ -101,7 +101,7 @@ export class PostDataPipeline {
   private async addForeignKey(fk: ForeignKeyInfo): Promise<void> {
     if (this.failure) return;
     const t0 = Date.now();
-    await this.withTarget(async (c) => {
+    await this.pool.with(async (c) => {
       const done = await c.query(`SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = $2::regclass`, [
         fk.constraint,
         fk.qualifiedTable,
@@ -147,7 +147,7 @@ export class PostDataPipeline {
   /** Build one index through SQL: a plain index, or the index of a key constraint (attached afterwards). */
   private async createIndex(createSql: string, am: string | undefined, what: string): Promise<void> {
     const sql = this.resumed ? createSql.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ') : createSql;
-    await this.withTarget(async (c) => {
+    await this.pool.with(async (c) => {
       await c.query(`SET maintenance_work_mem = '${indexBuildMemory(am)}'`);
       await c.query(sql);
     }, what);
@@ -156,7 +156,7 @@ export class PostDataPipeline {
   /** Attach built indexes as their constraints (skipping any the interrupted attempt attached). */
   private async attach(keys: readonly KeyConstraintSql[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.withTarget(
+    await this.pool.with(
       async (c) => {
         for (const k of keys) {
           const done = await c.query(`SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = $2::regclass`, [k.constraint, k.table]);
@@ -169,7 +169,7 @@ export class PostDataPipeline {
 
   private async analyze(quoted: string): Promise<void> {
     try {
-      await this.withTarget((c) => c.query(`ANALYZE ${quoted}`), `ANALYZE ${quoted}`);
+      await this.pool.with((c) => c.query(`ANALYZE ${quoted}`), `ANALYZE ${quoted}`);
       this.analyzedCount++;
     } catch (e) {
       // Statistics are not data: reported, and tried again by the final pass over tables without statistics.
@@ -187,31 +187,9 @@ export class PostDataPipeline {
     return this.analyzedCount;
   }
 
-  private async withTarget<T>(fn: (c: pg.Client) => Promise<T>, what: string): Promise<T> {
-    const c =
-      this.idle.pop() ??
-      (await connect(this.target, 'target', { options: RESTORE_SESSION_OPTIONS, application_name: 'pgrelocate-post-data' }));
-    let reusable = false;
-    try {
-      const v = await fn(c);
-      reusable = !this.closed;
-      return v;
-    } catch (e) {
-      throw new PgrelocateError(
-        'schema-restore-failed',
-        `${what} failed: ${(e as Error).message}`,
-        'Fix the cause on the target, then rerun sync; it resumes.',
-      );
-    } finally {
-      if (reusable) this.idle.push(c);
-      else await c.end().catch(() => undefined);
-    }
-  }
-
   /** End the pooled target sessions; tasks still running end theirs when they finish. */
   async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all(this.idle.splice(0).map((c) => c.end().catch(() => undefined)));
+    await this.pool.close();
   }
 
   /**
