@@ -100,7 +100,7 @@ async function viaSsm(inputs: RunInputs, args: string[], timeoutSeconds: number)
 }
 
 /** The engine's options from the stack's, with the engine's defaults for what the stack leaves out. */
-function logicalOptions(inputs: RunInputs) {
+function engineOptionsOf(inputs: RunInputs) {
   return (require('../engine/options') as typeof import('../engine/options')).engineOptions(inputs.options);
 }
 
@@ -134,7 +134,7 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
         ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), 7 * 86400)
         : (
             await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
-              dumpRestore: logicalOptions(inputs),
+              dumpRestore: engineOptionsOf(inputs),
             })
           ).report
     ) as { runId: string; seconds: number; verification: { ok: boolean } | null };
@@ -152,7 +152,7 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
   const s = (
     inputs.mode === 'ssm'
       ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? defaultOf('waitSeconds'))
-      : (await engine().sync(inputs.strategy, endpoints(inputs).source, endpoints(inputs).target, logicalOptions(inputs))).report
+      : (await engine().sync(inputs.strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report
   ) as { runId: string; copy?: { seconds: number } | null; catchUpSeconds?: number | null };
   const synced: RunOutputs = {
     ...inputs,
@@ -169,7 +169,7 @@ async function cutoverRun(inputs: RunInputs): Promise<Partial<RunOutputs>> {
   const c = (
     inputs.mode === 'ssm'
       ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600)
-      : await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, logicalOptions(inputs))
+      : await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))
   ) as { blackoutSeconds: number; verification: { ok: boolean } | null };
   return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verification?.ok ?? null, newTargetUrl: inputs.target };
 }

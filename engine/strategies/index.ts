@@ -26,7 +26,11 @@ export { STRATEGIES, STREAMING_STRATEGIES, isStreaming, type Strategy, type Stre
 export type { CutoverReport } from '../streaming/cutover';
 export type { StreamingStatus } from '../streaming/cleanup';
 
-/** The cutover, cleanup and status hooks of a streaming strategy. */
+/**
+ * The cutover, cleanup and status hooks of a streaming strategy. Each is typed
+ * with its own run meta; they are picked by the strategy the run recorded, so
+ * the meta they get is theirs.
+ */
 export function streamingHooks(s: StreamingStrategy): StreamingHooks {
   switch (s) {
     case 'logical':
