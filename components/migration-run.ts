@@ -23,6 +23,20 @@ export function replacementKeys(olds: Partial<RunInputs>, news: Partial<RunInput
   return (['source', 'target', 'strategy', 'mode', 'workerInstanceId'] as const).filter((k) => olds[k] !== news[k]);
 }
 
+/**
+ * Whether `pulumi up` has work for the run: a new run, a phase or options
+ * change, or a sync that was still copying when the last `pulumi up` stopped
+ * waiting (this one waits again). Pure.
+ */
+export function runChanged(olds: RunOutputs, news: RunInputs): boolean {
+  return (
+    replacementKeys(olds, news).length > 0 ||
+    olds.phase !== news.phase ||
+    JSON.stringify(olds.options) !== JSON.stringify(news.options) ||
+    olds.status === 'copying'
+  );
+}
+
 export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvider {
   return {
     async check(_olds: RunInputs, news: RunInputs) {
@@ -37,9 +51,7 @@ export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvide
       return { inputs: news, failures };
     },
     async diff(_id: string, olds: RunOutputs, news: RunInputs) {
-      const replaces = replacementKeys(olds, news);
-      const changes = replaces.length > 0 || olds.phase !== news.phase || JSON.stringify(olds.options) !== JSON.stringify(news.options);
-      return { changes, replaces, deleteBeforeReplace: true };
+      return { changes: runChanged(olds, news), replaces: replacementKeys(olds, news), deleteBeforeReplace: true };
     },
     async create(inputs: RunInputs) {
       const driver = require(driverPath) as typeof import('./run-driver');

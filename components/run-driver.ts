@@ -7,6 +7,7 @@
 import type { SSMClient as SSMClientType } from '@aws-sdk/client-ssm';
 import type { Strategy } from '../engine/strategies/names';
 import { commandLine, defaultOf, type PulumiOptionValues } from '../engine/options';
+import { executionTimeoutSeconds, reportSummary, sendWithRetry, ssmScript, SSM_LIMITS, type ReportSummary } from './ssm';
 
 /** The strategies the Pulumi layer runs: it provisions no Bucardo control database yet. */
 export type PulumiStrategy = Exclude<Strategy, 'bucardo'>;
@@ -47,55 +48,34 @@ export function workerCommand(
   return args;
 }
 
-/** Shell-quote one argument for the worker's EnvironmentFile / shell. */
-export function shq(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * The commands SSM runs on the worker: start `pgrelocate@<command>` and wait for
- * it, at most `waitSeconds`; past that, print `{"running":true}` and leave the
- * unit running (a copy of terabytes outlives any API call). Pure.
- */
-export function ssmScript(args: readonly string[], waitSeconds: number): string[] {
-  const unit = args[0]!;
-  const rest = args.slice(1).map(shq).join(' ');
-  return [
-    'set -u',
-    `echo ${shq(`PGRELOCATE_ARGS=${rest}`)} > /etc/pgrelocate/args-${unit}`,
-    `if ! systemctl is-active --quiet pgrelocate@${unit}.service; then : > /data/logs/${unit}.json; systemctl start --no-block pgrelocate@${unit}.service; fi`,
-    `end=$(( $(date +%s) + ${Math.max(1, Math.floor(waitSeconds))} ))`,
-    `while systemctl is-active --quiet pgrelocate@${unit}.service; do [ "$(date +%s)" -ge "$end" ] && { echo '{"running":true}'; exit 0; }; sleep 5; done`,
-    `if [ "$(systemctl show -p Result --value pgrelocate@${unit}.service)" != success ]; then tail -n 40 /data/logs/${unit}.log >&2; exit 1; fi`,
-    `tail -c 200000 /data/logs/${unit}.json`,
-  ];
-}
-
-async function viaSsm(inputs: RunInputs, args: string[], timeoutSeconds: number): Promise<unknown> {
+/** Run a pgrelocate command on the worker through SSM and return its report's summary. */
+async function viaSsm(inputs: RunInputs, args: string[], waitSeconds: number): Promise<ReportSummary> {
   if (!inputs.workerInstanceId || !inputs.region) throw new Error('MigrationRun in ssm mode needs workerInstanceId and region');
   const ssm = require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm');
   const client: SSMClientType = new ssm.SSMClient({ region: inputs.region });
-  const sent = await client.send(
-    new ssm.SendCommandCommand({
-      InstanceIds: [inputs.workerInstanceId],
-      DocumentName: 'AWS-RunShellScript',
-      Parameters: { commands: ssmScript(args, timeoutSeconds), executionTimeout: [String(timeoutSeconds + 600)] },
-      TimeoutSeconds: 600,
-    }),
+  const instance = inputs.workerInstanceId;
+  const sent = await sendWithRetry(() =>
+    client.send(
+      new ssm.SendCommandCommand({
+        InstanceIds: [instance],
+        DocumentName: 'AWS-RunShellScript',
+        Parameters: { commands: ssmScript(args, waitSeconds), executionTimeout: [String(executionTimeoutSeconds(waitSeconds))] },
+        TimeoutSeconds: SSM_LIMITS.deliveryTimeoutSeconds,
+      }),
+    ),
   );
   const id = sent.Command?.CommandId;
   if (!id) throw new Error('SSM did not accept the command');
   for (;;) {
     await new Promise((r) => setTimeout(r, 5000));
     const inv = await client
-      .send(new ssm.GetCommandInvocationCommand({ CommandId: id, InstanceId: inputs.workerInstanceId }))
+      .send(new ssm.GetCommandInvocationCommand({ CommandId: id, InstanceId: instance }))
       .catch((e: { name?: string }) => (e.name === 'InvocationDoesNotExist' ? null : Promise.reject(e)));
     if (!inv || inv.Status === 'Pending' || inv.Status === 'InProgress' || inv.Status === 'Delayed') continue;
     if (inv.Status !== 'Success')
-      throw new Error(`pgrelocate ${args[0]} on ${inputs.workerInstanceId} ended ${inv.Status}: ${inv.StandardErrorContent ?? ''}`);
-    const text = inv.StandardOutputContent ?? '';
-    const start = text.lastIndexOf('\n{');
-    return JSON.parse(start >= 0 ? text.slice(start + 1) : text);
+      throw new Error(`pgrelocate ${args[0]} on ${instance} ended ${inv.Status}: ${inv.StandardErrorContent ?? ''}`);
+    // The script prints the summary only: a few hundred characters, far below SSM's output cap.
+    return reportSummary(JSON.parse((inv.StandardOutputContent ?? '').trim() || '{}'));
   }
 }
 
@@ -129,49 +109,59 @@ const empty = {
 /** create: dump-restore migrates; logical syncs (and cuts over when created with phase cutover). */
 export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
   if (inputs.strategy === 'dump-restore') {
-    const report = (
+    const r =
       inputs.mode === 'ssm'
-        ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), 7 * 86400)
-        : (
-            await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
-              dumpRestore: engineOptionsOf(inputs),
-            })
-          ).report
-    ) as { runId: string; seconds: number; verification: { ok: boolean } | null };
+        ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), SSM_LIMITS.maxExecutionTimeoutSeconds)
+        : reportSummary(
+            (
+              await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
+                dumpRestore: engineOptionsOf(inputs),
+              })
+            ).report,
+          );
+    if (r.running)
+      throw new Error(
+        'pgrelocate migrate is still running on the worker after the longest wait SSM allows (48 hours); run pulumi up again to keep waiting: it does not start the migration twice.',
+      );
     return {
       ...inputs,
       ...empty,
-      runId: report.runId,
+      runId: r.runId ?? '',
       status: 'done',
-      copySeconds: report.seconds,
-      blackoutSeconds: report.seconds,
-      verified: report.verification?.ok ?? null,
+      copySeconds: r.seconds,
+      blackoutSeconds: r.seconds,
+      verified: r.verified,
       newTargetUrl: inputs.target,
     };
   }
-  const s = (
+  const synced = await syncRun(inputs, inputs.strategy);
+  return inputs.phase === 'cutover' && synced.status === 'streaming' ? { ...synced, ...(await cutoverRun(inputs)) } : synced;
+}
+
+/** Sync, or wait again for a sync the worker is still copying (it is not started twice). */
+async function syncRun(inputs: RunInputs, strategy: Exclude<PulumiStrategy, 'dump-restore'>): Promise<RunOutputs> {
+  const s =
     inputs.mode === 'ssm'
       ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? defaultOf('waitSeconds'))
-      : (await engine().sync(inputs.strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report
-  ) as { runId: string; copy?: { seconds: number } | null; catchUpSeconds?: number | null };
-  const synced: RunOutputs = {
+      : reportSummary((await engine().sync(strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report);
+  return {
     ...inputs,
     ...empty,
-    runId: s.runId,
-    status: 'streaming',
-    copySeconds: s.copy?.seconds ?? null,
-    catchUpSeconds: s.catchUpSeconds ?? null,
+    runId: s.runId ?? '',
+    // Still copying when pulumi up stopped waiting: not streaming yet.
+    status: s.running ? 'copying' : 'streaming',
+    copySeconds: s.copySeconds,
+    catchUpSeconds: s.catchUpSeconds,
   };
-  return inputs.phase === 'cutover' ? { ...synced, ...(await cutoverRun(inputs)) } : synced;
 }
 
 async function cutoverRun(inputs: RunInputs): Promise<Partial<RunOutputs>> {
-  const c = (
+  const c =
     inputs.mode === 'ssm'
       ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600)
-      : await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))
-  ) as { blackoutSeconds: number; verification: { ok: boolean } | null };
-  return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verification?.ok ?? null, newTargetUrl: inputs.target };
+      : reportSummary(await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs)));
+  if (c.running) throw new Error('The cutover is still running on the worker after an hour; run pulumi up again to wait for it.');
+  return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verified, newTargetUrl: inputs.target };
 }
 
 /** update: the only move is sync → cutover; options changes are recorded. */
@@ -182,6 +172,7 @@ export async function advanceRun(olds: RunOutputs, news: RunInputs): Promise<Run
     );
   }
   const base: RunOutputs = { ...olds, ...news };
+  if (olds.status === 'copying') return startRun(news);
   if (news.strategy !== 'dump-restore' && olds.phase === 'sync' && news.phase === 'cutover' && olds.status !== 'done') {
     return { ...base, ...(await cutoverRun(news)) };
   }

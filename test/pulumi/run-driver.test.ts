@@ -1,8 +1,9 @@
 /** The MigrationRun driver's pure parts: the pgrelocate command line and the SSM script for the worker. */
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { replacementKeys } from '../../components/migration-run';
-import { shq, ssmScript, workerCommand } from '../../components/run-driver';
+import { replacementKeys, runChanged } from '../../components/migration-run';
+import { workerCommand } from '../../components/run-driver';
+import { shq, ssmScript } from '../../components/ssm';
 import { sourceReplicationParameters } from '../../components/parameters';
 import { targetParameters } from '../../components/target-database';
 import { parseStackConfig } from '../../components/config';
@@ -69,5 +70,22 @@ describe('MigrationRun driver', function () {
     const a = { source: 's', target: 't', strategy: 'logical' as const, mode: 'ssm' as const, workerInstanceId: 'i-1' };
     assert.deepEqual(replacementKeys(a, { ...a }), []);
     assert.deepEqual(replacementKeys(a, { ...a, target: 't2', workerInstanceId: 'i-2' }), ['target', 'workerInstanceId']);
+  });
+
+  it('a sync still copying when pulumi up stopped waiting is waited for again by the next pulumi up', function () {
+    const inputs = { source: 's', target: 't', strategy: 'logical' as const, phase: 'sync' as const, options: {}, mode: 'ssm' as const };
+    const outputs = (status: string) => ({
+      ...inputs,
+      runId: 'r',
+      status,
+      copySeconds: null,
+      catchUpSeconds: null,
+      blackoutSeconds: null,
+      verified: null,
+      newTargetUrl: '',
+    });
+    assert.equal(runChanged(outputs('streaming'), inputs), false, 'nothing to do once streaming');
+    assert.equal(runChanged(outputs('copying'), inputs), true);
+    assert.equal(runChanged(outputs('streaming'), { ...inputs, phase: 'cutover' }), true);
   });
 });

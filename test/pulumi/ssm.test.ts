@@ -1,0 +1,128 @@
+/** The SSM path to the worker, against AWS's documented limits, its shell run for real. */
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { executionTimeoutSeconds, reportSummary, sendWithRetry, ssmScript, SSM_LIMITS } from '../../components/ssm';
+
+/** A cutover report as `pgrelocate cutover --json` prints it, for `tables` tables. */
+function cutoverReport(tables: number): unknown {
+  return {
+    runId: '2e31cb9b-a8aa-423f-8247-5f9a9ef45ee7',
+    ok: true,
+    blackoutSeconds: 0.83,
+    steps: ['analyze', 'lag-gate', 'fence', 'final-lsn', 'sequences', 'verify'].map((name) => ({ name, seconds: 0.01 })),
+    sequences: tables,
+    verification: {
+      ok: true,
+      mode: 'count',
+      rows: 1000 * tables,
+      tables: Array.from({ length: tables }, (_, i) => ({
+        table: `"tenant_${i}"."orders_with_a_long_name_${i}"`,
+        sourceRows: 1000,
+        targetRows: 1000,
+        keyRange: { source: ['1', '1000'], target: ['1', '1000'] },
+        checksum: null,
+        seconds: 0.012,
+        verdict: 'same row count and primary-key range on both sides',
+      })),
+      mismatches: [],
+    },
+    newTarget: 'postgresql://pgrelocate@target.example:5432/shop',
+  };
+}
+
+describe('SSM path to the worker', function () {
+  it('stays within AWS limits: execution timeout at most 172800 s, a margin for the script beyond its wait', function () {
+    assert.equal(SSM_LIMITS.maxExecutionTimeoutSeconds, 172_800);
+    assert.equal(SSM_LIMITS.maxOutputChars, 24_000);
+    for (const wait of [1, 3600, 7 * 86400, 1e9]) {
+      const timeout = executionTimeoutSeconds(wait);
+      assert.ok(timeout <= SSM_LIMITS.maxExecutionTimeoutSeconds, `${wait}: ${timeout}`);
+      const script = ssmScript(['migrate'], wait).join('\n');
+      const scriptWait = Number(/\+ (\d+) \)\)/.exec(script)![1]);
+      assert.ok(scriptWait + 600 <= timeout, `the script gives up waiting ${timeout - scriptWait}s before SSM ends it`);
+    }
+    assert.equal(executionTimeoutSeconds(3600), 4200);
+  });
+
+  it('reads a report of any size: the worker prints its summary, far below the 24,000-character output cap', async function () {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-ssm-'));
+    const report = cutoverReport(60);
+    const text = JSON.stringify(report, null, 2);
+    assert.ok(text.length > SSM_LIMITS.maxOutputChars, `the report is ${text.length} characters`);
+    writeFileSync(path.join(dir, 'cutover.json'), text + '\n');
+    // The script's last command, with the unit's report file in this directory.
+    const last = ssmScript(['cutover'], 60).at(-1)!.replace('/data/logs/cutover.json', path.join(dir, 'cutover.json'));
+    const r = await execa('sh', ['-c', last]);
+    assert.ok(r.stdout.length < 1000, `printed ${r.stdout.length} characters`);
+    assert.deepEqual(JSON.parse(r.stdout), reportSummary(report));
+    assert.deepEqual(reportSummary(report), {
+      runId: '2e31cb9b-a8aa-423f-8247-5f9a9ef45ee7',
+      seconds: null,
+      copySeconds: null,
+      catchUpSeconds: null,
+      blackoutSeconds: 0.83,
+      verified: true,
+      running: false,
+    });
+    assert.equal(reportSummary({ running: true }).running, true);
+    assert.equal(reportSummary({ runId: 'r', copy: { seconds: 12 }, catchUpSeconds: 3 }).copySeconds, 12);
+  });
+
+  it('waits while the unit is activating, not only active, and for cloud-init to finish first', async function () {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-ssm-'));
+    const script = ssmScript(['sync'], 60);
+    assert.equal(script[1], 'cloud-init status --wait >/dev/null 2>&1 || true');
+    const running = script.find((l) => l.startsWith('running()'))!;
+    const systemctl = path.join(dir, 'systemctl');
+    for (const [state, expected] of [
+      ['active', 0],
+      ['activating', 0],
+      ['deactivating', 0],
+      ['inactive', 1],
+      ['failed', 1],
+    ] as const) {
+      writeFileSync(systemctl, `#!/bin/sh\necho ${state}\n`);
+      chmodSync(systemctl, 0o755);
+      const r = await execa('sh', ['-c', `${running}\nrunning`], { reject: false, env: { PATH: `${dir}:${process.env['PATH']}` } });
+      assert.equal(r.exitCode, expected, `${state}: ${r.stderr}`);
+    }
+    const n = await execa('sh', ['-n', '-c', script.join('\n')], { reject: false });
+    assert.equal(n.exitCode, 0, n.stderr);
+  });
+
+  it('retries SendCommand while SSM does not know the instance yet, and nothing else', async function () {
+    let calls = 0;
+    const slept: number[] = [];
+    const sleep = async (ms: number) => void slept.push(ms);
+    const notYet = Object.assign(new Error('Instances [[i-1]] not in a valid state'), { name: 'InvalidInstanceId' });
+    const r = await sendWithRetry(
+      async () => {
+        if (++calls < 4) throw notYet;
+        return 'sent';
+      },
+      { sleep, delayMs: 5 },
+    );
+    assert.equal(r, 'sent');
+    assert.equal(calls, 4);
+    assert.deepEqual(slept, [5, 5, 5]);
+    await assert.rejects(
+      sendWithRetry(async () => Promise.reject(notYet), { attempts: 3, sleep }),
+      /not in a valid state/,
+    );
+    calls = 0;
+    await assert.rejects(
+      sendWithRetry(
+        async () => {
+          calls++;
+          throw Object.assign(new Error('denied'), { name: 'AccessDeniedException' });
+        },
+        { sleep },
+      ),
+      /denied/,
+    );
+    assert.equal(calls, 1, 'an error other than InvalidInstanceId is not retried');
+  });
+});
