@@ -49,7 +49,10 @@ export function workerCommand(
 }
 
 /** Run a pgrelocate command on the worker through SSM and return its report's summary. */
-async function viaSsm(inputs: RunInputs, args: string[], waitSeconds: number): Promise<ReportSummary> {
+/** What the run's status says while a command is still running on the worker: the next pulumi up waits for it again. */
+export const STILL_RUNNING = { sync: 'copying', migrate: 'migrating', cutover: 'cutting-over' } as const;
+
+async function viaSsm(inputs: RunInputs, args: string[], waitSeconds: number, start = true): Promise<ReportSummary> {
   if (!inputs.workerInstanceId || !inputs.region) throw new Error('MigrationRun in ssm mode needs workerInstanceId and region');
   const ssm = require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm');
   const client: SSMClientType = new ssm.SSMClient({ region: inputs.region });
@@ -59,7 +62,7 @@ async function viaSsm(inputs: RunInputs, args: string[], waitSeconds: number): P
       new ssm.SendCommandCommand({
         InstanceIds: [instance],
         DocumentName: 'AWS-RunShellScript',
-        Parameters: { commands: ssmScript(args, waitSeconds), executionTimeout: [String(executionTimeoutSeconds(waitSeconds))] },
+        Parameters: { commands: ssmScript(args, waitSeconds, start), executionTimeout: [String(executionTimeoutSeconds(waitSeconds))] },
         TimeoutSeconds: SSM_LIMITS.deliveryTimeoutSeconds,
       }),
     ),
@@ -106,12 +109,16 @@ const empty = {
   newTargetUrl: '',
 };
 
-/** create: dump-restore migrates; logical syncs (and cuts over when created with phase cutover). */
-export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
+/**
+ * create: dump-restore migrates; a streaming strategy syncs (and cuts over when
+ * created with phase cutover). `start` false: wait again for what an earlier
+ * pulumi up started on the worker, without starting it twice.
+ */
+export async function startRun(inputs: RunInputs, start = true): Promise<RunOutputs> {
   if (inputs.strategy === 'dump-restore') {
     const r =
       inputs.mode === 'ssm'
-        ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), SSM_LIMITS.maxExecutionTimeoutSeconds)
+        ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), SSM_LIMITS.maxExecutionTimeoutSeconds, start)
         : reportSummary(
             (
               await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
@@ -119,48 +126,44 @@ export async function startRun(inputs: RunInputs): Promise<RunOutputs> {
               })
             ).report,
           );
-    if (r.running)
-      throw new Error(
-        'pgrelocate migrate is still running on the worker after the longest wait SSM allows (48 hours); run pulumi up again to keep waiting: it does not start the migration twice.',
-      );
     return {
       ...inputs,
       ...empty,
       runId: r.runId ?? '',
-      status: 'done',
+      status: r.running ? STILL_RUNNING.migrate : 'done',
       copySeconds: r.seconds,
       blackoutSeconds: r.seconds,
       verified: r.verified,
-      newTargetUrl: inputs.target,
+      newTargetUrl: r.running ? '' : inputs.target,
     };
   }
-  const synced = await syncRun(inputs, inputs.strategy);
+  const synced = await syncRun(inputs, inputs.strategy, start);
   return inputs.phase === 'cutover' && synced.status === 'streaming' ? { ...synced, ...(await cutoverRun(inputs)) } : synced;
 }
 
-/** Sync, or wait again for a sync the worker is still copying (it is not started twice). */
-async function syncRun(inputs: RunInputs, strategy: Exclude<PulumiStrategy, 'dump-restore'>): Promise<RunOutputs> {
+/** Sync, or wait again for a sync the worker is still copying. */
+async function syncRun(inputs: RunInputs, strategy: Exclude<PulumiStrategy, 'dump-restore'>, start: boolean): Promise<RunOutputs> {
   const s =
     inputs.mode === 'ssm'
-      ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? defaultOf('waitSeconds'))
+      ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? defaultOf('waitSeconds'), start)
       : reportSummary((await engine().sync(strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report);
   return {
     ...inputs,
     ...empty,
     runId: s.runId ?? '',
-    // Still copying when pulumi up stopped waiting: not streaming yet.
-    status: s.running ? 'copying' : 'streaming',
+    status: s.running ? STILL_RUNNING.sync : 'streaming',
     copySeconds: s.copySeconds,
     catchUpSeconds: s.catchUpSeconds,
   };
 }
 
-async function cutoverRun(inputs: RunInputs): Promise<Partial<RunOutputs>> {
+/** Cut over, or wait again for a cutover still running on the worker. */
+async function cutoverRun(inputs: RunInputs, start = true): Promise<Partial<RunOutputs>> {
   const c =
     inputs.mode === 'ssm'
-      ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600)
+      ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600, start)
       : reportSummary(await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs)));
-  if (c.running) throw new Error('The cutover is still running on the worker after an hour; run pulumi up again to wait for it.');
+  if (c.running) return { status: STILL_RUNNING.cutover };
   return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verified, newTargetUrl: inputs.target };
 }
 
@@ -172,7 +175,9 @@ export async function advanceRun(olds: RunOutputs, news: RunInputs): Promise<Run
     );
   }
   const base: RunOutputs = { ...olds, ...news };
-  if (olds.status === 'copying') return startRun(news);
+  // Still running on the worker when the last pulumi up stopped waiting: wait for it again.
+  if (olds.status === STILL_RUNNING.sync || olds.status === STILL_RUNNING.migrate) return startRun(news, false);
+  if (olds.status === STILL_RUNNING.cutover) return { ...base, ...(await cutoverRun(news, false)) };
   if (news.strategy !== 'dump-restore' && olds.phase === 'sync' && news.phase === 'cutover' && olds.status !== 'done') {
     return { ...base, ...(await cutoverRun(news)) };
   }

@@ -64,11 +64,13 @@ export function shq(a: string): string {
 /**
  * The commands SSM runs on the worker: wait until cloud-init has finished
  * (the CLI and the unit are installed by it), start `pgrelocate@<command>`
- * unless it is already under way, and wait for it at most `waitSeconds`; past
- * that, print `{"running":true}` and leave it running. The report itself stays
- * on the worker: only its summary is printed, far below SSM's output cap.
+ * unless it is already under way (or `start` is false: a later `pulumi up`
+ * waiting again for the run it started), and wait for it at most
+ * `waitSeconds`; past that, print `{"running":true}` and leave it running. The
+ * report itself stays on the worker: only its summary is printed, far below
+ * SSM's output cap.
  */
-export function ssmScript(args: readonly string[], waitSeconds: number): string[] {
+export function ssmScript(args: readonly string[], waitSeconds: number, start = true): string[] {
   const unit = `pgrelocate@${args[0]!}.service`;
   const rest = args.slice(1).map(shq).join(' ');
   const summarize = `const f=${reportSummary.toString()};const t=require('fs').readFileSync(process.argv[1],'utf8');const i=t.lastIndexOf('\\n{');process.stdout.write(JSON.stringify(f(JSON.parse(i>=0?t.slice(i+1):t))))`;
@@ -77,8 +79,12 @@ export function ssmScript(args: readonly string[], waitSeconds: number): string[
     'cloud-init status --wait >/dev/null 2>&1 || true',
     // activating, reloading and deactivating are under way too: only inactive or failed means it ended.
     `running() { case "$(systemctl show -p ActiveState --value ${unit})" in active|activating|reloading|deactivating) return 0;; *) return 1;; esac; }`,
-    `echo ${shq(`PGRELOCATE_ARGS=${rest}`)} > /etc/pgrelocate/args-${args[0]!}`,
-    `if ! running; then : > /data/logs/${args[0]!}.json; systemctl start --no-block ${unit}; fi`,
+    ...(start
+      ? [
+          `echo ${shq(`PGRELOCATE_ARGS=${rest}`)} > /etc/pgrelocate/args-${args[0]!}`,
+          `if ! running; then : > /data/logs/${args[0]!}.json; systemctl start --no-block ${unit}; fi`,
+        ]
+      : []),
     `end=$(( $(date +%s) + ${scriptWaitSeconds(waitSeconds)} ))`,
     `while running; do [ "$(date +%s)" -ge "$end" ] && { echo '{"running":true}'; exit 0; }; sleep 5; done`,
     `if [ "$(systemctl show -p Result --value ${unit})" != success ]; then tail -n 40 /data/logs/${args[0]!}.log >&2; exit 1; fi`,

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { replacementKeys, runChanged } from '../../components/migration-run';
-import { workerCommand } from '../../components/run-driver';
+import { STILL_RUNNING, workerCommand } from '../../components/run-driver';
 import { shq, ssmScript } from '../../components/ssm';
 import { sourceReplicationParameters } from '../../components/parameters';
 import { targetParameters } from '../../components/target-database';
@@ -72,7 +72,7 @@ describe('MigrationRun driver', function () {
     assert.deepEqual(replacementKeys(a, { ...a, target: 't2', workerInstanceId: 'i-2' }), ['target', 'workerInstanceId']);
   });
 
-  it('a sync still copying when pulumi up stopped waiting is waited for again by the next pulumi up', function () {
+  it('a sync, migrate or cutover still running when pulumi up stopped waiting is waited for again by the next pulumi up', function () {
     const inputs = { source: 's', target: 't', strategy: 'logical' as const, phase: 'sync' as const, options: {}, mode: 'ssm' as const };
     const outputs = (status: string) => ({
       ...inputs,
@@ -85,7 +85,7 @@ describe('MigrationRun driver', function () {
       newTargetUrl: '',
     });
     assert.equal(runChanged(outputs('streaming'), inputs), false, 'nothing to do once streaming');
-    assert.equal(runChanged(outputs('copying'), inputs), true);
+    for (const status of Object.values(STILL_RUNNING)) assert.equal(runChanged(outputs(status), inputs), true, status);
     assert.equal(runChanged(outputs('streaming'), { ...inputs, phase: 'cutover' }), true);
   });
 });

@@ -91,6 +91,10 @@ describe('SSM path to the worker', function () {
     }
     const n = await execa('sh', ['-n', '-c', script.join('\n')], { reject: false });
     assert.equal(n.exitCode, 0, n.stderr);
+    // Waiting again for a run an earlier pulumi up started: nothing is started, nor its report emptied.
+    const again = ssmScript(['migrate'], 60, false).join('\n');
+    assert.ok(!/systemctl start|: > /.test(again), again);
+    assert.match(ssmScript(['migrate'], 60).join('\n'), /systemctl start --no-block pgrelocate@migrate\.service/);
   });
 
   it('retries SendCommand while SSM does not know the instance yet, and nothing else', async function () {
