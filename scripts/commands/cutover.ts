@@ -1,5 +1,6 @@
 /** `pgrelocate cutover`. */
 import { Command, Option } from 'commander';
+import { STREAMING_STRATEGIES } from '../../engine/strategies/names';
 import { PgrelocateError } from '../../engine/errors';
 import { previousRun } from '../../engine/streaming/options';
 import { cutover } from '../../engine/strategies';
@@ -30,11 +31,9 @@ export function register(program: Command): void {
       'logical: gate on lag, fence writes, wait for the final LSN, copy sequences/unlogged/large objects, refresh matviews, verify, remove replication',
     )
     .addOption(
-      new Option('--strategy <name>', "the run's streaming strategy (default: the one recorded on the target)").choices([
-        'logical',
-        'pglogical',
-        'bucardo',
-      ]),
+      new Option('--strategy <name>', "the run's streaming strategy (default: the one recorded on the target)").choices(
+        STREAMING_STRATEGIES,
+      ),
     )
     .action(runCutover);
 }

@@ -1,10 +1,21 @@
 /** `pgrelocate sync`. */
 import { Command, Option } from 'commander';
+import { STREAMING_STRATEGIES } from '../../engine/strategies/names';
 import { PgrelocateError } from '../../engine/errors';
 import { sync, type StreamingStrategy } from '../../engine/strategies';
 
 import { formatSyncOutcome } from '../../engine/report';
-import { endpoints, withEndpoints, out, progressPrinter, withOptions, streamingOptions, CliOpts, choose, withProgress } from './shared';
+import {
+  endpoints,
+  withEndpoints,
+  out,
+  progressPrinter,
+  withOptions,
+  streamingOptions,
+  type CliOpts,
+  choose,
+  withProgress,
+} from './shared';
 
 /** The command's work, once commander has read the command line. */
 export async function runSync(o: CliOpts & { strategy?: StreamingStrategy }): Promise<void> {
@@ -29,8 +40,6 @@ export function register(program: Command): void {
     .description(
       'logical: schema, snapshot-consistent parallel copy, then stream every change; pglogical: schema, nodes, tables in batches; returns once streaming (resumes if interrupted)',
     )
-    .addOption(
-      new Option('--strategy <name>', 'streaming strategy (default: what plan picks)').choices(['logical', 'pglogical', 'bucardo']),
-    )
+    .addOption(new Option('--strategy <name>', 'streaming strategy (default: what plan picks)').choices(STREAMING_STRATEGIES))
     .action(runSync);
 }
