@@ -111,6 +111,11 @@ export class ConfigError extends Error {
   }
 }
 
+/** The message for keys a configuration object does not take, naming the ones it does. */
+function unknownKeys(where: string, keys: readonly string[], known: readonly string[]): string {
+  return `${where}: unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}; the known ones are ${known.join(', ')}`;
+}
+
 /**
  * Validate the raw `pgrelocate:*` values; throws ConfigError naming each bad
  * key. `setKeys`: every `pgrelocate:` key the stack sets, so that a misspelt
@@ -121,17 +126,12 @@ export function parseStackConfig(raw: Record<string, unknown>, setKeys: readonly
   const unknown = setKeys.filter((k) => !known.includes(k));
   const r = StackConfigSchema.safeParse(raw);
   if (r.success && unknown.length === 0) return r.data;
-  const unknownIssue = unknown.length
-    ? [`pgrelocate: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the known ones are ${known.join(', ')}`]
-    : [];
+  const unknownIssue = unknown.length ? [unknownKeys('pgrelocate', unknown, known)] : [];
   throw new ConfigError([
     ...unknownIssue,
     ...(r.success ? [] : r.error.issues).map((i) => {
       const key = i.path.length ? `pgrelocate:${i.path.map(String).join('.')}` : 'pgrelocate';
-      if (i.code === 'unrecognized_keys') {
-        const known = KNOWN_KEYS[i.path.map(String).join('.')] ?? [];
-        return `${key}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}; the known ones are ${known.join(', ')}`;
-      }
+      if (i.code === 'unrecognized_keys') return unknownKeys(key, i.keys, KNOWN_KEYS[i.path.map(String).join('.')] ?? []);
       return `${key}: ${i.message}`;
     }),
   ]);

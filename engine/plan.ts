@@ -98,6 +98,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
   const tables = pre.source.database.tables;
   const tableBytes = tables.reduce((s, t) => s + t.bytes, 0);
   const steps = describeSteps(strategy, { jobs });
+  const width = Math.max(...steps.map((s) => s.name.length));
   const largest = tables.slice(0, 5).map((t) => ({ table: `${t.schema}.${t.name}`, bytes: t.totalBytes }));
   const text = [
     `strategy: ${strategy} (${reason})`,
@@ -107,7 +108,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     `target: PostgreSQL ${pre.target.server.major}, database ${pre.target.database.name}`,
     'largest tables: ' + largest.map((t) => `${t.table} ${formatBytes(t.bytes)}`).join(', '),
     'steps:',
-    ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(Math.max(...steps.map((x) => x.name.length)))}  ${s.what}`),
+    ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(width)}  ${s.what}`),
     strategy !== 'dump-restore'
       ? 'downtime: only the cutover window (fence → target ready); rehearse to measure it.'
       : 'downtime: writes must stay stopped from the dump to the end of verify; rehearse on a copy to measure it.',

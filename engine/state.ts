@@ -95,13 +95,16 @@ export class RunState {
     await this.client.query(`UPDATE pgrelocate.runs SET phase = $2, status = $3 WHERE id = $1`, [this.runId, phase, status]);
   }
 
+  /** One round trip: the cutover records its steps inside the write fence. */
   async stepStarted(name: string): Promise<void> {
     await this.client.query(
-      `INSERT INTO pgrelocate.steps (run_id, name, status) VALUES ($1, $2, 'running')
-       ON CONFLICT (run_id, name) DO UPDATE SET status = 'running', started_at = now(), finished_at = NULL`,
+      `WITH step AS (
+         INSERT INTO pgrelocate.steps (run_id, name, status) VALUES ($1, $2, 'running')
+         ON CONFLICT (run_id, name) DO UPDATE SET status = 'running', started_at = now(), finished_at = NULL
+       )
+       UPDATE pgrelocate.runs SET phase = $2 WHERE id = $1`,
       [this.runId, name],
     );
-    await this.client.query(`UPDATE pgrelocate.runs SET phase = $2 WHERE id = $1`, [this.runId, name]);
   }
 
   async stepProgress(name: string, progress: StepProgress): Promise<void> {

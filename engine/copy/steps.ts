@@ -24,8 +24,6 @@ import type { StreamingRunContext } from '../streaming/run';
 export interface CopyContext extends StreamingRunContext<StreamingMeta> {
   copy?: CopyResult;
   post?: PostDataPipeline | null;
-  catchUpSeconds?: number;
-  backlogBytes?: number;
 }
 
 /**

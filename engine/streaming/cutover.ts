@@ -19,7 +19,7 @@ import type { RunState } from '../state';
 import { verify, type VerifyResult } from '../verify';
 import type { StreamingStrategy } from '../strategies/names';
 import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
-import { fenceWrites, unfence, type FenceState } from './fence';
+import { fenceWrites, unfence } from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
 
@@ -41,19 +41,13 @@ export interface CutoverReport {
   readonly newTarget: string;
 }
 
-/** What the steps fill in as they go. */
+/** What the steps pass on to later ones; counts go into each step's detail, which the report reads. */
 interface Ctx extends CutoverContext {
   readonly state: RunState;
-  fence: FenceState | null;
   fencedAt: number;
   /** Unlogged tables carry no WAL, so no replication: copied inside the fence. */
   unlogged: string[];
   blackoutSeconds: number;
-  sequences: number;
-  unloggedRows: number;
-  keylessRows: number;
-  largeObjects: number;
-  matviews: number;
   verification: VerifyResult | null;
 }
 
@@ -93,11 +87,11 @@ function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: read
       async run(c) {
         c.unlogged = await unloggedTables(c);
         c.fencedAt = Date.now();
-        c.fence = await fenceWrites(c.src, c.meta.sourceDatabase, hooks.fenceSpares);
-        c.meta.fence = c.fence;
+        const fence = await fenceWrites(c.src, c.meta.sourceDatabase, hooks.fenceSpares);
+        c.meta.fence = fence;
         c.meta.phase = 'cutover';
         await c.state.setMeta(c.meta);
-        return { terminated: c.fence.terminated };
+        return { terminated: fence.terminated };
       },
     },
     ...(hooks.fencedSteps ?? []),
@@ -106,42 +100,30 @@ function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: read
       name: 'sequences',
       async run(c) {
         await c.dst.query('SET synchronous_commit = on');
-        c.sequences = await syncSequences(c.src, c.dst);
-        return { sequences: c.sequences };
+        return { sequences: await syncSequences(c.src, c.dst) };
       },
     },
     {
       name: 'unlogged-tables',
       async run(c) {
-        c.unloggedRows = await copyUnlogged(c.src, c.dst, c.unlogged);
-        return { tables: c.unlogged.length, rows: c.unloggedRows };
+        return { tables: c.unlogged.length, rows: await copyUnlogged(c.src, c.dst, c.unlogged) };
       },
     },
     ...(recopy.length > 0
       ? [
           {
             name: 'key-less-tables',
-            async run(c: Ctx) {
-              c.keylessRows = await copyUnlogged(c.src, c.dst, recopy);
-              return { tables: recopy.length, rows: c.keylessRows };
-            },
+            run: async (c: Ctx) => ({ tables: recopy.length, rows: await copyUnlogged(c.src, c.dst, recopy) }),
           },
         ]
       : []),
     {
       name: 'large-objects',
-      async run(c) {
-        const los = await copyLargeObjects(c.src, c.dst);
-        c.largeObjects = los.count;
-        return los;
-      },
+      run: (c) => copyLargeObjects(c.src, c.dst),
     },
     {
       name: 'matviews',
-      async run(c) {
-        c.matviews = await refreshMatviews(c.src, c.dst);
-        return { matviews: c.matviews };
-      },
+      run: async (c) => ({ matviews: await refreshMatviews(c.src, c.dst) }),
     },
     ...(opts.verify !== 'none' ? [verifyStep(opts.verify)] : []),
     {
@@ -229,28 +211,31 @@ export async function runCutover(
       return await withRunState(
         target,
         { resume: run.id },
-        (state) => cutoverSteps({ ...emptyCounts(), source, target, opts, meta: run.meta, runId: run.id, src, dst, state }, hooks, emit),
+        (state) =>
+          cutoverSteps(
+            {
+              source,
+              target,
+              opts,
+              meta: run.meta,
+              runId: run.id,
+              src,
+              dst,
+              state,
+              fencedAt: 0,
+              unlogged: [],
+              blackoutSeconds: 0,
+              verification: null,
+            },
+            hooks,
+            emit,
+          ),
         (state) => state.setPhase('streaming'),
       );
     } finally {
       await Promise.all([src, dst].map((c) => c.end().catch(() => undefined)));
     }
   });
-}
-
-function emptyCounts() {
-  return {
-    fence: null,
-    fencedAt: 0,
-    unlogged: [],
-    blackoutSeconds: 0,
-    sequences: 0,
-    unloggedRows: 0,
-    keylessRows: 0,
-    largeObjects: 0,
-    matviews: 0,
-    verification: null,
-  };
 }
 
 /** The steps up to the switch, lifting the fence if one fails; then the post-hook, and the report. */
@@ -263,8 +248,9 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit): Promis
     ctx.meta.phase = 'done';
     await state.setMeta(ctx.meta);
   } catch (e) {
-    if (ctx.fence) {
-      await unfence(ctx.src, ctx.fence).catch((err: Error) =>
+    // A cutover starts only from a streaming run, which has no fence: one here is this cutover's.
+    if (ctx.meta.fence) {
+      await unfence(ctx.src, ctx.meta.fence).catch((err: Error) =>
         emit({ type: 'log', level: 'warn', message: `could not lift the fence: ${err.message}; run pgrelocate cleanup --unfence` }),
       );
       ctx.meta.fence = null;
@@ -281,17 +267,20 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit): Promis
         return [];
       })),
     );
+  // A count the report gives, from the detail of the step that made it (0 when the step did not run).
+  const count = (step: string, key: string): number =>
+    Number((results.find((r) => r.name === step)?.detail as Record<string, unknown> | undefined)?.[key] ?? 0);
   const report: CutoverReport = {
     runId: ctx.runId,
     ok: true,
     blackoutSeconds: ctx.blackoutSeconds,
     steps: results.map((r) => ({ name: r.name, seconds: r.seconds })),
-    sequences: ctx.sequences,
-    unloggedRows: ctx.unloggedRows,
-    keylessRows: ctx.keylessRows,
-    largeObjects: ctx.largeObjects,
-    matviews: ctx.matviews,
-    terminatedSessions: ctx.fence?.terminated ?? 0,
+    sequences: count('sequences', 'sequences'),
+    unloggedRows: count('unlogged-tables', 'rows'),
+    keylessRows: count('key-less-tables', 'rows'),
+    largeObjects: count('large-objects', 'count'),
+    matviews: count('matviews', 'matviews'),
+    terminatedSessions: count('fence', 'terminated'),
     verification: ctx.verification,
     newTarget: describe(ctx.target),
   };

@@ -85,9 +85,10 @@ export function withOptions(cmd: Command, command: OptionCommand): Command {
 export function optionValues(o: Record<string, unknown>, command: OptionCommand): OptionValues {
   const v: Record<string, unknown> = {};
   for (const name of optionsOf(command)) {
-    // Commander keeps --no-owner as owner = false.
-    if (name === 'noOwner' || name === 'noPrivileges') {
-      if (o[name === 'noOwner' ? 'owner' : 'privileges'] === false) v[name] = true;
+    // Commander keeps a negated switch (--no-owner) as its positive name set to false (owner = false).
+    const negated = /^--no-([a-z-]+)$/.exec(flagOf(name) ?? '');
+    if (negated) {
+      if (o[negated[1]!.replace(/-(\w)/g, (_m, c: string) => c.toUpperCase())] === false) v[name] = true;
     } else if (o[name] !== undefined) v[name] = o[name];
   }
   return v as OptionValues;

@@ -8,7 +8,7 @@
  * sync with `onetimecopy=1` (generated columns left out through
  * `customcols`), starts the daemon and waits for the copy, showing progress.
  * Tables without a primary key are copied in full inside the cutover fence.
- * Cutover, status and cleanup are the common ones, which read `meta.bucardo`.
+ * Its cutover, cleanup and status hooks are in index.ts.
  */
 import { opt } from '../../option-names';
 import path from 'node:path';

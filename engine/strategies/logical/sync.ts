@@ -106,13 +106,12 @@ export const LOGICAL_STEPS: readonly Step<CopyContext>[] = [
         const caughtUp = await waitForLsn(c, ctx.meta.names, row.lsn, ctx.opts.catchUpTimeout * 1000);
         return { ...row, caughtUp };
       });
-      ctx.catchUpSeconds = (Date.now() - t0) / 1000;
-      ctx.backlogBytes = Number(r.backlog ?? 0);
+      const seconds = (Date.now() - t0) / 1000;
       if (!r.caughtUp) {
         emit({ type: 'log', level: 'warn', message: `the backlog is not applied after ${ctx.opts.catchUpTimeout}s; streaming continues` });
       }
       const lag = await withClient(ctx.source, 'source', (c) => sourceLag(c, ctx.meta.names));
-      return { seconds: ctx.catchUpSeconds, backlogBytes: Number(r.backlog ?? 0), caughtUp: r.caughtUp, lagBytes: lag?.bytes ?? null };
+      return { seconds, backlogBytes: Number(r.backlog ?? 0), caughtUp: r.caughtUp, lagBytes: lag?.bytes ?? null };
     },
   },
 ];
@@ -139,12 +138,13 @@ export async function sync(
   const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
   const base = reportBase(r, started);
   if (r.alreadyStreaming) return { ...base, copy: null, catchUpSeconds: null, backlogBytes: null, lag };
-  const { ctx } = r;
+  // The catch-up step's own figures, as it recorded them.
+  const catchUp = r.results.find((x) => x.name === 'catch-up')?.detail as { seconds: number; backlogBytes: number } | undefined;
   return {
     ...base,
-    copy: ctx.copy ?? null,
-    catchUpSeconds: ctx.catchUpSeconds ?? null,
-    backlogBytes: ctx.backlogBytes ?? null,
+    copy: r.ctx.copy ?? null,
+    catchUpSeconds: catchUp?.seconds ?? null,
+    backlogBytes: catchUp?.backlogBytes ?? null,
     lag,
   };
 }

@@ -8,8 +8,8 @@
  * 002), each batch waited for until pglogical reports its tables
  * replicating. Tables without a primary key go to `default_insert_only`; the
  * cutover copies them again in full inside the write fence. Sequences are in
- * the `default` set and synchronized at cutover. The cutover, status and
- * cleanup are the logical strategy's, which read `meta.pglogical`.
+ * the `default` set and synchronized at cutover. Its cutover, cleanup and
+ * status hooks are in index.ts.
  */
 import { opt } from '../../option-names';
 import type pg from 'pg';
