@@ -15,9 +15,21 @@ const cidr = z
 /** `pgrelocate:options`: the options table's Pulumi options (engine/options.ts), no others. */
 export const RunOptionsSchema = pulumiOptionsSchema();
 
+export const ReplicaSchema = z
+  .object({
+    /** The second region. */
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as eu-central-1'),
+    /** Subnets of a VPC in that region, in two availability zones at least (the replica's subnet group). */
+    subnetIds: z
+      .array(z.string().startsWith('subnet-'))
+      .min(2, 'at least 2 subnets of the replica region, in different availability zones'),
+    /** A KMS key of that region for the replica's storage; default: one the stack creates there. */
+    kmsKeyId: z.string().min(1).optional(),
+  })
+  .strict();
+
 export const AwsSchema = z
   .object({
-    region: z.string().min(1),
     vpcId: z.string().startsWith('vpc-'),
     subnetIds: z
       .array(z.string().startsWith('subnet-'))
@@ -42,12 +54,14 @@ export const AwsSchema = z
       .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/)
       .default('app'),
     workerInstanceType: z.string().default('m6i.xlarge'),
-    /** An AMI for the worker (Debian 13 or Ubuntu 24.04 family); default: the latest Debian 13 AMI. */
+    /** An AMI for the worker (Debian 13, amd64); default: the newest Debian 13 AMI when the worker is created. */
     workerAmi: z.string().startsWith('ami-').optional(),
-    /** The npm package spec the worker installs the pgrelocate CLI from. */
-    pgrelocatePackage: z.string().default('pgrelocate@0.1.0'),
-    /** A read replica of the target in this second region (seed 004). */
-    replicaRegion: z.string().optional(),
+    /** The packed CLI the worker unpacks (`npm run pack:worker`); default: dist/worker/pgrelocate-<version>.tgz. */
+    workerPackage: z.string().min(1).optional(),
+    /** A read replica of the target in a second region (seed 004). */
+    replica: ReplicaSchema.optional(),
+    /** The source's security group, when the source is in this VPC: pgrelocate admits the target (and worker) on 5432 and removes the rule on destroy. */
+    sourceSecurityGroupId: z.string().startsWith('sg-').optional(),
     /** When the source is an RDS instance: its identifier (parameter group, rehearsal snapshot). */
     sourceInstanceIdentifier: z.string().optional(),
     /** Manage the source's parameter group for replication (needs the family, e.g. postgres12). */
@@ -57,17 +71,8 @@ export const AwsSchema = z
       .optional(),
     /** Rehearsal: restore the source's latest snapshot and migrate that copy instead of the source. */
     rehearsal: z.boolean().default(false),
-  })
-  .strict();
-
-export const PostgresSchema = z
-  .object({
-    /** Extensions to create in the target database before the schema arrives. */
-    extensions: z.array(z.string().regex(/^[a-z0-9_]+$/)).default([]),
-    /** Application roles that get CONNECT and USAGE on the target database once it exists. */
-    applicationRoles: z.array(z.string().min(1)).default([]),
-    /** Create the migration role on the source too (needs an admin URL in pgrelocate:sourceAdminUrl). */
-    manageSourceRole: z.boolean().default(false),
+    /** The snapshot a rehearsal restores; default: the source's latest when the copy is created (a later one does not replace it). */
+    rehearsalSnapshotIdentifier: z.string().min(1).optional(),
   })
   .strict();
 
@@ -80,7 +85,6 @@ export const StackConfigSchema = z
     phase: z.enum(['sync', 'cutover']).default('sync'),
     options: RunOptionsSchema.default(RunOptionsSchema.parse({})),
     aws: AwsSchema.optional(),
-    postgres: PostgresSchema.default(PostgresSchema.parse({})),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -92,14 +96,14 @@ export const StackConfigSchema = z
 export type StackConfig = z.infer<typeof StackConfigSchema>;
 
 /** The secret keys, read with requireSecret, never through the schema. */
-export const SECRET_KEYS = ['sourceUrl', 'targetUrl', 'targetPassword', 'sourceAdminUrl'] as const;
+export const SECRET_KEYS = ['sourceUrl', 'targetUrl', 'targetPassword'] as const;
 
 /** The keys each object of the configuration takes, to name them when one is unknown. */
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [...Object.keys(StackConfigSchema.shape), ...SECRET_KEYS],
   options: Object.keys(RunOptionsSchema.shape),
   aws: Object.keys(AwsSchema.shape),
-  postgres: Object.keys(PostgresSchema.shape),
+  'aws.replica': Object.keys(ReplicaSchema.shape),
 };
 export type RunOptions = z.infer<typeof RunOptionsSchema>;
 export type AwsConfig = z.infer<typeof AwsSchema>;
@@ -111,9 +115,27 @@ export class ConfigError extends Error {
   }
 }
 
-/** The message for keys a configuration object does not take, naming the ones it does. */
+/** Keys earlier versions took, with what replaced them. */
+const REPLACED_KEYS: Record<string, string> = {
+  'pgrelocate:aws.region': "the region is the AWS provider's: pulumi config set aws:region <region>",
+  'pgrelocate:aws.pgrelocatePackage':
+    'the worker unpacks the tarball `npm run pack:worker` makes (pgrelocate:aws.workerPackage), never a registry name',
+  'pgrelocate:aws.replicaRegion': 'set pgrelocate:aws.replica: {region, subnetIds} (a cross-region replica needs subnets there)',
+  'pgrelocate.postgres':
+    "remove it: the run creates the source's extensions with the schema and copies the database's grants; it connects to the source as pgrelocate:sourceUrl's user (`pgrelocate check` names what that user needs)",
+  'pgrelocate.sourceAdminUrl': 'remove it (and pgrelocate:postgres): pgrelocate no longer creates a role on the source',
+};
+
+/** The message for keys a configuration object does not take, naming the ones it does (or what replaced them). */
 function unknownKeys(where: string, keys: readonly string[], known: readonly string[]): string {
-  return `${where}: unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}; the known ones are ${known.join(', ')}`;
+  const replaced = keys.filter((k) => REPLACED_KEYS[`${where}.${k}`]);
+  const unknown = keys.filter((k) => !replaced.includes(k));
+  return [
+    ...replaced.map((k) => `${where}.${k}: no longer a key; ${REPLACED_KEYS[`${where}.${k}`]!}`),
+    ...(unknown.length
+      ? [`${where}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the known ones are ${known.join(', ')}`]
+      : []),
+  ].join('\n  ');
 }
 
 /**
@@ -142,9 +164,13 @@ export function targetStorageGb(aws: Pick<AwsConfig, 'sourceSizeGb' | 'storageHe
   return Math.max(20, Math.ceil(aws.sourceSizeGb * (1 + aws.storageHeadroomPercent / 100)));
 }
 
-/** The worker's data disk: at least twice the source (a dump plus room), at least 50 GiB. */
-export function workerDiskGb(aws: Pick<AwsConfig, 'sourceSizeGb'>): number {
-  return Math.max(50, Math.ceil(aws.sourceSizeGb * 2));
+/**
+ * The worker's data disk: dump-restore writes the dump there (twice the source:
+ * a dump plus room); the streaming strategies copy table to table and keep only
+ * logs and the schema there. At least 50 GiB.
+ */
+export function workerDiskGb(aws: Pick<AwsConfig, 'sourceSizeGb'>, strategy: StackConfig['strategy']): number {
+  return Math.max(50, strategy === 'dump-restore' ? Math.ceil(aws.sourceSizeGb * 2) : 0);
 }
 
 /** "17.2" → 17; "16" → 16. */

@@ -6,21 +6,27 @@
  * target's data.
  *
  * The SDK serializes the provider object with everything its closures
- * capture. So the provider is built by `makeProvider(driverPath)`: its methods
- * capture only that string and `require` the driver module at call time.
- * `pulumi destroy` runs the provider text stored in the state, so the driver
- * must still be at that path then (the project directory).
+ * capture, and `pulumi destroy` runs the text stored in the state. So the
+ * provider is built by `makeProvider(driverPath)`: its methods capture only
+ * that path, relative to the project directory (where Pulumi runs the provider
+ * host), and `require` the driver there at call time: another checkout of the
+ * project, elsewhere, destroys the same stack.
  */
-import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
+import type { AwsAccess } from './aws-access';
 import type { PulumiStrategy, RunInputs, RunOutputs } from './run-driver';
 
-/** Where the compiled driver lives; captured by value in the serialized provider. */
-export const DRIVER_PATH = path.join(__dirname, 'run-driver.js');
+/** Where the compiled driver lives, relative to the project directory; captured by value in the serialized provider. */
+export const DRIVER_PATH = 'dist/components/run-driver.js';
 
-/** Inputs whose change means a new run rather than a step of this one. Pure. */
+/**
+ * Inputs whose change means a new run rather than a step of this one. Pure.
+ * Not the worker: the run's state lives on the target, so a new worker (a new
+ * CLI package, say) carries on the same run; what the old one was running
+ * resumes there (see run-driver's `lost`).
+ */
 export function replacementKeys(olds: Partial<RunInputs>, news: Partial<RunInputs>): string[] {
-  return (['source', 'target', 'strategy', 'mode', 'workerInstanceId'] as const).filter((k) => olds[k] !== news[k]);
+  return (['source', 'target', 'strategy', 'mode'] as const).filter((k) => olds[k] !== news[k]);
 }
 
 /**
@@ -33,12 +39,25 @@ export function runChanged(olds: RunOutputs, news: RunInputs): boolean {
     replacementKeys(olds, news).length > 0 ||
     olds.phase !== news.phase ||
     JSON.stringify(olds.options) !== JSON.stringify(news.options) ||
+    olds.workerInstanceId !== news.workerInstanceId ||
     // run-driver's STILL_RUNNING, written out: the serialized provider captures no other module (a test keeps them equal).
     ['copying', 'migrating', 'cutting-over'].includes(olds.status)
   );
 }
 
 export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvider {
+  const load = (): typeof import('./run-driver') => {
+    const file = (require('node:path') as typeof import('node:path')).resolve(driverPath);
+    try {
+      return require(file) as typeof import('./run-driver');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'MODULE_NOT_FOUND' && String((e as Error).message).includes(file))
+        throw new Error(
+          `The MigrationRun provider loads its driver from ${file}, which does not exist. Fix: run pulumi in the pgrelocate project directory, after \`npm ci\` (which builds dist/).`,
+        );
+      throw e;
+    }
+  };
   return {
     async check(_olds: RunInputs, news: RunInputs) {
       const failures: { property: string; reason: string }[] = [];
@@ -55,16 +74,16 @@ export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvide
       return { changes: runChanged(olds, news), replaces: replacementKeys(olds, news), deleteBeforeReplace: true };
     },
     async create(inputs: RunInputs) {
-      const driver = require(driverPath) as typeof import('./run-driver');
+      const driver = load();
       const outs = await driver.startRun(inputs);
       return { id: outs.runId || `run-${Date.now()}`, outs };
     },
     async update(_id: string, olds: RunOutputs, news: RunInputs) {
-      const driver = require(driverPath) as typeof import('./run-driver');
+      const driver = load();
       return { outs: await driver.advanceRun(olds, news) };
     },
     async delete(_id: string, props: RunOutputs) {
-      const driver = require(driverPath) as typeof import('./run-driver');
+      const driver = load();
       await driver.stopRun(props);
     },
   };
@@ -84,7 +103,8 @@ export interface MigrationRunArgs {
   /** `in-process` (local stacks) or `ssm` (the pgrelocate CLI on the worker). */
   readonly mode: pulumi.Input<'in-process' | 'ssm'>;
   readonly workerInstanceId?: pulumi.Input<string>;
-  readonly region?: pulumi.Input<string>;
+  /** The aws provider's region, profile and roles (ssm mode): the run's SSM calls use the same. */
+  readonly aws?: pulumi.Input<AwsAccess>;
 }
 
 export class MigrationRun extends pulumi.dynamic.Resource {
@@ -112,7 +132,7 @@ export class MigrationRun extends pulumi.dynamic.Resource {
         verified: undefined,
         newTargetUrl: undefined,
       },
-      { ...opts, additionalSecretOutputs: ['source', 'target', 'newTargetUrl'] },
+      { ...opts, additionalSecretOutputs: ['source', 'target'] },
     );
   }
 }

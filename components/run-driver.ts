@@ -5,6 +5,7 @@
  * the `pgrelocate@<command>` unit on the worker and waits for it (cloud stacks).
  */
 import type { SSMClient as SSMClientType } from '@aws-sdk/client-ssm';
+import type { AwsAccess } from './aws-access';
 import type { Strategy } from '../engine/strategies/names';
 import { commandLine, defaultOf, type PulumiOptionValues } from '../engine/options';
 import { executionTimeoutSeconds, reportSummary, sendWithRetry, ssmScript, SSM_LIMITS, type ReportSummary } from './ssm';
@@ -22,7 +23,8 @@ export interface RunInputs {
   readonly options: PulumiOptionValues;
   readonly mode: 'in-process' | 'ssm';
   readonly workerInstanceId?: string;
-  readonly region?: string;
+  /** The region, profile and roles of the stack's aws provider (ssm mode). */
+  readonly aws?: AwsAccess;
 }
 
 export interface RunOutputs extends RunInputs {
@@ -33,8 +35,20 @@ export interface RunOutputs extends RunInputs {
   readonly catchUpSeconds: number | null;
   readonly blackoutSeconds: number | null;
   readonly verified: boolean | null;
-  /** Where the application connects now (secret); empty until the switch. */
+  /** Where the application connects now, without credentials (it keeps its own role); empty until the switch. */
   readonly newTargetUrl: string;
+}
+
+/**
+ * The target's URL for the application: host, port, database and TLS, no user
+ * or password. The run's own login is the target's master user (rds_superuser):
+ * the application keeps its own role, which the run brought over. Pure.
+ */
+export function applicationUrl(targetUrl: string): string {
+  const u = new URL(targetUrl);
+  u.username = '';
+  u.password = '';
+  return u.toString();
 }
 
 /** The pgrelocate command line the worker's unit runs for a phase. Pure. */
@@ -48,14 +62,39 @@ export function workerCommand(
   return args;
 }
 
-/** Run a pgrelocate command on the worker through SSM and return its report's summary. */
+/**
+ * The credentials of the SSM client: the profile's (or the default chain's),
+ * then each assumed role in turn. `undefined` means the SDK's default chain.
+ */
+export function ssmCredentials(access: AwsAccess): ReturnType<typeof import('@aws-sdk/credential-providers').fromIni> | undefined {
+  const providers = require('@aws-sdk/credential-providers') as typeof import('@aws-sdk/credential-providers');
+  let creds: ReturnType<typeof providers.fromIni> | undefined = access.profile ? providers.fromIni({ profile: access.profile }) : undefined;
+  for (const role of access.assumeRoles ?? []) {
+    creds = providers.fromTemporaryCredentials({
+      params: {
+        RoleArn: role.roleArn,
+        RoleSessionName: role.sessionName ?? 'pgrelocate-run',
+        ...(role.externalId ? { ExternalId: role.externalId } : {}),
+      },
+      ...(creds ? { masterCredentials: creds } : {}),
+      clientConfig: { region: access.region },
+    });
+  }
+  return creds;
+}
+
 /** What the run's status says while a command is still running on the worker: the next pulumi up waits for it again. */
 export const STILL_RUNNING = { sync: 'copying', migrate: 'migrating', cutover: 'cutting-over' } as const;
 
+/** Run a pgrelocate command on the worker through SSM and return its report's summary. */
 async function viaSsm(inputs: RunInputs, args: string[], waitSeconds: number, start = true): Promise<ReportSummary> {
-  if (!inputs.workerInstanceId || !inputs.region) throw new Error('MigrationRun in ssm mode needs workerInstanceId and region');
+  if (!inputs.workerInstanceId || !inputs.aws) throw new Error('MigrationRun in ssm mode needs workerInstanceId and aws (the region)');
   const ssm = require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm');
-  const client: SSMClientType = new ssm.SSMClient({ region: inputs.region });
+  const credentials = ssmCredentials(inputs.aws);
+  const client: SSMClientType = new ssm.SSMClient({
+    region: inputs.aws.region,
+    ...(credentials ? { credentials } : {}),
+  });
   const instance = inputs.workerInstanceId;
   const sent = await sendWithRetry(() =>
     client.send(
@@ -118,7 +157,7 @@ export async function startRun(inputs: RunInputs, start = true): Promise<RunOutp
   if (inputs.strategy === 'dump-restore') {
     const r =
       inputs.mode === 'ssm'
-        ? await viaSsm(inputs, workerCommand(inputs, 'migrate'), SSM_LIMITS.maxExecutionTimeoutSeconds, start)
+        ? notLost(await viaSsm(inputs, workerCommand(inputs, 'migrate'), SSM_LIMITS.maxExecutionTimeoutSeconds, start), inputs)
         : reportSummary(
             (
               await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
@@ -134,19 +173,32 @@ export async function startRun(inputs: RunInputs, start = true): Promise<RunOutp
       copySeconds: r.seconds,
       blackoutSeconds: r.seconds,
       verified: r.verified,
-      newTargetUrl: r.running ? '' : inputs.target,
+      newTargetUrl: r.running ? '' : applicationUrl(inputs.target),
     };
   }
   const synced = await syncRun(inputs, inputs.strategy, start);
   return inputs.phase === 'cutover' && synced.status === 'streaming' ? { ...synced, ...(await cutoverRun(inputs)) } : synced;
 }
 
-/** Sync, or wait again for a sync the worker is still copying. */
+/**
+ * A migrate this worker never ran: the worker was replaced while it ran on the
+ * old one. Starting it again would meet a half-restored target, so say so.
+ */
+function notLost(r: ReportSummary, inputs: RunInputs): ReportSummary {
+  if (!r.lost) return r;
+  throw new Error(
+    `The dump-restore that was running on the previous worker did not finish there, and worker ${inputs.workerInstanceId ?? ''} never ran it: the target may hold part of the restore. Fix: check it with \`pgrelocate status\` on the worker, empty the target database, then \`pulumi up --replace\` the run.`,
+  );
+}
+
+/** Sync, or wait again for a sync the worker is still copying (a sync the worker never ran, after a replacement, starts and resumes). */
 async function syncRun(inputs: RunInputs, strategy: Exclude<PulumiStrategy, 'dump-restore'>, start: boolean): Promise<RunOutputs> {
+  const wait = inputs.options.waitSeconds ?? defaultOf('waitSeconds');
+  let ssmSummary = inputs.mode === 'ssm' ? await viaSsm(inputs, workerCommand(inputs, 'sync'), wait, start) : null;
+  if (ssmSummary?.lost) ssmSummary = await viaSsm(inputs, workerCommand(inputs, 'sync'), wait, true);
   const s =
-    inputs.mode === 'ssm'
-      ? await viaSsm(inputs, workerCommand(inputs, 'sync'), inputs.options.waitSeconds ?? defaultOf('waitSeconds'), start)
-      : reportSummary((await engine().sync(strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report);
+    ssmSummary ??
+    reportSummary((await engine().sync(strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report);
   return {
     ...inputs,
     ...empty,
@@ -157,14 +209,14 @@ async function syncRun(inputs: RunInputs, strategy: Exclude<PulumiStrategy, 'dum
   };
 }
 
-/** Cut over, or wait again for a cutover still running on the worker. */
+/** Cut over, or wait again for a cutover still running on the worker (one the worker never ran resumes from its recorded steps). */
 async function cutoverRun(inputs: RunInputs, start = true): Promise<Partial<RunOutputs>> {
+  let ssmSummary = inputs.mode === 'ssm' ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600, start) : null;
+  if (ssmSummary?.lost) ssmSummary = await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600, true);
   const c =
-    inputs.mode === 'ssm'
-      ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600, start)
-      : reportSummary(await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs)));
-  if (c.running) return { status: STILL_RUNNING.cutover };
-  return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verified, newTargetUrl: inputs.target };
+    ssmSummary ?? reportSummary(await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs)));
+  if (c.running) return { status: STILL_RUNNING.cutover, ...(c.runId ? { runId: c.runId } : {}) };
+  return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verified, newTargetUrl: applicationUrl(inputs.target) };
 }
 
 /** update: the only move is sync → cutover; options changes are recorded. */

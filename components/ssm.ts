@@ -33,6 +33,8 @@ export interface ReportSummary {
   readonly verified: boolean | null;
   /** The unit was still running when the wait ended. */
   readonly running: boolean;
+  /** Waiting again for a command this worker never ran (the worker was replaced meanwhile). */
+  readonly lost: boolean;
 }
 
 /**
@@ -53,10 +55,11 @@ export function reportSummary(report: unknown): ReportSummary {
     blackoutSeconds: num(r['blackoutSeconds']),
     verified: verification && typeof verification.ok === 'boolean' ? verification.ok : null,
     running: r['running'] === true,
+    lost: r['lost'] === true,
   };
 }
 
-/** Shell-quote one argument for the worker's EnvironmentFile / shell. */
+/** Shell-quote one argument for the script SSM runs (POSIX sh: single quotes, a quote as '\\''). */
 export function shq(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
@@ -72,8 +75,12 @@ export function shq(a: string): string {
  */
 export function ssmScript(args: readonly string[], waitSeconds: number, start = true): string[] {
   const unit = `pgrelocate@${args[0]!}.service`;
-  const rest = args.slice(1).map(shq).join(' ');
+  const rest = args.slice(1);
+  // NUL-separated, read back with bash's mapfile by pgrelocate-run: an argument with spaces, quotes or newlines stays one.
+  const writeArgs = rest.length ? `printf '%s\\0' ${rest.map(shq).join(' ')}` : ':';
   const summarize = `const f=${reportSummary.toString()};const t=require('fs').readFileSync(process.argv[1],'utf8');const i=t.lastIndexOf('\\n{');process.stdout.write(JSON.stringify(f(JSON.parse(i>=0?t.slice(i+1):t))))`;
+  // Still running: the run's id and phase from \`pgrelocate status\`, so the stack shows which run it waits for.
+  const progress = `let t='';process.stdin.on('data',(d)=>(t+=d)).on('end',()=>{let j={};try{j=JSON.parse(t)}catch{}process.stdout.write(JSON.stringify({running:true,runId:j.id??null,phase:j.phase??null}))})`;
   return [
     'set -u',
     'cloud-init status --wait >/dev/null 2>&1 || true',
@@ -81,12 +88,12 @@ export function ssmScript(args: readonly string[], waitSeconds: number, start = 
     `running() { case "$(systemctl show -p ActiveState --value ${unit})" in active|activating|reloading|deactivating) return 0;; *) return 1;; esac; }`,
     ...(start
       ? [
-          `echo ${shq(`PGRELOCATE_ARGS=${rest}`)} > /etc/pgrelocate/args-${args[0]!}`,
+          `${writeArgs} > /etc/pgrelocate/args-${args[0]!}`,
           `if ! running; then : > /data/logs/${args[0]!}.json; systemctl start --no-block ${unit}; fi`,
         ]
-      : []),
+      : [`if ! running && [ ! -s /data/logs/${args[0]!}.json ]; then echo '{"lost":true}'; exit 0; fi`]),
     `end=$(( $(date +%s) + ${scriptWaitSeconds(waitSeconds)} ))`,
-    `while running; do [ "$(date +%s)" -ge "$end" ] && { echo '{"running":true}'; exit 0; }; sleep 5; done`,
+    `while running; do [ "$(date +%s)" -ge "$end" ] && { /usr/local/bin/pgrelocate-run status 2>/dev/null | node -e ${shq(progress)}; exit 0; }; sleep 5; done`,
     `if [ "$(systemctl show -p Result --value ${unit})" != success ]; then tail -n 40 /data/logs/${args[0]!}.log >&2; exit 1; fi`,
     `node -e ${shq(summarize)} /data/logs/${args[0]!}.json`,
   ];

@@ -5,13 +5,14 @@
  */
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import type { AwsAccess } from './aws-access';
 import { majorOf, targetStorageGb, workerDiskGb, type StackConfig } from './config';
-import { DatabaseObjects } from './database-objects';
 import { MigrationRun } from './migration-run';
-import { migrationRunOptions } from './options';
+import { lookupPinnedOptions, migrationRunOptions } from './options';
 import { needsReboot, sourceReplicationParameters } from './parameters';
-import { TargetDatabase } from './target-database';
+import { finalSnapshotIdentifier, TargetDatabase } from './target-database';
 import { MigrationWorker, workerSecurityGroup } from './worker';
+import { readWorkerPackage } from './worker-package';
 
 export interface StackSecrets {
   /** pgrelocate:sourceUrl */
@@ -20,15 +21,13 @@ export interface StackSecrets {
   readonly targetUrl?: pulumi.Output<string>;
   /** pgrelocate:targetPassword (mode aws; generated when absent) */
   readonly targetPassword?: pulumi.Output<string>;
-  /** pgrelocate:sourceAdminUrl, when postgres.manageSourceRole */
-  readonly sourceAdminUrl?: pulumi.Output<string>;
 }
 
 export interface StackOutputs {
   readonly status: pulumi.Output<string>;
   readonly blackoutSeconds: pulumi.Output<number | null>;
   readonly copySeconds: pulumi.Output<number | null>;
-  /** Where the application connects after cutover (secret). */
+  /** Where the application connects after cutover: host, port, database, TLS; the application keeps its own role. */
   readonly connectionString: pulumi.Output<string>;
   readonly targetAddress?: pulumi.Output<string>;
   readonly workerInstanceId?: pulumi.Output<string>;
@@ -44,19 +43,33 @@ export function withHost(url: string, host: string, port?: number): string {
   return u.toString();
 }
 
-/** Parts of a postgres URL, for the postgresql provider. Pure. */
-export function urlParts(url: string): { host: string; port: number; username: string; password: string; database: string } {
-  const u = new URL(url);
-  return {
-    host: u.hostname,
-    port: Number(u.port || 5432),
-    username: decodeURIComponent(u.username),
-    password: decodeURIComponent(u.password),
-    database: decodeURIComponent(u.pathname.slice(1)) || 'postgres',
-  };
+/** The run's URL of the target: its master user (in rds_superuser: it may create subscriptions), over TLS. Pure. */
+export function targetRunUrl(parts: { user: string; password: string; host: string; port: number; database: string }): string {
+  const u = new URL('postgresql://localhost');
+  u.username = encodeURIComponent(parts.user);
+  u.password = encodeURIComponent(parts.password);
+  u.hostname = parts.host;
+  u.port = String(parts.port);
+  u.pathname = `/${encodeURIComponent(parts.database)}`;
+  u.searchParams.set('sslmode', 'require');
+  return u.toString();
 }
 
-export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutputs {
+/**
+ * Which security groups must reach the source on 5432: the worker always (it
+ * reads the schema and, for dump-restore, the data); for the logical
+ * strategies also the target, whose subscription connects to the source. Pure.
+ */
+export function sourceIngressFrom(strategy: StackConfig['strategy']): ('worker' | 'target')[] {
+  return strategy === 'dump-restore' ? ['worker'] : ['worker', 'target'];
+}
+
+/** What the stack runs with besides its configuration: the aws provider's access (mode aws). */
+export interface StackEnvironment {
+  readonly aws?: AwsAccess;
+}
+
+export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEnvironment = {}): StackOutputs {
   const runArgs = {
     strategy: cfg.strategy,
     phase: cfg.phase,
@@ -73,8 +86,9 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
     return { status: run.status, blackoutSeconds: run.blackoutSeconds, copySeconds: run.copySeconds, connectionString: run.newTargetUrl };
   }
   const a = cfg.aws!;
+  if (!env.aws) throw new pulumi.RunError('aws:region is not set. Fix: pulumi config set aws:region <region> (e.g. eu-west-1).');
+  const access = env.aws;
   const stack = pulumi.getStack();
-  const region = a.region;
   const workerSg = workerSecurityGroup('worker-sg', a.vpcId);
 
   // Source replication settings, when the source is RDS and pgrelocate may create its parameter group.
@@ -88,35 +102,6 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
         })
       : undefined;
 
-  // Rehearsal: migrate a restore of the source's latest snapshot, not the source.
-  let sourceUrl = secrets.sourceUrl;
-  if (a.rehearsal) {
-    if (!a.sourceInstanceIdentifier)
-      throw new pulumi.RunError(
-        'pgrelocate:aws.sourceInstanceIdentifier is required for a rehearsal stack. Fix: set it to the source RDS instance to restore from.',
-      );
-    const snap = aws.rds.getSnapshotOutput({ dbInstanceIdentifier: a.sourceInstanceIdentifier, mostRecent: true });
-    const copySg = new aws.ec2.SecurityGroup('rehearsal-source-sg', {
-      vpcId: a.vpcId,
-      description: 'pgrelocate rehearsal source: PostgreSQL from the worker only',
-      ingress: [{ protocol: 'tcp', fromPort: 5432, toPort: 5432, securityGroups: [workerSg.id], description: 'pgrelocate worker' }],
-      egress: [{ protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: ['0.0.0.0/0'] }],
-    });
-    const copySubnets = new aws.rds.SubnetGroup('rehearsal-source-subnets', { subnetIds: a.subnetIds });
-    const copy = new aws.rds.Instance('rehearsal-source', {
-      snapshotIdentifier: snap.id,
-      instanceClass: a.instanceClass,
-      dbSubnetGroupName: copySubnets.name,
-      vpcSecurityGroupIds: [copySg.id],
-      ...(sourceGroup ? { parameterGroupName: sourceGroup.name } : {}),
-      publiclyAccessible: false,
-      skipFinalSnapshot: true,
-      deletionProtection: false,
-      applyImmediately: true,
-    });
-    sourceUrl = pulumi.secret(pulumi.all([secrets.sourceUrl, copy.address]).apply(([u, host]) => withHost(u, host)));
-  }
-
   const target = new TargetDatabase('target', {
     engineVersion: a.engineVersion,
     instanceClass: a.instanceClass,
@@ -127,34 +112,73 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
     allowedCidrs: a.allowedCidrs,
     masterUsername: a.masterUsername,
     ...(secrets.targetPassword ? { masterPassword: secrets.targetPassword } : {}),
-    databaseName: 'postgres',
+    databaseName: a.databaseName,
     multiAz: a.multiAz,
     phase: cfg.phase,
     strategy: cfg.strategy,
-    ...(a.replicaRegion ? { replicaRegion: a.replicaRegion } : {}),
+    finalSnapshotIdentifier: finalSnapshotIdentifier(pulumi.getProject(), stack, 'target'),
+    ...(a.replica ? { replica: a.replica } : {}),
   });
+  const reachSource = { worker: workerSg.id, target: target.securityGroup.id };
 
-  const sourceAdmin = secrets.sourceAdminUrl && cfg.postgres.manageSourceRole ? secrets.sourceAdminUrl.apply(urlParts) : undefined;
-  const objects = new DatabaseObjects('db', {
-    target: { host: target.address, port: target.port, username: a.masterUsername, password: target.password, database: 'postgres' },
-    databaseName: a.databaseName,
-    extensions: cfg.postgres.extensions,
-    adminRole: 'rds_superuser',
-    ...(sourceAdmin
-      ? {
-          source: {
-            host: sourceAdmin.host,
-            port: sourceAdmin.port,
-            username: sourceAdmin.username,
-            password: pulumi.secret(sourceAdmin.password),
-            database: sourceAdmin.database,
-            isRds: Boolean(a.sourceInstanceIdentifier),
-          },
-        }
-      : {}),
-  });
+  // Rehearsal: migrate a restore of the source's snapshot, not the source.
+  let sourceUrl = secrets.sourceUrl;
+  if (a.rehearsal) {
+    if (!a.sourceInstanceIdentifier)
+      throw new pulumi.RunError(
+        'pgrelocate:aws.sourceInstanceIdentifier is required for a rehearsal stack. Fix: set it to the source RDS instance to restore from.',
+      );
+    const snapshotId =
+      a.rehearsalSnapshotIdentifier ??
+      aws.rds.getSnapshotOutput({ dbInstanceIdentifier: a.sourceInstanceIdentifier, mostRecent: true }).apply((s) => s.id);
+    const copySg = new aws.ec2.SecurityGroup('rehearsal-source-sg', {
+      vpcId: a.vpcId,
+      description: 'pgrelocate rehearsal source: PostgreSQL from the worker and the target only',
+      ingress: sourceIngressFrom(cfg.strategy).map((from) => ({
+        protocol: 'tcp',
+        fromPort: 5432,
+        toPort: 5432,
+        securityGroups: [reachSource[from]],
+        description: `pgrelocate ${from}`,
+      })),
+      egress: [{ protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: ['0.0.0.0/0'] }],
+    });
+    const copySubnets = new aws.rds.SubnetGroup('rehearsal-source-subnets', { subnetIds: a.subnetIds });
+    const copy = new aws.rds.Instance(
+      'rehearsal-source',
+      {
+        snapshotIdentifier: snapshotId,
+        instanceClass: a.instanceClass,
+        dbSubnetGroupName: copySubnets.name,
+        vpcSecurityGroupIds: [copySg.id],
+        ...(sourceGroup ? { parameterGroupName: sourceGroup.name } : {}),
+        publiclyAccessible: false,
+        skipFinalSnapshot: true,
+        deletionProtection: false,
+        applyImmediately: true,
+      },
+      // The latest snapshot changes daily: the copy keeps the one it was restored from.
+      lookupPinnedOptions(['snapshotIdentifier']),
+    );
+    sourceUrl = pulumi.secret(pulumi.all([secrets.sourceUrl, copy.address]).apply(([u, host]) => withHost(u, host)));
+  } else if (a.sourceSecurityGroupId) {
+    // The live source in this VPC: admit the worker (and the target's subscription) while the stack lives.
+    for (const from of sourceIngressFrom(cfg.strategy)) {
+      new aws.vpc.SecurityGroupIngressRule(`source-from-${from}`, {
+        securityGroupId: a.sourceSecurityGroupId,
+        referencedSecurityGroupId: reachSource[from],
+        ipProtocol: 'tcp',
+        fromPort: 5432,
+        toPort: 5432,
+        description: `pgrelocate ${from} (removed by pulumi destroy)`,
+      });
+    }
+  }
+
   const targetUrl = pulumi.secret(
-    pulumi.interpolate`postgresql://pgrelocate:${objects.migrationPassword}@${target.address}:${target.port}/${a.databaseName}?sslmode=require`,
+    pulumi
+      .all([target.password, target.address, target.port])
+      .apply(([password, host, port]) => targetRunUrl({ user: a.masterUsername, password, host, port, database: a.databaseName })),
   );
 
   const worker = new MigrationWorker('worker', {
@@ -162,20 +186,21 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets): StackOutput
     subnetId: a.subnetIds[0]!,
     instanceType: a.workerInstanceType,
     ...(a.workerAmi ? { ami: a.workerAmi } : {}),
-    dataDiskGb: workerDiskGb(a),
+    dataDiskGb: workerDiskGb(a, cfg.strategy),
     sourceUrl,
     targetUrl,
     securityGroup: workerSg,
     parameterPrefix: `/pgrelocate/${stack}`,
-    userData: { clientMajor: majorOf(a.engineVersion), strategy: cfg.strategy, pgrelocatePackage: a.pgrelocatePackage, region },
+    cliPackage: readWorkerPackage(a.workerPackage),
+    region: access.region,
+    userData: { clientMajor: majorOf(a.engineVersion), strategy: cfg.strategy },
   });
 
   const run = new MigrationRun(
     'run',
-    { ...runArgs, source: sourceUrl, target: targetUrl, mode: 'ssm', workerInstanceId: worker.instance.id, region },
-    migrationRunOptions([worker, objects, target]),
+    { ...runArgs, source: sourceUrl, target: targetUrl, mode: 'ssm', workerInstanceId: worker.instance.id, aws: access },
+    migrationRunOptions([worker, target]),
   );
-  if (cfg.postgres.applicationRoles.length > 0) objects.grantApplicationRoles(cfg.postgres.applicationRoles, run);
 
   return {
     status: run.status,

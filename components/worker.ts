@@ -1,27 +1,35 @@
 /**
  * The migration worker: an EC2 instance reachable only through SSM (no SSH
  * key, no inbound rule), with a data volume of at least twice the source,
- * cloud-config user-data from `renderUserData`, and an IAM role that may read
- * exactly the two SSM parameters holding the source and target URLs.
+ * cloud-config user-data from `renderUserData`, the packed pgrelocate CLI as
+ * a private S3 object, and an IAM role that may do what the SSM agent needs,
+ * read exactly the two SSM parameters holding the source and target URLs, and
+ * read that one object: nothing else.
  */
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
-import { childOptions, disposableOptions } from './options';
+import { childOptions, disposableOptions, lookupPinnedOptions } from './options';
+import { ebsGp3 } from './storage';
 import { renderUserData, type UserDataArgs } from './userdata';
+import type { WorkerPackage } from './worker-package';
 
 export interface MigrationWorkerArgs {
   readonly vpcId: pulumi.Input<string>;
   readonly subnetId: pulumi.Input<string>;
   readonly instanceType: pulumi.Input<string>;
-  /** AMI id; default: the latest Debian 13 amd64 AMI. */
+  /** AMI id; default: the latest Debian 13 amd64 AMI when the worker is created (a newer one later does not replace it). */
   readonly ami?: pulumi.Input<string>;
+  /** The packed CLI (`readWorkerPackage`), uploaded to the worker's private bucket. */
+  readonly cliPackage: WorkerPackage;
+  /** The region the worker runs in (for its SSM parameters' KMS condition and the agent's download). */
+  readonly region: string;
   /** Size of the data volume in GiB (at least twice the source). */
   readonly dataDiskGb: number;
   /** Source and target URLs (secrets), stored as SSM SecureString parameters. */
   readonly sourceUrl: pulumi.Input<string>;
   readonly targetUrl: pulumi.Input<string>;
   /** Everything the user-data needs except the parameter names, which the worker creates. */
-  readonly userData: Omit<UserDataArgs, 'sourceUrlParameter' | 'targetUrlParameter'>;
+  readonly userData: Omit<UserDataArgs, 'sourceUrlParameter' | 'targetUrlParameter' | 'cliPackage' | 'region'>;
   /** Prefix of the SSM parameter names, e.g. /pgrelocate/production. */
   readonly parameterPrefix: string;
   /** The worker's security group (created first, so the target can admit it): see `workerSecurityGroup`. */
@@ -42,16 +50,49 @@ export function workerSecurityGroup(name: string, vpcId: pulumi.Input<string>, o
   );
 }
 
-/** The IAM policy that lets the worker read its two parameters, and nothing else of SSM Parameter Store. Pure. */
-export function parameterReadPolicy(parameterArns: readonly string[]): string {
+/**
+ * What the SSM agent itself calls, as AWS documents for Run Command and Session
+ * Manager. These actions take no resource restriction; none of them reads data.
+ * (AmazonSSMManagedInstanceCore would add ssm:GetParameter(s) on every parameter.)
+ */
+export const SSM_AGENT_ACTIONS = [
+  'ssm:UpdateInstanceInformation',
+  'ssmmessages:CreateControlChannel',
+  'ssmmessages:CreateDataChannel',
+  'ssmmessages:OpenControlChannel',
+  'ssmmessages:OpenDataChannel',
+  'ec2messages:AcknowledgeMessage',
+  'ec2messages:DeleteMessage',
+  'ec2messages:FailMessage',
+  'ec2messages:GetEndpoint',
+  'ec2messages:GetMessages',
+  'ec2messages:SendReply',
+] as const;
+
+/**
+ * The worker's whole IAM policy: the agent's calls, its two parameters
+ * (decrypted through SSM in its region only) and the CLI's S3 object. Pure.
+ */
+export function workerPolicy(args: { parameterArns: readonly string[]; packageObjectArn: string; region: string }): string {
   return JSON.stringify({
     Version: '2012-10-17',
     Statement: [
-      { Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: [...parameterArns] },
-      { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: '*', Condition: { StringEquals: { 'kms:ViaService': 'ssm.*.amazonaws.com' } } },
+      { Sid: 'SsmAgent', Effect: 'Allow', Action: [...SSM_AGENT_ACTIONS], Resource: '*' },
+      { Sid: 'UrlParameters', Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: [...args.parameterArns] },
+      {
+        Sid: 'DecryptThroughSsm',
+        Effect: 'Allow',
+        Action: ['kms:Decrypt'],
+        Resource: '*',
+        Condition: { StringEquals: { 'kms:ViaService': `ssm.${args.region}.amazonaws.com` } },
+      },
+      { Sid: 'CliPackage', Effect: 'Allow', Action: ['s3:GetObject'], Resource: [args.packageObjectArn] },
     ],
   });
 }
+
+/** Debian's own AWS account, which publishes the official Debian AMIs. */
+export const DEBIAN_AMI_OWNER = '136693071363';
 
 export class MigrationWorker extends pulumi.ComponentResource {
   readonly instance: aws.ec2.Instance;
@@ -72,6 +113,24 @@ export class MigrationWorker extends pulumi.ComponentResource {
       { name: `${args.parameterPrefix}/target-url`, type: 'SecureString', value: args.targetUrl },
       childOptions(this),
     );
+    // The CLI's tarball: a private, encrypted bucket of this stack's own; destroy empties and removes it.
+    const bucket = new aws.s3.Bucket(`${name}-artefacts`, { bucketPrefix: 'pgrelocate-', forceDestroy: true }, childOptions(this));
+    new aws.s3.BucketPublicAccessBlock(
+      `${name}-artefacts-private`,
+      { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      childOptions(this),
+    );
+    const cli = new aws.s3.BucketObjectv2(
+      `${name}-cli`,
+      {
+        bucket: bucket.id,
+        key: args.cliPackage.key,
+        source: new pulumi.asset.FileAsset(args.cliPackage.file),
+        serverSideEncryption: 'AES256',
+        checksumAlgorithm: 'SHA256',
+      },
+      childOptions(this),
+    );
     this.role = new aws.iam.Role(
       `${name}-role`,
       {
@@ -79,18 +138,18 @@ export class MigrationWorker extends pulumi.ComponentResource {
           Version: '2012-10-17',
           Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
         }),
-        description: 'pgrelocate worker: SSM session manager and its two URL parameters',
+        description: 'pgrelocate worker: the SSM agent, its two URL parameters and its CLI package; nothing else',
       },
       childOptions(this),
     );
-    new aws.iam.RolePolicyAttachment(
-      `${name}-ssm-core`,
-      { role: this.role.name, policyArn: 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore' },
-      childOptions(this),
-    );
     new aws.iam.RolePolicy(
-      `${name}-read-urls`,
-      { role: this.role.id, policy: pulumi.all([sourceParam.arn, targetParam.arn]).apply((arns) => parameterReadPolicy(arns)) },
+      `${name}-policy`,
+      {
+        role: this.role.id,
+        policy: pulumi
+          .all([sourceParam.arn, targetParam.arn, cli.arn])
+          .apply(([s, t, o]) => workerPolicy({ parameterArns: [s, t], packageObjectArn: o, region: args.region })),
+      },
       childOptions(this),
     );
     const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: this.role.name }, childOptions(this));
@@ -101,7 +160,7 @@ export class MigrationWorker extends pulumi.ComponentResource {
         .getAmiOutput(
           {
             mostRecent: true,
-            owners: ['136693071363'],
+            owners: [DEBIAN_AMI_OWNER],
             filters: [
               { name: 'name', values: ['debian-13-amd64-*'] },
               { name: 'architecture', values: ['x86_64'] },
@@ -110,9 +169,15 @@ export class MigrationWorker extends pulumi.ComponentResource {
           { parent: this },
         )
         .apply((a) => a.id);
-    this.userData = pulumi
-      .all([sourceParam.name, targetParam.name])
-      .apply(([s, t]) => renderUserData({ ...args.userData, sourceUrlParameter: s, targetUrlParameter: t }));
+    this.userData = pulumi.all([sourceParam.name, targetParam.name, bucket.bucket]).apply(([s, t, b]) =>
+      renderUserData({
+        ...args.userData,
+        region: args.region,
+        sourceUrlParameter: s,
+        targetUrlParameter: t,
+        cliPackage: { bucket: b, key: args.cliPackage.key, sha256: args.cliPackage.sha256 },
+      }),
+    );
     this.instance = new aws.ec2.Instance(
       `${name}-instance`,
       {
@@ -127,16 +192,14 @@ export class MigrationWorker extends pulumi.ComponentResource {
         rootBlockDevice: { volumeSize: 20, volumeType: 'gp3', encrypted: true },
         tags: { Name: `pgrelocate-${name}` },
       },
-      disposableOptions(this),
+      // The AMI is looked up with mostRecent: Debian's next image must not replace a worker mid-run.
+      { ...disposableOptions(this), ...lookupPinnedOptions(['ami']), dependsOn: [cli] },
     );
     this.dataVolume = new aws.ebs.Volume(
       `${name}-data`,
       {
         availabilityZone: this.instance.availabilityZone,
-        size: args.dataDiskGb,
-        type: 'gp3',
-        throughput: 500,
-        iops: 6000,
+        ...ebsGp3(args.dataDiskGb),
         encrypted: true,
       },
       disposableOptions(this),

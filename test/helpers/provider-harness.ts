@@ -1,7 +1,9 @@
 /**
  * Loads a serialized dynamic provider the way Pulumi's provider host does
- * (`require-from-string(text).handler()`, in a fresh process) and runs one of
- * its methods: `node provider-harness.js PROVIDER_FILE METHOD ARGS_JSON_FILE`.
+ * (`require-from-string(text).handler()`, no file name, so `require` resolves
+ * from the working directory: the project's, as Pulumi runs the host there),
+ * in a fresh process, and runs one of its methods:
+ * `node provider-harness.js PROVIDER_FILE METHOD ARGS_JSON_FILE`.
  * Prints the method's result as JSON on stdout.
  */
 import { readFileSync } from 'node:fs';
@@ -12,7 +14,7 @@ async function main(): Promise<void> {
     code: string,
     filename?: string,
   ) => { handler: () => Record<string, (...a: unknown[]) => Promise<unknown>> };
-  const provider = requireFromString(readFileSync(file!, 'utf8'), '/virtual/__provider.js').handler();
+  const provider = requireFromString(readFileSync(file!, 'utf8')).handler();
   const args = JSON.parse(readFileSync(argsFile!, 'utf8')) as unknown[];
   const fn = provider[method!];
   if (!fn) throw new Error(`the provider has no ${method}`);

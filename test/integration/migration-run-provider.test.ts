@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { execa } from 'execa';
 import { migrationRunProvider } from '../../components/migration-run';
-import type { RunInputs, RunOutputs } from '../../components/run-driver';
+import { applicationUrl, type RunInputs, type RunOutputs } from '../../components/run-driver';
 import { toUrl } from '../../engine/conn';
 import { loadSample } from '../../scripts/sample-db';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
@@ -30,11 +30,18 @@ describe('MigrationRun provider, serialized and run in fresh processes', functio
 
   after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
+  const projectDir = path.resolve(__dirname, '..', '..', '..');
+
+  /** One provider call in a fresh process, in the project directory (where Pulumi runs the provider host) or `cwd`. */
   async function call<T>(method: string, ...args: unknown[]): Promise<T> {
+    return callIn<T>(projectDir, method, ...args);
+  }
+  async function callIn<T>(cwd: string, method: string, ...args: unknown[]): Promise<T> {
     const argsFile = path.join(dir, `${method}-args.json`);
     writeFileSync(argsFile, JSON.stringify(args), { mode: 0o600 });
     const harness = path.resolve(__dirname, '..', 'helpers', 'provider-harness.js');
-    const r = await execa(process.execPath, [harness, providerFile, method, argsFile], { reject: false, cwd: os.tmpdir() });
+    const r = await execa(process.execPath, [harness, providerFile, method, argsFile], { reject: false, cwd });
+    if (cwd !== projectDir) return { exitCode: r.exitCode, stderr: String(r.stderr) } as T;
     assert.equal(r.exitCode, 0, `${method} failed: ${String(r.stderr)}`);
     return JSON.parse(String(r.stdout).trim().split('\n').pop()!) as T;
   }
@@ -42,8 +49,16 @@ describe('MigrationRun provider, serialized and run in fresh processes', functio
   it('the serialized provider is small and captures no engine code', async function () {
     const sf = await pulumi.runtime.serializeFunction(() => migrationRunProvider, { allowSecrets: true });
     assert.ok(sf.text.length < 10_000, `${sf.text.length} characters`);
-    assert.match(sf.text, /run-driver\.js/);
+    assert.match(sf.text, /"dist\/components\/run-driver\.js"/);
     assert.doesNotMatch(sf.text, /CREATE_REPLICATION_SLOT|pg_dump/);
+    // No path of this checkout: destroy from another checkout runs the same text.
+    assert.ok(!sf.text.includes(projectDir), 'the serialized provider holds no absolute path');
+    const elsewhere = await callIn<{ exitCode: number; stderr: string }>(os.tmpdir(), 'create', {});
+    assert.notEqual(elsewhere.exitCode, 0);
+    assert.match(
+      elsewhere.stderr,
+      /loads its driver from .*dist\/components\/run-driver\.js, which does not exist\. Fix: run pulumi in the pgrelocate project directory/,
+    );
     assert.equal(sf.containsSecrets, false);
   });
 
@@ -77,7 +92,8 @@ describe('MigrationRun provider, serialized and run in fresh processes', functio
     assert.equal(updated.outs.status, 'done');
     assert.equal(updated.outs.verified, true);
     assert.ok((updated.outs.blackoutSeconds ?? 99) < 5, `blackout ${updated.outs.blackoutSeconds}`);
-    assert.equal(updated.outs.newTargetUrl, inputs.target);
+    assert.equal(updated.outs.newTargetUrl, applicationUrl(inputs.target));
+    assert.ok(!new URL(updated.outs.newTargetUrl).password, 'the application gets no credentials of the run');
     assert.equal((await sql(target, `SELECT 1 FROM public.schema_migrations WHERE version = 'written-during-sync'`)).length, 1);
 
     // Going back is refused; a new source means a new run.

@@ -66,6 +66,7 @@ describe('SSM path to the worker', function () {
       blackoutSeconds: 0.83,
       verified: true,
       running: false,
+      lost: false,
     });
     assert.equal(reportSummary({ running: true }).running, true);
     assert.equal(reportSummary({ runId: 'r', copy: { seconds: 12 }, catchUpSeconds: 3 }).copySeconds, 12);

@@ -88,7 +88,6 @@ describe('one options table', function () {
     );
     assert.doesNotThrow(() => parseStackConfig({ mode: 'local' }, ['mode', 'sourceUrl', 'targetUrl']));
     const aws = {
-      region: 'eu-west-1',
       vpcId: 'vpc-1',
       subnetIds: ['subnet-1', 'subnet-2'],
       sourceSizeGb: 10,
