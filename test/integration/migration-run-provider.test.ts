@@ -1,68 +1,68 @@
 /**
- * The MigrationRun dynamic provider for real: serialized as the Pulumi SDK
- * serializes it, loaded in a fresh Node process the way the provider host
- * loads it, and driven create (sync) → diff → update (cutover) → delete
- * (cleanup) against real local servers, each call in its own process.
+ * The MigrationRun provider through the real provider host: the serialized
+ * text the SDK makes is handed to @pulumi/pulumi's `cmd/dynamic-provider`,
+ * started as the engine starts it, and driven over gRPC as the engine drives
+ * it — GetPluginInfo, Configure, Check and Diff (with a preview's unknown
+ * values), Create (sync), Update (cutover, verified), Delete (cleanup) —
+ * against real local servers.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
-import { execa } from 'execa';
 import { migrationRunProvider } from '../../components/migration-run';
 import { applicationUrl, type RunInputs, type RunOutputs } from '../../components/run-driver';
 import { toUrl } from '../../engine/conn';
 import { loadSample } from '../../scripts/sample-db';
+import { ProviderHost, UNKNOWN } from '../helpers/provider-host';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
-describe('MigrationRun provider, serialized and run in fresh processes', function () {
-  let dir: string;
-  let providerFile: string;
+const URN = 'urn:pulumi:test::pgrelocate::pulumi-nodejs:dynamic:Resource::run';
+const projectDir = path.resolve(__dirname, '..', '..', '..');
+
+describe('MigrationRun provider through the real provider host (gRPC)', function () {
+  let providerText: string;
+  let host: ProviderHost;
 
   before(async function () {
     if (!hasServer(12) || !hasServer(17) || (await newestPgDump()) < 12) this.skip();
-    dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-provider-'));
-    const sf = await pulumi.runtime.serializeFunction(() => migrationRunProvider, { allowSecrets: true });
-    providerFile = path.join(dir, 'provider.js');
-    writeFileSync(providerFile, sf.text);
+    providerText = (await pulumi.runtime.serializeFunction(() => migrationRunProvider, { allowSecrets: true })).text;
+    host = await ProviderHost.start(projectDir);
+    const sdk = JSON.parse(readFileSync(require.resolve('@pulumi/pulumi/package.json'), 'utf8')) as { version: string };
+    assert.equal(await host.getPluginInfo(), sdk.version, "the host is the SDK's own");
+    assert.deepEqual(await host.configure(), { acceptSecrets: false }, 'the host takes secrets as plain values (the engine unwraps them)');
   });
 
-  after(() => dir && rmSync(dir, { recursive: true, force: true }));
+  after(() => host?.stop());
 
-  const projectDir = path.resolve(__dirname, '..', '..', '..');
-
-  /** One provider call in a fresh process, in the project directory (where Pulumi runs the provider host) or `cwd`. */
-  async function call<T>(method: string, ...args: unknown[]): Promise<T> {
-    return callIn<T>(projectDir, method, ...args);
-  }
-  async function callIn<T>(cwd: string, method: string, ...args: unknown[]): Promise<T> {
-    const argsFile = path.join(dir, `${method}-args.json`);
-    writeFileSync(argsFile, JSON.stringify(args), { mode: 0o600 });
-    const harness = path.resolve(__dirname, '..', 'helpers', 'provider-harness.js');
-    const r = await execa(process.execPath, [harness, providerFile, method, argsFile], { reject: false, cwd });
-    if (cwd !== projectDir) return { exitCode: r.exitCode, stderr: String(r.stderr) } as T;
-    assert.equal(r.exitCode, 0, `${method} failed: ${String(r.stderr)}`);
-    return JSON.parse(String(r.stdout).trim().split('\n').pop()!) as T;
-  }
-
-  it('the serialized provider is small and captures no engine code', async function () {
-    const sf = await pulumi.runtime.serializeFunction(() => migrationRunProvider, { allowSecrets: true });
-    assert.ok(sf.text.length < 10_000, `${sf.text.length} characters`);
-    assert.match(sf.text, /"dist\/components\/run-driver\.js"/);
-    assert.doesNotMatch(sf.text, /CREATE_REPLICATION_SLOT|pg_dump/);
-    // No path of this checkout: destroy from another checkout runs the same text.
-    assert.ok(!sf.text.includes(projectDir), 'the serialized provider holds no absolute path');
-    const elsewhere = await callIn<{ exitCode: number; stderr: string }>(os.tmpdir(), 'create', {});
-    assert.notEqual(elsewhere.exitCode, 0);
-    assert.match(
-      elsewhere.stderr,
-      /loads its driver from .*dist\/components\/run-driver\.js, which does not exist\. Fix: run pulumi in the pgrelocate project directory/,
-    );
-    assert.equal(sf.containsSecrets, false);
+  it('the serialized provider is small, captures no engine code and no path of this checkout', async function () {
+    assert.ok(providerText.length < 10_000, `${providerText.length} characters`);
+    assert.match(providerText, /"dist\/components\/run-driver\.js"/);
+    assert.doesNotMatch(providerText, /CREATE_REPLICATION_SLOT|pg_dump/);
+    assert.ok(!providerText.includes(projectDir), 'destroy from another checkout runs the same text');
+    // A host started elsewhere than a project directory says where the driver should be, through the engine's error.
+    const stray = await ProviderHost.start(os.tmpdir());
+    try {
+      await assert.rejects(
+        stray.create(URN, {
+          __provider: providerText,
+          source: 's',
+          target: 't',
+          strategy: 'logical',
+          phase: 'sync',
+          options: {},
+          mode: 'in-process',
+        }),
+        /loads its driver from .*dist\/components\/run-driver\.js, which does not exist\. Fix: run pulumi in the pgrelocate project directory/,
+      );
+    } finally {
+      stray.stop();
+    }
   });
 
-  it('create syncs, update cuts over, delete removes every replication artefact', async function () {
+  it('preview, create = sync, diff on phase = update, update = cutover verified, delete = cleanup; which changes replace the run', async function () {
+    this.timeout(600_000);
     const source = await freshDatabase(await server(12), 'prov_src');
     await loadSample(source, { sizeBytes: 3e6 });
     const target = await freshDatabase(await server(17), 'prov_tgt');
@@ -74,33 +74,61 @@ describe('MigrationRun provider, serialized and run in fresh processes', functio
       options: { jobs: 2, replicaIdentityFull: true, verify: 'checksum' },
       mode: 'in-process',
     };
-    const checked = await call<{ failures: unknown[] }>('check', {}, inputs);
+    const news = { ...inputs, __provider: providerText };
+
+    // Preview of the first up: the target's URL is not known yet (its instance does not exist).
+    const preview = await host.check(URN, {}, { ...news, target: UNKNOWN });
+    assert.deepEqual(preview.failures, []);
+    const checked = await host.check(URN, {}, news);
     assert.deepEqual(checked.failures, []);
-    const created = await call<{ id: string; outs: RunOutputs }>('create', inputs);
-    assert.equal(created.outs.status, 'streaming');
-    assert.ok(created.id && created.outs.runId === created.id);
-    assert.ok((created.outs.copySeconds ?? -1) >= 0);
+
+    const created = await host.create(URN, checked.inputs);
+    const outs = created.properties as unknown as RunOutputs & { __provider: string };
+    assert.equal(outs.status, 'streaming');
+    assert.ok(created.id && outs.runId === created.id);
+    assert.ok((outs.copySeconds ?? -1) >= 0);
+    assert.equal(outs.__provider, providerText, 'the state keeps the provider text destroy will run');
 
     // The application keeps writing while the stack sits in phase sync.
     await sql(source, `INSERT INTO public.schema_migrations (version) VALUES ('written-during-sync')`);
 
-    const news: RunInputs = { ...inputs, phase: 'cutover' };
-    const diff = await call<{ changes: boolean; replaces: string[] }>('diff', created.id, created.outs, news);
-    assert.equal(diff.changes, true);
-    assert.deepEqual(diff.replaces, [], 'a phase change is an update, never a replacement');
-    const updated = await call<{ outs: RunOutputs }>('update', created.id, created.outs, news);
-    assert.equal(updated.outs.status, 'done');
-    assert.equal(updated.outs.verified, true);
-    assert.ok((updated.outs.blackoutSeconds ?? 99) < 5, `blackout ${updated.outs.blackoutSeconds}`);
-    assert.equal(updated.outs.newTargetUrl, applicationUrl(inputs.target));
-    assert.ok(!new URL(updated.outs.newTargetUrl).password, 'the application gets no credentials of the run');
+    // Which changes are an update and which a new run, as the engine asks.
+    const cutover = { ...news, phase: 'cutover' };
+    assert.deepEqual(await host.diff(URN, created.id, outs, news), { changes: 'none', replaces: [] });
+    assert.deepEqual(await host.diff(URN, created.id, outs, cutover), { changes: 'some', replaces: [] }, 'a phase change is an update');
+    assert.deepEqual(await host.diff(URN, created.id, outs, { ...news, options: { ...inputs.options, jobs: 4 } }), {
+      changes: 'some',
+      replaces: [],
+    });
+    assert.deepEqual(
+      await host.diff(URN, created.id, outs, { ...news, workerInstanceId: UNKNOWN }),
+      { changes: 'some', replaces: [] },
+      'a new worker carries the run on',
+    );
+    assert.deepEqual((await host.diff(URN, created.id, outs, { ...news, source: inputs.source + '&x=1' })).replaces, ['source']);
+    assert.deepEqual((await host.diff(URN, created.id, outs, { ...news, strategy: 'pglogical' })).replaces, ['strategy']);
+    assert.deepEqual(
+      (await host.diff(URN, created.id, outs, { ...news, target: UNKNOWN })).replaces,
+      ['target'],
+      'an unknown target may be another one',
+    );
+    const refused = await host.check(URN, outs, { ...news, strategy: 'dump-restore', phase: 'cutover' });
+    assert.deepEqual(
+      refused.failures.map((f) => f.property),
+      ['phase'],
+    );
+
+    const updated = (await host.update(URN, created.id, outs, cutover)) as unknown as RunOutputs;
+    assert.equal(updated.status, 'done');
+    assert.equal(updated.verified, true);
+    assert.ok((updated.blackoutSeconds ?? 99) < 5, `blackout ${updated.blackoutSeconds}`);
+    assert.equal(updated.newTargetUrl, applicationUrl(inputs.target));
+    assert.ok(!new URL(updated.newTargetUrl).password, 'the application gets no credentials of the run');
     assert.equal((await sql(target, `SELECT 1 FROM public.schema_migrations WHERE version = 'written-during-sync'`)).length, 1);
+    // Going back is refused by the provider, through the engine's error.
+    await assert.rejects(host.update(URN, created.id, updated as unknown as Record<string, unknown>, news), /cannot go back to sync/);
 
-    // Going back is refused; a new source means a new run.
-    const back = await call<{ replaces: string[] }>('diff', created.id, updated.outs, { ...news, source: inputs.source + '&x=1' });
-    assert.deepEqual(back.replaces, ['source']);
-
-    await call('delete', created.id, updated.outs);
+    await host.delete(URN, created.id, updated as unknown as Record<string, unknown>);
     const left = [
       ...(await sql(source, `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`)),
       ...(await sql(source, `SELECT pubname FROM pg_publication`)),
@@ -117,10 +145,11 @@ describe('MigrationRun provider, serialized and run in fresh processes', functio
   });
 
   it('check refuses a cutover phase for dump-restore and a worker-less ssm run', async function () {
-    const r = await call<{ failures: { property: string }[] }>(
-      'check',
+    const r = await host.check(
+      URN,
       {},
       {
+        __provider: providerText,
         source: 'postgresql://a@h/db',
         target: 'postgresql://a@h/db2',
         strategy: 'dump-restore',

@@ -343,6 +343,8 @@ describe('Pulumi program (mocks)', function () {
         'postgresql://pgrelocate_admin:generated%2Fpass%20word@target-db.mock.rds.amazonaws.com:5432/app?sslmode=require',
       );
       assert.match(String(run['__provider']), /exports\.handler/);
+      // The engine keeps the URLs secret in the state and outputs, whatever the provider returns.
+      assert.deepEqual(one(rs, 'pulumi-nodejs:dynamic:Resource', 'run').opts.additionalSecretOutputs, ['source', 'target']);
     });
   });
 
