@@ -80,7 +80,7 @@ export const StackConfigSchema = z
   .object({
     /** local: an existing target (pgrelocate:targetUrl), no AWS; aws: target, worker and parameter groups. */
     mode: z.enum(['local', 'aws']),
-    strategy: z.enum(['logical', 'pglogical', 'dump-restore']).default('logical'),
+    strategy: z.enum(['logical', 'pglogical', 'dump-restore', 'bucardo']).default('logical'),
     /** sync: copy and stream; cutover: switch (change it and `pulumi up`). */
     phase: z.enum(['sync', 'cutover']).default('sync'),
     options: RunOptionsSchema.default(RunOptionsSchema.parse({})),

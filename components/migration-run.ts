@@ -68,6 +68,12 @@ export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvide
       if (news.strategy === 'dump-restore' && news.phase === 'cutover') {
         failures.push({ property: 'phase', reason: 'dump-restore has no cutover phase: the whole run is the downtime' });
       }
+      if (news.strategy === 'bucardo' && news.mode === 'in-process')
+        failures.push({
+          property: 'strategy',
+          reason:
+            'bucardo needs a Bucardo control server, which only the worker of an aws stack runs: use mode aws, or the CLI (pgrelocate sync --strategy bucardo --bucardo-url …)',
+        });
       return { inputs: news, failures };
     },
     async diff(_id: string, olds: RunOutputs, news: RunInputs) {

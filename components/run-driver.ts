@@ -10,8 +10,8 @@ import type { Strategy } from '../engine/strategies/names';
 import { commandLine, defaultOf, type PulumiOptionValues } from '../engine/options';
 import { executionTimeoutSeconds, reportSummary, sendWithRetry, ssmScript, SSM_LIMITS, type ReportSummary } from './ssm';
 
-/** The strategies the Pulumi layer runs: it provisions no Bucardo control database yet. */
-export type PulumiStrategy = Exclude<Strategy, 'bucardo'>;
+/** The strategies the Pulumi layer runs: all of them (bucardo's control database runs on the worker). */
+export type PulumiStrategy = Strategy;
 
 export interface RunInputs {
   /** Source and target URLs (secrets). */

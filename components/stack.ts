@@ -57,11 +57,12 @@ export function targetRunUrl(parts: { user: string; password: string; host: stri
 
 /**
  * Which security groups must reach the source on 5432: the worker always (it
- * reads the schema and, for dump-restore, the data); for the logical
- * strategies also the target, whose subscription connects to the source. Pure.
+ * reads the schema and, for dump-restore, the data; Bucardo's daemon runs
+ * there); for logical and pglogical also the target, whose subscription
+ * connects to the source. Pure.
  */
 export function sourceIngressFrom(strategy: StackConfig['strategy']): ('worker' | 'target')[] {
-  return strategy === 'dump-restore' ? ['worker'] : ['worker', 'target'];
+  return strategy === 'logical' || strategy === 'pglogical' ? ['worker', 'target'] : ['worker'];
 }
 
 /** What the stack runs with besides its configuration: the aws provider's access (mode aws). */

@@ -31,9 +31,32 @@ export function workerPackages(args: Pick<UserDataArgs, 'clientMajor' | 'strateg
   // No npm: the CLI comes as a tarball with its dependencies bundled.
   const pkgs = [`postgresql-client-${args.clientMajor}`, 'nodejs', 'awscli'];
   if (args.strategy === 'pglogical') pkgs.push(`postgresql-${args.clientMajor}-pglogical`);
-  if (args.strategy === 'bucardo') pkgs.push('bucardo', `postgresql-plperl-${args.clientMajor}`);
+  // Bucardo's control database: a local server with PL/Perl (the engine checks both) and Bucardo itself.
+  if (args.strategy === 'bucardo') pkgs.push(`postgresql-${args.clientMajor}`, `postgresql-plperl-${args.clientMajor}`, 'bucardo');
   return pkgs;
 }
+
+/**
+ * Bucardo's control server on the worker: the cluster Debian made when the
+ * server package was installed, and a superuser for pgrelocate with a password
+ * made here and kept in a root-only file (never in user-data, argv or logs:
+ * the SQL reaches psql on stdin from a shell builtin). Its URL goes to
+ * `PGRELOCATE_BUCARDO_URL` for every command (cleanup drops the control
+ * database with it). TCP on 127.0.0.1, where Debian's pg_hba asks for a
+ * password: the `bucardo` role the engine creates logs in the same way.
+ */
+const BUCARDO_CONTROL = `#!/bin/sh
+set -eu
+MAJOR="$1"
+ENV=/etc/pgrelocate/bucardo.env
+pg_ctlcluster "$MAJOR" main start 2>/dev/null || true
+PORT=$(pg_conftool -s "$MAJOR" main show port)
+[ -s "$ENV" ] && exit 0
+PW=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+printf "CREATE ROLE pgrelocate_control SUPERUSER LOGIN PASSWORD '%s';\n" "$PW" | runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -p "$PORT" -d postgres
+umask 077
+printf 'PGRELOCATE_BUCARDO_URL=postgresql://pgrelocate_control:%s@127.0.0.1:%s/postgres\n' "$PW" "$PORT" > "$ENV"
+`;
 
 const DISK_SCRIPT = `#!/bin/sh
 # Format and mount the first empty non-root disk (EBS on Nitro shows up as NVMe).
@@ -95,6 +118,8 @@ export PGRELOCATE_SOURCE_URL PGRELOCATE_TARGET_URL
 export PGRELOCATE_WORK_DIR=${dataDir}/work
 # fixes name Pulumi config keys (pgrelocate:options.maxLag), not CLI flags
 export PGRELOCATE_FRONT_END=pulumi
+# bucardo: the local control server's URL (made at boot, root-only)
+if [ -f /etc/pgrelocate/bucardo.env ]; then . /etc/pgrelocate/bucardo.env; export PGRELOCATE_BUCARDO_URL; fi
 mkdir -p "$PGRELOCATE_WORK_DIR"
 exec pgrelocate "$COMMAND" "\${ARGS[@]}" --json
 `;
@@ -137,6 +162,9 @@ export function renderUserData(args: UserDataArgs): string {
       { path: '/usr/local/bin/pgrelocate-run', permissions: '0755', owner: 'root:root', content: runScript(args, dataDir) },
       { path: '/etc/pgrelocate/env', permissions: '0644', owner: 'root:root', content: env + '\n' },
       { path: '/etc/systemd/system/pgrelocate@.service', permissions: '0644', owner: 'root:root', content: UNIT(dataDir) },
+      ...(args.strategy === 'bucardo'
+        ? [{ path: '/usr/local/sbin/pgrelocate-bucardo-control', permissions: '0755', owner: 'root:root', content: BUCARDO_CONTROL }]
+        : []),
     ],
     runcmd: [
       // The agent first: SendCommand reaches the worker as soon as it registers (the script then waits for cloud-init).
@@ -147,6 +175,7 @@ export function renderUserData(args: UserDataArgs): string {
       ['sh', '-c', 'for s in /usr/share/postgresql-common/pgdg/*.sh; do sh "$s" -y; done'],
       ['sh', '-c', `DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${workerPackages(args).join(' ')}`],
       ['/usr/local/sbin/pgrelocate-install', args.region, `s3://${args.cliPackage.bucket}/${args.cliPackage.key}`, args.cliPackage.sha256],
+      ...(args.strategy === 'bucardo' ? [['/usr/local/sbin/pgrelocate-bucardo-control', String(args.clientMajor)]] : []),
       ['systemctl', 'daemon-reload'],
     ],
   };

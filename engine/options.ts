@@ -199,6 +199,7 @@ export const OPTIONS = {
     help: "bucardo: pgrelocate's parallel copy for the first data, Bucardo for the changes only",
     expect: 'true or false',
     value: onOff,
+    pulumi: true,
     commands: RUN,
     only: 'streaming',
   },

@@ -159,5 +159,15 @@ describe('MigrationRun provider through the real provider host (gRPC)', function
       },
     );
     assert.deepEqual(r.failures.map((f) => f.property).sort(), ['phase', 'workerInstanceId']);
+    const local = await host.check(
+      URN,
+      {},
+      { __provider: providerText, source: 's', target: 't', strategy: 'bucardo', phase: 'sync', options: {}, mode: 'in-process' },
+    );
+    assert.deepEqual(
+      local.failures.map((f) => f.property),
+      ['strategy'],
+    );
+    assert.match(local.failures[0]!.reason, /only the worker of an aws stack runs/);
   });
 });

@@ -397,6 +397,33 @@ describe('Pulumi program (mocks)', function () {
     assert.ok(!pinned.lookups.includes('aws:rds/getSnapshot:getSnapshot'), 'a named snapshot needs no look-up');
   });
 
+  it('heroku stack: bucardo, its control server on the worker (PostgreSQL + PL/Perl + Bucardo), no replication settings on the source', async function () {
+    const { resources } = await build('heroku');
+    const run = one(resources, 'pulumi-nodejs:dynamic:Resource', 'run').inputs;
+    assert.equal(run['strategy'], 'bucardo');
+    assert.equal((run['options'] as { bucardoParallelCopy?: boolean }).bucardoParallelCopy, true);
+    assert.deepEqual(run['aws'], { region: 'us-east-1' });
+    const ud = parse(String(one(resources, 'aws:ec2/instance:Instance').inputs['userData'])) as {
+      runcmd: string[][];
+      write_files: { path: string }[];
+    };
+    const cmds = ud.runcmd.map((c) => c.join(' '));
+    assert.ok(
+      cmds.some((c) => /apt-get install .*postgresql-17 postgresql-plperl-17 bucardo/.test(c)),
+      cmds.join('\n'),
+    );
+    assert.ok(cmds.includes('/usr/local/sbin/pgrelocate-bucardo-control 17'));
+    assert.ok(ud.write_files.some((f) => f.path === '/usr/local/sbin/pgrelocate-bucardo-control'));
+    // Heroku is not RDS: no parameter group, no security group of the source to open; the worker's disk needs no dump space.
+    assert.deepEqual(
+      ofType(resources, 'aws:rds/parameterGroup:ParameterGroup').map((r) => r.name),
+      ['target-params'],
+    );
+    assert.deepEqual(ofType(resources, 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule'), []);
+    assert.equal(one(resources, 'aws:ebs/volume:Volume').inputs['size'], 50);
+    assert.deepEqual(sourceIngressFrom('bucardo'), ['worker'], "Bucardo's daemon on the worker is what connects to the source");
+  });
+
   it('dump-restore: the worker disk holds the dump (twice the source); only the worker reaches the source', async function () {
     const { resources } = await build('production', { strategy: 'dump-restore' });
     assert.equal(one(resources, 'aws:ebs/volume:Volume').inputs['size'], 500);

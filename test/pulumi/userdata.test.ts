@@ -5,12 +5,14 @@
  * is made by `npm pack` and unpacked the way the worker unpacks it.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'yaml';
 import { ssmScript } from '../../components/ssm';
+import { startServer } from '../../engine/local/cluster';
+import { sql } from '../helpers/servers';
 import { renderUserData, workerPackages, type UserDataArgs } from '../../components/userdata';
 import { readWorkerPackage } from '../../components/worker-package';
 
@@ -160,6 +162,62 @@ describe('worker user-data', function () {
         "every runtime dependency of the engine and CLI is bundled (the Pulumi program's are not)",
       );
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("bucardo: the worker's control server gets a superuser whose password is made there, kept root-only, and never on a command line", async function () {
+    if (!existsSync('/usr/lib/postgresql/15/lib/plperl.so')) {
+      process.stderr.write(
+        'PL/Perl for PostgreSQL 15 is not installed: apt-get install -y postgresql-plperl-15 (npm test as root does it)\n',
+      );
+      this.skip();
+    }
+    const ctl = await startServer({ major: 15, origin: 'debian', name: 'bucardo-control-ud' });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-bucardo-ud-'));
+    try {
+      const d = doc({ ...base, strategy: 'bucardo', clientMajor: 15 });
+      const envFile = path.join(dir, 'bucardo.env');
+      const script = path.join(dir, 'control');
+      writeFileSync(script, file(d, '/usr/local/sbin/pgrelocate-bucardo-control').replaceAll('/etc/pgrelocate/bucardo.env', envFile));
+      chmodSync(script, 0o755);
+      const argvLog = path.join(dir, 'argv.log');
+      // Debian's cluster tools stood in for this server; every command line is logged to check no password is on one.
+      const PATH = fakeBin(dir, {
+        pg_ctlcluster: `echo "pg_ctlcluster $*" >> ${argvLog}`,
+        pg_conftool: `echo "pg_conftool $*" >> ${argvLog}; echo ${ctl.port}`,
+        runuser: `echo "runuser $*" >> ${argvLog}; shift 3; PGHOST=127.0.0.1 PGUSER=${ctl.superuser} PGPASSFILE=${path.join(dir, 'su.pgpass')} exec "$@"`,
+      });
+      writeFileSync(path.join(dir, 'su.pgpass'), `127.0.0.1:${ctl.port}:*:${ctl.superuser}:${ctl.password}\n`, { mode: 0o600 });
+      const r = await execa(script, ['15'], { reject: false, env: { PATH } });
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(statSync(envFile).mode & 0o777, 0o600, 'root-only');
+      const url = /^PGRELOCATE_BUCARDO_URL=(\S+)$/m.exec(readFileSync(envFile, 'utf8'))![1]!;
+      const u = new URL(url);
+      assert.equal(u.username, 'pgrelocate_control');
+      assert.equal(u.port, String(ctl.port));
+      assert.match(u.password, /^[0-9a-f]{48}$/);
+      assert.ok(!readFileSync(argvLog, 'utf8').includes(u.password), 'the password is on no command line');
+      // What the engine's Bucardo control checks first: a superuser, PL/Perl available.
+      const got = await sql<{ su: boolean; plperl: boolean }>(
+        {
+          host: '127.0.0.1',
+          port: ctl.port,
+          user: 'pgrelocate_control',
+          password: decodeURIComponent(u.password),
+          database: 'postgres',
+          sslmode: 'prefer',
+          params: {},
+        },
+        `SELECT rolsuper AS su, EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'plperl') AS plperl FROM pg_roles WHERE rolname = current_user`,
+      );
+      assert.deepEqual(got, [{ su: true, plperl: true }]);
+      // A second boot (cloud-init runs runcmd once, but a re-run must not fail or change the password).
+      const again = await execa(script, ['15'], { reject: false, env: { PATH } });
+      assert.equal(again.exitCode, 0, again.stderr);
+      assert.equal(/^PGRELOCATE_BUCARDO_URL=(\S+)$/m.exec(readFileSync(envFile, 'utf8'))![1], url);
+    } finally {
+      await ctl.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });
