@@ -158,8 +158,8 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEn
         deletionProtection: false,
         applyImmediately: true,
       },
-      // The latest snapshot changes daily: the copy keeps the one it was restored from.
-      lookupPinnedOptions(['snapshotIdentifier']),
+      // The latest snapshot changes daily: the copy keeps the one it was restored from (a snapshot named in config is followed).
+      a.rehearsalSnapshotIdentifier ? {} : lookupPinnedOptions(['snapshotIdentifier']),
     );
     sourceUrl = pulumi.secret(pulumi.all([secrets.sourceUrl, copy.address]).apply(([u, host]) => withHost(u, host)));
   } else if (a.sourceSecurityGroupId) {

@@ -192,8 +192,8 @@ export class MigrationWorker extends pulumi.ComponentResource {
         rootBlockDevice: { volumeSize: 20, volumeType: 'gp3', encrypted: true },
         tags: { Name: `pgrelocate-${name}` },
       },
-      // The AMI is looked up with mostRecent: Debian's next image must not replace a worker mid-run.
-      { ...disposableOptions(this), ...lookupPinnedOptions(['ami']), dependsOn: [cli] },
+      // A looked-up AMI (mostRecent) is pinned: Debian's next image must not replace a worker mid-run. One named in config is followed.
+      { ...disposableOptions(this), ...(args.ami ? {} : lookupPinnedOptions(['ami'])), dependsOn: [cli] },
     );
     this.dataVolume = new aws.ebs.Volume(
       `${name}-data`,

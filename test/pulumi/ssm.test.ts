@@ -1,6 +1,6 @@
 /** The SSM path to the worker, against AWS's documented limits, its shell run for real. */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -96,6 +96,37 @@ describe('SSM path to the worker', function () {
     const again = ssmScript(['migrate'], 60, false).join('\n');
     assert.ok(!/systemctl start|: > /.test(again), again);
     assert.match(ssmScript(['migrate'], 60).join('\n'), /systemctl start --no-block pgrelocate@migrate\.service/);
+  });
+
+  it("past its wait, prints the run's id and phase with running: true and leaves the unit going; a command this worker never ran is lost", async function () {
+    this.timeout(30_000);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-ssm-wait-'));
+    const stubs: Record<string, string> = {
+      systemctl: 'case "$*" in *ActiveState*) echo active;; *) exit 1;; esac',
+      'cloud-init': 'exit 0',
+      'pgrelocate-run': `[ "$1" = status ] && echo '{"id":"7d1c0b5e-1111-4222-8333-944445555666","phase":"copy","steps":[]}'`,
+    };
+    for (const [name, body] of Object.entries(stubs)) {
+      writeFileSync(path.join(dir, name), `#!/bin/sh\n${body}\n`);
+      chmodSync(path.join(dir, name), 0o755);
+    }
+    const env = { PATH: `${dir}:${process.env['PATH']}` };
+    const script = ssmScript(['sync'], 1, false)
+      .join('\n')
+      .replaceAll('/usr/local/bin/pgrelocate-run', path.join(dir, 'pgrelocate-run'))
+      .replaceAll('/data/logs', dir);
+    writeFileSync(path.join(dir, 'sync.json'), '{"progress":1}\n');
+    const r = await execa('sh', ['-c', script], { reject: false, env });
+    assert.equal(r.exitCode, 0, r.stderr);
+    const summary = reportSummary(JSON.parse(r.stdout));
+    assert.equal(summary.running, true);
+    assert.equal(summary.runId, '7d1c0b5e-1111-4222-8333-944445555666', 'the stack shows which run it waits for');
+    // The unit is not running and never wrote a report here: the worker was replaced while it ran elsewhere.
+    writeFileSync(path.join(dir, 'systemctl'), '#!/bin/sh\necho inactive\n');
+    rmSync(path.join(dir, 'sync.json'));
+    const lost = await execa('sh', ['-c', script], { reject: false, env });
+    assert.equal(lost.exitCode, 0, lost.stderr);
+    assert.equal(reportSummary(JSON.parse(lost.stdout)).lost, true);
   });
 
   it('retries SendCommand while SSM does not know the instance yet, and nothing else', async function () {

@@ -395,6 +395,16 @@ describe('Pulumi program (mocks)', function () {
       'shop-before-upgrade',
     );
     assert.ok(!pinned.lookups.includes('aws:rds/getSnapshot:getSnapshot'), 'a named snapshot needs no look-up');
+    assert.equal(
+      one(pinned.resources, 'aws:rds/instance:Instance', 'rehearsal-source').opts.ignoreChanges,
+      undefined,
+      'a snapshot named in config is followed when it changes',
+    );
+    const ami = await build('production', { aws: { workerAmi: 'ami-0pinnedbyuser' } });
+    const worker = one(ami.resources, 'aws:ec2/instance:Instance');
+    assert.equal(worker.inputs['ami'], 'ami-0pinnedbyuser');
+    assert.equal(worker.opts.ignoreChanges, undefined, 'an AMI named in config is followed when it changes');
+    assert.ok(!ami.lookups.includes('aws:ec2/getAmi:getAmi'));
   });
 
   it('heroku stack: bucardo, its control server on the worker (PostgreSQL + PL/Perl + Bucardo), no replication settings on the source', async function () {
