@@ -59,6 +59,7 @@ export const ERROR_CODES = {
   'slot-busy': ExitCode.migrationFailed,
   'lag-too-high': ExitCode.migrationFailed,
   'apply-timeout': ExitCode.migrationFailed,
+  'apply-failing': ExitCode.migrationFailed,
   'fence-blocked': ExitCode.migrationFailed,
   'hook-failed': ExitCode.migrationFailed,
   done: ExitCode.migrationFailed,

@@ -169,6 +169,71 @@ export async function slotLagGate(c: CutoverContext, emit: Emit): Promise<Lag> {
   return lag;
 }
 
+/** One look at a native subscription's apply worker: its pid (null when none runs) and, on 15+, its error count. */
+async function applySample(dst: pg.Client, subscription: string): Promise<{ pid: number | null; errors: number | null; enabled: boolean }> {
+  const r = await dst.query<{ pid: number | null; enabled: boolean; errors: string | null }>(
+    `SELECT (SELECT pid FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL LIMIT 1) AS pid,
+            s.subenabled AS enabled,
+            ${
+              Number((await dst.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 150000
+                ? `(SELECT apply_error_count + sync_error_count FROM pg_stat_subscription_stats t WHERE t.subid = s.oid)::text`
+                : 'NULL'
+            } AS errors
+       FROM pg_subscription s WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [subscription],
+  );
+  const row = r.rows[0];
+  return { pid: row?.pid ?? null, errors: row?.errors == null ? null : Number(row.errors), enabled: row?.enabled ?? false };
+}
+
+/**
+ * The apply worker must be healthy before anything is fenced: a worker that
+ * fails and restarts every few seconds (a row the target already has, a
+ * replica identity that cannot match) leaves the slot briefly active and the
+ * lag small, so the lag alone would let a cutover fence the source for a final
+ * LSN that is never applied. Healthy: the same worker running for `windowMs`
+ * in a row with (15+) no new apply error. A worker restarting after a fix
+ * (PostgreSQL retries every wal_retrieve_retry_interval, 5 s) gets up to
+ * `maxMs` to get there.
+ */
+export async function applyHealthGate(dst: pg.Client, subscription: string, windowMs = 2000, maxMs = 15_000, everyMs = 200): Promise<void> {
+  const started = Date.now();
+  let streak: { pid: number; errors: number | null; since: number } | null = null;
+  const seen = { notRunning: 0, restarts: 0, errors: 0, disabled: false, total: null as number | null };
+  let lastPid: number | null = null;
+  for (;;) {
+    const now = await applySample(dst, subscription);
+    seen.total = now.errors;
+    if (!now.enabled) seen.disabled = true;
+    if (now.pid === null) seen.notRunning++;
+    else if (lastPid !== null && now.pid !== lastPid) seen.restarts++;
+    if (now.enabled && now.pid !== null && streak && streak.pid === now.pid && (streak.errors ?? 0) === (now.errors ?? 0)) {
+      if (Date.now() - streak.since >= windowMs) return;
+    } else {
+      if (streak && now.errors !== null && streak.errors !== null && now.errors > streak.errors) seen.errors += now.errors - streak.errors;
+      streak = now.enabled && now.pid !== null ? { pid: now.pid, errors: now.errors, since: Date.now() } : null;
+    }
+    lastPid = now.pid ?? lastPid;
+    if (Date.now() - started >= maxMs) break;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  const window = `${maxMs / 1000}s`;
+  const why = seen.disabled
+    ? 'the subscription is disabled'
+    : [
+        seen.notRunning ? `its apply worker was not running at times during ${window} (it fails and restarts)` : '',
+        seen.restarts ? `it restarted ${seen.restarts} time(s)` : '',
+        seen.errors ? `it logged ${seen.errors} apply error(s)` : '',
+      ]
+        .filter(Boolean)
+        .join(', ') || `its apply worker did not run steadily for ${windowMs / 1000}s within ${window}`;
+  throw new PgrelocateError(
+    'apply-failing',
+    `The target is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.`,
+    "Read the target's server log for the apply error (a row the target already has, a table the replica identity cannot match, a missing column), fix the table it names, and run the cutover again once pgrelocate status shows the lag falling.",
+  );
+}
+
 /** The final sync of the strategies that stream through a slot: the target applies the source's last LSN. */
 export const finalLsnStep: Step<CutoverContext> = {
   name: 'final-lsn',

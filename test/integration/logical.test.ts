@@ -180,6 +180,42 @@ describe('logical strategy under write load', function () {
     assert.deepEqual(await artefacts(source, target), []);
   });
 
+  it('a subscription whose apply keeps failing stops the cutover before the fence, whatever the lag; fixed, the cutover goes through', async function () {
+    if (!(await canRun(12, 17))) this.skip();
+    const { source, target } = await setup(12, 17, 3e6);
+    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+    // A row the target already has: every apply of the source's insert fails (duplicate key) and the worker restarts.
+    await sql(target, `INSERT INTO app.accounts (id, name) VALUES (990001, 'made on the target')`);
+    await sql(source, `INSERT INTO app.accounts (id, name) VALUES (990001, 'made on the source')`);
+    await new Promise((r) => setTimeout(r, 1500));
+    await assert.rejects(cutover(source, target, { verify: 'count' }), (e: PgrelocateError) => {
+      assert.equal(e.code, 'apply-failing', e.message);
+      assert.match(e.message, /not applying changes: subscription pgrelocate_\w+: .*; nothing was fenced/);
+      assert.match(e.fix ?? '', /server log/);
+      return true;
+    });
+    // Nothing fenced: no read-only setting on the source, and the application still writes.
+    assert.deepEqual(
+      await sql(
+        source,
+        `SELECT e FROM pg_db_role_setting s, unnest(s.setconfig) e
+          WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) AND e LIKE 'default_transaction_read_only%'`,
+      ),
+      [],
+    );
+    await sql(source, `INSERT INTO app.accounts (id, name) VALUES (990002, 'written after the refusal')`);
+    // The operator removes the conflicting row: the worker applies on its next start and the cutover succeeds.
+    await sql(target, `DELETE FROM app.accounts WHERE id = 990001`);
+    const c = await cutover(source, target, { verify: 'checksum' });
+    assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    assert.deepEqual(
+      (await sql<{ name: string }>(target, `SELECT name FROM app.accounts WHERE id IN (990001, 990002) ORDER BY id`)).map((r) => r.name),
+      ['made on the source', 'written after the refusal'],
+    );
+    await cleanup(source, target);
+    assert.deepEqual(await artefacts(source, target), []);
+  });
+
   it('a sync killed during the copy resumes from a new snapshot and ends verified', async function () {
     if (!(await canRun(12, 17))) this.skip();
     const { source, target } = await setup(12, 17, 60e6);

@@ -7,13 +7,17 @@
 import { ident } from '../../conn';
 import { dropSlot, dropSubscription } from '../../streaming/artefacts';
 import type { StreamingHooks } from '../../streaming/hooks';
-import { finalLsnStep, slotLagGate, slotStatus } from '../../streaming/subscription';
+import { applyHealthGate, finalLsnStep, slotLagGate, slotStatus } from '../../streaming/subscription';
 
 export { sync, type SyncReport } from './sync';
 
 export const logical: StreamingHooks = {
   name: 'logical',
-  lagGate: slotLagGate,
+  // A subscription whose apply keeps failing stops the cutover before the fence, whatever the lag says.
+  async lagGate(c, emit) {
+    await applyHealthGate(c.dst, c.meta.names.subscription);
+    return slotLagGate(c, emit);
+  },
   finalSync: finalLsnStep,
   // Key-less tables REPLICA IDENTITY FULL cannot match are not published.
   recopy: (meta) => meta.fullCopy ?? [],
