@@ -5,7 +5,7 @@
  */
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
-import type { AwsAccess } from './aws-access';
+import { awsAccessOf, type AwsAccess } from './aws-access';
 import { majorOf, targetStorageGb, workerDiskGb, type StackConfig } from './config';
 import { MigrationRun } from './migration-run';
 import { lookupPinnedOptions, migrationRunOptions } from './options';
@@ -87,8 +87,8 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEn
     return { status: run.status, blackoutSeconds: run.blackoutSeconds, copySeconds: run.copySeconds, connectionString: run.newTargetUrl };
   }
   const a = cfg.aws!;
-  if (!env.aws) throw new pulumi.RunError('aws:region is not set. Fix: pulumi config set aws:region <region> (e.g. eu-west-1).');
-  const access = env.aws;
+  // Without the aws provider's settings, awsAccessOf names the missing aws:region and its fix.
+  const access = env.aws ?? awsAccessOf({});
   const stack = pulumi.getStack();
   const workerSg = workerSecurityGroup('worker-sg', a.vpcId);
 

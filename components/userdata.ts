@@ -39,23 +39,26 @@ export function workerPackages(args: Pick<UserDataArgs, 'clientMajor' | 'strateg
 /**
  * Bucardo's control server on the worker: the cluster Debian made when the
  * server package was installed, and a superuser for pgrelocate with a password
- * made here and kept in a root-only file (never in user-data, argv or logs:
- * the SQL reaches psql on stdin from a shell builtin). Its URL goes to
- * `PGRELOCATE_BUCARDO_URL` for every command (cleanup drops the control
- * database with it). TCP on 127.0.0.1, where Debian's pg_hba asks for a
- * password: the `bucardo` role the engine creates logs in the same way.
+ * made here and kept in a root-only passfile (never in user-data, argv, logs
+ * or a URL: the SQL reaches psql on stdin from a shell builtin). Every command
+ * gets `PGRELOCATE_BUCARDO_URL` without a password and `PGPASSFILE` pointing
+ * at that file, which the engine reads as libpq does (cleanup drops the
+ * control database with them). TCP on 127.0.0.1, where Debian's pg_hba asks
+ * for a password: the `bucardo` role the engine creates logs in the same way.
  */
 const BUCARDO_CONTROL = `#!/bin/sh
 set -eu
 MAJOR="$1"
 ENV=/etc/pgrelocate/bucardo.env
+PASSFILE=/etc/pgrelocate/bucardo.pgpass
 pg_ctlcluster "$MAJOR" main start 2>/dev/null || true
 PORT=$(pg_conftool -s "$MAJOR" main show port)
 [ -s "$ENV" ] && exit 0
 PW=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 printf "CREATE ROLE pgrelocate_control SUPERUSER LOGIN PASSWORD '%s';\n" "$PW" | runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -p "$PORT" -d postgres
 umask 077
-printf 'PGRELOCATE_BUCARDO_URL=postgresql://pgrelocate_control:%s@127.0.0.1:%s/postgres\n' "$PW" "$PORT" > "$ENV"
+printf '127.0.0.1:%s:*:pgrelocate_control:%s\n' "$PORT" "$PW" > "$PASSFILE"
+printf 'PGRELOCATE_BUCARDO_URL=postgresql://pgrelocate_control@127.0.0.1:%s/postgres\nPGPASSFILE=%s\n' "$PORT" "$PASSFILE" > "$ENV"
 `;
 
 const DISK_SCRIPT = `#!/bin/sh
@@ -118,8 +121,8 @@ export PGRELOCATE_SOURCE_URL PGRELOCATE_TARGET_URL
 export PGRELOCATE_WORK_DIR=${dataDir}/work
 # fixes name Pulumi config keys (pgrelocate:options.maxLag), not CLI flags
 export PGRELOCATE_FRONT_END=pulumi
-# bucardo: the local control server's URL (made at boot, root-only)
-if [ -f /etc/pgrelocate/bucardo.env ]; then . /etc/pgrelocate/bucardo.env; export PGRELOCATE_BUCARDO_URL; fi
+# bucardo: the local control server's URL and its root-only passfile (made at boot)
+if [ -f /etc/pgrelocate/bucardo.env ]; then . /etc/pgrelocate/bucardo.env; export PGRELOCATE_BUCARDO_URL PGPASSFILE; fi
 mkdir -p "$PGRELOCATE_WORK_DIR"
 exec pgrelocate "$COMMAND" "\${ARGS[@]}" --json
 `;

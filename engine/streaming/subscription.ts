@@ -170,15 +170,15 @@ export async function slotLagGate(c: CutoverContext, emit: Emit): Promise<Lag> {
 }
 
 /** One look at a native subscription's apply worker: its pid (null when none runs) and, on 15+, its error count. */
-async function applySample(dst: pg.Client, subscription: string): Promise<{ pid: number | null; errors: number | null; enabled: boolean }> {
+async function applySample(
+  dst: pg.Client,
+  subscription: string,
+  hasStats: boolean,
+): Promise<{ pid: number | null; errors: number | null; enabled: boolean }> {
   const r = await dst.query<{ pid: number | null; enabled: boolean; errors: string | null }>(
     `SELECT (SELECT pid FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL LIMIT 1) AS pid,
             s.subenabled AS enabled,
-            ${
-              Number((await dst.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 150000
-                ? `(SELECT apply_error_count + sync_error_count FROM pg_stat_subscription_stats t WHERE t.subid = s.oid)::text`
-                : 'NULL'
-            } AS errors
+            ${hasStats ? `(SELECT apply_error_count + sync_error_count FROM pg_stat_subscription_stats t WHERE t.subid = s.oid)::text` : 'NULL'} AS errors
        FROM pg_subscription s WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     [subscription],
   );
@@ -198,11 +198,13 @@ async function applySample(dst: pg.Client, subscription: string): Promise<{ pid:
  */
 export async function applyHealthGate(dst: pg.Client, subscription: string, windowMs = 2000, maxMs = 15_000, everyMs = 200): Promise<void> {
   const started = Date.now();
+  // pg_stat_subscription_stats exists from 15 on: asked once, not at every sample.
+  const hasStats = Number((await dst.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 150000;
   let streak: { pid: number; errors: number | null; since: number } | null = null;
   const seen = { notRunning: 0, restarts: 0, errors: 0, disabled: false, total: null as number | null };
   let lastPid: number | null = null;
   for (;;) {
-    const now = await applySample(dst, subscription);
+    const now = await applySample(dst, subscription, hasStats);
     seen.total = now.errors;
     if (!now.enabled) seen.disabled = true;
     if (now.pid === null) seen.notRunning++;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'yaml';
 import { ssmScript } from '../../components/ssm';
+import { parseUrl } from '../../engine/conn';
 import { startServer } from '../../engine/local/cluster';
 import { sql } from '../helpers/servers';
 import { renderUserData, workerPackages, type UserDataArgs } from '../../components/userdata';
@@ -179,7 +180,13 @@ describe('worker user-data', function () {
       const d = doc({ ...base, strategy: 'bucardo', clientMajor: 15 });
       const envFile = path.join(dir, 'bucardo.env');
       const script = path.join(dir, 'control');
-      writeFileSync(script, file(d, '/usr/local/sbin/pgrelocate-bucardo-control').replaceAll('/etc/pgrelocate/bucardo.env', envFile));
+      const passfile = path.join(dir, 'bucardo.pgpass');
+      writeFileSync(
+        script,
+        file(d, '/usr/local/sbin/pgrelocate-bucardo-control')
+          .replaceAll('/etc/pgrelocate/bucardo.env', envFile)
+          .replaceAll('/etc/pgrelocate/bucardo.pgpass', passfile),
+      );
       chmodSync(script, 0o755);
       const argvLog = path.join(dir, 'argv.log');
       // Debian's cluster tools stood in for this server; every command line is logged to check no password is on one.
@@ -191,24 +198,22 @@ describe('worker user-data', function () {
       writeFileSync(path.join(dir, 'su.pgpass'), `127.0.0.1:${ctl.port}:*:${ctl.superuser}:${ctl.password}\n`, { mode: 0o600 });
       const r = await execa(script, ['15'], { reject: false, env: { PATH } });
       assert.equal(r.exitCode, 0, r.stderr);
-      assert.equal(statSync(envFile).mode & 0o777, 0o600, 'root-only');
-      const url = /^PGRELOCATE_BUCARDO_URL=(\S+)$/m.exec(readFileSync(envFile, 'utf8'))![1]!;
+      assert.equal(statSync(passfile).mode & 0o777, 0o600, 'root-only');
+      const envText = readFileSync(envFile, 'utf8');
+      const url = /^PGRELOCATE_BUCARDO_URL=(\S+)$/m.exec(envText)![1]!;
       const u = new URL(url);
       assert.equal(u.username, 'pgrelocate_control');
       assert.equal(u.port, String(ctl.port));
-      assert.match(u.password, /^[0-9a-f]{48}$/);
-      assert.ok(!readFileSync(argvLog, 'utf8').includes(u.password), 'the password is on no command line');
-      // What the engine's Bucardo control checks first: a superuser, PL/Perl available.
+      assert.equal(u.password, '', 'no password in the URL: it is in the passfile');
+      assert.equal(/^PGPASSFILE=(\S+)$/m.exec(envText)![1], passfile);
+      const password = /:pgrelocate_control:([0-9a-f]{48})$/m.exec(readFileSync(passfile, 'utf8'))![1]!;
+      assert.ok(!readFileSync(argvLog, 'utf8').includes(password), 'the password is on no command line');
+      assert.ok(!envText.includes(password));
+      // The engine resolves the URL as libpq would, with the passfile; then what its Bucardo control checks first.
+      const control = parseUrl(url, 'Bucardo control URL', { env: { PGPASSFILE: passfile } });
+      assert.equal(control.password, password);
       const got = await sql<{ su: boolean; plperl: boolean }>(
-        {
-          host: '127.0.0.1',
-          port: ctl.port,
-          user: 'pgrelocate_control',
-          password: decodeURIComponent(u.password),
-          database: 'postgres',
-          sslmode: 'prefer',
-          params: {},
-        },
+        control,
         `SELECT rolsuper AS su, EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'plperl') AS plperl FROM pg_roles WHERE rolname = current_user`,
       );
       assert.deepEqual(got, [{ su: true, plperl: true }]);
