@@ -6,8 +6,10 @@
  *            and `pgcopydb clone` on the same data, alternating over runs;
  *            wall time, MB/s, rows/s, peak RSS, pair-by-pair ratios, every
  *            target verified against the source.
- *   cutover  the sample under a steady write load: sync, cutover; the write
- *            blackout seen by the client and by pgrelocate; the ledger each run.
+ *   cutover  the sample at several scales under a steady write load: sync,
+ *            cutover; the write blackout seen by pgrelocate and by the client,
+ *            the pinned verification and how long it held writers, failed
+ *            transactions, the ledger each run.
  *   memory   pgrelocate's peak RSS while copying at two scales.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -272,56 +274,93 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
   }
 }
 
-async function benchCutover(o: { scale: string; runs: number; tps: number; jobs: number; from: number; to: number }): Promise<void> {
+interface CutoverRun {
+  readonly scale: string;
+  readonly sampleBytes: number;
+  /** Fence to switch, as pgrelocate measures it: writers wait meanwhile. */
+  readonly blackout: number;
+  /** The application's last commit on the source to its first on the target. */
+  readonly clientGap: number | null;
+  /** Writers held while the verification pinned its point (before the fence). */
+  readonly verifyStall: number;
+  /** The verification itself, while writes went on. */
+  readonly verifySeconds: number;
+  readonly lockWait: number;
+  readonly committed: number;
+  /** Transactions the application saw fail (refused, or ended by the switch before their commit). */
+  readonly failed: number;
+  readonly ledgerOk: boolean;
+  readonly checked: number;
+}
+
+async function benchCutover(o: { scales: string; runs: number; tps: number; jobs: number; from: number; to: number }): Promise<void> {
   const [src, dst] = await servers(o.from, o.to);
-  const runs: { fenceToReady: number; clientGap: number | null; committed: number; refused: number; ledgerOk: boolean; checked: number }[] =
-    [];
-  for (let i = 0; i < o.runs; i++) {
-    const source = await createDb(src, `shop_${i}`);
-    const target = await createDb(dst, `shop_${i}`);
-    const sample = await loadSample(source, { sizeBytes: parseSize(o.scale) });
-    const load = new WriteLoad(source, { rate: o.tps, workers: 4, user: { name: APP_ROLE, password: sample.appPassword } });
-    await load.start();
-    try {
-      await sync(source, target, { jobs: o.jobs, replicaIdentityFull: true });
-      await new Promise((r) => setTimeout(r, 3000));
-      const c = await cutover(source, target, { jobs: o.jobs, verify: 'count' });
-      load.switchTo(target);
-      await new Promise((r) => setTimeout(r, 2000));
-      const s = await load.stop();
-      const ledger = await load.ledger.check(target);
-      runs.push({
-        fenceToReady: c.blackoutSeconds,
-        clientGap: load.writeGap(),
-        committed: s.committed,
-        refused: s.failed,
-        ledgerOk: ledger.ok,
-        checked: ledger.checked,
-      });
-      log(
-        `  run ${i + 1}: fence→ready ${formatDuration(c.blackoutSeconds)}, client gap ${formatDuration(load.writeGap() ?? NaN)}, ledger ${ledger.ok ? 'OK' : 'FAILED'} (${ledger.checked} keys)`,
-      );
-    } finally {
-      await load.stop().catch(() => undefined);
+  const runs: CutoverRun[] = [];
+  for (const [k, scale] of o.scales.split(',').entries())
+    for (let i = 0; i < o.runs; i++) {
+      const name = `shop_${k}_${i}`;
+      const source = await createDb(src, name);
+      const target = await createDb(dst, name);
+      const sample = await loadSample(source, { sizeBytes: parseSize(scale), log });
+      const load = new WriteLoad(source, { rate: o.tps, workers: 4, user: { name: APP_ROLE, password: sample.appPassword } });
+      await load.start();
+      try {
+        await sync(source, target, { jobs: o.jobs, replicaIdentityFull: true });
+        await new Promise((r) => setTimeout(r, 3000));
+        const c = await cutover(source, target, { jobs: o.jobs, verify: 'count' });
+        load.switchTo(target);
+        await new Promise((r) => setTimeout(r, 2000));
+        const s = await load.stop();
+        const ledger = await load.ledger.check(target);
+        const run: CutoverRun = {
+          scale,
+          sampleBytes: sample.bytes,
+          blackout: c.blackoutSeconds,
+          clientGap: load.writeGap(),
+          verifyStall: c.verification?.stallSeconds ?? 0,
+          verifySeconds: c.steps.find((x) => x.name === 'verify')?.seconds ?? 0,
+          lockWait: c.lockWaitSeconds,
+          committed: s.committed,
+          failed: s.failed + s.uncertain,
+          ledgerOk: ledger.ok,
+          checked: ledger.checked,
+        };
+        runs.push(run);
+        log(
+          `  ${scale} run ${i + 1}: blackout ${formatDuration(run.blackout)}, client gap ${formatDuration(run.clientGap ?? NaN)}, verify ${formatDuration(run.verifySeconds)} (writers held ${formatDuration(run.verifyStall)}), ${run.failed} failed transactions, ledger ${ledger.ok ? 'OK' : 'FAILED'} (${ledger.checked} keys)`,
+        );
+      } finally {
+        await load.stop().catch(() => undefined);
+        await dropDb(src, name).catch(() => undefined);
+        await dropDb(dst, name).catch(() => undefined);
+      }
     }
-  }
-  const gaps = runs.map((r) => r.clientGap ?? NaN);
-  const ready = runs.map((r) => r.fenceToReady);
-  const summary = {
-    clientGapMedian: median(gaps),
-    clientGapMax: Math.max(...gaps),
-    fenceToReadyMedian: median(ready),
-    fenceToReadyMax: Math.max(...ready),
-    lostWrites: runs.filter((r) => !r.ledgerOk).length,
-  };
-  const file = save('cutover', { machine: machine(), scale: o.scale, tps: o.tps, runs, summary });
-  process.stdout.write(
-    `\npgrelocate bench cutover — ${o.scale} sample, ${o.tps} writes/s, ${o.runs} runs, PostgreSQL ${o.from} → ${o.to}\n` +
-      `  write-blackout seen by the client   median ${formatDuration(summary.clientGapMedian)}, max ${formatDuration(summary.clientGapMax)}\n` +
-      `  fence → target ready (pgrelocate)      median ${formatDuration(summary.fenceToReadyMedian)}, max ${formatDuration(summary.fenceToReadyMax)}\n` +
-      `  ledger                              ${summary.lostWrites === 0 ? 'every committed write on the target, every run' : `${summary.lostWrites} runs lost writes`}\n` +
-      `Results: ${path.relative(process.cwd(), file)}\n`,
-  );
+  const scales = [...new Set(runs.map((r) => r.scale))];
+  const summary = scales.map((scale) => {
+    const at = runs.filter((r) => r.scale === scale);
+    return {
+      scale,
+      sampleBytes: at[0]!.sampleBytes,
+      blackoutMedian: median(at.map((r) => r.blackout)),
+      blackoutMax: Math.max(...at.map((r) => r.blackout)),
+      clientGapMedian: median(at.map((r) => r.clientGap ?? NaN)),
+      verifySecondsMedian: median(at.map((r) => r.verifySeconds)),
+      verifyStallMax: Math.max(...at.map((r) => r.verifyStall)),
+      failedMedian: median(at.map((r) => r.failed)),
+      lostWrites: at.filter((r) => !r.ledgerOk).length,
+    };
+  });
+  const file = save('cutover', { machine: machine(), scales, tps: o.tps, runs, summary });
+  const lines = [
+    `\npgrelocate bench cutover — ${o.tps} writes/s, ${o.runs} runs per scale, PostgreSQL ${o.from} → ${o.to}, verify count`,
+    '  sample      blackout (median / max)  client gap  verify (writers held)   failed tx  ledger',
+    ...summary.map(
+      (x) =>
+        `  ${formatBytes(x.sampleBytes).padEnd(10)}  ${formatDuration(x.blackoutMedian).padStart(8)} / ${formatDuration(x.blackoutMax).padEnd(12)}  ${formatDuration(x.clientGapMedian).padStart(10)}  ${formatDuration(x.verifySecondsMedian).padStart(8)} (${formatDuration(x.verifyStallMax)})  ${String(x.failedMedian).padStart(10)}  ${x.lostWrites === 0 ? 'complete' : `${x.lostWrites} runs lost writes`}`,
+    ),
+    `Results: ${path.relative(process.cwd(), file)}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
 }
 
 async function benchMemory(o: { scales: string; jobs: number; from: number; to: number }): Promise<void> {
@@ -369,7 +408,7 @@ async function main(): Promise<void> {
     .option('--runs <n>', 'runs per method', (v) => Number(v), 3)
     .action((o) => benchCopy(o));
   common(program.command('cutover').description('write-blackout at cutover under a steady write load'))
-    .option('--scale <size>', 'sample size', '300MB')
+    .option('--scales <list>', 'comma-separated sample sizes (the blackout must not grow with them)', '100MB,1GB')
     .option('--tps <n>', 'writes per second', (v) => Number(v), 200)
     .option('--runs <n>', 'runs', (v) => Number(v), 3)
     .action((o) => benchCutover(o));

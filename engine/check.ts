@@ -338,7 +338,7 @@ function writableChecks(f: CheckFacts, err: Add): void {
       err(
         `${side}-read-only`,
         `The ${side} database ${db} is read-only for ${inv.server.currentUser} (default_transaction_read_only = on); a pgrelocate cutover leaves its source that way.`,
-        `To write there again: ALTER DATABASE ${ident(db)} RESET default_transaction_read_only, and ALTER ROLE … IN DATABASE ${ident(db)} RESET default_transaction_read_only for the roles that have it (\\drds in psql lists them).`,
+        `If a pgrelocate cutover fenced it: pgrelocate cleanup --unfence (with this database as --source). Otherwise, in one psql session (its own transactions are read-only too until the first line): SET default_transaction_read_only = off; ALTER DATABASE ${ident(db)} RESET default_transaction_read_only; and ALTER ROLE … IN DATABASE ${ident(db)} RESET default_transaction_read_only for the roles that have it (\\drds in psql lists them).`,
       );
     }
   }

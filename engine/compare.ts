@@ -132,7 +132,14 @@ function objectQuery(major: number): string {
       'NULL::oid',
       `contype::text || ' ' || pg_get_constraintdef(oid) || CASE WHEN condeferrable THEN ' deferrable ' || condeferred ELSE '' END || ' valid ' || convalidated`,
     ),
-    simple('pg_trigger', 'oid', 'NULL::oid', `pg_get_triggerdef(oid) || ' enabled ' || tgenabled::text`, 'NOT tgisinternal'),
+    // The cutover's fence triggers on the source are pgrelocate's, not the user's schema.
+    simple(
+      'pg_trigger',
+      'oid',
+      'NULL::oid',
+      `pg_get_triggerdef(oid) || ' enabled ' || tgenabled::text`,
+      `NOT tgisinternal AND tgname NOT IN ('pgrelocate_fence', 'pgrelocate_fence_truncate')`,
+    ),
     simple('pg_rewrite', 'oid', 'NULL::oid', `pg_get_ruledef(oid) || ' enabled ' || ev_enabled::text`, `rulename <> '_RETURN'`),
     simple(
       'pg_operator',

@@ -114,14 +114,16 @@ export function formatBucardoSync(r: BucardoSyncReport): string {
 export function formatCutover(r: CutoverReport): string {
   const lines = [
     `pgrelocate — cutover complete (run ${r.runId})`,
-    `  write-blackout    ${formatDuration(r.blackoutSeconds)} (fence → target ready)`,
+    `  write-blackout    ${formatDuration(r.blackoutSeconds)} (fence → switch: writers waited, none failed)`,
     '  steps',
   ];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}`);
   lines.push(
     `  copied at cutover ${r.sequences} sequences, ${r.unloggedRows} unlogged rows, ${r.keylessRows ? `${r.keylessRows} rows of key-less tables, ` : ''}${r.largeObjects} large objects; ${r.matviews} materialized views refreshed`,
   );
-  lines.push(`  sessions ended    ${r.terminatedSessions}`);
+  lines.push(
+    `  fence             ${r.fencedTables} tables locked${r.lockWaitSeconds ? ` (after ${formatDuration(r.lockWaitSeconds)} for writes in flight)` : ''}; ${r.terminatedSessions} sessions ended${r.keptSessions ? `, ${r.keptSessions} kept (their writes are refused)` : ''}`,
+  );
   if (r.verification) lines.push('  ' + formatVerification(r.verification).split('\n').join('\n  '));
   lines.push(`  new target        ${r.newTarget}  (the source stays read-only)`);
   return lines.join('\n');
@@ -144,12 +146,19 @@ export function formatCopy(r: CopyReport): string {
  * process died, the command that continues it. A fence is always named. Pure.
  */
 export function formatLiveness(run: Pick<RunRecord, 'status' | 'strategy' | 'holder' | 'meta'>): string[] {
-  const meta = (run.meta ?? {}) as { phase?: string; fence?: unknown };
+  const meta = (run.meta ?? {}) as { phase?: string; fence?: { state?: string } | null };
   const lines: string[] = [];
-  if (meta.fence)
+  const held = meta.fence?.state === 'held';
+  if (meta.fence && !held)
     lines.push(
-      '  the source is FENCED: its applications cannot write. Finish with: pgrelocate cutover; or lift it with: pgrelocate cleanup --unfence (with --source and --target)',
+      `  the source is FENCED: its applications cannot write.${meta.phase === 'done' ? '' : ' Finish with: pgrelocate cutover;'} lift it with: pgrelocate cleanup --unfence (with --source and --target)`,
     );
+  else if (held && run.holder)
+    lines.push(
+      '  the cutover holds its write fence: writers on the source wait; it lifts by itself if pgrelocate stops or passes --max-blackout',
+    );
+  else if (held)
+    lines.push('  the cutover stopped inside its write fence, which ended with its session: the source is writable and replication runs');
   if (run.holder) lines.push(`  in progress: ${run.holder.holder}, connected since ${run.holder.since}`);
   else if (run.status === 'running' && meta.phase === 'streaming' && !meta.fence)
     lines.push('  streaming: the servers replicate on their own, no pgrelocate process is needed. Next: pgrelocate cutover');

@@ -6,7 +6,7 @@
  */
 import pLimit from 'p-limit';
 import type pg from 'pg';
-import { connect, ident, type ConnInfo } from './conn';
+import { connect, ident, literal, type ConnInfo } from './conn';
 import { SYSTEM_SCHEMA_FILTER } from './inspect';
 import { readSequences } from './sequences';
 
@@ -235,6 +235,26 @@ export interface VerifyOptions {
    * where the target's are freshly refreshed and the source's may be stale.
    */
   readonly matviews?: boolean;
+  /**
+   * Read each side inside a snapshot exported by `pg_export_snapshot()`: the
+   * two points a streaming verification pins (see streaming/pinned.ts).
+   */
+  readonly snapshots?: { readonly source: string; readonly target: string };
+  /** Tables (qualified, quoted or not) left out: those replication does not carry, copied again inside the cutover's fence. */
+  readonly exclude?: readonly string[];
+  /** Compare sequences and large objects (default); off while streaming, which carries neither (the cutover copies them). */
+  readonly sequencesAndLargeObjects?: boolean;
+}
+
+/** A qualified name as verification keys it (both parts quoted), from quote_ident's or ident's form. Pure. */
+export function tableKey(q: string): string {
+  const parts: string[] = [];
+  const re = /\s*(?:"((?:[^"]|"")*)"|([^."\s]+))\s*(?:\.|$)/y;
+  for (let m = re.exec(q); m && parts.length < 3; m = re.exec(q)) {
+    parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!);
+    if (re.lastIndex >= q.length) break;
+  }
+  return parts.map(ident).join('.');
 }
 
 /** Compare the databases at `source` and `target`. Read-only on both. */
@@ -242,19 +262,21 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
   const started = Date.now();
   const mode = opts.mode ?? 'checksum';
   const jobs = Math.max(1, opts.jobs ?? 2);
-  const open = async (info: ConnInfo, label: string): Promise<pg.Client> => {
+  const open = async (info: ConnInfo, label: string, snapshot?: string): Promise<pg.Client> => {
     const c = await connect(info, label);
     await c.query(STABLE_SESSION);
+    if (snapshot) await c.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
     return c;
   };
   const src: pg.Client[] = [];
   const dst: pg.Client[] = [];
   try {
     for (let i = 0; i < jobs; i++) {
-      src.push(await open(source, 'source'));
-      dst.push(await open(target, 'target'));
+      src.push(await open(source, 'source', opts.snapshots?.source));
+      dst.push(await open(target, 'target', opts.snapshots?.target));
     }
     const [sTables, tTables] = await Promise.all([listTables(src[0]!), listTables(dst[0]!)]);
+    for (const t of opts.exclude ?? []) sTables.delete(tableKey(t));
     const limitS = pLimit(jobs);
     const limitT = pLimit(jobs);
     let done = 0;
@@ -300,12 +322,20 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       }),
     );
     const tables = batches.flat();
-    const [sSeq, tSeq] = await Promise.all([sequences(src[0]!), sequences(dst[0]!)]);
+    const whole = opts.sequencesAndLargeObjects ?? true;
+    const [sSeq, tSeq] = whole
+      ? await Promise.all([sequences(src[0]!), sequences(dst[0]!)])
+      : [new Map<string, string>(), new Map<string, string>()];
     const seqs = [...sSeq.entries()].map(([name, v]) => {
       const t = tSeq.get(name) ?? null;
       return { name, source: v, target: t, ok: t === v };
     });
-    const [sLo, tLo] = await Promise.all([largeObjects(src[0]!), largeObjects(dst[0]!)]);
+    const [sLo, tLo] = whole
+      ? await Promise.all([largeObjects(src[0]!), largeObjects(dst[0]!)])
+      : [
+          { n: 0, h: '0' },
+          { n: 0, h: '0' },
+        ];
     const lo = { source: sLo.n, target: tLo.n, sourceHash: sLo.h, targetHash: tLo.h, ok: sLo.n === tLo.n && sLo.h === tLo.h };
     const matviews = (opts.matviews ?? true) ? compareMatviews(await matviewStates(src[0]!), await matviewStates(dst[0]!)) : [];
     const mismatches = [
@@ -320,7 +350,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       tables: tables.sort((a, b) => a.table.localeCompare(b.table)),
       sequences: seqs,
       largeObjects: lo,
-      extraOnTarget: [...tTables.keys()].filter((k) => !sTables.has(k)),
+      extraOnTarget: [...tTables.keys()].filter((k) => !sTables.has(k) && !(opts.exclude ?? []).some((x) => tableKey(x) === k)),
       matviews,
       mismatches,
       seconds: (Date.now() - started) / 1000,

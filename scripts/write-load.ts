@@ -24,6 +24,12 @@ export interface WriteLoadOptions {
   };
   /** Log in as this role instead of the URL's (e.g. the sample's application role). */
   readonly user?: { readonly name: string; readonly password: string };
+  /**
+   * Ask for read-write transactions whatever the server's default, as some
+   * drivers do for a connection they are told is not read-only (SET SESSION
+   * CHARACTERISTICS … READ WRITE, and BEGIN READ WRITE).
+   */
+  readonly readWrite?: boolean;
 }
 
 /** Final state of a key the load wrote: its token, or null once deleted. */
@@ -138,6 +144,7 @@ export class WriteLoad {
     const conn = this.opts.user ? { ...this.endpoint, user: this.opts.user.name, password: this.opts.user.password } : this.endpoint;
     const c = await openClient(conn, { application_name: 'write-load' });
     this.clients.add(c);
+    if (this.opts.readWrite) await c.query('SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE');
     return c;
   }
 
@@ -240,7 +247,7 @@ export class WriteLoad {
     const op = this.pick();
     switch (op) {
       case 'insert': {
-        await c.query('BEGIN');
+        await c.query(this.opts.readWrite ? 'BEGIN READ WRITE' : 'BEGIN');
         const r = await c.query<{ id: string }>(
           `INSERT INTO app.orders (user_id, status, total, note) VALUES ((SELECT min(id) FROM app.users), 'pending', 10.00, $1) RETURNING id::text`,
           [token],

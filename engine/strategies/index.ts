@@ -9,7 +9,8 @@ import { PgrelocateError } from '../errors';
 import { opt } from '../option-names';
 import { migrate as dumpRestore, type MigrateOptions, type MigrationReport } from './dump-restore/run';
 import type { Emit, Step } from '../runner';
-import { describeCutover, runCutover, type CutoverReport } from '../streaming/cutover';
+import { describeCutover, runCutover, runPinnedVerify, type CutoverReport } from '../streaming/cutover';
+import type { PinnedVerification } from '../streaming/pinned';
 import { runCleanup, runStatus, type StreamingStatus } from '../streaming/cleanup';
 import type { CleanupOptions, StreamingHooks } from '../streaming/hooks';
 import type { StreamingOptions } from '../streaming/options';
@@ -87,6 +88,16 @@ export function cutover(
   emit: Emit = () => undefined,
 ): Promise<CutoverReport> {
   return runCutover(source, target, options, emit, streamingHooks);
+}
+
+/** `verify` of the streaming run recorded on the target, at a pinned point; null when none is streaming. */
+export function verifyStreaming(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<StreamingOptions> & { readonly mode: 'count' | 'checksum' },
+  emit: Emit = () => undefined,
+): Promise<PinnedVerification | null> {
+  return runPinnedVerify(source, target, options, emit, streamingHooks);
 }
 
 /** `cleanup`: every artefact of every strategy on these two databases, and the state. */

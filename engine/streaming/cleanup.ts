@@ -9,7 +9,7 @@ import { connect, withClient, type ConnInfo } from '../conn';
 import { type RunRecord } from '../state';
 import type { StreamingStrategy } from '../strategies/names';
 import { dropSlot } from './artefacts';
-import { unfence } from './fence';
+import { asRecord, dropUnusedFence, readFence, sourceFence, unfence, type SourceFence } from './fence';
 import type { CleanupOptions, StatusDetail, StreamingHooks } from './hooks';
 import { previousRun, type StreamingMeta } from './options';
 
@@ -41,9 +41,16 @@ export async function runCleanup(
         await src.query(`ALTER TABLE ${t} REPLICA IDENTITY DEFAULT`);
         removed.push(`REPLICA IDENTITY FULL on ${t} (source, back to DEFAULT)`);
       }
-      if (opts.unfence && meta?.fence) {
-        await unfence(src, meta.fence);
-        removed.push('write fence (source)');
+      // The source's own record of its fence, so a cleanup after another one (which removed the run) still finds it.
+      if (opts.unfence) {
+        const lifted = await unfence(src, asRecord(meta?.fence));
+        if (lifted)
+          removed.push(
+            `write fence (source: ${lifted.tables.length} tables' triggers, read-only default of the database${lifted.roles.length ? ` and ${lifted.roles.length} roles` : ''})`,
+          );
+      } else {
+        await dropUnusedFence(src);
+        if (await readFence(src)) removed.push('kept: the write fence on the source (lift it with pgrelocate cleanup --unfence)');
       }
     } finally {
       await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
@@ -57,6 +64,8 @@ export async function runCleanup(
 export interface StreamingStatus extends StatusDetail {
   readonly run: RunRecord | null;
   readonly phase: string | null;
+  /** What the source itself says about a fence (with --source). */
+  readonly sourceFence: SourceFence | null;
 }
 
 /** The run recorded on the target, with how far behind the target is, in its strategy's terms. */
@@ -67,7 +76,8 @@ export async function runStatus(
 ): Promise<StreamingStatus> {
   const run = await previousRun(target);
   const meta = (run?.meta ?? null) as StreamingMeta | null;
-  if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null };
+  const fence = source ? await withClient(source, 'source', (c) => sourceFence(c)) : null;
+  if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null, sourceFence: fence };
   const detail = await hooksFor(run.strategy as StreamingStrategy).status(source, target, meta);
-  return { run, phase: meta.phase, ...detail };
+  return { run, phase: meta.phase, ...detail, sourceFence: fence };
 }

@@ -10,16 +10,16 @@ import { withRunLock } from '../run-lock';
 import { withoutSecrets } from '../tool-exec';
 import { connect, describe, type ConnInfo } from '../conn';
 import { applyDatabaseSettings } from '../database-settings';
-import { PgrelocateError } from '../errors';
+import { isPgrelocateError, PgrelocateError } from '../errors';
 import { analyzeMissing } from '../analyze';
-import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunState } from '../run';
 import type { RunState } from '../state';
-import { verify, type VerifyResult } from '../verify';
+import { pinnedVerify, unloggedTables, type PinnedVerification } from './pinned';
 import type { StreamingStrategy } from '../strategies/names';
+import { opt } from '../option-names';
 import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
-import { fenceWrites, unfence } from './fence';
+import { dropUnusedFence, endSessions, FENCE_SESSION, HeldFence, planFence, prepareFence, readFence } from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
 
@@ -36,7 +36,16 @@ export interface CutoverReport {
   readonly largeObjects: number;
   readonly matviews: number;
   readonly terminatedSessions: number;
-  readonly verification: VerifyResult | null;
+  /** Sessions pgrelocate may not end (a managed service's own): kept, their writes refused by the fence's trigger. */
+  readonly keptSessions: number;
+  /** How long taking the table locks took (writers queue from the request on): part of the blackout. */
+  readonly lockWaitSeconds: number;
+  /** Tables the fence locked, and proved still locked by the same transaction at the switch. */
+  readonly fencedTables: number;
+  /** true when this cutover finished one that had stopped after its switch. */
+  readonly resumed: boolean;
+  /** At the pinned point before the fence, with how long writers were held for it. */
+  readonly verification: PinnedVerification | null;
   /** The target's URL, without its password: where the application goes now. */
   readonly newTarget: string;
 }
@@ -48,7 +57,11 @@ interface Ctx extends CutoverContext {
   /** Unlogged tables carry no WAL, so no replication: copied inside the fence. */
   unlogged: string[];
   blackoutSeconds: number;
-  verification: VerifyResult | null;
+  verification: PinnedVerification | null;
+  /** The fence while pgrelocate's session holds it (null before it, and once permanent). */
+  held: HeldFence | null;
+  /** When the guardrail rolls the cutover back: fencedAt + --max-blackout. */
+  deadline: number;
 }
 
 async function runHook(cmd: string, label: string): Promise<void> {
@@ -70,30 +83,62 @@ async function runHook(cmd: string, label: string): Promise<void> {
   }
 }
 
-/** The steps before the fence: statistics while writes still flow, the lag gate, the pre-hook. */
+/**
+ * The steps before the fence, while writes still flow: statistics, the lag
+ * gate, the verification at a pinned point, the target's materialized views
+ * refreshed from the replicated data, the pre-hook. None of them grows the
+ * blackout.
+ */
 function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[] {
   return [
     { name: 'analyze', run: (c, emit) => analyzeMissing(c.target, c.opts.jobs, emit) },
     { name: 'lag-gate', run: (c, emit) => hooks.lagGate(c, emit) },
+    ...(opts.verify !== 'none' ? [verifyStep(opts.verify, hooks)] : []),
+    // From the target's own tables, already current: what a refresh on the source would give.
+    { name: 'matviews', run: async (c) => ({ matviews: await refreshMatviews(c.src, c.dst) }) },
     ...(opts.preHook ? [{ name: 'pre-hook', run: () => runHook(opts.preHook!, 'pre') }] : []),
   ];
 }
 
-/** The steps inside the fence, up to the switch. */
-function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: readonly string[]): Step<Ctx>[] {
-  return [
-    {
-      name: 'fence',
-      async run(c) {
-        c.unlogged = await unloggedTables(c);
-        c.fencedAt = Date.now();
-        const fence = await fenceWrites(c.src, c.meta.sourceDatabase, hooks.fenceSpares);
-        c.meta.fence = fence;
-        c.meta.phase = 'cutover';
-        await c.state.setMeta(c.meta);
-        return { terminated: fence.terminated };
-      },
+/**
+ * The guardrail: a step inside the fence that would take the blackout past
+ * --max-blackout fails, and the held fence is rolled back at once (the
+ * server does it too if pgrelocate itself is gone: the fence session's
+ * idle_in_transaction_session_timeout). What the step was doing is left to end on
+ * its own; its result is not waited for.
+ */
+function guarded(step: Step<Ctx>): Step<Ctx> {
+  return {
+    name: step.name,
+    async run(c, emit) {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new PgrelocateError(
+                'max-blackout',
+                `The cutover's write fence reached the ${c.opts.maxBlackout}s guardrail during ${step.name}; it was lifted and the cutover rolled back: the source is writable and replication keeps running.`,
+                `Find what took long (pgrelocate status lists the steps), then run the cutover again, or raise ${opt('maxBlackout')}.`,
+              ),
+            ),
+          Math.max(0, c.deadline - Date.now()),
+        );
+      });
+      const work = Promise.resolve(step.run(c, emit));
+      work.catch(() => undefined);
+      try {
+        return await Promise.race([work, limit]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
+  };
+}
+
+/** The steps inside the fence, up to the switch; then what follows it. */
+function fencedSteps(hooks: StreamingHooks, recopy: readonly string[]): Step<Ctx>[] {
+  const inside: Step<Ctx>[] = [
     ...(hooks.fencedSteps ?? []),
     hooks.finalSync,
     {
@@ -121,48 +166,101 @@ function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: read
       name: 'large-objects',
       run: (c) => copyLargeObjects(c.src, c.dst),
     },
-    {
-      name: 'matviews',
-      run: async (c) => ({ matviews: await refreshMatviews(c.src, c.dst) }),
+  ];
+  return [fenceStep(), ...inside.map(guarded), switchStep(hooks), ...afterSwitch(hooks)];
+}
+
+/**
+ * The fence: what it will change recorded first (in the run), the refusing
+ * function made (it refuses nothing yet), then every migrated table locked by
+ * pgrelocate's own session. Writers wait from here on.
+ */
+function fenceStep(): Step<Ctx> {
+  return {
+    name: 'fence',
+    async run(c) {
+      c.unlogged = await unloggedTables(c.src);
+      const record = await planFence(c.src, c.meta.sourceDatabase, c.runId, describe(c.target));
+      c.meta.fence = record;
+      c.meta.phase = 'cutover';
+      await c.state.setMeta(c.meta);
+      await prepareFence(c.src, record.movedTo);
+      c.fencedAt = Date.now();
+      c.deadline = c.fencedAt + c.opts.maxBlackout * 1000;
+      // Writers in flight get part of the window to finish; the rest is for the steps inside.
+      c.held = await HeldFence.acquire(c.source, record.tables, Math.min(5000, c.opts.maxBlackout * 500), c.opts.maxBlackout * 1000);
+      return { tables: record.tables.length, lockWaitSeconds: c.held.lockWaitSeconds };
     },
-    ...(opts.verify !== 'none' ? [verifyStep(opts.verify)] : []),
-    {
-      name: 'remove-replication',
-      async run(c) {
-        c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
-        await hooks.removeReplication(c);
-      },
+  };
+}
+
+/**
+ * The switch: the locks proved held by the same transaction since before the
+ * final LSN (so no write can have come after it), then the permanent fence
+ * committed with them — all of it or none. From here the target is the
+ * database; other sessions are ended so applications reconnect.
+ */
+function switchStep(hooks: StreamingHooks): Step<Ctx> {
+  return {
+    name: 'switch',
+    async run(c) {
+      const held = c.held!;
+      if (Date.now() > c.deadline)
+        throw new PgrelocateError(
+          'max-blackout',
+          `The cutover's write fence reached the ${c.opts.maxBlackout}s guardrail before the switch; it was lifted and the cutover rolled back: the source is writable and replication keeps running.`,
+          `Run the cutover again, or raise ${opt('maxBlackout')}.`,
+        );
+      const locks = await held.proveHeld();
+      c.meta.fence!.at = new Date().toISOString();
+      try {
+        await held.makePermanent(c.meta.fence!);
+      } catch (e) {
+        // A connection lost during COMMIT leaves it unknown: the source's own record says whether it happened.
+        const onSource = await readFence(c.src).catch(() => null);
+        if (onSource?.runId !== c.runId) throw e;
+      }
+      c.held = null;
+      c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
+      c.meta.fence!.state = 'permanent';
+      c.meta.phase = 'switched';
+      await c.state.setMeta(c.meta);
+      const own = (await c.src.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
+      const ended = await endSessions(c.src, c.meta.sourceDatabase, hooks.fenceSpares, [own]);
+      c.meta.fence!.terminated = ended.terminated;
+      c.meta.fence!.kept = ended.kept;
+      await c.state.setMeta(c.meta);
+      return { locks, terminated: ended.terminated, kept: ended.kept, blackoutSeconds: c.blackoutSeconds };
     },
+  };
+}
+
+/** After the switch: replication removed, the database's own settings on the target. Re-run as they are by a resumed cutover. */
+function afterSwitch(hooks: StreamingHooks): Step<Ctx>[] {
+  return [
+    { name: 'remove-replication', run: (c) => hooks.removeReplication(c) },
     // The database's own settings, once nothing replicates into it any more and before the application comes.
     { name: 'database-settings', run: (c, emit) => applyDatabaseSettings(c.source, c.target, c.target.database, emit) },
   ];
 }
 
-function verifyStep(mode: 'count' | 'checksum'): Step<Ctx> {
+function verifyStep(mode: 'count' | 'checksum', hooks: StreamingHooks): Step<Ctx> {
   return {
     name: 'verify',
-    async run(c) {
-      const v = await verify(c.source, c.target, { mode, jobs: c.opts.jobs, matviews: false });
+    async run(c, emit) {
+      const v = await pinnedVerify(c, hooks, mode, emit);
       c.verification = v;
       if (!v.ok) {
         throw new PgrelocateError(
           'verify-failed',
-          `Verification failed at cutover; the source was unfenced and replication keeps running:\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
+          `Verification at a pinned point failed; nothing was fenced and replication keeps running:\n  ${v.mismatches.slice(0, 10).join('\n  ')}`,
           'Investigate the differences (pgrelocate verify), fix the target, and run cutover again.',
           v,
         );
       }
-      return { mode: v.mode, tables: v.tables.length, rows: v.rows };
+      return { mode: v.mode, tables: v.tables.length, rows: v.rows, stallSeconds: v.stallSeconds };
     },
   };
-}
-
-async function unloggedTables(c: Ctx): Promise<string[]> {
-  const r = await c.src.query<{ q: string }>(
-    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND ${SYSTEM_SCHEMA_FILTER}`,
-  );
-  return r.rows.map((x) => x.q);
 }
 
 /** The run on the target a cutover continues, refused with the reason when there is none to cut over. */
@@ -177,7 +275,7 @@ async function streamingRun(target: ConnInfo): Promise<{ id: string; strategy: S
       `Run ${run.id} was already cut over.`,
       'Nothing to do; run pgrelocate cleanup to remove the state.',
     );
-  if (meta.phase !== 'streaming')
+  if (meta.phase === 'copy')
     throw new PgrelocateError(
       'not-streaming',
       `Run ${run.id} is not streaming yet (phase ${meta.phase}).`,
@@ -187,9 +285,48 @@ async function streamingRun(target: ConnInfo): Promise<{ id: string; strategy: S
 }
 
 /**
+ * A cutover that stopped part-way (pgrelocate killed, its host gone): before
+ * the switch its fence ended with its session, so the run is streaming again
+ * (a fence session still alive, from a host cut off, is ended first); after
+ * the switch — the source's own record says — only what follows the switch
+ * is left to do. Returns whether the switch was made.
+ */
+async function recover(c: Ctx, emit: Emit): Promise<boolean> {
+  const meta = c.meta;
+  if (meta.phase === 'streaming') return false;
+  const onSource = await readFence(c.src);
+  if (onSource && onSource.runId === c.runId) {
+    meta.fence = { ...onSource, ...(meta.fence?.terminated !== undefined ? { terminated: meta.fence.terminated } : {}) };
+    if (meta.phase !== 'switched') {
+      meta.phase = 'switched';
+      await c.state.setMeta(meta);
+    }
+    emit({ type: 'log', level: 'info', message: `the previous cutover of run ${c.runId} stopped after its switch: finishing it` });
+    return true;
+  }
+  const stale = await c.src.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()`,
+    [FENCE_SESSION],
+  );
+  for (const { pid } of stale.rows) await c.src.query('SELECT pg_terminate_backend($1)', [pid]);
+  await dropUnusedFence(c.src);
+  meta.fence = null;
+  meta.phase = 'streaming';
+  await c.state.setMeta(meta);
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `the previous cutover of run ${c.runId} stopped before its switch; its fence ended with its session${stale.rowCount ? ` (${stale.rowCount} left over, ended now)` : ''}: starting again`,
+  });
+  return false;
+}
+
+/**
  * The cutover of the run recorded on the target, with the hooks of its
  * strategy. Any failure before the switch lifts the fence and keeps
- * replication running: nothing lost, nothing half-done.
+ * replication running: nothing lost, nothing half-done. One that stopped
+ * part-way is taken up again: from the start before its switch, from the
+ * switch on after it.
  */
 export async function runCutover(
   source: ConnInfo,
@@ -208,29 +345,32 @@ export async function runCutover(
       throw e;
     });
     try {
+      // pgrelocate's own source session stays writable through the fence (a resumed cutover meets it permanent).
+      await src.query('SET default_transaction_read_only = off');
       return await withRunState(
         target,
         { resume: run.id },
-        (state) =>
-          cutoverSteps(
-            {
-              source,
-              target,
-              opts,
-              meta: run.meta,
-              runId: run.id,
-              src,
-              dst,
-              state,
-              fencedAt: 0,
-              unlogged: [],
-              blackoutSeconds: 0,
-              verification: null,
-            },
-            hooks,
-            emit,
-          ),
-        (state) => state.setPhase('streaming'),
+        async (state) => {
+          const ctx: Ctx = {
+            source,
+            target,
+            opts,
+            meta: run.meta,
+            runId: run.id,
+            src,
+            dst,
+            state,
+            fencedAt: 0,
+            unlogged: [],
+            blackoutSeconds: 0,
+            verification: null,
+            held: null,
+            deadline: 0,
+          };
+          const switched = await recover(ctx, emit);
+          return cutoverSteps(ctx, hooks, emit, switched);
+        },
+        (state) => state.setPhase(run.meta.phase === 'switched' ? 'switched' : 'streaming'),
       );
     } finally {
       await Promise.all([src, dst].map((c) => c.end().catch(() => undefined)));
@@ -239,24 +379,39 @@ export async function runCutover(
 }
 
 /** The steps up to the switch, lifting the fence if one fails; then the post-hook, and the report. */
-async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit): Promise<CutoverReport> {
+async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switched: boolean): Promise<CutoverReport> {
   const { opts, state } = ctx;
   const results: StepResult[] = [];
   try {
-    results.push(...(await runSteps(stepsBefore(hooks, opts), ctx, emit, state)));
-    results.push(...(await runSteps(fencedSteps(hooks, opts, hooks.recopy(ctx.meta)), ctx, emit, state)));
+    if (switched) results.push(...(await runSteps(afterSwitch(hooks), ctx, emit, state)));
+    else {
+      results.push(...(await runSteps(stepsBefore(hooks, opts), ctx, emit, state)));
+      results.push(...(await runSteps(fencedSteps(hooks, hooks.recopy(ctx.meta)), ctx, emit, state)));
+    }
     ctx.meta.phase = 'done';
     await state.setMeta(ctx.meta);
   } catch (e) {
-    // A cutover starts only from a streaming run, which has no fence: one here is this cutover's.
-    if (ctx.meta.fence) {
-      await unfence(ctx.src, ctx.meta.fence).catch((err: Error) =>
-        emit({ type: 'log', level: 'warn', message: `could not lift the fence: ${err.message}; run pgrelocate cleanup --unfence` }),
+    if (ctx.meta.phase === 'cutover') {
+      // Before the switch nothing of the fence is permanent: rolling its transaction back lifts it.
+      await ctx.held?.release();
+      await dropUnusedFence(ctx.src).catch((err: Error) =>
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `could not remove the unused fence function: ${err.message}; pgrelocate cleanup does`,
+        }),
       );
       ctx.meta.fence = null;
       ctx.meta.phase = 'streaming';
       await state.setMeta(ctx.meta).catch(() => undefined);
+      throw e;
     }
+    if (ctx.meta.phase === 'switched')
+      throw new PgrelocateError(
+        'cutover-incomplete',
+        `The switch was made (the target holds every change, the source is fenced) but the cutover stopped after it: ${(e as Error).message}`,
+        `Run pgrelocate cutover again: it finishes from the switch on.${isPgrelocateError(e) && e.fix ? ` (${e.fix})` : ''}`,
+      );
     throw e;
   }
   // After the switch a failing post-hook is the user's to fix: the cutover stands.
@@ -280,7 +435,11 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit): Promis
     keylessRows: count('key-less-tables', 'rows'),
     largeObjects: count('large-objects', 'count'),
     matviews: count('matviews', 'matviews'),
-    terminatedSessions: count('fence', 'terminated'),
+    terminatedSessions: count('switch', 'terminated'),
+    keptSessions: count('switch', 'kept'),
+    lockWaitSeconds: count('fence', 'lockWaitSeconds'),
+    fencedTables: count('switch', 'locks'),
+    resumed: switched,
     verification: ctx.verification,
     newTarget: describe(ctx.target),
   };
@@ -289,9 +448,37 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit): Promis
   return report;
 }
 
-/** What a cutover with these hooks does inside the fence, step by step, for `plan`. Pure. */
+/**
+ * `verify` of a streaming run: at a pinned point, while writes and
+ * replication go on. Null when no streaming run is recorded on the target
+ * (the caller compares the databases as they are).
+ */
+export async function runPinnedVerify(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<StreamingOptions> & { readonly mode: 'count' | 'checksum' },
+  emit: Emit,
+  hooksFor: (s: StreamingStrategy) => StreamingHooks,
+): Promise<PinnedVerification | null> {
+  const run = await previousRun(target);
+  const meta = (run?.meta ?? null) as StreamingMeta | null;
+  if (!run || meta?.phase !== 'streaming') return null;
+  const opts = resolveStreamingOptions(options);
+  const hooks = hooksFor(run.strategy as StreamingStrategy);
+  const src = await connect(source, 'source');
+  try {
+    const dst = await connect(target, 'target');
+    try {
+      return await pinnedVerify({ source, target, opts, meta, runId: run.id, src, dst }, hooks, options.mode, emit);
+    } finally {
+      await dst.end().catch(() => undefined);
+    }
+  } finally {
+    await src.end().catch(() => undefined);
+  }
+}
+
+/** What a cutover with these hooks does, step by step, for `plan`: the blackout is from fence to switch. Pure. */
 export function describeCutover(hooks: StreamingHooks): string {
-  return fencedSteps(hooks, resolveStreamingOptions({}), ['key-less'])
-    .map((s) => s.name)
-    .join(', ');
+  return [...stepsBefore(hooks, resolveStreamingOptions({})), ...fencedSteps(hooks, ['key-less'])].map((s) => s.name).join(', ');
 }

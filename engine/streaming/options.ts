@@ -6,7 +6,7 @@ import { bytesOf, defaultOf } from '../options';
 import { defaultWorkDir, type Preflight } from '../preflight';
 import { readRun, type RunRecord } from '../state';
 import { isStreaming, type StreamingStrategy } from '../strategies/names';
-import { type FenceState } from './fence';
+import { type FenceRecord } from './fence';
 import { type LogicalNames } from './snapshot';
 
 export interface StreamingOptions {
@@ -27,6 +27,8 @@ export interface StreamingOptions {
   readonly catchUpTimeout: number;
   /** How long cutover waits for the final LSN once writes are fenced (seconds). */
   readonly applyTimeout: number;
+  /** The guardrail: the longest the write fence may last before the cutover rolls itself back (seconds). */
+  readonly maxBlackout: number;
   readonly verify: 'checksum' | 'count' | 'none';
   /** A preflight the caller already ran on these endpoints (choosing the strategy): reused, its checks re-run, not its queries. */
   readonly preflight?: Preflight;
@@ -56,6 +58,7 @@ export function resolveStreamingOptions(o: Partial<StreamingOptions>): Streaming
     maxLagBytes: o.maxLagBytes ?? bytesOf(defaultOf('maxLag')),
     catchUpTimeout: o.catchUpTimeout ?? defaultOf('catchUpTimeout'),
     applyTimeout: o.applyTimeout ?? defaultOf('applyTimeout'),
+    maxBlackout: o.maxBlackout ?? defaultOf('maxBlackout'),
     verify: o.verify ?? 'count',
     ...(o.preHook ? { preHook: o.preHook } : {}),
     ...(o.postHook ? { postHook: o.postHook } : {}),
@@ -71,10 +74,11 @@ export function resolveStreamingOptions(o: Partial<StreamingOptions>): Streaming
 export interface StreamingMeta {
   /** For pglogical runs, `slot` becomes pglogical's own slot once the subscription is up. */
   names: LogicalNames;
-  phase: 'copy' | 'streaming' | 'cutover' | 'done';
+  /** cutover: the fence is held by pgrelocate's session (nothing permanent); switched: the fence is permanent, replication being removed. */
+  phase: 'copy' | 'streaming' | 'cutover' | 'switched' | 'done';
   replicaIdentityChanged: string[];
   snapshotLsn: string | null;
-  fence: FenceState | null;
+  fence: FenceRecord | null;
   sourceDatabase: string;
   /** Key-less tables REPLICA IDENTITY FULL cannot match: not published, copied again inside the fence (check's fullCopyTables). */
   fullCopy?: string[];

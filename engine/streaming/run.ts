@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { describe, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
+import { PgrelocateError } from '../errors';
 import { preflight, recheck, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunLock } from '../run-lock';
@@ -90,6 +91,13 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
   const prev = await previousRun(target, strategy);
   const prevMeta = (prev?.meta ?? null) as M | null;
   if (prev && prevMeta?.phase === 'streaming') return { alreadyStreaming: true, run: prev, meta: prevMeta };
+  // A cutover stopped part-way is finished (or started again) by cutover; a new sync would restore over the target it filled.
+  if (prev && (prevMeta?.phase === 'cutover' || prevMeta?.phase === 'switched'))
+    throw new PgrelocateError(
+      'cutover-incomplete',
+      `Run ${prev.id}'s cutover stopped ${prevMeta.phase === 'switched' ? 'after its switch (the target holds every change; the source is fenced)' : 'inside its write fence (the fence ended with it; replication runs)'}; nothing was changed.`,
+      'Run pgrelocate cutover: it takes the run up where it stopped. (pgrelocate status --source … shows whether the source is fenced.)',
+    );
   const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
   const checkOpts = { strategy, force: opts.force || resumable !== null, replicaIdentityFull: opts.replicaIdentityFull };
   const pre = opts.preflight

@@ -16,7 +16,11 @@ export async function runStatus(o: CommonOpts): Promise<void> {
   const st = await status(o.source ? parseUrl(o.source, 'source URL') : null, target);
   const run = st.run ?? (await readRun(target));
   if (!run) {
-    out(o, { run: null }, 'No pgrelocate run recorded on this target.');
+    out(
+      o,
+      { run: null, sourceFence: st.sourceFence },
+      `No pgrelocate run recorded on this target.${st.sourceFence ? `\n  source ${st.sourceFence.text}` : ''}`,
+    );
     return;
   }
   const text = [
@@ -25,6 +29,7 @@ export async function runStatus(o: CommonOpts): Promise<void> {
     `  started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
     ...run.steps.map((s) => formatStepStatus(s)),
     ...formatLiveness(run),
+    ...(st.sourceFence ? [`  source ${st.sourceFence.text}`] : []),
     ...(st.lag
       ? [
           `  lag ${formatBytes(st.lag.bytes)}${st.targetLagSeconds !== null ? `, ${st.targetLagSeconds.toFixed(1)}s since the target's last report` : ''}${st.lag.slotActive ? '' : ' (subscription not connected)'}`,
@@ -34,7 +39,18 @@ export async function runStatus(o: CommonOpts): Promise<void> {
       .filter(([k]) => /^(Current state|Last good|Last bad|Last error|Onetimecopy|error)$/.test(k))
       .map(([k, v]) => `  bucardo ${k.toLowerCase()}: ${v}`),
   ].join('\n');
-  out(o, { ...run, phase: st.phase ?? run.phase, lag: st.lag, targetLagSeconds: st.targetLagSeconds, bucardo: st.bucardo ?? null }, text);
+  out(
+    o,
+    {
+      ...run,
+      phase: st.phase ?? run.phase,
+      lag: st.lag,
+      targetLagSeconds: st.targetLagSeconds,
+      bucardo: st.bucardo ?? null,
+      sourceFence: st.sourceFence,
+    },
+    text,
+  );
   if (run.status === 'failed') process.exitCode = ExitCode.migrationFailed;
 }
 

@@ -106,14 +106,15 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
       assert.ok(summary.committed > 50);
       const ledger = await load.ledger.check(target);
       assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
-      // The cutover already removed subscription, nodes, slot and the extensions pgrelocate created.
-      assert.deepEqual(await leftovers(source), []);
+      // The cutover already removed subscription, nodes, slot and the extensions pgrelocate created; the fence stays.
+      assert.deepEqual(await leftovers(source), ['schema pgrelocate']);
       assert.deepEqual(
         (await leftovers(target)).filter((x) => x !== 'schema pgrelocate'),
         [],
       );
       await cleanup(source, target, { unfence: true });
       assert.deepEqual(await leftovers(target), []);
+      assert.deepEqual(await leftovers(source), [], 'the fence lifted, its schema gone');
     } finally {
       await load.stop();
     }

@@ -17,6 +17,8 @@ import { packageList } from '../../scripts/ensure-debian';
 import { rowCounts } from '../../scripts/sample-db';
 import { parseUrl } from '../../engine/conn';
 import { propertyStatements, setClause } from '../../engine/database-settings';
+import { asRecord, permanentFenceSql, unfenceSql, type FenceRecord } from '../../engine/streaming/fence';
+import { tableKey } from '../../engine/verify';
 
 describe('pure helpers', function () {
   it('statistics: VACUUM (ANALYZE) where asked, but a partitioned parent (no storage) only ANALYZE', function () {
@@ -100,6 +102,21 @@ describe('pure helpers', function () {
     const fenced = formatLiveness({ ...run, meta: { phase: 'streaming', fence: { database: 'd' } } }).join('\n');
     assert.match(fenced, /source is FENCED.*cleanup --unfence/);
     assert.doesNotMatch(fenced, /no pgrelocate process is needed/);
+    // A held fence names itself by whether its process is alive: live, writers wait; dead, it ended with its session.
+    const holder = { holder: 'pgrelocate cutover pid 7 on w1', since: 't0', pid: 9 };
+    const heldFence = { phase: 'cutover', fence: { database: 'd', state: 'held' } };
+    assert.match(
+      formatLiveness({ ...run, holder, meta: heldFence }).join('\n'),
+      /holds its write fence: writers on the source wait; it lifts by itself/,
+    );
+    const dead = formatLiveness({ ...run, meta: heldFence }).join('\n');
+    assert.match(dead, /stopped inside its write fence, which ended with its session: the source is writable/);
+    assert.match(dead, /Continue with: pgrelocate cutover/);
+    assert.doesNotMatch(dead, /FENCED/);
+    assert.match(
+      formatLiveness({ ...run, meta: { phase: 'switched', fence: { database: 'd', state: 'permanent' } } }).join('\n'),
+      /source is FENCED.*Finish with: pgrelocate cutover/,
+    );
     assert.match(
       formatLiveness({ ...run, holder: { holder: 'pgrelocate sync pid 7 on w1', since: 't0', pid: 9 }, meta: { phase: 'copy' } }).join(
         '\n',
@@ -225,6 +242,63 @@ describe('pure helpers', function () {
     const e = events[0]!;
     assert.equal(e.type, 'progress');
     assert.match(formatEvent(e), /dump: 500 B \/ 1000 B 50%/);
+  });
+});
+
+describe('the write fence', function () {
+  const record: FenceRecord = {
+    runId: 'r1',
+    database: 'shop db',
+    databaseValue: null,
+    roles: [
+      { role: 'app', value: null },
+      { role: 'Reporter', value: 'off' },
+    ],
+    tables: ['"app"."orders"', '"Odd"."t;x"'],
+    movedTo: 'postgresql://new:5432/shop',
+    state: 'held',
+  };
+
+  it('made permanent in one transaction: a refusing trigger on every table for every kind of write, the read-only default, the record', function () {
+    const sql = permanentFenceSql(record).split(';\n');
+    for (const t of record.tables) {
+      assert.ok(
+        sql.includes(
+          `CREATE TRIGGER pgrelocate_fence BEFORE INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE PROCEDURE pgrelocate.refuse_write()`,
+        ),
+      );
+      assert.ok(
+        sql.includes(
+          `CREATE TRIGGER pgrelocate_fence_truncate BEFORE TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE PROCEDURE pgrelocate.refuse_write()`,
+        ),
+      );
+    }
+    assert.ok(sql.includes('ALTER DATABASE "shop db" SET default_transaction_read_only = on'));
+    assert.ok(sql.includes('ALTER ROLE "Reporter" IN DATABASE "shop db" SET default_transaction_read_only = on'));
+    const comment = sql.find((x) => x.startsWith('COMMENT ON FUNCTION'))!;
+    assert.equal(JSON.parse(comment.slice(comment.indexOf("'") + 1, -1).replace(/''/g, "'")).state, 'permanent');
+  });
+
+  it('a table named by quote_ident or by ident is the same key to verification', function () {
+    assert.equal(tableKey('app.orders'), '"app"."orders"');
+    assert.equal(tableKey('"app"."orders"'), '"app"."orders"');
+    assert.equal(tableKey('"We""ird"."t.x"'), '"We""ird"."t.x"');
+    assert.equal(tableKey('public."Mixed Case"'), '"public"."Mixed Case"');
+  });
+
+  it('lifted exactly: earlier values put back, triggers gone with their function; a record of an earlier version reads as settings only', function () {
+    const sql = unfenceSql(record, true).split(';\n');
+    assert.deepEqual(sql, [
+      'ALTER DATABASE "shop db" RESET default_transaction_read_only',
+      'ALTER ROLE "app" IN DATABASE "shop db" RESET default_transaction_read_only',
+      `ALTER ROLE "Reporter" IN DATABASE "shop db" SET default_transaction_read_only = 'off'`,
+      'DROP FUNCTION pgrelocate.refuse_write() CASCADE',
+    ]);
+    const old = asRecord({ database: 'd', databaseValue: 'off', roles: [], terminated: 2 })!;
+    assert.equal(old.state, 'permanent');
+    assert.deepEqual(old.tables, []);
+    assert.deepEqual(unfenceSql(old, false).split(';\n'), [`ALTER DATABASE "d" SET default_transaction_read_only = 'off'`]);
+    assert.equal(asRecord(null), null);
   });
 });
 
