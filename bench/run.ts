@@ -6,7 +6,8 @@
  *            and `pgcopydb clone` on the same data, alternating over runs;
  *            wall time, MB/s, rows/s, peak RSS, pair-by-pair ratios, every
  *            target verified against the source.
- *   cutover  the sample at several scales under a steady write load: sync,
+ *   cutover  the sample at several scales under a steady write load, straight
+ *            to the database and through PgBouncer: sync,
  *            cutover; the write blackout seen by pgrelocate and by the client,
  *            the pinned verification and how long it held writers, failed
  *            transactions, the ledger each run.
@@ -20,6 +21,7 @@ import { execa } from 'execa';
 import { ident, withClient, type ConnInfo } from '../engine/conn';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
 import { cutover } from '../engine/strategies';
+import { hasPgbouncer, startPgbouncer } from '../scripts/local-pgbouncer';
 import { sync } from '../engine/strategies/logical';
 import { libpqUrl, runTool } from '../engine/tool-exec';
 import { selectClientTools, type ClientTools } from '../engine/tools';
@@ -276,11 +278,13 @@ async function benchCopy(o: { scale: string; runs: number; jobs: number; from: n
 
 interface CutoverRun {
   readonly scale: string;
+  /** The application's path: straight to the database (moved by the deploy after cutover), or through PgBouncer. */
+  readonly via: 'direct' | 'pgbouncer';
   readonly sampleBytes: number;
   /** Fence to switch, as pgrelocate measures it: writers wait meanwhile. */
   readonly blackout: number;
-  /** The application's last commit on the source to its first on the target. */
-  readonly clientGap: number | null;
+  /** The longest stretch without a commit the application saw. */
+  readonly clientGap: number;
   /** Writers held while the verification pinned its point (before the fence). */
   readonly verifyStall: number;
   /** The verification itself, while writes went on. */
@@ -293,70 +297,93 @@ interface CutoverRun {
   readonly checked: number;
 }
 
-async function benchCutover(o: { scales: string; runs: number; tps: number; jobs: number; from: number; to: number }): Promise<void> {
+async function benchCutover(o: {
+  scales: string;
+  runs: number;
+  tps: number;
+  jobs: number;
+  from: number;
+  to: number;
+  via: string;
+}): Promise<void> {
   const [src, dst] = await servers(o.from, o.to);
   const runs: CutoverRun[] = [];
+  const vias = o.via.split(',').filter((v): v is 'direct' | 'pgbouncer' => v === 'direct' || (v === 'pgbouncer' && hasPgbouncer()));
   for (const [k, scale] of o.scales.split(',').entries())
-    for (let i = 0; i < o.runs; i++) {
-      const name = `shop_${k}_${i}`;
-      const source = await createDb(src, name);
-      const target = await createDb(dst, name);
-      const sample = await loadSample(source, { sizeBytes: parseSize(scale), log });
-      const load = new WriteLoad(source, { rate: o.tps, workers: 4, user: { name: APP_ROLE, password: sample.appPassword } });
-      await load.start();
-      try {
-        await sync(source, target, { jobs: o.jobs, replicaIdentityFull: true });
-        await new Promise((r) => setTimeout(r, 3000));
-        const c = await cutover(source, target, { jobs: o.jobs, verify: 'count' });
-        load.switchTo(target);
-        await new Promise((r) => setTimeout(r, 2000));
-        const s = await load.stop();
-        const ledger = await load.ledger.check(target);
-        const run: CutoverRun = {
-          scale,
-          sampleBytes: sample.bytes,
-          blackout: c.blackoutSeconds,
-          clientGap: load.writeGap(),
-          verifyStall: c.verification?.stallSeconds ?? 0,
-          verifySeconds: c.steps.find((x) => x.name === 'verify')?.seconds ?? 0,
-          lockWait: c.lockWaitSeconds,
-          committed: s.committed,
-          failed: s.failed + s.uncertain,
-          ledgerOk: ledger.ok,
-          checked: ledger.checked,
-        };
-        runs.push(run);
-        log(
-          `  ${scale} run ${i + 1}: blackout ${formatDuration(run.blackout)}, client gap ${formatDuration(run.clientGap ?? NaN)}, verify ${formatDuration(run.verifySeconds)} (writers held ${formatDuration(run.verifyStall)}), ${run.failed} failed transactions, ledger ${ledger.ok ? 'OK' : 'FAILED'} (${ledger.checked} keys)`,
-        );
-      } finally {
-        await load.stop().catch(() => undefined);
-        await dropDb(src, name).catch(() => undefined);
-        await dropDb(dst, name).catch(() => undefined);
+    for (let i = 0; i < o.runs; i++)
+      for (const via of vias) {
+        const name = `shop_${k}_${i}_${via}`;
+        const source = await createDb(src, name);
+        const target = await createDb(dst, name);
+        const sample = await loadSample(source, { sizeBytes: parseSize(scale), log });
+        const bouncer =
+          via === 'pgbouncer' ? await startPgbouncer({ shop: source }, [{ name: APP_ROLE, password: sample.appPassword }]) : null;
+        const user = { name: APP_ROLE, password: sample.appPassword };
+        const load = new WriteLoad(bouncer ? bouncer.conn('shop', user.name, user.password) : source, { rate: o.tps, workers: 4, user });
+        await load.start();
+        try {
+          await sync(source, target, { jobs: o.jobs, replicaIdentityFull: true });
+          await new Promise((r) => setTimeout(r, 3000));
+          const c = await cutover(source, target, {
+            jobs: o.jobs,
+            verify: 'count',
+            ...(bouncer ? { pgbouncer: { admin: bouncer.admin, ini: bouncer.ini, database: 'shop' } } : {}),
+          });
+          // Straight to the database, the application is moved by its deploy; through PgBouncer it already is.
+          if (!bouncer) load.switchTo(target);
+          await new Promise((r) => setTimeout(r, 2000));
+          const s = await load.stop();
+          const ledger = await load.ledger.check(target);
+          const run: CutoverRun = {
+            scale,
+            via,
+            sampleBytes: sample.bytes,
+            blackout: c.blackoutSeconds,
+            clientGap: load.longestPause(),
+            verifyStall: c.verification?.stallSeconds ?? 0,
+            verifySeconds: c.steps.find((x) => x.name === 'verify')?.seconds ?? 0,
+            lockWait: c.lockWaitSeconds,
+            committed: s.committed,
+            failed: s.failed + s.uncertain,
+            ledgerOk: ledger.ok,
+            checked: ledger.checked,
+          };
+          runs.push(run);
+          log(
+            `  ${scale} ${via} run ${i + 1}: blackout ${formatDuration(run.blackout)}, client gap ${formatDuration(run.clientGap)}, verify ${formatDuration(run.verifySeconds)} (writers held ${formatDuration(run.verifyStall)}), ${run.failed} failed transactions, ledger ${ledger.ok ? 'OK' : 'FAILED'} (${ledger.checked} keys)`,
+          );
+        } finally {
+          await load.stop().catch(() => undefined);
+          await bouncer?.stop();
+          await dropDb(src, name).catch(() => undefined);
+          await dropDb(dst, name).catch(() => undefined);
+        }
       }
-    }
   const scales = [...new Set(runs.map((r) => r.scale))];
-  const summary = scales.map((scale) => {
-    const at = runs.filter((r) => r.scale === scale);
-    return {
-      scale,
-      sampleBytes: at[0]!.sampleBytes,
-      blackoutMedian: median(at.map((r) => r.blackout)),
-      blackoutMax: Math.max(...at.map((r) => r.blackout)),
-      clientGapMedian: median(at.map((r) => r.clientGap ?? NaN)),
-      verifySecondsMedian: median(at.map((r) => r.verifySeconds)),
-      verifyStallMax: Math.max(...at.map((r) => r.verifyStall)),
-      failedMedian: median(at.map((r) => r.failed)),
-      lostWrites: at.filter((r) => !r.ledgerOk).length,
-    };
-  });
+  const summary = scales.flatMap((scale) =>
+    vias.map((via) => {
+      const at = runs.filter((r) => r.scale === scale && r.via === via);
+      return {
+        scale,
+        via,
+        sampleBytes: at[0]!.sampleBytes,
+        blackoutMedian: median(at.map((r) => r.blackout)),
+        blackoutMax: Math.max(...at.map((r) => r.blackout)),
+        clientGapMedian: median(at.map((r) => r.clientGap)),
+        verifySecondsMedian: median(at.map((r) => r.verifySeconds)),
+        verifyStallMax: Math.max(...at.map((r) => r.verifyStall)),
+        failedMedian: median(at.map((r) => r.failed)),
+        lostWrites: at.filter((r) => !r.ledgerOk).length,
+      };
+    }),
+  );
   const file = save('cutover', { machine: machine(), scales, tps: o.tps, runs, summary });
   const lines = [
     `\npgrelocate bench cutover — ${o.tps} writes/s, ${o.runs} runs per scale, PostgreSQL ${o.from} → ${o.to}, verify count`,
-    '  sample      blackout (median / max)  client gap  verify (writers held)   failed tx  ledger',
+    '  sample      via        blackout (median / max)  client gap  verify (writers held)   failed tx  ledger',
     ...summary.map(
       (x) =>
-        `  ${formatBytes(x.sampleBytes).padEnd(10)}  ${formatDuration(x.blackoutMedian).padStart(8)} / ${formatDuration(x.blackoutMax).padEnd(12)}  ${formatDuration(x.clientGapMedian).padStart(10)}  ${formatDuration(x.verifySecondsMedian).padStart(8)} (${formatDuration(x.verifyStallMax)})  ${String(x.failedMedian).padStart(10)}  ${x.lostWrites === 0 ? 'complete' : `${x.lostWrites} runs lost writes`}`,
+        `  ${formatBytes(x.sampleBytes).padEnd(10)}  ${x.via.padEnd(9)}  ${formatDuration(x.blackoutMedian).padStart(8)} / ${formatDuration(x.blackoutMax).padEnd(12)}  ${formatDuration(x.clientGapMedian).padStart(10)}  ${formatDuration(x.verifySecondsMedian).padStart(8)} (${formatDuration(x.verifyStallMax)})  ${String(x.failedMedian).padStart(10)}  ${x.lostWrites === 0 ? 'complete' : `${x.lostWrites} runs lost writes`}`,
     ),
     `Results: ${path.relative(process.cwd(), file)}`,
   ];
@@ -411,6 +438,7 @@ async function main(): Promise<void> {
     .option('--scales <list>', 'comma-separated sample sizes (the blackout must not grow with them)', '100MB,1GB')
     .option('--tps <n>', 'writes per second', (v) => Number(v), 200)
     .option('--runs <n>', 'runs', (v) => Number(v), 3)
+    .option('--via <list>', "the application's path: direct, pgbouncer (Debian's, when installed)", 'direct,pgbouncer')
     .action((o) => benchCutover(o));
   common(program.command('memory').description("pgrelocate's peak RSS while copying at several scales"))
     .option('--scales <list>', 'comma-separated sample sizes', '1GB,4GB')

@@ -65,6 +65,7 @@ export const ERROR_CODES = {
   'fence-lost': ExitCode.migrationFailed,
   'max-blackout': ExitCode.migrationFailed,
   'cutover-incomplete': ExitCode.migrationFailed,
+  'pgbouncer-failed': ExitCode.migrationFailed,
   'hook-failed': ExitCode.migrationFailed,
   done: ExitCode.migrationFailed,
   'pglogical-down': ExitCode.migrationFailed,

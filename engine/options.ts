@@ -147,12 +147,12 @@ export const OPTIONS = {
     value: whole(1),
     default: 15,
     pulumi: true,
-    commands: RUN,
+    commands: ['plan', ...RUN],
     only: 'streaming',
   },
   verify: {
     flag: '--verify <mode>',
-    help: 'verification (default: checksum for dump-restore, count inside the cutover window)',
+    help: 'verification (default: checksum for dump-restore; count for cutover, at a pinned point before its fence)',
     expect: 'checksum, count or none',
     value: z.enum(['checksum', 'count', 'none']),
     choices: ['checksum', 'count', 'none'],
@@ -202,6 +202,31 @@ export const OPTIONS = {
     value: text,
     env: 'PGRELOCATE_BUCARDO_URL',
     commands: RUN,
+    only: 'streaming',
+  },
+  pgbouncerAdmin: {
+    flag: '--pgbouncer-admin <url>',
+    help: "cutover through PgBouncer: its admin console (database pgbouncer, an admin_users user); the application's transactions wait in the pooler instead of failing",
+    expect: 'a postgresql:// URL',
+    value: text,
+    env: 'PGRELOCATE_PGBOUNCER_ADMIN_URL',
+    commands: ['migrate', 'cutover'],
+    only: 'streaming',
+  },
+  pgbouncerIni: {
+    flag: '--pgbouncer-ini <path>',
+    help: "PgBouncer's configuration file with the database's [databases] entry, which the cutover points at the target",
+    expect: 'a file path',
+    value: text,
+    commands: ['migrate', 'cutover'],
+    only: 'streaming',
+  },
+  pgbouncerDatabase: {
+    flag: '--pgbouncer-database <name>',
+    help: "the database's name in PgBouncer (default: the source database's name)",
+    expect: 'a name',
+    value: text,
+    commands: ['migrate', 'cutover'],
     only: 'streaming',
   },
   bucardoParallelCopy: {
@@ -357,7 +382,9 @@ export function engineOptions(v: OptionValues): EngineOptions {
 }
 
 /** What `engineOptions` gives: the streaming strategies' and dump-restore's options, each optional. */
-export type EngineOptions = Partial<Omit<StreamingOptions, 'sourceForTarget' | 'bucardoUrl' | 'preflight'> & DumpRestoreOptions>;
+export type EngineOptions = Partial<
+  Omit<StreamingOptions, 'sourceForTarget' | 'bucardoUrl' | 'preflight' | 'pgbouncer'> & DumpRestoreOptions
+>;
 
 /** The options table as Markdown, for docs/options.md (a test keeps the two the same). Pure. */
 export function optionsMarkdown(): string {

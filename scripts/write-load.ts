@@ -132,6 +132,8 @@ export class WriteLoad {
   /** Time of the last commit on each endpoint generation (0 = the first). */
   private readonly lastOk = new Map<number, number>();
   private readonly firstOk = new Map<number, number>();
+  /** When each commit happened (ms), in order: the longest stretch without one is what the application saw. */
+  private readonly commits: number[] = [];
 
   constructor(
     conn: ConnInfo,
@@ -180,6 +182,17 @@ export class WriteLoad {
     return before !== undefined && after !== undefined ? (after - before) / 1000 : null;
   }
 
+  /**
+   * The longest time no write committed anywhere, after the first second
+   * (seconds): the blackout as the application saw it, through a pooler too.
+   */
+  longestPause(): number {
+    let longest = 0;
+    for (let i = 1; i < this.commits.length; i++)
+      if (this.commits[i - 1]! - this.started > 1000) longest = Math.max(longest, this.commits[i]! - this.commits[i - 1]!);
+    return longest / 1000;
+  }
+
   private async loop(intervalMs: number, worker: number, workers: number): Promise<void> {
     let next = Date.now();
     let c: pg.Client | null = null;
@@ -196,6 +209,7 @@ export class WriteLoad {
         }
         if (await this.once(c, (id) => Number(id) % workers === worker)) {
           const now = Date.now();
+          this.commits.push(now);
           this.lastOk.set(gen, now);
           if (!this.firstOk.has(gen)) this.firstOk.set(gen, now);
         }

@@ -19,6 +19,8 @@ import { pinnedVerify, unloggedTables, type PinnedVerification } from './pinned'
 import type { StreamingStrategy } from '../strategies/names';
 import { opt } from '../option-names';
 import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
+import { adminSession, checkPgbouncer, pause, pointAtTarget, poolEntry, resume, Watchdog, type Pool } from './pgbouncer';
+import type pg from 'pg';
 import { dropUnusedFence, endSessions, FENCE_SESSION, HeldFence, planFence, prepareFence, readFence } from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
@@ -44,6 +46,8 @@ export interface CutoverReport {
   readonly fencedTables: number;
   /** true when this cutover finished one that had stopped after its switch. */
   readonly resumed: boolean;
+  /** Through PgBouncer: how long its PAUSE waited for transactions in flight (null without --pgbouncer-admin). */
+  readonly pgbouncerPauseSeconds: number | null;
   /** At the pinned point before the fence, with how long writers were held for it. */
   readonly verification: PinnedVerification | null;
   /** The target's URL, without its password: where the application goes now. */
@@ -62,6 +66,14 @@ interface Ctx extends CutoverContext {
   held: HeldFence | null;
   /** When the guardrail rolls the cutover back: fencedAt + --max-blackout. */
   deadline: number;
+  /** Through PgBouncer: the admin session that paused the pool, and the watchdog that resumes it if pgrelocate cannot. */
+  pool: { session: pg.Client; watchdog: Watchdog } | null;
+}
+
+/** The PgBouncer pool of this cutover, its name resolved (default: the source database's). */
+function poolOf(c: CutoverContext): Pool | null {
+  const p = c.opts.pgbouncer;
+  return p ? { ...p, database: p.database ?? c.meta.sourceDatabase } : null;
 }
 
 async function runHook(cmd: string, label: string): Promise<void> {
@@ -92,6 +104,7 @@ async function runHook(cmd: string, label: string): Promise<void> {
 function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[] {
   return [
     { name: 'analyze', run: (c, emit) => analyzeMissing(c.target, c.opts.jobs, emit) },
+    ...(opts.pgbouncer ? [{ name: 'pgbouncer-check', run: (c: Ctx) => checkPgbouncer(poolOf(c)!, c.source) }] : []),
     { name: 'lag-gate', run: (c, emit) => hooks.lagGate(c, emit) },
     ...(opts.verify !== 'none' ? [verifyStep(opts.verify, hooks)] : []),
     // From the target's own tables, already current: what a refresh on the source would give.
@@ -137,7 +150,7 @@ function guarded(step: Step<Ctx>): Step<Ctx> {
 }
 
 /** The steps inside the fence, up to the switch; then what follows it. */
-function fencedSteps(hooks: StreamingHooks, recopy: readonly string[]): Step<Ctx>[] {
+function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: readonly string[]): Step<Ctx>[] {
   const inside: Step<Ctx>[] = [
     ...(hooks.fencedSteps ?? []),
     hooks.finalSync,
@@ -167,7 +180,7 @@ function fencedSteps(hooks: StreamingHooks, recopy: readonly string[]): Step<Ctx
       run: (c) => copyLargeObjects(c.src, c.dst),
     },
   ];
-  return [fenceStep(), ...inside.map(guarded), switchStep(hooks), ...afterSwitch(hooks)];
+  return [fenceStep(), ...inside.map(guarded), switchStep(hooks), ...afterSwitch(hooks, opts)];
 }
 
 /**
@@ -188,8 +201,21 @@ function fenceStep(): Step<Ctx> {
       c.fencedAt = Date.now();
       c.deadline = c.fencedAt + c.opts.maxBlackout * 1000;
       // Writers in flight get part of the window to finish; the rest is for the steps inside.
-      c.held = await HeldFence.acquire(c.source, record.tables, Math.min(5000, c.opts.maxBlackout * 500), c.opts.maxBlackout * 1000);
-      return { tables: record.tables.length, lockWaitSeconds: c.held.lockWaitSeconds };
+      const waitMs = Math.min(5000, c.opts.maxBlackout * 500);
+      const pool = poolOf(c);
+      let pauseSeconds: number | null = null;
+      if (pool) {
+        // The watchdog first: from the PAUSE on, a dead pgrelocate must not leave the pool paused.
+        const watchdog = Watchdog.arm(pool.admin, pool.database, c.opts.maxBlackout * 1000 + 5000);
+        const session = await adminSession(pool.admin).catch((e: unknown) => {
+          watchdog.disarm();
+          throw e;
+        });
+        c.pool = { session, watchdog };
+        pauseSeconds = await pause(session, pool.database, waitMs);
+      }
+      c.held = await HeldFence.acquire(c.source, record.tables, waitMs, c.opts.maxBlackout * 1000);
+      return { tables: record.tables.length, lockWaitSeconds: c.held.lockWaitSeconds, pgbouncerPauseSeconds: pauseSeconds };
     },
   };
 }
@@ -221,10 +247,12 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
         if (onSource?.runId !== c.runId) throw e;
       }
       c.held = null;
-      c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
       c.meta.fence!.state = 'permanent';
       c.meta.phase = 'switched';
       await c.state.setMeta(c.meta);
+      // The pool's queued transactions go to the target as soon as it is the database.
+      if (c.pool) await releasePool(c, true);
+      c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
       const own = (await c.src.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
       const ended = await endSessions(c.src, c.meta.sourceDatabase, hooks.fenceSpares, [own]);
       c.meta.fence!.terminated = ended.terminated;
@@ -235,9 +263,47 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
   };
 }
 
+/**
+ * Resume the paused pool — pointed at the target first when `switched` — and
+ * disarm its watchdog. Before the switch the pool still points at the source,
+ * whose writers go on.
+ */
+async function releasePool(c: Ctx, switched: boolean): Promise<void> {
+  const p = c.pool!;
+  c.pool = null;
+  const pool = poolOf(c)!;
+  try {
+    if (switched) await pointAtTarget(p.session, pool, c.target);
+  } finally {
+    try {
+      await resume(p.session, pool.database);
+    } finally {
+      p.watchdog.disarm();
+      await p.session.end().catch(() => undefined);
+    }
+  }
+}
+
+/** After the switch, whatever stopped before: the pool's entry on the target, the pool resumed. */
+async function ensurePoolOnTarget(c: Ctx): Promise<{ moved: boolean }> {
+  const pool = poolOf(c)!;
+  const s = await adminSession(pool.admin);
+  try {
+    const e = await poolEntry(s, pool.database);
+    const there = e !== null && e.database === c.target.database && e.port === c.target.port;
+    if (!there) await pointAtTarget(s, pool, c.target);
+    await resume(s, pool.database);
+    return { moved: !there };
+  } finally {
+    await s.end().catch(() => undefined);
+  }
+}
+
 /** After the switch: replication removed, the database's own settings on the target. Re-run as they are by a resumed cutover. */
-function afterSwitch(hooks: StreamingHooks): Step<Ctx>[] {
+function afterSwitch(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[] {
   return [
+    // A cutover taken up after its switch: the pool may still point at the old source (the watchdog resumed it there).
+    ...(opts.pgbouncer ? [{ name: 'pgbouncer', run: (c: Ctx) => ensurePoolOnTarget(c) }] : []),
     { name: 'remove-replication', run: (c) => hooks.removeReplication(c) },
     // The database's own settings, once nothing replicates into it any more and before the application comes.
     { name: 'database-settings', run: (c, emit) => applyDatabaseSettings(c.source, c.target, c.target.database, emit) },
@@ -366,6 +432,7 @@ export async function runCutover(
             verification: null,
             held: null,
             deadline: 0,
+            pool: null,
           };
           const switched = await recover(ctx, emit);
           return cutoverSteps(ctx, hooks, emit, switched);
@@ -383,10 +450,10 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
   const { opts, state } = ctx;
   const results: StepResult[] = [];
   try {
-    if (switched) results.push(...(await runSteps(afterSwitch(hooks), ctx, emit, state)));
+    if (switched) results.push(...(await runSteps(afterSwitch(hooks, opts), ctx, emit, state)));
     else {
       results.push(...(await runSteps(stepsBefore(hooks, opts), ctx, emit, state)));
-      results.push(...(await runSteps(fencedSteps(hooks, hooks.recopy(ctx.meta)), ctx, emit, state)));
+      results.push(...(await runSteps(fencedSteps(hooks, opts, hooks.recopy(ctx.meta)), ctx, emit, state)));
     }
     ctx.meta.phase = 'done';
     await state.setMeta(ctx.meta);
@@ -394,6 +461,14 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
     if (ctx.meta.phase === 'cutover') {
       // Before the switch nothing of the fence is permanent: rolling its transaction back lifts it.
       await ctx.held?.release();
+      if (ctx.pool)
+        await releasePool(ctx, false).catch((err: Error) =>
+          emit({
+            type: 'log',
+            level: 'warn',
+            message: `could not resume PgBouncer: ${err.message}; its watchdog resumes it within seconds`,
+          }),
+        );
       await dropUnusedFence(ctx.src).catch((err: Error) =>
         emit({
           type: 'log',
@@ -406,6 +481,7 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
       await state.setMeta(ctx.meta).catch(() => undefined);
       throw e;
     }
+    if (ctx.pool) await releasePool(ctx, false).catch(() => undefined);
     if (ctx.meta.phase === 'switched')
       throw new PgrelocateError(
         'cutover-incomplete',
@@ -440,6 +516,7 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
     lockWaitSeconds: count('fence', 'lockWaitSeconds'),
     fencedTables: count('switch', 'locks'),
     resumed: switched,
+    pgbouncerPauseSeconds: ctx.opts.pgbouncer ? count('fence', 'pgbouncerPauseSeconds') : null,
     verification: ctx.verification,
     newTarget: describe(ctx.target),
   };
@@ -480,5 +557,7 @@ export async function runPinnedVerify(
 
 /** What a cutover with these hooks does, step by step, for `plan`: the blackout is from fence to switch. Pure. */
 export function describeCutover(hooks: StreamingHooks): string {
-  return [...stepsBefore(hooks, resolveStreamingOptions({})), ...fencedSteps(hooks, ['key-less'])].map((s) => s.name).join(', ');
+  return [...stepsBefore(hooks, resolveStreamingOptions({})), ...fencedSteps(hooks, resolveStreamingOptions({}), ['key-less'])]
+    .map((s) => s.name)
+    .join(', ');
 }

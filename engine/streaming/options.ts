@@ -7,6 +7,7 @@ import { defaultWorkDir, type Preflight } from '../preflight';
 import { readRun, type RunRecord } from '../state';
 import { isStreaming, type StreamingStrategy } from '../strategies/names';
 import { type FenceRecord } from './fence';
+import { type PgbouncerTarget } from './pgbouncer';
 import { type LogicalNames } from './snapshot';
 
 export interface StreamingOptions {
@@ -44,6 +45,8 @@ export interface StreamingOptions {
   readonly bucardoParallelCopy: boolean;
   /** bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database. */
   readonly bucardoUrl?: ConnInfo;
+  /** Cut over through PgBouncer: pause, point its entry at the target, resume. */
+  readonly pgbouncer?: PgbouncerTarget;
 }
 
 export function resolveStreamingOptions(o: Partial<StreamingOptions>): StreamingOptions {
@@ -67,6 +70,7 @@ export function resolveStreamingOptions(o: Partial<StreamingOptions>): Streaming
     batchPause: Math.max(0, o.batchPause ?? 0),
     bucardoParallelCopy: o.bucardoParallelCopy ?? false,
     ...(o.bucardoUrl ? { bucardoUrl: o.bucardoUrl } : {}),
+    ...(o.pgbouncer ? { pgbouncer: o.pgbouncer } : {}),
   };
 }
 

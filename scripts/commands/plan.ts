@@ -15,6 +15,7 @@ export async function runPlan(o: CliOpts & { strategy?: Strategy }): Promise<voi
     ...(v.jobs ? { jobs: v.jobs } : {}),
     force: v.force ?? false,
     replicaIdentityFull: v.replicaIdentityFull ?? false,
+    ...(v.maxBlackout ? { maxBlackout: v.maxBlackout } : {}),
   });
   out(o, p, p.text);
   if (!p.ok) process.exitCode = ExitCode.checkFailed;

@@ -1,4 +1,5 @@
 /** What the commands share: endpoints, output, progress, the options table as commander options, the strategy choice. */
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runChecks } from '../../engine/check';
 import { type Strategy } from '../../engine/strategies/names';
@@ -101,6 +102,25 @@ export function streamingOptions(o: Record<string, unknown>, command: OptionComm
     ...engineOptions(v),
     ...(v.sourceUrlFromTarget ? { sourceForTarget: parseUrl(v.sourceUrlFromTarget, 'source URL from the target') } : {}),
     ...(v.bucardoUrl ? { bucardoUrl: parseUrl(v.bucardoUrl, 'Bucardo control URL') } : {}),
+    ...pgbouncerOption(v),
+  };
+}
+
+/** --pgbouncer-admin with --pgbouncer-ini (one without the other is refused before anything runs). */
+function pgbouncerOption(v: OptionValues): Pick<StreamingOptions, 'pgbouncer'> {
+  if (!v.pgbouncerAdmin && !v.pgbouncerIni) return {};
+  if (!v.pgbouncerAdmin || !v.pgbouncerIni)
+    throw new PgrelocateError(
+      'usage',
+      `${v.pgbouncerAdmin ? '--pgbouncer-ini' : '--pgbouncer-admin'} is missing: a cutover through PgBouncer needs its admin console and the configuration file it rewrites.`,
+      'Pass both --pgbouncer-admin postgresql://admin@host:6432/pgbouncer (or PGRELOCATE_PGBOUNCER_ADMIN_URL) and --pgbouncer-ini /etc/pgbouncer/pgbouncer.ini.',
+    );
+  return {
+    pgbouncer: {
+      admin: parseUrl(v.pgbouncerAdmin, 'PgBouncer admin URL'),
+      ini: path.resolve(v.pgbouncerIni),
+      ...(v.pgbouncerDatabase ? { database: v.pgbouncerDatabase } : {}),
+    },
   };
 }
 

@@ -3,7 +3,7 @@ import { analyzeSql } from '../../engine/analyze';
 import { dumpFailure, pgDumpArgs, pgRestoreArgs } from '../../engine/strategies/dump-restore/dump-restore';
 import { defaultSettings, renderConf } from '../../engine/local/cluster';
 import { parsePasswd } from '../../engine/local/os-user';
-import { chooseStrategy, dumpRestoreSteps } from '../../engine/plan';
+import { chooseStrategy, dumpRestoreSteps, estimateBlackout } from '../../engine/plan';
 import { formatEvent, formatLiveness, formatStepStatus } from '../../engine/report';
 import { ProgressMeter, runSteps, type RunEvent, type StepResult } from '../../engine/runner';
 import { pgpassLines, sweepPassfiles, toolCommand, toolEnv, withoutSecrets } from '../../engine/tool-exec';
@@ -19,6 +19,7 @@ import { parseUrl } from '../../engine/conn';
 import { propertyStatements, setClause } from '../../engine/database-settings';
 import { asRecord, permanentFenceSql, unfenceSql, type FenceRecord } from '../../engine/streaming/fence';
 import { tableKey } from '../../engine/verify';
+import { findEntry, pointEntry } from '../../engine/streaming/pgbouncer';
 
 describe('pure helpers', function () {
   it('statistics: VACUUM (ANALYZE) where asked, but a partitioned parent (no storage) only ANALYZE', function () {
@@ -299,6 +300,58 @@ describe('the write fence', function () {
     assert.deepEqual(old.tables, []);
     assert.deepEqual(unfenceSql(old, false).split(';\n'), [`ALTER DATABASE "d" SET default_transaction_read_only = 'off'`]);
     assert.equal(asRecord(null), null);
+  });
+});
+
+describe("PgBouncer's configuration", function () {
+  const ini = [
+    '; pools',
+    '[databases]',
+    "shop = host=10.0.0.5 port=5432 dbname=shop user=app pool_size=20 application_name='my app'",
+    '"Odd Name" = host=10.0.0.5 dbname=odd',
+    '* = host=10.0.0.9',
+    '',
+    '[pgbouncer]',
+    'shop = not a database line',
+    'listen_port = 6432',
+  ].join('\n');
+
+  it('finds a database by its entry in [databases] only, quoted names too, never the fallback', function () {
+    assert.equal(findEntry(ini, 'shop')!.line, 2);
+    assert.equal(findEntry(ini, 'shop')!.pairs.get('application_name'), "'my app'");
+    assert.equal(findEntry(ini, 'Odd Name')!.line, 3);
+    assert.equal(findEntry(ini, 'other'), null);
+  });
+
+  it('points an entry at the target, keeping its other settings and every other line', function () {
+    const out = pointEntry(ini, 'shop', { host: 'new-db.internal', port: 5433, dbname: "o'brien" });
+    const lines = out.split('\n');
+    assert.equal(lines[2], "shop = host=new-db.internal port=5433 dbname='o\\'brien' user=app pool_size=20 application_name='my app'");
+    assert.deepEqual(
+      lines.filter((_, i) => i !== 2),
+      ini.split('\n').filter((_, i) => i !== 2),
+    );
+    assert.equal(findEntry(out, 'shop')!.pairs.get('port'), '5433');
+    assert.throws(() => pointEntry(ini, 'other', { host: 'h', port: 1, dbname: 'd' }), /no entry for other/);
+  });
+});
+
+describe('the expected blackout', function () {
+  it('grows with what the fence copies and the tables it marks, not with the data replication carries', function () {
+    const small = estimateBlackout({ tables: 40, sequences: 10, copiedBytes: 0, largeObjects: 0 });
+    assert.ok(small.seconds > 0.1 && small.seconds < 0.3, `${small.seconds}`);
+    assert.deepEqual(
+      small.parts.map((p) => p.what),
+      ['lock, final LSN, commit', 'triggers on 40 tables', '10 sequences'],
+    );
+    // 5,000 tables: the triggers are measured at 390 ms with their locks.
+    assert.ok(estimateBlackout({ tables: 5000, sequences: 0, copiedBytes: 0, largeObjects: 0 }).seconds < 1);
+    const heavy = estimateBlackout({ tables: 40, sequences: 10, copiedBytes: 600e6, largeObjects: 1000 });
+    assert.ok(heavy.seconds > 10, 'copying 600 MB and 1,000 large objects inside the fence is named as what makes it long');
+    assert.ok(
+      heavy.parts.some((p) => /572\.2 MiB copied again whole/.test(p.what)),
+      JSON.stringify(heavy.parts),
+    );
   });
 });
 
