@@ -66,6 +66,7 @@ export const ERROR_CODES = {
   'max-blackout': ExitCode.migrationFailed,
   'cutover-incomplete': ExitCode.migrationFailed,
   'pgbouncer-failed': ExitCode.migrationFailed,
+  'no-rollback': ExitCode.usage,
   'hook-failed': ExitCode.migrationFailed,
   done: ExitCode.migrationFailed,
   'pglogical-down': ExitCode.migrationFailed,

@@ -11,7 +11,7 @@ import type { StreamingOptions } from './streaming/options';
 import type { DumpRestoreOptions } from './strategies/dump-restore/dump-restore';
 import { parseSize } from './units';
 
-export type Command = 'check' | 'plan' | 'migrate' | 'sync' | 'copy' | 'cutover';
+export type Command = 'check' | 'plan' | 'migrate' | 'sync' | 'copy' | 'cutover' | 'rollback';
 const RUN: readonly Command[] = ['migrate', 'sync', 'copy', 'cutover'];
 
 /** A whole number in [min, max], written as a number (Pulumi) or as text (CLI). */
@@ -117,7 +117,7 @@ export const OPTIONS = {
     value: size,
     default: '16MB',
     pulumi: true,
-    commands: RUN,
+    commands: [...RUN, 'rollback'],
     only: 'streaming',
   },
   catchUpTimeout: {
@@ -127,7 +127,7 @@ export const OPTIONS = {
     value: whole(0),
     default: 600,
     pulumi: true,
-    commands: RUN,
+    commands: [...RUN, 'rollback'],
     only: 'streaming',
   },
   applyTimeout: {
@@ -137,7 +137,7 @@ export const OPTIONS = {
     value: whole(0),
     default: 60,
     pulumi: true,
-    commands: RUN,
+    commands: [...RUN, 'rollback'],
     only: 'streaming',
   },
   maxBlackout: {
@@ -147,7 +147,7 @@ export const OPTIONS = {
     value: whole(1),
     default: 15,
     pulumi: true,
-    commands: ['plan', ...RUN],
+    commands: ['plan', ...RUN, 'rollback'],
     only: 'streaming',
   },
   verify: {
@@ -204,13 +204,21 @@ export const OPTIONS = {
     commands: RUN,
     only: 'streaming',
   },
+  rollback: {
+    flag: '--rollback',
+    help: 'logical: arm reverse replication at the switch, so pgrelocate rollback can move the application back with nothing written on the new server lost',
+    expect: 'true or false',
+    value: onOff,
+    commands: ['migrate', 'cutover'],
+    only: 'streaming',
+  },
   pgbouncerAdmin: {
     flag: '--pgbouncer-admin <url>',
     help: "cutover through PgBouncer: its admin console (database pgbouncer, an admin_users user); the application's transactions wait in the pooler instead of failing",
     expect: 'a postgresql:// URL',
     value: text,
     env: 'PGRELOCATE_PGBOUNCER_ADMIN_URL',
-    commands: ['migrate', 'cutover'],
+    commands: ['migrate', 'cutover', 'rollback'],
     only: 'streaming',
   },
   pgbouncerIni: {
@@ -218,7 +226,7 @@ export const OPTIONS = {
     help: "PgBouncer's configuration file with the database's [databases] entry, which the cutover points at the target",
     expect: 'a file path',
     value: text,
-    commands: ['migrate', 'cutover'],
+    commands: ['migrate', 'cutover', 'rollback'],
     only: 'streaming',
   },
   pgbouncerDatabase: {
@@ -226,7 +234,7 @@ export const OPTIONS = {
     help: "the database's name in PgBouncer (default: the source database's name)",
     expect: 'a name',
     value: text,
-    commands: ['migrate', 'cutover'],
+    commands: ['migrate', 'cutover', 'rollback'],
     only: 'streaming',
   },
   bucardoParallelCopy: {
@@ -367,6 +375,7 @@ export function engineOptions(v: OptionValues): EngineOptions {
     catchUpTimeout: v.catchUpTimeout,
     applyTimeout: v.applyTimeout,
     maxBlackout: v.maxBlackout,
+    rollback: v.rollback,
     verify: v.verify,
     preHook: v.preHook,
     postHook: v.postHook,

@@ -23,6 +23,8 @@ export interface PlanOptions {
 
 /** What the cutover does inside its fence that grows with the database: what the estimate reads. */
 export interface FenceWork {
+  /** Bucardo's final sync is two sync runs rather than an LSN to wait for. */
+  readonly bucardo?: boolean;
   readonly tables: number;
   readonly sequences: number;
   /** Unlogged tables, and key-less ones a strategy copies again whole (bytes). */
@@ -32,17 +34,28 @@ export interface FenceWork {
 
 /**
  * Rates measured on this project's 2-core machine (PostgreSQL 17, local):
- * locking plus the final LSN plus the commit about 0.15 s with a target
- * keeping up under 200 writes/s; the switch's triggers 0.08 ms a table (94 ms
+ * locking plus the final LSN plus the commit about 0.2 s with a target
+ * keeping up under 200 writes/s (`npm run bench -- cutover`: 0.24–0.26 s
+ * from 100 MB to 4.3 GB); Bucardo's final sync is two sync runs, taken as
+ * 1 s (not measured by the bench); the switch's triggers 0.08 ms a table (94 ms
  * for 1,000 tables, 390 ms for 5,000, lock included); sequences one batched
  * query; a whole-table COPY through pgrelocate ~60 MB/s; a large object ~3 ms.
  */
-const RATES = { base: 0.15, perTable: 0.0001, sequences: 0.02, perSequence: 0.00005, bytesPerSecond: 60e6, perLargeObject: 0.003 };
+const RATES = {
+  base: 0.2,
+  bucardoRuns: 1,
+  perTable: 0.0001,
+  sequences: 0.02,
+  perSequence: 0.00005,
+  bytesPerSecond: 60e6,
+  perLargeObject: 0.003,
+};
 
 /** The expected write-blackout of a streaming cutover, with what it is made of. Pure. */
 export function estimateBlackout(w: FenceWork): { seconds: number; parts: { what: string; seconds: number }[] } {
   const parts = [
     { what: 'lock, final LSN, commit', seconds: RATES.base },
+    { what: 'two Bucardo sync runs (estimated: rehearse)', seconds: w.bucardo ? RATES.bucardoRuns : 0 },
     { what: `triggers on ${w.tables} tables`, seconds: w.tables * RATES.perTable },
     { what: `${w.sequences} sequences`, seconds: w.sequences ? RATES.sequences + w.sequences * RATES.perSequence : 0 },
     { what: `${formatBytes(w.copiedBytes)} copied again whole`, seconds: w.copiedBytes / RATES.bytesPerSecond },
@@ -140,6 +153,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     strategy === 'dump-restore'
       ? null
       : estimateBlackout({
+          bucardo: strategy === 'bucardo',
           tables: tables.filter((t) => t.kind === 'r').length,
           sequences: pre.source.database.sequences.length,
           // Unlogged tables carry no WAL; pglogical and Bucardo cannot carry a key-less table's changes.

@@ -18,10 +18,14 @@ export function formatFindings(findings: readonly Finding[]): string {
   return findings.map((f) => `${tag[f.level]} ${f.message}${f.fix ? `\n        fix: ${f.fix}` : ''}`).join('\n');
 }
 
-export function formatVerification(v: VerifyResult): string {
+export function formatVerification(v: VerifyResult & { stallSeconds?: number }): string {
+  // At a pinned point (a streaming run), sequences and large objects are not compared: the cutover copies them.
+  const pinned = v.stallSeconds !== undefined;
+  const what = pinned
+    ? `at a pinned point (writers held ${formatDuration(v.stallSeconds!)})`
+    : `${v.sequences.length} sequences, ${v.largeObjects.source} large objects`;
   const lines = [
-    `verification (${v.mode}): ${v.ok ? 'OK' : 'FAILED'} — ${v.tables.length} tables, ${v.rows.toLocaleString('en-US')} rows, ` +
-      `${v.sequences.length} sequences, ${v.largeObjects.source} large objects in ${formatDuration(v.seconds)}`,
+    `verification (${v.mode}): ${v.ok ? 'OK' : 'FAILED'} — ${v.tables.length} tables, ${v.rows.toLocaleString('en-US')} rows, ${what} in ${formatDuration(v.seconds)}`,
   ];
   for (const m of v.mismatches) lines.push(`  mismatch: ${m}`);
   if (v.extraOnTarget.length > 0) lines.push(`  only on target (ignored): ${v.extraOnTarget.join(', ')}`);
@@ -151,7 +155,7 @@ export function formatLiveness(run: Pick<RunRecord, 'status' | 'strategy' | 'hol
   const held = meta.fence?.state === 'held';
   if (meta.fence && !held)
     lines.push(
-      `  the source is FENCED: its applications cannot write.${meta.phase === 'done' ? '' : ' Finish with: pgrelocate cutover;'} lift it with: pgrelocate cleanup --unfence (with --source and --target)`,
+      `  the source is FENCED: its applications cannot write.${meta.phase === 'done' ? ' Lift it with' : ' Finish with: pgrelocate cutover; or lift it with'}: pgrelocate cleanup --unfence (with --source and --target)`,
     );
   else if (held && run.holder)
     lines.push(

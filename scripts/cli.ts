@@ -20,6 +20,7 @@ import { register as cutover } from './commands/cutover';
 import { register as verify } from './commands/verify';
 import { register as status } from './commands/status';
 import { register as cleanup } from './commands/cleanup';
+import { register as rollback } from './commands/rollback';
 
 /** The package's version, for --version. */
 function version(): string {
@@ -36,7 +37,7 @@ export function buildProgram(): Command {
     .version(version(), '-V, --version')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [check, plan, migrate, sync, copy, cutover, verify, status, cleanup]) register(program);
+  for (const register of [check, plan, migrate, sync, copy, cutover, rollback, verify, status, cleanup]) register(program);
   return program;
 }
 

@@ -5,10 +5,10 @@
  * changes, the fence — and the state schema.
  */
 import { withRunLock } from '../run-lock';
-import { connect, withClient, type ConnInfo } from '../conn';
+import { connect, ident, withClient, type ConnInfo } from '../conn';
 import { type RunRecord } from '../state';
 import type { StreamingStrategy } from '../strategies/names';
-import { dropSlot } from './artefacts';
+import { dropSlot, dropSubscription } from './artefacts';
 import { asRecord, dropUnusedFence, readFence, sourceFence, unfence, type SourceFence } from './fence';
 import type { CleanupOptions, StatusDetail, StreamingHooks } from './hooks';
 import { previousRun, type StreamingMeta } from './options';
@@ -30,6 +30,25 @@ export async function runCleanup(
       // The source may be fenced read-only after a cutover: this session still has work to do.
       await src.query('SET default_transaction_read_only = off');
       for (const s of strategies) removed.push(...(await s.cleanup(src, dst, run?.strategy === s.name ? meta : null, opts)));
+      // A way back armed at the switch (--rollback): subscription on the source, publication and slot on the target.
+      await dst.query('SET default_transaction_read_only = off');
+      const back = await src.query<{ subname: string }>(
+        `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgrelocate\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      for (const s of back.rows) if (await dropSubscription(src, s.subname)) removed.push(`subscription ${s.subname} (source)`);
+      for (const s of (
+        await dst.query<{ slot_name: string }>(
+          `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate\\_%' AND database = current_database()`,
+        )
+      ).rows) {
+        await dropSlot(dst, s.slot_name);
+        removed.push(`slot ${s.slot_name} (target)`);
+      }
+      for (const p of (await dst.query<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgrelocate\\_%'`))
+        .rows) {
+        await dst.query(`DROP PUBLICATION ${ident(p.pubname)}`);
+        removed.push(`publication ${p.pubname} (target)`);
+      }
       const slots = await src.query<{ slot_name: string }>(
         `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate\\_%' AND database = current_database()`,
       );
@@ -55,7 +74,12 @@ export async function runCleanup(
     } finally {
       await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
     }
-    await withClient(target, 'target', (c) => c.query('DROP SCHEMA IF EXISTS pgrelocate CASCADE'));
+    await withClient(target, 'target', async (c) => {
+      await c.query('SET default_transaction_read_only = off');
+      // After a rollback the new server carries a fence in this same schema: lifted with it, settings put back.
+      if (await unfence(c, null)) removed.push('write fence (target, after the rollback)');
+      await c.query('DROP SCHEMA IF EXISTS pgrelocate CASCADE');
+    });
     removed.push('schema pgrelocate (target)');
     return removed;
   });

@@ -19,6 +19,7 @@ import { pinnedVerify, unloggedTables, type PinnedVerification } from './pinned'
 import type { StreamingStrategy } from '../strategies/names';
 import { opt } from '../option-names';
 import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
+import { armRollback, rollbackUnavailable } from './rollback';
 import { adminSession, checkPgbouncer, pause, pointAtTarget, poolEntry, resume, Watchdog, type Pool } from './pgbouncer';
 import type pg from 'pg';
 import { dropUnusedFence, endSessions, FENCE_SESSION, HeldFence, planFence, prepareFence, readFence } from './fence';
@@ -105,6 +106,7 @@ function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[]
   return [
     { name: 'analyze', run: (c, emit) => analyzeMissing(c.target, c.opts.jobs, emit) },
     ...(opts.pgbouncer ? [{ name: 'pgbouncer-check', run: (c: Ctx) => checkPgbouncer(poolOf(c)!, c.source) }] : []),
+    ...(opts.rollback ? [{ name: 'rollback-check', run: (c: Ctx) => rollbackCheck(c, hooks) }] : []),
     { name: 'lag-gate', run: (c, emit) => hooks.lagGate(c, emit) },
     ...(opts.verify !== 'none' ? [verifyStep(opts.verify, hooks)] : []),
     // From the target's own tables, already current: what a refresh on the source would give.
@@ -250,6 +252,11 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
       c.meta.fence!.state = 'permanent';
       c.meta.phase = 'switched';
       await c.state.setMeta(c.meta);
+      // The way back is armed before any application write reaches the new server.
+      if (c.opts.rollback) {
+        c.meta.rollback = await armRollback(c, c.meta.fence!.tables);
+        await c.state.setMeta(c.meta);
+      }
       // The pool's queued transactions go to the target as soon as it is the database.
       if (c.pool) await releasePool(c, true);
       c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
@@ -261,6 +268,18 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
       return { locks, terminated: ended.terminated, kept: ended.kept, blackoutSeconds: c.blackoutSeconds };
     },
   };
+}
+
+/** --rollback: only for a logical run whose source can take a subscription; refused before anything is fenced. */
+async function rollbackCheck(c: Ctx, hooks: StreamingHooks): Promise<void> {
+  const why =
+    hooks.name !== 'logical' ? `a ${hooks.name} run has no reverse replication yet (logical only)` : await rollbackUnavailable(c.src);
+  if (why)
+    throw new PgrelocateError(
+      'no-rollback',
+      `A way back cannot be armed: ${why}; nothing was fenced.`,
+      'Cut over without --rollback (going back then means a new run from the new server to the old one), or connect to the source as a role that may create subscriptions.',
+    );
 }
 
 /**

@@ -8,6 +8,7 @@ import { readRun, type RunRecord } from '../state';
 import { isStreaming, type StreamingStrategy } from '../strategies/names';
 import { type FenceRecord } from './fence';
 import { type PgbouncerTarget } from './pgbouncer';
+import type { RollbackMeta } from './rollback';
 import { type LogicalNames } from './snapshot';
 
 export interface StreamingOptions {
@@ -45,6 +46,8 @@ export interface StreamingOptions {
   readonly bucardoParallelCopy: boolean;
   /** bucardo: a superuser of the PostgreSQL (with PL/Perl) that holds Bucardo's control database. */
   readonly bucardoUrl?: ConnInfo;
+  /** logical: arm reverse replication at the switch, for `pgrelocate rollback`. */
+  readonly rollback: boolean;
   /** Cut over through PgBouncer: pause, point its entry at the target, resume. */
   readonly pgbouncer?: PgbouncerTarget;
 }
@@ -70,6 +73,7 @@ export function resolveStreamingOptions(o: Partial<StreamingOptions>): Streaming
     batchPause: Math.max(0, o.batchPause ?? 0),
     bucardoParallelCopy: o.bucardoParallelCopy ?? false,
     ...(o.bucardoUrl ? { bucardoUrl: o.bucardoUrl } : {}),
+    rollback: o.rollback ?? false,
     ...(o.pgbouncer ? { pgbouncer: o.pgbouncer } : {}),
   };
 }
@@ -79,11 +83,13 @@ export interface StreamingMeta {
   /** For pglogical runs, `slot` becomes pglogical's own slot once the subscription is up. */
   names: LogicalNames;
   /** cutover: the fence is held by pgrelocate's session (nothing permanent); switched: the fence is permanent, replication being removed. */
-  phase: 'copy' | 'streaming' | 'cutover' | 'switched' | 'done';
+  phase: 'copy' | 'streaming' | 'cutover' | 'switched' | 'done' | 'rolled-back';
   replicaIdentityChanged: string[];
   snapshotLsn: string | null;
   fence: FenceRecord | null;
   sourceDatabase: string;
+  /** Reverse replication armed at the switch (--rollback), until a rollback or cleanup removes it. */
+  rollback?: RollbackMeta | null;
   /** Key-less tables REPLICA IDENTITY FULL cannot match: not published, copied again inside the fence (check's fullCopyTables). */
   fullCopy?: string[];
 }

@@ -217,4 +217,72 @@ describe('the cutover fence against clients that do not play along', function ()
     }
     await cleanup(source, target);
   });
+
+  it('rollback after the switch, under load: every write made on the new server is on the old one, which is writable again; the new one is fenced; cleanup leaves nothing', async function () {
+    if (!(await canRun())) this.skip();
+    const { source, target, app } = await setup(14, 17);
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
+    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+    const load = new WriteLoad(source, { rate: 150, workers: 3, user: { name: APP_ROLE, password: app.password! } });
+    await load.start();
+    try {
+      await sleep(500);
+      const c = await cutover(source, target, { jobs: 2, verify: 'count', rollback: true });
+      assert.ok(c.blackoutSeconds < 5, `blackout ${c.blackoutSeconds}s`);
+      load.switchTo(target);
+      // The application writes on the new server, including the key-less table (copied back whole).
+      await sleep(1500);
+      await sql(
+        { ...target, user: APP_ROLE, password: app.password! },
+        `INSERT INTO public.schema_migrations (version) VALUES ('on the new server')`,
+      );
+      const r = await pgrelocate(['rollback', '--json'], env);
+      assert.equal(r.exitCode, ExitCode.ok, r.stderr);
+      const report = JSON.parse(r.stdout) as { blackoutSeconds: number; recopiedRows: number };
+      assert.ok(report.blackoutSeconds < 5, `rollback blackout ${report.blackoutSeconds}s`);
+      load.switchTo(source);
+      await sleep(800);
+      const s = await load.stop();
+      assert.ok(s.committed > 200, `${s.committed} committed`);
+      const ledger = await load.ledger.check(source);
+      assert.equal(ledger.ok, true, `a write made on the new server is missing on the old one: ${JSON.stringify(ledger).slice(0, 400)}`);
+    } finally {
+      await load.stop();
+    }
+    const [back] = await sql<{ n: string }>(
+      source,
+      `SELECT count(*)::text AS n FROM public.schema_migrations WHERE version = 'on the new server'`,
+    );
+    assert.equal(back!.n, '1', 'the key-less table came back whole');
+    // The old source is the database again; the new server refuses writes.
+    await sql(app, `INSERT INTO public.schema_migrations (version) VALUES ('old source writable')`);
+    await assert.rejects(
+      sql(
+        { ...target, user: APP_ROLE, password: app.password! },
+        `BEGIN READ WRITE; INSERT INTO public.schema_migrations (version) VALUES ('late'); COMMIT`,
+      ),
+      /moved by pgrelocate/,
+    );
+    const [seq] = await sql<{ s: string; t: string }>(source, `SELECT last_value::text AS s, '' AS t FROM audit.events_id_seq`);
+    const [tseq] = await sql<{ t: string }>(target, `SELECT last_value::text AS t FROM audit.events_id_seq`);
+    assert.ok(BigInt(seq!.s) >= BigInt(tseq!.t), 'sequences carried back');
+    const again = await pgrelocate(['rollback'], env);
+    assert.equal(again.exitCode, ExitCode.usage);
+    assert.match(again.stderr, /already rolled back/);
+    const cl = await pgrelocate(['cleanup'], env);
+    assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
+    const left = [
+      ...(await sql<{ n: string }>(source, `SELECT 'subscription ' || subname AS n FROM pg_subscription WHERE subname LIKE 'pgrelocate%'`)),
+      ...(await sql<{ n: string }>(
+        target,
+        `SELECT 'slot ' || slot_name AS n FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%'`,
+      )),
+      ...(await sql<{ n: string }>(target, `SELECT 'publication ' || pubname AS n FROM pg_publication WHERE pubname LIKE 'pgrelocate%'`)),
+      ...(await sql<{ n: string }>(
+        source,
+        `SELECT 'slot ' || slot_name AS n FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate%'`,
+      )),
+    ].map((x) => x.n);
+    assert.deepEqual(left, []);
+  });
 });

@@ -1,0 +1,321 @@
+/**
+ * A way back after the switch. With `--rollback`, the cutover's switch arms
+ * reverse replication before the application reaches the new server: a
+ * publication and a slot on the target, a subscription on the old source
+ * (whose apply runs with `session_replication_role = replica`, so the fence's
+ * triggers let it through while they refuse the applications). `pgrelocate
+ * rollback` is then a cutover in reverse: the new server fenced (writers
+ * wait), its last LSN applied on the old one, sequences and what replication
+ * does not carry copied back, the new server's fence made permanent and the
+ * old one's lifted, PgBouncer pointed back, the reverse replication removed.
+ * Nothing written on the new server since the switch is lost.
+ */
+import type pg from 'pg';
+import { connect, describe, ident, type ConnInfo } from '../conn';
+import { PgrelocateError } from '../errors';
+import { opt } from '../option-names';
+import { withRunLock } from '../run-lock';
+import { withRunState } from '../run';
+import { runSteps, type Emit, type Step } from '../runner';
+import { tableKey } from '../verify';
+import { dropSlot, dropSubscription } from './artefacts';
+import { copyLargeObjects, copyUnlogged, syncSequences } from './cutover-steps';
+import { HeldFence, planFence, prepareFence, unfence, type FenceRecord } from './fence';
+import type { CutoverContext } from './hooks';
+import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
+import { adminSession, pause, pointAtTarget, resume, Watchdog } from './pgbouncer';
+import type { LogicalNames } from './snapshot';
+import { createSubscription, waitForLag, waitForLsn } from './subscription';
+
+export interface RollbackMeta {
+  /** Publication and slot on the new server, subscription on the old one. */
+  readonly names: LogicalNames;
+  /** Tables reverse replication does not carry (unlogged, or no replica identity on the new server): copied back whole. */
+  readonly recopy: readonly string[];
+  readonly armedAt: string;
+}
+
+/** The reverse artefacts' names, from the run's own. Pure. */
+export function backNames(names: LogicalNames): LogicalNames {
+  return { slot: `${names.slot}_back`, publication: `${names.publication}_back`, subscription: `${names.subscription}_back` };
+}
+
+/**
+ * Whether the old source can take the reverse subscription: CREATE
+ * SUBSCRIPTION needs a superuser, pg_create_subscription (16+) or a managed
+ * service's admin role. Checked before the fence; the reason when it cannot.
+ */
+export async function rollbackUnavailable(src: pg.Client): Promise<string | null> {
+  const r = await src
+    .query<{ ok: boolean; who: string }>(
+      `SELECT current_user AS who,
+            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+            OR pg_has_role('pg_create_subscription'::regrole::oid, 'MEMBER') IS TRUE
+            OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser' AND pg_has_role(oid, 'MEMBER')) AS ok`,
+    )
+    .catch(async () =>
+      // Before 16 there is no pg_create_subscription role to name.
+      src.query<{ ok: boolean; who: string }>(
+        `SELECT current_user AS who, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+              OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser' AND pg_has_role(oid, 'MEMBER')) AS ok`,
+      ),
+    );
+  const row = r.rows[0]!;
+  return row.ok
+    ? null
+    : `user "${row.who}" may not create a subscription on the source (it needs a superuser, pg_create_subscription on 16+, or rds_superuser), so the source cannot take the new server's changes back`;
+}
+
+/** At the switch, before the application reaches the new server: reverse replication, idle until a rollback needs it. */
+export async function armRollback(c: CutoverContext, tables: readonly string[]): Promise<RollbackMeta> {
+  const names = backNames(c.meta.names);
+  // On the new server a table without a usable replica identity would refuse the application's UPDATEs once
+  // published: those are not published but copied back whole, like unlogged tables.
+  const unpublishable = new Set(
+    (
+      await c.dst.query<{ q: string }>(
+        `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND (c.relpersistence = 'u' OR NOT (c.relreplident = 'f'
+            OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary))
+            OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisreplident))))`,
+      )
+    ).rows.map((r) => tableKey(r.q)),
+  );
+  const published = tables.filter((t) => !unpublishable.has(tableKey(t)));
+  const recopy = tables.filter((t) => unpublishable.has(tableKey(t)));
+  await c.dst.query(
+    published.length > 0
+      ? `CREATE PUBLICATION ${ident(names.publication)} FOR TABLE ${published.join(', ')}`
+      : `CREATE PUBLICATION ${ident(names.publication)}`,
+  );
+  await c.dst.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [names.slot]);
+  try {
+    await createSubscription(c.src, names, c.target);
+  } catch (e) {
+    throw new PgrelocateError(
+      'subscribe-failed',
+      `The old source could not subscribe to the new server for a way back: ${(e as Error).message.replace(/^The target could not subscribe to the source at [^:]*: /, '')}`,
+      'Let the new server admit the old one (security group, pg_hba.conf); then run pgrelocate cutover again, which finishes the switch (without a way back unless this is fixed).',
+    );
+  }
+  return { names, recopy, armedAt: new Date().toISOString() };
+}
+
+/** Remove the reverse replication: the subscription on the old source, publication and slot on the new server. */
+export async function disarmRollback(src: pg.Client, dst: pg.Client, r: RollbackMeta): Promise<string[]> {
+  const removed: string[] = [];
+  if (await dropSubscription(src, r.names.subscription)) removed.push(`subscription ${r.names.subscription} (source)`);
+  await dropSlot(dst, r.names.slot);
+  await dst.query(`DROP PUBLICATION IF EXISTS ${ident(r.names.publication)}`);
+  return removed;
+}
+
+export interface RollbackReport {
+  readonly runId: string;
+  /** Fence on the new server to the switch back: writers waited. */
+  readonly blackoutSeconds: number;
+  readonly steps: readonly { readonly name: string; readonly seconds: number }[];
+  readonly sequences: number;
+  readonly recopiedRows: number;
+  /** The old source, writable again: where the application goes. */
+  readonly source: string;
+}
+
+interface Ctx extends CutoverContext {
+  readonly rollback: RollbackMeta;
+  held: HeldFence | null;
+  pool: { session: pg.Client; watchdog: Watchdog } | null;
+  record: FenceRecord | null;
+  fencedAt: number;
+  blackoutSeconds: number;
+}
+
+function steps(): Step<Ctx>[] {
+  return [
+    {
+      name: 'back-lag-gate',
+      run: async (c, emit) => {
+        const lag = await waitForLag(c.target, c.rollback.names, c.opts.maxLagBytes, c.opts.catchUpTimeout, emit);
+        if (lag.bytes > c.opts.maxLagBytes)
+          throw new PgrelocateError(
+            'lag-too-high',
+            `The old source is ${lag.bytes} bytes behind the new server (threshold ${c.opts.maxLagBytes}); nothing was fenced.`,
+            `Wait for it to catch up, or raise ${opt('maxLag')}.`,
+          );
+        return lag;
+      },
+    },
+    {
+      name: 'back-fence',
+      run: async (c) => {
+        const record = await planFence(c.dst, c.target.database, c.runId, describe(c.source));
+        await prepareFence(c.dst, record.movedTo);
+        c.record = record;
+        c.fencedAt = Date.now();
+        const waitMs = Math.min(5000, c.opts.maxBlackout * 500);
+        const p = c.opts.pgbouncer;
+        if (p) {
+          const database = p.database ?? c.meta.sourceDatabase;
+          const watchdog = Watchdog.arm(p.admin, database, c.opts.maxBlackout * 1000 + 5000);
+          const session = await adminSession(p.admin).catch((e: unknown) => {
+            watchdog.disarm();
+            throw e;
+          });
+          c.pool = { session, watchdog };
+          await pause(session, database, waitMs);
+        }
+        c.held = await HeldFence.acquire(c.target, record.tables, waitMs, c.opts.maxBlackout * 1000);
+        return { tables: record.tables.length };
+      },
+    },
+    {
+      name: 'back-final-lsn',
+      run: async (c) => {
+        const lsn = (await c.dst.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+        if (!(await waitForLsn(c.dst, c.rollback.names, lsn, Math.min(c.opts.applyTimeout, c.opts.maxBlackout) * 1000)))
+          throw new PgrelocateError(
+            'apply-timeout',
+            `The old source did not apply the new server's last LSN ${lsn} in time; the new server's fence was lifted.`,
+            'Check the subscription on the old source (pg_stat_subscription, its server log) and run the rollback again.',
+          );
+        return { lsn };
+      },
+    },
+    { name: 'back-sequences', run: async (c) => ({ sequences: await syncSequences(c.dst, c.src) }) },
+    {
+      name: 'back-copy',
+      run: async (c) => {
+        // The old source's fence triggers would refuse this copy: set aside inside its transaction, never seen so by others.
+        const tables = c.rollback.recopy;
+        if (tables.length === 0) return { rows: 0 };
+        await c.src.query('BEGIN');
+        try {
+          for (const t of tables)
+            await c.src.query(`ALTER TABLE ${t} DISABLE TRIGGER pgrelocate_fence, DISABLE TRIGGER pgrelocate_fence_truncate`);
+          const rows = await copyUnlogged(c.dst, c.src, tables);
+          for (const t of tables)
+            await c.src.query(`ALTER TABLE ${t} ENABLE TRIGGER pgrelocate_fence, ENABLE TRIGGER pgrelocate_fence_truncate`);
+          await c.src.query('COMMIT');
+          return { tables: tables.length, rows };
+        } catch (e) {
+          await c.src.query('ROLLBACK').catch(() => undefined);
+          throw e;
+        }
+      },
+    },
+    { name: 'back-large-objects', run: (c) => copyLargeObjects(c.dst, c.src) },
+    {
+      name: 'back-switch',
+      run: async (c) => {
+        await c.held!.proveHeld();
+        c.record!.at = new Date().toISOString();
+        await c.held!.makePermanent(c.record!);
+        c.held = null;
+        // The new server refuses writes from here; the old one takes them again.
+        await unfence(c.src, null);
+        if (c.pool) await releasePool(c, true);
+        c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
+        return { blackoutSeconds: c.blackoutSeconds };
+      },
+    },
+    { name: 'back-remove-replication', run: async (c) => ({ removed: await disarmRollback(c.src, c.dst, c.rollback) }) },
+  ];
+}
+
+async function releasePool(c: Ctx, switched: boolean): Promise<void> {
+  const p = c.pool!;
+  c.pool = null;
+  const pool = { ...c.opts.pgbouncer!, database: c.opts.pgbouncer!.database ?? c.meta.sourceDatabase };
+  try {
+    if (switched) await pointAtTarget(p.session, pool, c.source);
+  } finally {
+    try {
+      await resume(p.session, pool.database);
+    } finally {
+      p.watchdog.disarm();
+      await p.session.end().catch(() => undefined);
+    }
+  }
+}
+
+/** `rollback` of a run cut over with --rollback: the application back on the old source, nothing lost. */
+export async function runRollback(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<StreamingOptions>,
+  emit: Emit,
+): Promise<RollbackReport> {
+  return withRunLock(target, 'rollback', async () => {
+    const opts = resolveStreamingOptions(options);
+    const run = await previousRun(target);
+    const meta = (run?.meta ?? null) as (StreamingMeta & { rollback?: RollbackMeta | null }) | null;
+    if (!run || !meta || meta.phase !== 'done' || !meta.rollback)
+      throw new PgrelocateError(
+        'no-rollback',
+        !run || !meta
+          ? 'No streaming run is recorded on this target.'
+          : meta.phase === 'rolled-back'
+            ? `Run ${run.id} was already rolled back.`
+            : meta.phase !== 'done'
+              ? `Run ${run.id} has not been cut over (phase ${meta.phase}).`
+              : `Run ${run.id} was cut over without --rollback: nothing carries the new server's writes back.`,
+        meta?.phase === 'done' ? 'To go back, migrate again from the new server to the old one (a new run).' : 'Nothing to roll back.',
+      );
+    const src = await connect(source, 'source');
+    const dst = await connect(target, 'target').catch(async (e: unknown) => {
+      await src.end().catch(() => undefined);
+      throw e;
+    });
+    const ctx: Ctx = {
+      source,
+      target,
+      opts,
+      meta,
+      runId: run.id,
+      src,
+      dst,
+      rollback: meta.rollback,
+      held: null,
+      pool: null,
+      record: null,
+      fencedAt: 0,
+      blackoutSeconds: 0,
+    };
+    try {
+      await Promise.all([src, dst].map((c) => c.query('SET default_transaction_read_only = off')));
+      return await withRunState(
+        target,
+        { resume: run.id },
+        async (state) => {
+          try {
+            const results = await runSteps(steps(), ctx, emit, state);
+            meta.phase = 'rolled-back';
+            meta.rollback = null;
+            await state.setMeta(meta);
+            const n = (step: string, key: string): number =>
+              Number((results.find((r) => r.name === step)?.detail as Record<string, unknown> | undefined)?.[key] ?? 0);
+            const report: RollbackReport = {
+              runId: run.id,
+              blackoutSeconds: ctx.blackoutSeconds,
+              steps: results.map((r) => ({ name: r.name, seconds: r.seconds })),
+              sequences: n('back-sequences', 'sequences'),
+              recopiedRows: n('back-copy', 'rows'),
+              source: describe(source),
+            };
+            await state.setPhase('rolled-back');
+            await state.finish('done', report);
+            return report;
+          } catch (e) {
+            // Before the switch back nothing is permanent on the new server: its writers go on there.
+            if (ctx.held) await ctx.held.release();
+            if (ctx.pool) await releasePool(ctx, false).catch(() => undefined);
+            throw e;
+          }
+        },
+        (state) => state.setPhase('done', 'done'),
+      );
+    } finally {
+      await Promise.all([src, dst].map((c) => c.end().catch(() => undefined)));
+    }
+  });
+}
