@@ -20,9 +20,18 @@ import type { StreamingStrategy } from '../strategies/names';
 import { opt } from '../option-names';
 import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
 import { armRollback, rollbackUnavailable } from './rollback';
-import { adminSession, checkPgbouncer, pause, pointAtTarget, poolEntry, resume, Watchdog, type Pool } from './pgbouncer';
-import type pg from 'pg';
-import { dropUnusedFence, endSessions, FENCE_SESSION, HeldFence, planFence, prepareFence, readFence } from './fence';
+import {
+  adminSession,
+  checkPgbouncer,
+  pausePool,
+  pointAtTarget,
+  poolEntry,
+  releasePool,
+  resume,
+  type PausedPool,
+  type Pool,
+} from './pgbouncer';
+import { withinBound, dropUnusedFence, endSessions, FENCE_SESSION, HeldFence, planFence, prepareFence, readFence } from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
 
@@ -67,8 +76,8 @@ interface Ctx extends CutoverContext {
   held: HeldFence | null;
   /** When the guardrail rolls the cutover back: fencedAt + --max-blackout. */
   deadline: number;
-  /** Through PgBouncer: the admin session that paused the pool, and the watchdog that resumes it if pgrelocate cannot. */
-  pool: { session: pg.Client; watchdog: Watchdog } | null;
+  /** Through PgBouncer: the pool paused at the fence, until the switch resumes it. */
+  pool: PausedPool | null;
 }
 
 /** The PgBouncer pool of this cutover, its name resolved (default: the source database's). */
@@ -125,29 +134,17 @@ function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[]
 function guarded(step: Step<Ctx>): Step<Ctx> {
   return {
     name: step.name,
-    async run(c, emit) {
-      let timer: NodeJS.Timeout | undefined;
-      const limit = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new PgrelocateError(
-                'max-blackout',
-                `The cutover's write fence reached the ${c.opts.maxBlackout}s guardrail during ${step.name}; it was lifted and the cutover rolled back: the source is writable and replication keeps running.`,
-                `Find what took long (pgrelocate status lists the steps), then run the cutover again, or raise ${opt('maxBlackout')}.`,
-              ),
-            ),
-          Math.max(0, c.deadline - Date.now()),
-        );
-      });
-      const work = Promise.resolve(step.run(c, emit));
-      work.catch(() => undefined);
-      try {
-        return await Promise.race([work, limit]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    run: (c, emit) =>
+      withinBound(
+        step.run(c, emit),
+        c.deadline - Date.now(),
+        () =>
+          new PgrelocateError(
+            'max-blackout',
+            `The cutover's write fence reached the ${c.opts.maxBlackout}s guardrail during ${step.name}; it was lifted and the cutover rolled back: the source is writable and replication keeps running.`,
+            `Find what took long (pgrelocate status lists the steps), then run the cutover again, or raise ${opt('maxBlackout')}.`,
+          ),
+      ),
   };
 }
 
@@ -205,17 +202,8 @@ function fenceStep(): Step<Ctx> {
       // Writers in flight get part of the window to finish; the rest is for the steps inside.
       const waitMs = Math.min(5000, c.opts.maxBlackout * 500);
       const pool = poolOf(c);
-      let pauseSeconds: number | null = null;
-      if (pool) {
-        // The watchdog first: from the PAUSE on, a dead pgrelocate must not leave the pool paused.
-        const watchdog = Watchdog.arm(pool.admin, pool.database, c.opts.maxBlackout * 1000 + 5000);
-        const session = await adminSession(pool.admin).catch((e: unknown) => {
-          watchdog.disarm();
-          throw e;
-        });
-        c.pool = { session, watchdog };
-        pauseSeconds = await pause(session, pool.database, waitMs);
-      }
+      if (pool) c.pool = await pausePool(pool, waitMs, c.opts.maxBlackout * 1000);
+      const pauseSeconds = c.pool?.seconds ?? null;
       c.held = await HeldFence.acquire(c.source, record.tables, waitMs, c.opts.maxBlackout * 1000);
       return { tables: record.tables.length, lockWaitSeconds: c.held.lockWaitSeconds, pgbouncerPauseSeconds: pauseSeconds };
     },
@@ -258,7 +246,7 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
         await c.state.setMeta(c.meta);
       }
       // The pool's queued transactions go to the target as soon as it is the database.
-      if (c.pool) await releasePool(c, true);
+      if (c.pool) await release(c, c.target);
       c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
       const own = (await c.src.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
       const ended = await endSessions(c.src, c.meta.sourceDatabase, hooks.fenceSpares, [own]);
@@ -282,25 +270,11 @@ async function rollbackCheck(c: Ctx, hooks: StreamingHooks): Promise<void> {
     );
 }
 
-/**
- * Resume the paused pool — pointed at the target first when `switched` — and
- * disarm its watchdog. Before the switch the pool still points at the source,
- * whose writers go on.
- */
-async function releasePool(c: Ctx, switched: boolean): Promise<void> {
+/** The paused pool resumed (pointed at `at` first), once: the context forgets it. */
+function release(c: Ctx, at: ConnInfo | null): Promise<void> {
   const p = c.pool!;
   c.pool = null;
-  const pool = poolOf(c)!;
-  try {
-    if (switched) await pointAtTarget(p.session, pool, c.target);
-  } finally {
-    try {
-      await resume(p.session, pool.database);
-    } finally {
-      p.watchdog.disarm();
-      await p.session.end().catch(() => undefined);
-    }
-  }
+  return releasePool(p, at);
 }
 
 /** After the switch, whatever stopped before: the pool's entry on the target, the pool resumed. */
@@ -481,7 +455,7 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
       // Before the switch nothing of the fence is permanent: rolling its transaction back lifts it.
       await ctx.held?.release();
       if (ctx.pool)
-        await releasePool(ctx, false).catch((err: Error) =>
+        await release(ctx, null).catch((err: Error) =>
           emit({
             type: 'log',
             level: 'warn',
@@ -500,7 +474,7 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
       await state.setMeta(ctx.meta).catch(() => undefined);
       throw e;
     }
-    if (ctx.pool) await releasePool(ctx, false).catch(() => undefined);
+    if (ctx.pool) await release(ctx, null).catch(() => undefined);
     if (ctx.meta.phase === 'switched')
       throw new PgrelocateError(
         'cutover-incomplete',

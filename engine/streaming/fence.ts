@@ -175,6 +175,24 @@ export function unfenceSql(r: FenceRecord, functionExists: boolean): string {
   ].join(';\n');
 }
 
+/**
+ * `work`, or `error()` once `ms` have passed: what runs inside a fence is
+ * bounded. The work is not cancelled; its late result or failure is ignored.
+ */
+export async function withinBound<T>(work: T | Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(error()), Math.max(0, ms));
+  });
+  const w = Promise.resolve(work);
+  w.catch(() => undefined);
+  try {
+    return await Promise.race([w, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Lock modes EXCLUSIVE waits for: every one but ACCESS SHARE. */
 const CONFLICTING = `('RowShareLock', 'RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`;
 

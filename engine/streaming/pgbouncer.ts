@@ -212,6 +212,44 @@ export class Watchdog {
   }
 }
 
+/** A pool paused by pgrelocate: the admin session that paused it and the watchdog that resumes it if pgrelocate cannot. */
+export interface PausedPool {
+  readonly pool: Pool;
+  readonly session: pg.Client;
+  readonly watchdog: Watchdog;
+  /** How long PAUSE waited for transactions in flight. */
+  readonly seconds: number;
+}
+
+/** Arm the watchdog, then PAUSE (waiting at most `waitMs`); the watchdog acts after `maxMs` plus 5 s. */
+export async function pausePool(pool: Pool, waitMs: number, maxMs: number): Promise<PausedPool> {
+  // The watchdog first: from the PAUSE on, a dead pgrelocate must not leave the pool paused.
+  const watchdog = Watchdog.arm(pool.admin, pool.database, maxMs + 5000);
+  let session: pg.Client | null = null;
+  try {
+    session = await adminSession(pool.admin);
+    return { pool, session, watchdog, seconds: await pause(session, pool.database, waitMs) };
+  } catch (e) {
+    watchdog.disarm();
+    await session?.end().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** RESUME the pool — pointed at `at` first, when given — and disarm its watchdog, whatever happens to the first. */
+export async function releasePool(p: PausedPool, at: ConnInfo | null): Promise<void> {
+  try {
+    if (at) await pointAtTarget(p.session, p.pool, at);
+  } finally {
+    try {
+      await resume(p.session, p.pool.database);
+    } finally {
+      p.watchdog.disarm();
+      await p.session.end().catch(() => undefined);
+    }
+  }
+}
+
 /** PAUSE the database, waiting at most `waitMs` for transactions in flight; on time-out RESUME and refuse. */
 export async function pause(c: pg.Client, database: string, waitMs: number): Promise<number> {
   const t0 = Date.now();

@@ -15,7 +15,7 @@ import { PgrelocateError } from '../errors';
 import { ProgressMeter, type Emit } from '../runner';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { verify, type VerifyMode, type VerifyResult } from '../verify';
-import { HeldFence, migratedTables } from './fence';
+import { HeldFence, migratedTables, withinBound } from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 
 export interface PinnedVerification extends VerifyResult {
@@ -61,28 +61,17 @@ export async function pinnedVerify(c: CutoverContext, hooks: StreamingHooks, mod
     let snapshots: { source: string; target: string };
     let lsn: string | null = null;
     try {
-      let timer: NodeJS.Timeout | undefined;
-      const limit = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new PgrelocateError(
-                'max-blackout',
-                `The target did not catch up with the source within ${c.opts.maxBlackout}s while writes waited for the verification's pinned point; the writes went on and nothing was compared.`,
-                'Wait until pgrelocate status shows the target keeping up, then verify again.',
-              ),
-            ),
-          Math.max(0, maxMs - (Date.now() - t0)),
-        );
-      });
-      const caughtUp = Promise.resolve(hooks.finalSync.run(c, emit));
-      caughtUp.catch(() => undefined);
-      try {
-        const point = await Promise.race([caughtUp, limit]);
-        lsn = (point as { lsn?: string } | undefined)?.lsn ?? null;
-      } finally {
-        clearTimeout(timer);
-      }
+      const point = await withinBound(
+        hooks.finalSync.run(c, emit),
+        maxMs - (Date.now() - t0),
+        () =>
+          new PgrelocateError(
+            'max-blackout',
+            `The target did not catch up with the source within ${c.opts.maxBlackout}s while writes waited for the verification's pinned point; the writes went on and nothing was compared.`,
+            'Wait until pgrelocate status shows the target keeping up, then verify again.',
+          ),
+      );
+      lsn = (point as { lsn?: string } | undefined)?.lsn ?? null;
       const [source, target] = await Promise.all(exporters.map(exportSnapshot));
       snapshots = { source: source!, target: target! };
     } finally {

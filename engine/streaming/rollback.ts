@@ -23,7 +23,7 @@ import { copyLargeObjects, copyUnlogged, syncSequences } from './cutover-steps';
 import { HeldFence, planFence, prepareFence, unfence, type FenceRecord } from './fence';
 import type { CutoverContext } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
-import { adminSession, pause, pointAtTarget, resume, Watchdog } from './pgbouncer';
+import { pausePool, releasePool, type PausedPool } from './pgbouncer';
 import type { LogicalNames } from './snapshot';
 import { createSubscription, waitForLag, waitForLsn } from './subscription';
 
@@ -124,7 +124,7 @@ export interface RollbackReport {
 interface Ctx extends CutoverContext {
   readonly rollback: RollbackMeta;
   held: HeldFence | null;
-  pool: { session: pg.Client; watchdog: Watchdog } | null;
+  pool: PausedPool | null;
   record: FenceRecord | null;
   fencedAt: number;
   blackoutSeconds: number;
@@ -154,16 +154,7 @@ function steps(): Step<Ctx>[] {
         c.fencedAt = Date.now();
         const waitMs = Math.min(5000, c.opts.maxBlackout * 500);
         const p = c.opts.pgbouncer;
-        if (p) {
-          const database = p.database ?? c.meta.sourceDatabase;
-          const watchdog = Watchdog.arm(p.admin, database, c.opts.maxBlackout * 1000 + 5000);
-          const session = await adminSession(p.admin).catch((e: unknown) => {
-            watchdog.disarm();
-            throw e;
-          });
-          c.pool = { session, watchdog };
-          await pause(session, database, waitMs);
-        }
+        if (p) c.pool = await pausePool({ ...p, database: p.database ?? c.meta.sourceDatabase }, waitMs, c.opts.maxBlackout * 1000);
         c.held = await HeldFence.acquire(c.target, record.tables, waitMs, c.opts.maxBlackout * 1000);
         return { tables: record.tables.length };
       },
@@ -213,7 +204,7 @@ function steps(): Step<Ctx>[] {
         c.held = null;
         // The new server refuses writes from here; the old one takes them again.
         await unfence(c.src, null);
-        if (c.pool) await releasePool(c, true);
+        if (c.pool) await release(c, c.source);
         c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
         return { blackoutSeconds: c.blackoutSeconds };
       },
@@ -222,20 +213,11 @@ function steps(): Step<Ctx>[] {
   ];
 }
 
-async function releasePool(c: Ctx, switched: boolean): Promise<void> {
+/** The paused pool resumed (pointed back at the old source first, after the switch back), once. */
+function release(c: Ctx, at: ConnInfo | null): Promise<void> {
   const p = c.pool!;
   c.pool = null;
-  const pool = { ...c.opts.pgbouncer!, database: c.opts.pgbouncer!.database ?? c.meta.sourceDatabase };
-  try {
-    if (switched) await pointAtTarget(p.session, pool, c.source);
-  } finally {
-    try {
-      await resume(p.session, pool.database);
-    } finally {
-      p.watchdog.disarm();
-      await p.session.end().catch(() => undefined);
-    }
-  }
+  return releasePool(p, at);
 }
 
 /** `rollback` of a run cut over with --rollback: the application back on the old source, nothing lost. */
@@ -308,7 +290,7 @@ export async function runRollback(
           } catch (e) {
             // Before the switch back nothing is permanent on the new server: its writers go on there.
             if (ctx.held) await ctx.held.release();
-            if (ctx.pool) await releasePool(ctx, false).catch(() => undefined);
+            if (ctx.pool) await release(ctx, null).catch(() => undefined);
             throw e;
           }
         },

@@ -196,7 +196,14 @@ async function applySample(
  * (PostgreSQL retries every wal_retrieve_retry_interval, 5 s) gets up to
  * `maxMs` to get there.
  */
-export async function applyHealthGate(dst: pg.Client, subscription: string, windowMs = 2000, maxMs = 15_000, everyMs = 200): Promise<void> {
+export async function applyHealthGate(
+  dst: pg.Client,
+  subscription: string,
+  windowMs = 2000,
+  maxMs = 15_000,
+  everyMs = 200,
+  diagnose: () => Promise<string[]> = async () => [],
+): Promise<void> {
   const started = Date.now();
   // pg_stat_subscription_stats exists from 15 on: asked once, not at every sample.
   const hasStats = Number((await dst.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 150000;
@@ -229,11 +236,62 @@ export async function applyHealthGate(dst: pg.Client, subscription: string, wind
       ]
         .filter(Boolean)
         .join(', ') || `its apply worker did not run steadily for ${windowMs / 1000}s within ${window}`;
+  // The apply error itself is only in the target's server log; what the catalogs can show is a table whose columns differ.
+  const causes = await diagnose().catch(() => []);
   throw new PgrelocateError(
     'apply-failing',
-    `The target is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.`,
+    `The target is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.${causes.length ? `\n  Likely cause: ${causes.slice(0, 10).join('; ')}` : ''}`,
     "Read the target's server log for the apply error (a row the target already has, a table the replica identity cannot match, a missing column), fix the table it names, and run the cutover again once pgrelocate status shows the lag falling.",
   );
+}
+
+/**
+ * Published tables whose columns differ between source and target — a column
+ * added on the source after the schema was copied stops the apply on its first
+ * change to that table. Named as `table: what differs`.
+ */
+export async function columnDrift(src: pg.Client, dst: pg.Client, publication: string): Promise<string[]> {
+  const tables = (
+    await src.query<{ q: string }>(
+      `SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS q FROM pg_publication_tables WHERE pubname = $1`,
+      [publication],
+    )
+  ).rows.map((r) => r.q);
+  if (tables.length === 0) return [];
+  const columns = async (c: pg.Client): Promise<Map<string, Map<string, { type: string; required: boolean }>>> => {
+    const v = Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+    const r = await c.query<{ t: string; a: string; type: string; required: boolean }>(
+      `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS t, a.attname AS a, format_type(a.atttypid, a.atttypmod) AS type,
+              (a.attnotnull AND NOT a.atthasdef) AS required
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE quote_ident(n.nspname) || '.' || quote_ident(c.relname) = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+          ${v >= 120000 ? "AND a.attgenerated = ''" : ''}`,
+      [tables],
+    );
+    const m = new Map<string, Map<string, { type: string; required: boolean }>>();
+    for (const x of r.rows) {
+      if (!m.has(x.t)) m.set(x.t, new Map());
+      m.get(x.t)!.set(x.a, { type: x.type, required: x.required });
+    }
+    return m;
+  };
+  const [s, d] = await Promise.all([columns(src), columns(dst)]);
+  const out: string[] = [];
+  for (const t of tables) {
+    const sc = s.get(t) ?? new Map<string, { type: string; required: boolean }>();
+    const dc = d.get(t);
+    if (!dc) {
+      out.push(`${t}: missing on the target`);
+      continue;
+    }
+    for (const [a, x] of sc) {
+      const y = dc.get(a);
+      if (!y) out.push(`${t}: column ${a} (${x.type}) is on the source, not on the target`);
+      else if (y.type !== x.type) out.push(`${t}: column ${a} is ${x.type} on the source, ${y.type} on the target`);
+    }
+    for (const [a, y] of dc) if (!sc.has(a) && y.required) out.push(`${t}: column ${a} is only on the target, NOT NULL without a default`);
+  }
+  return out;
 }
 
 /** The final sync of the strategies that stream through a slot: the target applies the source's last LSN. */

@@ -30,6 +30,15 @@ async function setup(from: number, to: number) {
   return { source, target, sample, app };
 }
 
+/** A logical run streaming 14 → 17, with the CLI's environment and a write load on the source as the application role. */
+async function streaming(rate: number, workers: number) {
+  const s = await setup(14, 17);
+  const env = { PGRELOCATE_SOURCE_URL: toUrl(s.source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(s.target, { password: true }) };
+  await sync(s.source, s.target, { jobs: 2, replicaIdentityFull: true });
+  const load = new WriteLoad(s.source, { rate, workers, user: { name: APP_ROLE, password: s.app.password! } });
+  return { ...s, env, load };
+}
+
 /** Poll `probe` every 25 ms until it is true; the time it took (ms). */
 async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
   const t0 = Date.now();
@@ -111,10 +120,7 @@ describe('the cutover fence against clients that do not play along', function ()
 
   it('killed inside the fence: the source is writable again at once and replication intact; past --max-blackout it rolls itself back; killed after the switch, cutover finishes it', async function () {
     if (!(await canRun())) this.skip();
-    const { source, target, app } = await setup(14, 17);
-    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
-    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
-    const load = new WriteLoad(source, { rate: 100, workers: 2, user: { name: APP_ROLE, password: app.password! } });
+    const { source, target, app, env, load } = await streaming(100, 2);
     await load.start();
     let blocker: pg.Client | null = null;
     try {
@@ -145,6 +151,9 @@ describe('the cutover fence against clients that do not play along', function ()
       );
       const recoveredMs = Date.now() - killedAt;
       assert.ok(recoveredMs < 2000, `writable ${recoveredMs} ms after the kill (first try after ${recovery} ms)`);
+      process.stdout.write(
+        `      guardrail: the source took writes again ${recoveredMs} ms after pgrelocate was killed inside the fence\n`,
+      );
       const st = JSON.parse((await pgrelocate(['status', '--json'], env)).stdout) as { phase: string; sourceFence: { state: string } };
       assert.equal(st.phase, 'cutover');
       assert.equal(st.sourceFence.state, 'writable', 'status asks the source, which is not fenced');
@@ -193,10 +202,7 @@ describe('the cutover fence against clients that do not play along', function ()
 
   it('verify while streaming, under write load: at a pinned point it passes with writers held well under a second; a difference injected on the target is found and its table named', async function () {
     if (!(await canRun())) this.skip();
-    const { source, target, app } = await setup(14, 17);
-    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
-    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
-    const load = new WriteLoad(source, { rate: 150, workers: 3, user: { name: APP_ROLE, password: app.password! } });
+    const { source, target, env, load } = await streaming(150, 3);
     await load.start();
     try {
       await sleep(500);
@@ -220,10 +226,7 @@ describe('the cutover fence against clients that do not play along', function ()
 
   it('rollback after the switch, under load: every write made on the new server is on the old one, which is writable again; the new one is fenced; cleanup leaves nothing', async function () {
     if (!(await canRun())) this.skip();
-    const { source, target, app } = await setup(14, 17);
-    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
-    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
-    const load = new WriteLoad(source, { rate: 150, workers: 3, user: { name: APP_ROLE, password: app.password! } });
+    const { source, target, app, env, load } = await streaming(150, 3);
     await load.start();
     try {
       await sleep(500);

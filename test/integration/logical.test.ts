@@ -216,6 +216,28 @@ describe('logical strategy under write load', function () {
     assert.deepEqual(await artefacts(source, target), []);
   });
 
+  it('a column added on the source stops the apply: the cutover refuses before the fence, naming the table and column; added on the target, it goes through', async function () {
+    if (!(await canRun(14, 17))) this.skip();
+    const { source, target } = await setup(14, 17, 2e6);
+    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+    await sql(
+      source,
+      `ALTER TABLE app.accounts ADD COLUMN nickname text; INSERT INTO app.accounts (name, nickname) VALUES ('new', 'nick')`,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    await assert.rejects(cutover(source, target, { verify: 'count' }), (e: PgrelocateError) => {
+      assert.equal(e.code, 'apply-failing', e.message);
+      assert.match(e.message, /Likely cause: "?app"?\."?accounts"?: column nickname \(text\) is on the source, not on the target/);
+      return true;
+    });
+    await sql(target, `ALTER TABLE app.accounts ADD COLUMN nickname text`);
+    const c = await cutover(source, target, { verify: 'count' });
+    assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    const [row] = await sql<{ n: string }>(target, `SELECT nickname AS n FROM app.accounts WHERE name = 'new'`);
+    assert.equal(row!.n, 'nick');
+    await cleanup(source, target, { unfence: true });
+  });
+
   it('a sync killed during the copy resumes from a new snapshot and ends verified', async function () {
     if (!(await canRun(12, 17))) this.skip();
     const { source, target } = await setup(12, 17, 60e6);

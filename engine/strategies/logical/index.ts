@@ -7,7 +7,7 @@
 import { ident } from '../../conn';
 import { dropSlot, dropSubscription } from '../../streaming/artefacts';
 import type { StreamingHooks } from '../../streaming/hooks';
-import { applyHealthGate, finalLsnStep, slotLagGate, slotStatus } from '../../streaming/subscription';
+import { applyHealthGate, columnDrift, finalLsnStep, slotLagGate, slotStatus } from '../../streaming/subscription';
 
 export { sync, type SyncReport } from './sync';
 
@@ -15,7 +15,9 @@ export const logical: StreamingHooks = {
   name: 'logical',
   // A subscription whose apply keeps failing stops the cutover before the fence, whatever the lag says.
   async lagGate(c, emit) {
-    await applyHealthGate(c.dst, c.meta.names.subscription);
+    await applyHealthGate(c.dst, c.meta.names.subscription, undefined, undefined, undefined, () =>
+      columnDrift(c.src, c.dst, c.meta.names.publication),
+    );
     return slotLagGate(c, emit);
   },
   finalSync: finalLsnStep,
