@@ -31,21 +31,23 @@ export async function runCleanup(
       await src.query('SET default_transaction_read_only = off');
       for (const s of strategies) removed.push(...(await s.cleanup(src, dst, run?.strategy === s.name ? meta : null, opts)));
       // A way back armed at the switch (--rollback): subscription on the source, publication and slot on the target.
+      // Only the `_back` names: a source that is itself the target of another pgrelocate run keeps that run's subscription.
       await dst.query('SET default_transaction_read_only = off');
       const back = await src.query<{ subname: string }>(
-        `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgrelocate\\_%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        `SELECT subname FROM pg_subscription WHERE subname LIKE 'pgrelocate\\_%\\_back' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       );
       for (const s of back.rows) if (await dropSubscription(src, s.subname)) removed.push(`subscription ${s.subname} (source)`);
       for (const s of (
         await dst.query<{ slot_name: string }>(
-          `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate\\_%' AND database = current_database()`,
+          `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate\\_%\\_back' AND database = current_database()`,
         )
       ).rows) {
         await dropSlot(dst, s.slot_name);
         removed.push(`slot ${s.slot_name} (target)`);
       }
-      for (const p of (await dst.query<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgrelocate\\_%'`))
-        .rows) {
+      for (const p of (
+        await dst.query<{ pubname: string }>(`SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgrelocate\\_%\\_back'`)
+      ).rows) {
         await dst.query(`DROP PUBLICATION ${ident(p.pubname)}`);
         removed.push(`publication ${p.pubname} (target)`);
       }

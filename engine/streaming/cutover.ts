@@ -334,6 +334,12 @@ async function streamingRun(target: ConnInfo): Promise<{ id: string; strategy: S
       `Run ${run.id} was already cut over.`,
       'Nothing to do; run pgrelocate cleanup to remove the state.',
     );
+  if (meta.phase === 'rolled-back')
+    throw new PgrelocateError(
+      'already-cut-over',
+      `Run ${run.id} was cut over and rolled back; its replication is gone.`,
+      'Run pgrelocate cleanup, then a new sync to move again.',
+    );
   if (meta.phase === 'copy')
     throw new PgrelocateError(
       'not-streaming',

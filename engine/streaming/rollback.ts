@@ -273,6 +273,8 @@ export async function runRollback(
             const results = await runSteps(steps(), ctx, emit, state);
             meta.phase = 'rolled-back';
             meta.rollback = null;
+            // The old source is the database again: its fence is gone (the new server's is on the new server).
+            meta.fence = null;
             await state.setMeta(meta);
             const n = (step: string, key: string): number =>
               Number((results.find((r) => r.name === step)?.detail as Record<string, unknown> | undefined)?.[key] ?? 0);

@@ -269,9 +269,15 @@ describe('the cutover fence against clients that do not play along', function ()
     const [seq] = await sql<{ s: string; t: string }>(source, `SELECT last_value::text AS s, '' AS t FROM audit.events_id_seq`);
     const [tseq] = await sql<{ t: string }>(target, `SELECT last_value::text AS t FROM audit.events_id_seq`);
     assert.ok(BigInt(seq!.s) >= BigInt(tseq!.t), 'sequences carried back');
+    const st = JSON.parse((await pgrelocate(['status', '--json'], env)).stdout) as { phase: string; sourceFence: { state: string } };
+    assert.deepEqual([st.phase, st.sourceFence.state], ['rolled-back', 'writable']);
+    assert.doesNotMatch((await pgrelocate(['status'], env)).stdout, /source is FENCED/);
     const again = await pgrelocate(['rollback'], env);
     assert.equal(again.exitCode, ExitCode.usage);
     assert.match(again.stderr, /already rolled back/);
+    const recut = await pgrelocate(['cutover'], env);
+    assert.notEqual(recut.exitCode, ExitCode.ok);
+    assert.match(recut.stderr, /cut over and rolled back; its replication is gone/);
     const cl = await pgrelocate(['cleanup'], env);
     assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
     const left = [
