@@ -154,7 +154,7 @@ function formatLogical(r: LogicalRehearsal): string {
       ? `  catch-up          ${formatDuration(catchUp.catchUpSeconds ?? 0)} to apply ${formatBytes(catchUp.backlogBytes ?? 0)} of WAL written during the copy`
       : '',
     `  write-blackout    ${formatDuration(r.cutover.blackoutSeconds)} measured by pgrelocate; ${r.appWriteGapSeconds === null ? 'n/a' : formatDuration(r.appWriteGapSeconds)} seen by the application (last commit on the source → first on the target)`,
-    `  write load        ${r.load.committed} commits, ${r.load.failed} refused during the fence, ${r.load.uncertain} cut off mid-statement (${r.load.perSecond.toFixed(0)}/s)`,
+    `  write load        ${r.load.committed} commits, ${r.load.failed} refused by the old server at or after the switch (they waited on the fence; through PgBouncer they would run on the new one), ${r.load.uncertain} cut off mid-statement (${r.load.perSecond.toFixed(0)}/s)`,
     `  ledger            ${r.ledger.ok ? 'OK' : 'FAILED'} — ${r.ledger.checked} written keys checked on the target, ${r.ledger.missing.length} missing, ${r.ledger.wrong.length} stale, ${r.ledger.resurrected.length} resurrected`,
   ]
     .filter(Boolean)
