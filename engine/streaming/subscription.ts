@@ -196,22 +196,52 @@ async function applySample(
  * (PostgreSQL retries every wal_retrieve_retry_interval, 5 s) gets up to
  * `maxMs` to get there.
  */
-export async function applyHealthGate(
-  dst: pg.Client,
-  subscription: string,
-  windowMs = 2000,
-  maxMs = 15_000,
-  everyMs = 200,
-  diagnose: () => Promise<string[]> = async () => [],
-): Promise<void> {
+export interface ApplyGateOptions {
+  readonly windowMs?: number;
+  readonly maxMs?: number;
+  readonly everyMs?: number;
+  /** What the catalogs can name as the cause (the error itself is only in the server log). */
+  readonly diagnose?: () => Promise<string[]>;
+  /** One look at the apply worker; default: a native subscription's. */
+  readonly sample?: () => Promise<ApplySample>;
+}
+
+export interface ApplySample {
+  /** The apply worker's pid, null when none runs. */
+  readonly pid: number | null;
+  /** Apply errors so far, where the server counts them (15+ native), else null. */
+  readonly errors: number | null;
+  readonly enabled: boolean;
+}
+
+/** One look at pglogical's apply worker: running only while its subscription reports `replicating`. */
+export function pglogicalApplySample(dst: pg.Client, subscription: string): () => Promise<ApplySample> {
+  return async () => {
+    const r = await dst.query<{ status: string | null; pid: number | null }>(
+      `SELECT (SELECT status FROM pglogical.show_subscription_status($1)) AS status,
+              (SELECT a.pid FROM pg_stat_activity a
+                WHERE a.backend_type = 'pglogical apply ' || (SELECT oid FROM pg_database WHERE datname = current_database()) || ':'
+                                       || (SELECT sub_id FROM pglogical.subscription WHERE sub_name = $1) LIMIT 1) AS pid`,
+      [subscription],
+    );
+    const row = r.rows[0];
+    return { pid: row?.status === 'replicating' ? (row.pid ?? null) : null, errors: null, enabled: row?.status !== 'disabled' };
+  };
+}
+
+export async function applyHealthGate(dst: pg.Client, subscription: string, o: ApplyGateOptions = {}): Promise<void> {
+  const { windowMs = 2000, maxMs = 15_000, everyMs = 200, diagnose = async () => [] } = o;
   const started = Date.now();
   // pg_stat_subscription_stats exists from 15 on: asked once, not at every sample.
-  const hasStats = Number((await dst.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 150000;
+  const hasStats = o.sample
+    ? false
+    : Number((await dst.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 150000;
+  const sample = o.sample ?? (() => applySample(dst, subscription, hasStats));
   let streak: { pid: number; errors: number | null; since: number } | null = null;
   const seen = { notRunning: 0, restarts: 0, errors: 0, disabled: false, total: null as number | null };
   let lastPid: number | null = null;
   for (;;) {
-    const now = await applySample(dst, subscription, hasStats);
+    const now = await sample();
     seen.total = now.errors;
     if (!now.enabled) seen.disabled = true;
     if (now.pid === null) seen.notRunning++;
@@ -257,6 +287,21 @@ export async function columnDrift(src: pg.Client, dst: pg.Client, publication: s
       [publication],
     )
   ).rows.map((r) => r.q);
+  return columnDriftOf(src, dst, tables);
+}
+
+/** The same for pglogical: the tables of its replication sets on the provider. */
+export async function pglogicalColumnDrift(src: pg.Client, dst: pg.Client): Promise<string[]> {
+  const tables = (
+    await src.query<{ q: string }>(
+      `SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q
+         FROM pglogical.replication_set_table r JOIN pg_class c ON c.oid = r.set_reloid JOIN pg_namespace n ON n.oid = c.relnamespace`,
+    )
+  ).rows.map((r) => r.q);
+  return columnDriftOf(src, dst, tables);
+}
+
+async function columnDriftOf(src: pg.Client, dst: pg.Client, tables: readonly string[]): Promise<string[]> {
   if (tables.length === 0) return [];
   const columns = async (c: pg.Client): Promise<Map<string, Map<string, { type: string; required: boolean }>>> => {
     const v = Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);

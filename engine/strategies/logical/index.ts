@@ -15,9 +15,7 @@ export const logical: StreamingHooks = {
   name: 'logical',
   // A subscription whose apply keeps failing stops the cutover before the fence, whatever the lag says.
   async lagGate(c, emit) {
-    await applyHealthGate(c.dst, c.meta.names.subscription, undefined, undefined, undefined, () =>
-      columnDrift(c.src, c.dst, c.meta.names.publication),
-    );
+    await applyHealthGate(c.dst, c.meta.names.subscription, { diagnose: () => columnDrift(c.src, c.dst, c.meta.names.publication) });
     return slotLagGate(c, emit);
   },
   finalSync: finalLsnStep,

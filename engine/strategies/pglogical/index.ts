@@ -4,9 +4,17 @@
  * synchronized inside the fence, the target applies the last LSN, the
  * insert-only (key-less) tables are copied again, and both nodes are removed.
  */
+import { PgrelocateError } from '../../errors';
 import type { StreamingHooks } from '../../streaming/hooks';
 import type { StreamingMeta } from '../../streaming/options';
-import { finalLsnStep, slotLagGate, slotStatus } from '../../streaming/subscription';
+import {
+  applyHealthGate,
+  finalLsnStep,
+  pglogicalApplySample,
+  pglogicalColumnDrift,
+  slotLagGate,
+  slotStatus,
+} from '../../streaming/subscription';
 import type { PglogicalMeta } from './meta';
 import { removeProviderSide, removeSubscriberSide } from './teardown';
 
@@ -16,7 +24,24 @@ export type PglogicalRunMeta = StreamingMeta & { pglogical: PglogicalMeta };
 
 export const pglogical: StreamingHooks<PglogicalRunMeta> = {
   name: 'pglogical',
-  lagGate: slotLagGate,
+  // pglogical's apply worker stops on an error and is restarted by its manager: the same gate as logical's.
+  async lagGate(c, emit) {
+    const sub = c.meta.pglogical.subscription;
+    await applyHealthGate(c.dst, sub, {
+      sample: pglogicalApplySample(c.dst, sub),
+      diagnose: () => pglogicalColumnDrift(c.src, c.dst),
+    }).catch((e: unknown) => {
+      // pglogical's manager restarts a failed worker only after minutes (measured: 169 s): say how to restart it at once.
+      if (e instanceof PgrelocateError && e.code === 'apply-failing')
+        throw new PgrelocateError(
+          e.code,
+          e.message,
+          `${e.fix} Once fixed, restart pglogical's worker on the target at once: SELECT pglogical.alter_subscription_disable('${sub}', true); SELECT pglogical.alter_subscription_enable('${sub}', true);`,
+        );
+      throw e;
+    });
+    return slotLagGate(c, emit);
+  },
   fencedSteps: [
     {
       // pglogical carries sequence values only when asked; the exact values are set again after the final LSN.
