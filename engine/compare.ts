@@ -13,6 +13,7 @@
  */
 import pg from 'pg';
 import { withClient, type ConnInfo } from './conn';
+import { FENCE_TRIGGERS } from './streaming/fence';
 import { STABLE_SESSION } from './verify';
 
 /** One object: its kind and identity (pg_identify_object), and what is compared of it. */
@@ -138,7 +139,7 @@ function objectQuery(major: number): string {
       'oid',
       'NULL::oid',
       `pg_get_triggerdef(oid) || ' enabled ' || tgenabled::text`,
-      `NOT tgisinternal AND tgname NOT IN ('pgrelocate_fence', 'pgrelocate_fence_truncate')`,
+      `NOT tgisinternal AND tgname NOT IN (${FENCE_TRIGGERS.map((t) => `'${t}'`).join(', ')})`,
     ),
     simple('pg_rewrite', 'oid', 'NULL::oid', `pg_get_ruledef(oid) || ' enabled ' || ev_enabled::text`, `rulename <> '_RETURN'`),
     simple(

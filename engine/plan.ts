@@ -148,7 +148,8 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
   const steps = describeSteps(strategy, { jobs });
   const width = Math.max(...steps.map((s) => s.name.length));
   const largest = tables.slice(0, 5).map((t) => ({ table: `${t.schema}.${t.name}`, bytes: t.totalBytes }));
-  const keyless = (t: (typeof tables)[number]): boolean => t.kind === 'r' && t.primaryKey.length === 0 && !t.hasUsableUniqueIndex;
+  // What pglogical (insert-only) and Bucardo (full copy) copy again: tables without a primary key.
+  const keyless = (t: (typeof tables)[number]): boolean => t.kind === 'r' && t.primaryKey.length === 0;
   const blackout =
     strategy === 'dump-restore'
       ? null

@@ -20,18 +20,18 @@ import type { StreamingStrategy } from '../strategies/names';
 import { opt } from '../option-names';
 import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
 import { armRollback, rollbackUnavailable } from './rollback';
+import { adminSession, checkPgbouncer, pointAtTarget, poolEntry, releasePool, resume, type PausedPool, type Pool } from './pgbouncer';
 import {
-  adminSession,
-  checkPgbouncer,
-  pausePool,
-  pointAtTarget,
-  poolEntry,
-  releasePool,
-  resume,
-  type PausedPool,
-  type Pool,
-} from './pgbouncer';
-import { withinBound, dropUnusedFence, endSessions, FENCE_SESSION, HeldFence, planFence, prepareFence, readFence } from './fence';
+  guarded,
+  dropUnusedFence,
+  endSessions,
+  FENCE_SESSION,
+  planFence,
+  prepareFence,
+  readFence,
+  takeFence,
+  type HeldFence,
+} from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
 
@@ -124,30 +124,6 @@ function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[]
   ];
 }
 
-/**
- * The guardrail: a step inside the fence that would take the blackout past
- * --max-blackout fails, and the held fence is rolled back at once (the
- * server does it too if pgrelocate itself is gone: the fence session's
- * idle_in_transaction_session_timeout). What the step was doing is left to end on
- * its own; its result is not waited for.
- */
-function guarded(step: Step<Ctx>): Step<Ctx> {
-  return {
-    name: step.name,
-    run: (c, emit) =>
-      withinBound(
-        step.run(c, emit),
-        c.deadline - Date.now(),
-        () =>
-          new PgrelocateError(
-            'max-blackout',
-            `The cutover's write fence reached the ${c.opts.maxBlackout}s guardrail during ${step.name}; it was lifted and the cutover rolled back: the source is writable and replication keeps running.`,
-            `Find what took long (pgrelocate status lists the steps), then run the cutover again, or raise ${opt('maxBlackout')}.`,
-          ),
-      ),
-  };
-}
-
 /** The steps inside the fence, up to the switch; then what follows it. */
 function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: readonly string[]): Step<Ctx>[] {
   const inside: Step<Ctx>[] = [
@@ -179,7 +155,7 @@ function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: read
       run: (c) => copyLargeObjects(c.src, c.dst),
     },
   ];
-  return [fenceStep(), ...inside.map(guarded), switchStep(hooks), ...afterSwitch(hooks, opts)];
+  return [fenceStep(), ...inside.map((s) => guarded(s, 'cutover')), switchStep(hooks), ...afterSwitch(hooks, opts)];
 }
 
 /**
@@ -199,13 +175,14 @@ function fenceStep(): Step<Ctx> {
       await prepareFence(c.src, record.movedTo);
       c.fencedAt = Date.now();
       c.deadline = c.fencedAt + c.opts.maxBlackout * 1000;
-      // Writers in flight get part of the window to finish; the rest is for the steps inside.
-      const waitMs = Math.min(5000, c.opts.maxBlackout * 500);
-      const pool = poolOf(c);
-      if (pool) c.pool = await pausePool(pool, waitMs, c.opts.maxBlackout * 1000);
-      const pauseSeconds = c.pool?.seconds ?? null;
-      c.held = await HeldFence.acquire(c.source, record.tables, waitMs, c.opts.maxBlackout * 1000);
-      return { tables: record.tables.length, lockWaitSeconds: c.held.lockWaitSeconds, pgbouncerPauseSeconds: pauseSeconds };
+      const taken = await takeFence(c.source, record.tables, c.opts.maxBlackout, poolOf(c));
+      c.held = taken.held;
+      c.pool = taken.pool;
+      return {
+        tables: record.tables.length,
+        lockWaitSeconds: taken.held.lockWaitSeconds,
+        pgbouncerPauseSeconds: taken.pool?.seconds ?? null,
+      };
     },
   };
 }

@@ -24,12 +24,16 @@ import { PgrelocateError } from '../errors';
 import { MANAGED_ROLE } from '../globals';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { opt } from '../option-names';
+import type { Step } from '../runner';
+import { pausePool, releasePool, type PausedPool, type Pool } from './pgbouncer';
 
 /** Where the permanent fence's function lives on the source, and its triggers' names. */
 export const FENCE_SCHEMA = 'pgrelocate';
 export const FENCE_FUNCTION = `${FENCE_SCHEMA}.refuse_write`;
 const TRIGGER = 'pgrelocate_fence';
 const TRUNCATE_TRIGGER = 'pgrelocate_fence_truncate';
+/** The permanent fence's triggers, as comparisons leave them out and a copy back sets them aside. */
+export const FENCE_TRIGGERS = [TRIGGER, TRUNCATE_TRIGGER] as const;
 /** application_name of the session that holds the fence: what `status` looks for. */
 export const FENCE_SESSION = 'pgrelocate fence';
 
@@ -193,6 +197,31 @@ export async function withinBound<T>(work: T | Promise<T>, ms: number, error: ()
   }
 }
 
+/**
+ * The guardrail on a step inside a fence: past the fence's deadline
+ * (--max-blackout from the fence) it fails, and the caller lifts the fence.
+ * `what` names the operation in the message (the cutover, the rollback).
+ */
+export function guarded<C extends { readonly opts: { readonly maxBlackout: number }; readonly deadline: number }>(
+  step: Step<C>,
+  what: string,
+): Step<C> {
+  return {
+    name: step.name,
+    run: (c, emit) =>
+      withinBound(
+        step.run(c, emit),
+        c.deadline - Date.now(),
+        () =>
+          new PgrelocateError(
+            'max-blackout',
+            `The ${what}'s write fence reached the ${c.opts.maxBlackout}s guardrail during ${step.name}; it was lifted and the ${what} rolled back: the writers go on where they were and replication keeps running.`,
+            `Find what took long (pgrelocate status lists the steps), then run the ${what} again, or raise ${opt('maxBlackout')}.`,
+          ),
+      ),
+  };
+}
+
 /** Lock modes EXCLUSIVE waits for: every one but ACCESS SHARE. */
 const CONFLICTING = `('RowShareLock', 'RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`;
 
@@ -275,17 +304,40 @@ export class HeldFence {
     await this.client.end().catch(() => undefined);
   }
 
-  /** A query in the fence's own transaction (what it sees is what no writer can change). */
-  query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.client.query<R>(text, values);
-  }
-
   /** Lift the held fence: the transaction is rolled back (nothing was ever written) and the session ends. */
   async release(): Promise<void> {
     if (!this.open) return;
     this.open = false;
     await this.client.query('ROLLBACK').catch(() => undefined);
     await this.client.end().catch(() => undefined);
+  }
+}
+
+/** The fence taken: the table locks, and PgBouncer's pool paused before them when there is one. */
+export interface TakenFence {
+  readonly held: HeldFence;
+  readonly pool: PausedPool | null;
+}
+
+/**
+ * Take the fence on `conn` within the --max-blackout bound: writers in flight
+ * get half of it (5 s at most) to end — PgBouncer's PAUSE first when a pool
+ * is given, then the table locks — the rest is for the steps inside. One
+ * rule for the cutover, the rollback and the pinned verification.
+ */
+export async function takeFence(
+  conn: ConnInfo,
+  tables: readonly string[],
+  maxBlackoutSeconds: number,
+  pool?: Pool | null,
+): Promise<TakenFence> {
+  const waitMs = Math.min(5000, maxBlackoutSeconds * 500);
+  const paused = pool ? await pausePool(pool, waitMs, maxBlackoutSeconds * 1000) : null;
+  try {
+    return { held: await HeldFence.acquire(conn, tables, waitMs, maxBlackoutSeconds * 1000), pool: paused };
+  } catch (e) {
+    if (paused) await releasePool(paused, null).catch(() => undefined);
+    throw e;
   }
 }
 
@@ -415,12 +467,17 @@ export async function unfence(c: pg.Client, fromRun: FenceRecord | null): Promis
     await c.query('ROLLBACK').catch(() => undefined);
     throw e;
   }
-  // The schema goes too when nothing else was put in it.
-  await c.query(
-    `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = ${literal(FENCE_SCHEMA)}) AND d.refclassid = 'pg_namespace'::regclass)
-       THEN EXECUTE 'DROP SCHEMA IF EXISTS ${FENCE_SCHEMA}'; END IF; END $$`,
-  );
+  await dropSchemaIfEmpty(c);
   return r;
+}
+
+/** The fence's schema goes too when nothing else was put in it (on a target, the run's state is there). */
+async function dropSchemaIfEmpty(c: pg.Client): Promise<void> {
+  await c.query(
+    `DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${literal(FENCE_SCHEMA)})
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = ${literal(FENCE_SCHEMA)}) AND d.refclassid = 'pg_namespace'::regclass)
+       THEN EXECUTE 'DROP SCHEMA ${FENCE_SCHEMA}'; END IF; END $$`,
+  );
 }
 
 /** Remove a prepared but never used fence function (a cutover that stopped before the switch). */
@@ -428,8 +485,5 @@ export async function dropUnusedFence(c: pg.Client): Promise<void> {
   if (await readFence(c)) return;
   await c.query(`SET ${SETTING} = off`);
   await c.query(`DROP FUNCTION IF EXISTS ${FENCE_FUNCTION}() CASCADE`);
-  await c.query(
-    `DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${literal(FENCE_SCHEMA)}) AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid = (SELECT oid FROM pg_namespace WHERE nspname = ${literal(FENCE_SCHEMA)}) AND d.refclassid = 'pg_namespace'::regclass)
-       THEN EXECUTE 'DROP SCHEMA ${FENCE_SCHEMA}'; END IF; END $$`,
-  );
+  await dropSchemaIfEmpty(c);
 }

@@ -15,7 +15,7 @@ import { PgrelocateError } from '../errors';
 import { ProgressMeter, type Emit } from '../runner';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { verify, type VerifyMode, type VerifyResult } from '../verify';
-import { HeldFence, migratedTables, withinBound } from './fence';
+import { migratedTables, takeFence, withinBound } from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 
 export interface PinnedVerification extends VerifyResult {
@@ -56,7 +56,7 @@ export async function pinnedVerify(c: CutoverContext, hooks: StreamingHooks, mod
   const exporters = await Promise.all([exporter(c, 'source'), exporter(c, 'target')]);
   try {
     const maxMs = c.opts.maxBlackout * 1000;
-    const held = await HeldFence.acquire(c.source, tables, Math.min(5000, maxMs / 2), maxMs);
+    const { held } = await takeFence(c.source, tables, c.opts.maxBlackout);
     const t0 = Date.now() - held.lockWaitSeconds * 1000;
     let snapshots: { source: string; target: string };
     let lsn: string | null = null;

@@ -20,10 +20,10 @@ import { runSteps, type Emit, type Step } from '../runner';
 import { tableKey } from '../verify';
 import { dropSlot, dropSubscription } from './artefacts';
 import { copyLargeObjects, copyUnlogged, syncSequences } from './cutover-steps';
-import { HeldFence, planFence, prepareFence, unfence, type FenceRecord } from './fence';
+import { FENCE_TRIGGERS, guarded, planFence, prepareFence, takeFence, unfence, type FenceRecord, type HeldFence } from './fence';
 import type { CutoverContext } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
-import { pausePool, releasePool, type PausedPool } from './pgbouncer';
+import { releasePool, type PausedPool } from './pgbouncer';
 import type { LogicalNames } from './snapshot';
 import { createSubscription, waitForLag, waitForLsn } from './subscription';
 
@@ -127,10 +127,19 @@ interface Ctx extends CutoverContext {
   pool: PausedPool | null;
   record: FenceRecord | null;
   fencedAt: number;
+  /** The guardrail: fencedAt + --max-blackout. */
+  deadline: number;
   blackoutSeconds: number;
 }
 
 function steps(): Step<Ctx>[] {
+  const [gate, fence, ...rest] = unguardedSteps();
+  const inside = rest.slice(0, -2);
+  return [gate!, fence!, ...inside.map((s) => guarded(s, 'rollback')), ...rest.slice(-2)];
+}
+
+/** The rollback's steps; those between the fence and the switch back run under the guardrail (steps()). */
+function unguardedSteps(): Step<Ctx>[] {
   return [
     {
       name: 'back-lag-gate',
@@ -152,10 +161,16 @@ function steps(): Step<Ctx>[] {
         await prepareFence(c.dst, record.movedTo);
         c.record = record;
         c.fencedAt = Date.now();
-        const waitMs = Math.min(5000, c.opts.maxBlackout * 500);
+        c.deadline = c.fencedAt + c.opts.maxBlackout * 1000;
         const p = c.opts.pgbouncer;
-        if (p) c.pool = await pausePool({ ...p, database: p.database ?? c.meta.sourceDatabase }, waitMs, c.opts.maxBlackout * 1000);
-        c.held = await HeldFence.acquire(c.target, record.tables, waitMs, c.opts.maxBlackout * 1000);
+        const taken = await takeFence(
+          c.target,
+          record.tables,
+          c.opts.maxBlackout,
+          p ? { ...p, database: p.database ?? c.meta.sourceDatabase } : null,
+        );
+        c.held = taken.held;
+        c.pool = taken.pool;
         return { tables: record.tables.length };
       },
     },
@@ -163,7 +178,7 @@ function steps(): Step<Ctx>[] {
       name: 'back-final-lsn',
       run: async (c) => {
         const lsn = (await c.dst.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
-        if (!(await waitForLsn(c.dst, c.rollback.names, lsn, Math.min(c.opts.applyTimeout, c.opts.maxBlackout) * 1000)))
+        if (!(await waitForLsn(c.dst, c.rollback.names, lsn, c.opts.applyTimeout * 1000)))
           throw new PgrelocateError(
             'apply-timeout',
             `The old source did not apply the new server's last LSN ${lsn} in time; the new server's fence was lifted.`,
@@ -181,11 +196,9 @@ function steps(): Step<Ctx>[] {
         if (tables.length === 0) return { rows: 0 };
         await c.src.query('BEGIN');
         try {
-          for (const t of tables)
-            await c.src.query(`ALTER TABLE ${t} DISABLE TRIGGER pgrelocate_fence, DISABLE TRIGGER pgrelocate_fence_truncate`);
+          for (const t of tables) await c.src.query(`ALTER TABLE ${t} ${triggers('DISABLE')}`);
           const rows = await copyUnlogged(c.dst, c.src, tables);
-          for (const t of tables)
-            await c.src.query(`ALTER TABLE ${t} ENABLE TRIGGER pgrelocate_fence, ENABLE TRIGGER pgrelocate_fence_truncate`);
+          for (const t of tables) await c.src.query(`ALTER TABLE ${t} ${triggers('ENABLE')}`);
           await c.src.query('COMMIT');
           return { tables: tables.length, rows };
         } catch (e) {
@@ -211,6 +224,11 @@ function steps(): Step<Ctx>[] {
     },
     { name: 'back-remove-replication', run: async (c) => ({ removed: await disarmRollback(c.src, c.dst, c.rollback) }) },
   ];
+}
+
+/** The fence's triggers turned on or off in one ALTER TABLE. Pure. */
+function triggers(verb: 'DISABLE' | 'ENABLE'): string {
+  return FENCE_TRIGGERS.map((t) => `${verb} TRIGGER ${t}`).join(', ');
 }
 
 /** The paused pool resumed (pointed back at the old source first, after the switch back), once. */
@@ -261,6 +279,7 @@ export async function runRollback(
       pool: null,
       record: null,
       fencedAt: 0,
+      deadline: 0,
       blackoutSeconds: 0,
     };
     try {

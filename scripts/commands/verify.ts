@@ -19,7 +19,7 @@ export async function runVerify(
   const v = pinned ?? (await verify(source, target, { mode, jobs }));
   const head = pinned
     ? [
-        `pinned${pinned.lsn ? ` at the source's LSN ${pinned.lsn}` : ''}: writers waited ${pinned.stallSeconds.toFixed(2)}s, then compared while streaming`,
+        `pinned${pinned.lsn ? ` at the source's LSN ${pinned.lsn}` : ''}, then compared while streaming`,
         ...(pinned.excluded.length ? [`not compared here (copied again at cutover): ${pinned.excluded.join(', ')}`] : []),
         'sequences and large objects are not replicated: the cutover copies them inside its fence',
       ]
