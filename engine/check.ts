@@ -350,13 +350,13 @@ export function hasErrors(findings: readonly Finding[]): boolean {
 
 export type Add = (code: string, message: string, fix?: string) => void;
 
-/** Large objects travel outside replication, copied inside the fence: warned once per strategy, naming how it replicates. */
+/** Large objects travel outside replication, copied before the fence and checked inside it: warned once per strategy, naming how it replicates. */
 export function largeObjectsAtCutover(s: Inventory, replicated: string, warn: Add): void {
   if (s.database.largeObjects === 0) return;
   warn(
     'large-objects-at-cutover',
-    `${s.database.largeObjects} large objects are not ${replicated}; pgrelocate copies them during the cutover window.`,
-    'Many or large objects lengthen the write-blackout: rehearse it.',
+    `${s.database.largeObjects} large objects are not ${replicated}; pgrelocate copies them before the cutover's fence, and inside it those written since.`,
+    'Objects rewritten right up to the cutover lengthen the write-blackout, and the fence holds only writes that touch a table: rehearse it.',
   );
 }
 

@@ -27,8 +27,11 @@ export interface FenceWork {
   readonly bucardo?: boolean;
   readonly tables: number;
   readonly sequences: number;
-  /** Unlogged tables, and key-less ones a strategy copies again whole (bytes). */
+  /** Key-less tables whose inserts replication carries (pglogical): copied again whole (bytes). */
   readonly copiedBytes: number;
+  /** Unlogged tables and key-less ones nothing replicates, copied before the fence: scanned inside it for rows written since (bytes). */
+  readonly scannedBytes?: number;
+  /** Copied before the fence: checked inside it, copied again only if written since. */
   readonly largeObjects: number;
 }
 
@@ -39,7 +42,10 @@ export interface FenceWork {
  * from 100 MB to 4.3 GB); Bucardo's final sync is two sync runs, taken as
  * 1 s (not measured by the bench); the switch's triggers 0.08 ms a table (94 ms
  * for 1,000 tables, 390 ms for 5,000, lock included); sequences one batched
- * query; a whole-table COPY through pgrelocate ~60 MB/s; a large object ~3 ms.
+ * query; a whole-table COPY through pgrelocate ~60 MB/s; the scan for rows
+ * written since the pre-copy ~2 GB/s cached (500 MB/s taken, for a disk); the
+ * check of 10,000 large objects 0.5 s (1.0 s where their md5 is computed).
+ * What was written since the pre-copy is copied again on top: not known ahead.
  */
 const RATES = {
   base: 0.2,
@@ -48,7 +54,8 @@ const RATES = {
   sequences: 0.02,
   perSequence: 0.00005,
   bytesPerSecond: 60e6,
-  perLargeObject: 0.003,
+  scanBytesPerSecond: 500e6,
+  perLargeObject: 0.0001,
 };
 
 /** The expected write-blackout of a streaming cutover, with what it is made of. Pure. */
@@ -59,7 +66,11 @@ export function estimateBlackout(w: FenceWork): { seconds: number; parts: { what
     { what: `triggers on ${w.tables} tables`, seconds: w.tables * RATES.perTable },
     { what: `${w.sequences} sequences`, seconds: w.sequences ? RATES.sequences + w.sequences * RATES.perSequence : 0 },
     { what: `${formatBytes(w.copiedBytes)} copied again whole`, seconds: w.copiedBytes / RATES.bytesPerSecond },
-    { what: `${w.largeObjects} large objects`, seconds: w.largeObjects * RATES.perLargeObject },
+    {
+      what: `${formatBytes(w.scannedBytes ?? 0)} scanned for rows written since the pre-copy`,
+      seconds: (w.scannedBytes ?? 0) / RATES.scanBytesPerSecond,
+    },
+    { what: `${w.largeObjects} large objects checked`, seconds: w.largeObjects * RATES.perLargeObject },
   ].filter((p) => p.seconds > 0);
   return { seconds: parts.reduce((t, p) => t + p.seconds, 0), parts };
 }
@@ -157,8 +168,10 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
           bucardo: strategy === 'bucardo',
           tables: tables.filter((t) => t.kind === 'r').length,
           sequences: pre.source.database.sequences.length,
-          // Unlogged tables carry no WAL; pglogical and Bucardo cannot carry a key-less table's changes.
-          copiedBytes: tables.filter((t) => t.unlogged || (strategy !== 'logical' && keyless(t))).reduce((sum, t) => sum + t.bytes, 0),
+          // pglogical replicates a key-less table's inserts only: copied again whole, inside the fence.
+          copiedBytes: strategy === 'pglogical' ? tables.filter((t) => !t.unlogged && keyless(t)).reduce((sum, t) => sum + t.bytes, 0) : 0,
+          // Unlogged tables carry no WAL, and Bucardo cannot track a key-less table: copied before the fence, scanned inside it.
+          scannedBytes: tables.filter((t) => t.unlogged || (strategy === 'bucardo' && keyless(t))).reduce((sum, t) => sum + t.bytes, 0),
           largeObjects: pre.source.database.largeObjects,
         });
   const guard = opts.maxBlackout ?? defaultOf('maxBlackout');
@@ -172,7 +185,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     'steps:',
     ...steps.map((s, i) => `  ${i + 1}. ${s.name.padEnd(width)}  ${s.what}`),
     blackout
-      ? `downtime: the cutover's write fence, expected ${formatDuration(blackout.seconds)} (${blackout.parts.map((p) => `${p.what} ${formatDuration(p.seconds)}`).join(', ')}); writers wait meanwhile, and past --max-blackout ${guard}s it rolls itself back${blackout.seconds > guard / 2 ? ' — the estimate is over half of that: raise --max-blackout, or copy the large objects or unlogged tables another way' : ''}. Rehearse to measure it.`
+      ? `downtime: the cutover's write fence, expected ${formatDuration(blackout.seconds)} (${blackout.parts.map((p) => `${p.what} ${formatDuration(p.seconds)}`).join(', ')}); writers wait meanwhile, and past --max-blackout ${guard}s it rolls itself back${blackout.seconds > guard / 2 ? ' — the estimate is over half of that: raise --max-blackout, or add primary keys to the large key-less tables' : ''}. Rehearse to measure it.`
       : 'downtime: writes must stay stopped from the dump to the end of verify; rehearse on a copy to measure it.',
     '',
     formatFindings(pre.findings),

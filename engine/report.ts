@@ -123,7 +123,8 @@ export function formatCutover(r: CutoverReport): string {
   ];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}`);
   lines.push(
-    `  copied at cutover ${r.sequences} sequences, ${r.unloggedRows} unlogged rows, ${r.keylessRows ? `${r.keylessRows} rows of key-less tables, ` : ''}${r.largeObjects} large objects; ${r.matviews} materialized views refreshed`,
+    `  before the fence  ${r.precopiedRows} rows of tables replication does not carry, ${r.precopiedLargeObjects} large objects copied; ${r.matviews} materialized views refreshed`,
+    `  inside it         ${r.sequences} sequences; written since: ${r.unloggedRows} unlogged rows, ${r.keylessRows ? `${r.keylessRows} rows of key-less tables, ` : ''}${r.largeObjects} large objects`,
   );
   lines.push(
     `  fence             ${r.fencedTables} tables locked${r.lockWaitSeconds ? ` (after ${formatDuration(r.lockWaitSeconds)} for writes in flight)` : ''}; ${r.terminatedSessions} sessions ended${r.keptSessions ? `, ${r.keptSessions} kept (their writes are refused)` : ''}`,

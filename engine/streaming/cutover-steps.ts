@@ -1,9 +1,12 @@
 /**
- * What the cutover copies while the source is fenced: sequence values, the
- * contents of unlogged tables and large objects (none of which logical
- * replication carries), then materialized views refreshed on the target.
+ * What the cutover copies because replication does not carry it: sequence
+ * values, unlogged tables, key-less tables a strategy cannot stream, large
+ * objects, and materialized views refreshed on the target. Tables and large
+ * objects are copied before the fence; inside it only what changed since is
+ * copied again, found by the rows' transaction ids (a scan, no transfer).
  */
 import type pg from 'pg';
+import { createHash } from 'node:crypto';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { ident, literal } from '../conn';
@@ -50,24 +53,46 @@ export async function copyUnlogged(src: pg.Client, dst: pg.Client, tables: reado
   return rows;
 }
 
-/** Copy every large object (same OIDs), replacing the target's. Chunked: no object is held whole. */
-export async function copyLargeObjects(src: pg.Client, dst: pg.Client, chunk = 4 * 1024 * 1024): Promise<{ count: number; bytes: number }> {
+/** A large object as copied: its size and md5, to tell later whether it changed. */
+export interface CopiedObject {
+  readonly size: number;
+  readonly md5: string;
+}
+
+/**
+ * Copy large objects (same OIDs), replacing the target's: every one, or only
+ * `only` (the others are left as they are). Chunked: no object is held whole.
+ * Returns each one's size and md5, computed as it streams.
+ */
+export async function copyLargeObjects(
+  src: pg.Client,
+  dst: pg.Client,
+  opts: { readonly only?: readonly string[]; readonly chunk?: number } = {},
+): Promise<{ count: number; bytes: number; objects: Record<string, CopiedObject> }> {
+  const chunk = opts.chunk ?? 4 * 1024 * 1024;
+  const only = opts.only ? [...opts.only] : null;
   const los = await src.query<{ oid: string; owner: string; comment: string | null }>(
     `SELECT oid::text, pg_get_userbyid(lomowner) AS owner, obj_description(oid, 'pg_largeobject') AS comment
-       FROM pg_largeobject_metadata ORDER BY oid`,
+       FROM pg_largeobject_metadata ${only ? 'WHERE oid = ANY($1::oid[])' : ''} ORDER BY oid`,
+    only ? [only] : [],
   );
-  await dst.query(`SELECT lo_unlink(oid) FROM pg_largeobject_metadata`);
+  if (only) await dst.query(`SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = ANY($1::oid[])`, [only]);
+  else await dst.query(`SELECT lo_unlink(oid) FROM pg_largeobject_metadata`);
   let bytes = 0;
+  const objects: Record<string, CopiedObject> = {};
   for (const lo of los.rows) {
     await src.query('BEGIN');
     await dst.query('BEGIN');
     try {
       await dst.query(`SELECT lo_create($1::oid)`, [lo.oid]);
+      const hash = createHash('md5');
+      let size = 0;
       for (let off = 0; ; off += chunk) {
         const part = (await src.query<{ b: Buffer }>(`SELECT lo_get($1::oid, $2, $3) AS b`, [lo.oid, off, chunk])).rows[0]!.b;
         if (part.length === 0) break;
         await dst.query(`SELECT lo_put($1::oid, $2, $3)`, [lo.oid, off, part]);
-        bytes += part.length;
+        hash.update(part);
+        size += part.length;
         if (part.length < chunk) break;
       }
       const owner = await dst.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [lo.owner]);
@@ -75,13 +100,118 @@ export async function copyLargeObjects(src: pg.Client, dst: pg.Client, chunk = 4
       if (lo.comment !== null) await dst.query(`COMMENT ON LARGE OBJECT ${Number(lo.oid)} IS ${literal(lo.comment)}`);
       await dst.query('COMMIT');
       await src.query('COMMIT');
+      bytes += size;
+      objects[lo.oid] = { size, md5: hash.digest('hex') };
     } catch (e) {
       await dst.query('ROLLBACK').catch(() => undefined);
       await src.query('ROLLBACK').catch(() => undefined);
       throw e;
     }
   }
-  return { count: los.rows.length, bytes };
+  return { count: los.rows.length, bytes, objects };
+}
+
+/**
+ * The source's change horizon: every transaction older than it had ended
+ * before now, so a copy started after this holds its work. A row whose xmin
+ * is at or past it may be missing from such a copy: "changed since".
+ */
+export async function changeHorizon(src: pg.Client): Promise<string> {
+  // txid_* rather than pg_current_snapshot(): the same on 9.4 and on 17. The 32-bit xid is what xmin compares with.
+  const r = await src.query<{ x: string }>(`SELECT (txid_snapshot_xmin(txid_current_snapshot()) % 4294967296)::text AS x`);
+  return r.rows[0]!.x;
+}
+
+/** What the pre-copy put on the target, for the delta inside the fence. */
+export interface Precopy {
+  readonly horizon: string;
+  /** Rows copied per table (quoted name). */
+  readonly rows: Readonly<Record<string, number>>;
+  readonly largeObjects: Readonly<Record<string, CopiedObject>>;
+}
+
+/**
+ * Before the fence, while writes go on: the tables replication does not carry
+ * and every large object copied whole. Inside the fence `changedTables` and
+ * `changedLargeObjects` say what to copy again.
+ */
+export async function precopy(src: pg.Client, dst: pg.Client, tables: readonly string[]): Promise<Precopy> {
+  const horizon = await changeHorizon(src);
+  const rows: Record<string, number> = {};
+  for (const t of tables) rows[t] = await copyUnlogged(src, dst, [t]);
+  const { objects } = await copyLargeObjects(src, dst);
+  return { horizon, rows, largeObjects: objects };
+}
+
+/**
+ * Tables written since the pre-copy: a row with an xmin at or past the
+ * horizon (inserted or updated since), or fewer or more rows than were copied
+ * (deleted). One scan per table on the source, nothing transferred; inside
+ * the fence the tables are locked, so the answer holds until the switch.
+ */
+export async function changedTables(src: pg.Client, pre: Precopy, tables: readonly string[]): Promise<string[]> {
+  const changed: string[] = [];
+  // In batches: one round trip for many tables, without one statement the size of the catalog.
+  for (let i = 0; i < tables.length; i += 100) {
+    const batch = tables.slice(i, i + 100);
+    const sql = batch
+      .map(
+        (t, j) =>
+          `SELECT ${j} AS i, count(*)::bigint AS n, count(*) FILTER (WHERE age(xmin) <= age($1::text::xid))::bigint AS changed FROM ONLY ${t}`,
+      )
+      .join(' UNION ALL ');
+    const r = await src.query<{ i: number; n: string; changed: string }>(sql, [pre.horizon]);
+    for (const row of r.rows) {
+      const t = batch[row.i]!;
+      if (pre.rows[t] === undefined || Number(row.n) !== pre.rows[t] || Number(row.changed) > 0) changed.push(t);
+    }
+  }
+  return changed;
+}
+
+/** Above this a large object's md5 is not computed by the server (lo_get holds it whole): it is copied again instead. */
+const HASHED_OBJECT_LIMIT = 256 * 1024 * 1024;
+
+/**
+ * Large objects created, removed or written since the pre-copy. Created and
+ * removed: the list. Written: a page of pg_largeobject with an xmin at or past
+ * the horizon, where the role may read that catalog (a superuser, or
+ * lo_compat_privileges); elsewhere the size, then the md5 the source computes,
+ * against the copy's. An owner changed shows in the metadata's xmin.
+ */
+export async function changedLargeObjects(src: pg.Client, pre: Precopy): Promise<{ copy: string[]; removed: string[] }> {
+  const now = await src.query<{ oid: string; size: string; meta: boolean }>(
+    `SELECT oid::text, lo_lseek64(lo_open(oid, 262144), 0, 2)::text AS size, age(xmin) <= age($1::text::xid) AS meta
+       FROM pg_largeobject_metadata`,
+    [pre.horizon],
+  );
+  const removed = Object.keys(pre.largeObjects).filter((o) => !now.rows.some((r) => r.oid === o));
+  const copy = new Set<string>();
+  const same: string[] = [];
+  for (const r of now.rows) {
+    const before = pre.largeObjects[r.oid];
+    if (!before || r.meta || Number(r.size) !== before.size) copy.add(r.oid);
+    else same.push(r.oid);
+  }
+  if (same.length === 0) return { copy: [...copy], removed };
+  const readable = (await src.query<{ ok: boolean }>(`SELECT has_table_privilege('pg_catalog.pg_largeobject', 'SELECT') AS ok`)).rows[0]!
+    .ok;
+  if (readable) {
+    const written = await src.query<{ oid: string }>(
+      `SELECT DISTINCT loid::text AS oid FROM pg_catalog.pg_largeobject WHERE age(xmin) <= age($1::text::xid) AND loid = ANY($2::oid[])`,
+      [pre.horizon, same],
+    );
+    for (const r of written.rows) copy.add(r.oid);
+  } else {
+    const big = same.filter((o) => pre.largeObjects[o]!.size > HASHED_OBJECT_LIMIT);
+    for (const o of big) copy.add(o);
+    const hashed = await src.query<{ oid: string; md5: string }>(
+      `SELECT oid::text, md5(lo_get(oid)) AS md5 FROM pg_largeobject_metadata WHERE oid = ANY($1::oid[])`,
+      [same.filter((o) => pre.largeObjects[o]!.size <= HASHED_OBJECT_LIMIT)],
+    );
+    for (const r of hashed.rows) if (r.md5 !== pre.largeObjects[r.oid]!.md5) copy.add(r.oid);
+  }
+  return { copy: [...copy], removed };
 }
 
 /**

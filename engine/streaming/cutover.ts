@@ -18,7 +18,16 @@ import type { RunState } from '../state';
 import { pinnedVerify, unloggedTables, type PinnedVerification } from './pinned';
 import type { StreamingStrategy } from '../strategies/names';
 import { opt } from '../option-names';
-import { copyLargeObjects, copyUnlogged, refreshMatviews, syncSequences } from './cutover-steps';
+import {
+  changedLargeObjects,
+  changedTables,
+  copyLargeObjects,
+  copyUnlogged,
+  precopy,
+  refreshMatviews,
+  syncSequences,
+  type Precopy,
+} from './cutover-steps';
 import { armRollback, rollbackUnavailable } from './rollback';
 import { adminSession, checkPgbouncer, pointAtTarget, poolEntry, releasePool, resume, type PausedPool, type Pool } from './pgbouncer';
 import {
@@ -42,9 +51,15 @@ export interface CutoverReport {
   readonly blackoutSeconds: number;
   readonly steps: readonly { readonly name: string; readonly seconds: number }[];
   readonly sequences: number;
+  /** Rows of unlogged and unreplicated key-less tables copied before the fence, while writes went on. */
+  readonly precopiedRows: number;
+  /** Large objects copied before the fence. */
+  readonly precopiedLargeObjects: number;
+  /** Inside the fence: rows of unlogged tables written since the pre-copy, copied again. */
   readonly unloggedRows: number;
-  /** pglogical and bucardo: rows of key-less tables copied again inside the fence. */
+  /** Inside the fence: rows of key-less tables copied again (pglogical's whole; the others' only if written since the pre-copy). */
   readonly keylessRows: number;
+  /** Inside the fence: large objects created or written since the pre-copy (and those removed, removed). */
   readonly largeObjects: number;
   readonly matviews: number;
   readonly terminatedSessions: number;
@@ -68,8 +83,10 @@ export interface CutoverReport {
 interface Ctx extends CutoverContext {
   readonly state: RunState;
   fencedAt: number;
-  /** Unlogged tables carry no WAL, so no replication: copied inside the fence. */
+  /** Unlogged tables carry no WAL, so no replication: copied before the fence, what changed since inside it. */
   unlogged: string[];
+  /** What the pre-copy put on the target (null before it). */
+  pre: Precopy | null;
   blackoutSeconds: number;
   verification: PinnedVerification | null;
   /** The fence while pgrelocate's session holds it (null before it, and once permanent). */
@@ -120,8 +137,38 @@ function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[]
     ...(opts.verify !== 'none' ? [verifyStep(opts.verify, hooks)] : []),
     // From the target's own tables, already current: what a refresh on the source would give.
     { name: 'matviews', run: async (c) => ({ matviews: await refreshMatviews(c.src, c.dst) }) },
+    precopyStep(hooks),
     ...(opts.preHook ? [{ name: 'pre-hook', run: () => runHook(opts.preHook!, 'pre') }] : []),
   ];
+}
+
+/**
+ * Before the fence, while writes go on: unlogged tables, key-less tables no
+ * replication writes into, and every large object, copied whole. Inside the
+ * fence only what changed since is copied again.
+ */
+function precopyStep(hooks: StreamingHooks): Step<Ctx> {
+  return {
+    name: 'pre-copy',
+    async run(c) {
+      c.unlogged = await unloggedTables(c.src);
+      const tables = [...c.unlogged, ...(hooks.recopyUnreplicated ? hooks.recopy(c.meta) : [])];
+      c.pre = await precopy(c.src, c.dst, tables);
+      const objects = Object.values(c.pre.largeObjects);
+      return {
+        tables: tables.length,
+        rows: Object.values(c.pre.rows).reduce((a, b) => a + b, 0),
+        largeObjects: objects.length,
+        bytes: objects.reduce((a, o) => a + o.size, 0),
+      };
+    },
+  };
+}
+
+/** Inside the fence: of the pre-copied tables, those written since, copied again whole. */
+async function copyChanged(c: Ctx, tables: readonly string[]): Promise<{ scanned: number; tables: number; rows: number }> {
+  const changed = await changedTables(c.src, c.pre!, tables);
+  return { scanned: tables.length, tables: changed.length, rows: await copyUnlogged(c.src, c.dst, changed) };
 }
 
 /** The steps inside the fence, up to the switch; then what follows it. */
@@ -136,23 +183,28 @@ function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: read
         return { sequences: await syncSequences(c.src, c.dst) };
       },
     },
-    {
-      name: 'unlogged-tables',
-      async run(c) {
-        return { tables: c.unlogged.length, rows: await copyUnlogged(c.src, c.dst, c.unlogged) };
-      },
-    },
+    { name: 'unlogged-tables', run: (c) => copyChanged(c, c.unlogged) },
     ...(recopy.length > 0
       ? [
           {
             name: 'key-less-tables',
-            run: async (c: Ctx) => ({ tables: recopy.length, rows: await copyUnlogged(c.src, c.dst, recopy) }),
+            // Replication writes the inserts of pglogical's key-less tables: a copy before the fence would collide with them.
+            run: async (c: Ctx) =>
+              hooks.recopyUnreplicated
+                ? copyChanged(c, recopy)
+                : { scanned: 0, tables: recopy.length, rows: await copyUnlogged(c.src, c.dst, recopy) },
           },
         ]
       : []),
     {
       name: 'large-objects',
-      run: (c) => copyLargeObjects(c.src, c.dst),
+      async run(c) {
+        const { copy, removed } = await changedLargeObjects(c.src, c.pre!);
+        if (removed.length > 0)
+          await c.dst.query(`SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = ANY($1::oid[])`, [removed]);
+        const copied = copy.length > 0 ? await copyLargeObjects(c.src, c.dst, { only: copy }) : { count: 0, bytes: 0 };
+        return { checked: Object.keys(c.pre!.largeObjects).length, count: copied.count, bytes: copied.bytes, removed: removed.length };
+      },
     },
   ];
   return [fenceStep(), ...inside.map((s) => guarded(s, 'cutover')), switchStep(hooks), ...afterSwitch(hooks, opts)];
@@ -167,7 +219,6 @@ function fenceStep(): Step<Ctx> {
   return {
     name: 'fence',
     async run(c) {
-      c.unlogged = await unloggedTables(c.src);
       const record = await planFence(c.src, c.meta.sourceDatabase, c.runId, describe(c.target));
       c.meta.fence = record;
       c.meta.phase = 'cutover';
@@ -404,6 +455,7 @@ export async function runCutover(
             state,
             fencedAt: 0,
             unlogged: [],
+            pre: null,
             blackoutSeconds: 0,
             verification: null,
             held: null,
@@ -483,6 +535,8 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
     blackoutSeconds: ctx.blackoutSeconds,
     steps: results.map((r) => ({ name: r.name, seconds: r.seconds })),
     sequences: count('sequences', 'sequences'),
+    precopiedRows: count('pre-copy', 'rows'),
+    precopiedLargeObjects: count('pre-copy', 'largeObjects'),
     unloggedRows: count('unlogged-tables', 'rows'),
     keylessRows: count('key-less-tables', 'rows'),
     largeObjects: count('large-objects', 'count'),

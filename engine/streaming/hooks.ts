@@ -47,8 +47,13 @@ export interface StreamingHooks<M extends StreamingMeta = StreamingMeta> {
   readonly fencedSteps?: readonly Step<CutoverContext<M>>[];
   /** Inside the fence: bring the target up to the last change committed before it. */
   readonly finalSync: Step<CutoverContext<M>>;
-  /** Tables replication does not carry in full: copied again, whole, inside the fence. */
+  /** Tables replication does not carry in full: copied again, whole, inside the fence (see recopyUnreplicated). */
   recopy(meta: M): readonly string[];
+  /**
+   * true when replication writes nothing into the `recopy` tables: they are
+   * then copied before the fence, and inside it only if written since.
+   */
+  readonly recopyUnreplicated?: boolean;
   /** Once the target is verified: remove the replication on both sides. */
   removeReplication(ctx: CutoverContext<M>): Promise<void>;
   /**

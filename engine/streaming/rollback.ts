@@ -207,7 +207,13 @@ function unguardedSteps(): Step<Ctx>[] {
         }
       },
     },
-    { name: 'back-large-objects', run: (c) => copyLargeObjects(c.dst, c.src) },
+    {
+      name: 'back-large-objects',
+      run: async (c) => {
+        const { count, bytes } = await copyLargeObjects(c.dst, c.src);
+        return { count, bytes };
+      },
+    },
     {
       name: 'back-switch',
       run: async (c) => {

@@ -62,12 +62,15 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal((await bucardoSync(source, target, ctl.conn(), { jobs: 2 })).alreadyStreaming, true);
       const c = await cutover(source, target, { jobs: 2, verify: 'checksum' });
+      // The key-less table, copied before the fence and again inside it if written since: as on the source (the pinned verification leaves it out).
+      const whole = `SELECT md5(string_agg(version, ',' ORDER BY version)) AS m FROM public.schema_migrations`;
+      assert.deepEqual(await sql(target, whole), await sql(source, whole));
       load.switchTo(target);
       await new Promise((r) => setTimeout(r, 500));
       const summary = await load.stop();
       assert.ok(c.blackoutSeconds < 10, `blackout ${c.blackoutSeconds}s`);
       assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
-      assert.ok(c.keylessRows > 0);
+      assert.ok(c.precopiedRows > 0);
       assert.ok(summary.committed > 50);
       const ledger = await load.ledger.check(target);
       assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));

@@ -48,6 +48,7 @@ export const bucardo: StreamingHooks<BucardoRunMeta> = {
   },
   // Bucardo cannot track key-less tables at all.
   recopy: (meta) => meta.bucardo.fullCopy,
+  recopyUnreplicated: true,
   async removeReplication(c) {
     await removeBucardo(controlFor(c.meta.bucardo), c.meta.bucardo, c.src, c.dst);
   },

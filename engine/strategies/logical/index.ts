@@ -21,6 +21,7 @@ export const logical: StreamingHooks = {
   finalSync: finalLsnStep,
   // Key-less tables REPLICA IDENTITY FULL cannot match are not published.
   recopy: (meta) => meta.fullCopy ?? [],
+  recopyUnreplicated: true,
   async removeReplication(c) {
     await dropSubscription(c.dst, c.meta.names.subscription);
     await dropSlot(c.src, c.meta.names.slot);
