@@ -266,13 +266,61 @@ export async function applyHealthGate(dst: pg.Client, subscription: string, o: A
       ]
         .filter(Boolean)
         .join(', ') || `its apply worker did not run steadily for ${windowMs / 1000}s within ${window}`;
-  // The apply error itself is only in the target's server log; what the catalogs can show is a table whose columns differ.
-  const causes = await diagnose().catch(() => []);
+  // The apply error itself is only in the target's server log: read there where the role may; the catalogs show a table whose columns differ.
+  const [causes, logged] = await Promise.all([diagnose().catch(() => []), lastApplyError(dst).catch(() => null)]);
   throw new PgrelocateError(
     'apply-failing',
-    `The target is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.${causes.length ? `\n  Likely cause: ${causes.slice(0, 10).join('; ')}` : ''}`,
-    "Read the target's server log for the apply error (a row the target already has, a table the replica identity cannot match, a missing column), fix the table it names, and run the cutover again once pgrelocate status shows the lag falling.",
+    `The target is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.` +
+      `${logged ? `\n  The target's log: ${logged}` : ''}${causes.length ? `\n  Likely cause: ${causes.slice(0, 10).join('; ')}` : ''}`,
+    logged
+      ? 'Fix what the error names on the target (a row it already has, a table the replica identity cannot match, a missing column), and run the cutover again once pgrelocate status shows the lag falling.'
+      : "Read the target's server log for the apply error (on RDS: the console's Logs, or aws rds download-db-log-file-portion; pgrelocate reads it itself as a superuser or a member of pg_monitor and pg_read_server_files), fix the table it names (a row the target already has, a table the replica identity cannot match, a missing column), and run the cutover again once pgrelocate status shows the lag falling.",
   );
+}
+
+/** How much of the end of the server's log is read for the apply error. */
+const LOG_TAIL_BYTES = 1024 * 1024;
+
+/**
+ * The last error of a logical replication apply worker in the target's own
+ * log, as `ERROR … (DETAIL …; CONTEXT …)`: where the server writes its log
+ * through the collector and the role may read it (a superuser, or pg_monitor
+ * with pg_read_server_files). Null elsewhere — a managed service keeps its log
+ * behind its own API.
+ */
+export async function lastApplyError(dst: pg.Client): Promise<string | null> {
+  const file = (await dst.query<{ f: string | null }>(`SELECT pg_current_logfile() AS f`)).rows[0]?.f;
+  if (!file) return null;
+  const r = await dst.query<{ b: Buffer }>(`SELECT pg_read_binary_file($1, greatest(0, (pg_stat_file($1)).size - $2), $2) AS b`, [
+    file,
+    LOG_TAIL_BYTES,
+  ]);
+  return applyErrorIn(r.rows[0]!.b.toString('utf8'));
+}
+
+/**
+ * The last apply error in a stretch of server log (text format): the ERROR
+ * line before a CONTEXT that names remote data being applied (14+), or an
+ * ERROR that names logical replication itself (a missing column, a relation
+ * the publication has and the target lacks). Pure.
+ */
+export function applyErrorIn(log: string): string | null {
+  const lines = log.split('\n');
+  const message = (line: string, tag: string): string => line.slice(line.indexOf(tag) + tag.length).trim();
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!;
+    const isError = line.includes('ERROR:');
+    // Native (14+): "processing remote data …"; pglogical: "apply INSERT from remote relation …".
+    const applying = line.includes('CONTEXT:') && /processing remote data|from remote relation/.test(line);
+    if (!applying && !(isError && /logical replication/.test(line))) continue;
+    let at = i;
+    while (at >= 0 && !lines[at]!.includes('ERROR:')) at--;
+    if (at < 0 || i - at > 4) continue;
+    const detail = lines.slice(at + 1, at + 4).find((l) => l.includes('DETAIL:'));
+    const parts = [message(lines[at]!, 'ERROR:'), detail ? message(detail, 'DETAIL:') : '', applying ? message(line, 'CONTEXT:') : ''];
+    return parts.filter(Boolean).join('; ');
+  }
+  return null;
 }
 
 /**

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import path from 'node:path';
-import { toUrl, type ConnInfo } from '../../engine/conn';
+import { openClient, toUrl, type ConnInfo } from '../../engine/conn';
+import { startServer, type LocalServer } from '../../engine/local/cluster';
+import { lastApplyError } from '../../engine/streaming/subscription';
 import { ExitCode, PgrelocateError } from '../../engine/errors';
 import { cleanup, cutover } from '../../engine/strategies';
 import { sync } from '../../engine/strategies/logical';
@@ -182,7 +184,19 @@ describe('logical strategy under write load', function () {
 
   it('a subscription whose apply keeps failing stops the cutover before the fence, whatever the lag; fixed, the cutover goes through', async function () {
     if (!(await canRun(12, 17))) this.skip();
-    const { source, target } = await setup(12, 17, 3e6);
+    // A target whose log goes through the collector, which pgrelocate may read as a superuser.
+    const logged = await startServer({ major: 17, name: 'logged', settings: { logging_collector: 'on' } });
+    try {
+      await applyFailing(logged);
+    } finally {
+      await logged.stop();
+    }
+  });
+
+  async function applyFailing(logged: LocalServer): Promise<void> {
+    const source = await freshDatabase(await server(12), 'lsrc');
+    await loadSample(source, { sizeBytes: 3e6 });
+    const target = await freshDatabase(logged, 'ltgt');
     await sync(source, target, { jobs: 2, replicaIdentityFull: true });
     // A row the target already has: every apply of the source's insert fails (duplicate key) and the worker restarts.
     await sql(target, `INSERT INTO app.accounts (id, name) VALUES (990001, 'made on the target')`);
@@ -191,9 +205,22 @@ describe('logical strategy under write load', function () {
     await assert.rejects(cutover(source, target, { verify: 'count' }), (e: PgrelocateError) => {
       assert.equal(e.code, 'apply-failing', e.message);
       assert.match(e.message, /not applying changes: subscription pgrelocate_\w+: .*; nothing was fenced/);
-      assert.match(e.fix ?? '', /server log/);
+      // The apply error itself, from the target's log: what it is, the row, and the table being applied to.
+      assert.match(
+        e.message,
+        /The target's log: duplicate key value violates unique constraint "accounts_pkey"; Key \(id\)=\(990001\) already exists\.; processing remote data .*"app\.accounts"/,
+      );
+      assert.match(e.fix ?? '', /Fix what the error names on the target/);
       return true;
     });
+    // A role that may not read the log gets the way to it instead.
+    await sql(target, `CREATE ROLE plain_reader LOGIN PASSWORD 'plain'`);
+    const plain = await openClient({ ...target, user: 'plain_reader', password: 'plain' });
+    try {
+      assert.equal(await lastApplyError(plain).catch(() => null), null);
+    } finally {
+      await plain.end();
+    }
     // Nothing fenced: no read-only setting on the source, and the application still writes.
     assert.deepEqual(
       await sql(
@@ -214,7 +241,7 @@ describe('logical strategy under write load', function () {
     );
     await cleanup(source, target);
     assert.deepEqual(await artefacts(source, target), []);
-  });
+  }
 
   it('a column added on the source stops the apply: the cutover refuses before the fence, naming the table and column; added on the target, it goes through', async function () {
     if (!(await canRun(14, 17))) this.skip();

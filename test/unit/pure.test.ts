@@ -20,6 +20,7 @@ import { propertyStatements, setClause } from '../../engine/database-settings';
 import { asRecord, permanentFenceSql, unfenceSql, type FenceRecord } from '../../engine/streaming/fence';
 import { tableKey } from '../../engine/verify';
 import { findEntry, pointEntry } from '../../engine/streaming/pgbouncer';
+import { applyErrorIn } from '../../engine/streaming/subscription';
 
 describe('pure helpers', function () {
   it('statistics: VACUUM (ANALYZE) where asked, but a partitioned parent (no storage) only ANALYZE', function () {
@@ -333,6 +334,32 @@ describe("PgBouncer's configuration", function () {
     );
     assert.equal(findEntry(out, 'shop')!.pairs.get('port'), '5433');
     assert.throws(() => pointEntry(ini, 'other', { host: 'h', port: 1, dbname: 'd' }), /no entry for other/);
+  });
+});
+
+describe("the apply error, read from the target's log", function () {
+  it('finds the last apply error with its detail and what was being applied, and nothing in a log without one', function () {
+    const log = [
+      '2026-12-07 08:30:00.101 UTC [1233] LOG:  logical replication apply worker for subscription "pgrelocate_ab" has started',
+      '2026-12-07 08:30:00.123 UTC [1233] ERROR:  duplicate key value violates unique constraint "accounts_pkey"',
+      '2026-12-07 08:30:00.123 UTC [1233] DETAIL:  Key (id)=(990001) already exists.',
+      '2026-12-07 08:30:00.123 UTC [1233] CONTEXT:  processing remote data for replication origin "pg_16390" during message type "INSERT" for replication target relation "app.accounts" in transaction 752, finished at 0/1A2B3C8',
+      '2026-12-07 08:30:00.125 UTC [99] LOG:  background worker "logical replication apply worker" (PID 1233) exited with exit code 1',
+      '2026-12-07 08:30:01.002 UTC [1240] ERROR:  relation "app.nope" does not exist at character 15',
+      '2026-12-07 08:30:01.002 UTC [1240] STATEMENT:  SELECT * FROM app.nope',
+    ].join('\n');
+    assert.equal(
+      applyErrorIn(log),
+      'duplicate key value violates unique constraint "accounts_pkey"; Key (id)=(990001) already exists.; processing remote data for replication origin "pg_16390" during message type "INSERT" for replication target relation "app.accounts" in transaction 752, finished at 0/1A2B3C8',
+    );
+    // Before 14 the apply's errors carry no CONTEXT; the missing column names logical replication itself.
+    assert.equal(
+      applyErrorIn(
+        '2026-12-07 08:31:00 UTC [7] ERROR:  logical replication target relation "app.accounts" is missing replicated column: "nickname"',
+      ),
+      'logical replication target relation "app.accounts" is missing replicated column: "nickname"',
+    );
+    assert.equal(applyErrorIn(log.split('\n').slice(5).join('\n')), null);
   });
 });
 
