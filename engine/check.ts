@@ -4,6 +4,7 @@
  */
 import { opt } from './option-names';
 import type { Inventory } from './inspect';
+import { rollbackBlocker } from './streaming/rollback';
 import { qualified } from './inspect';
 import { ident } from './conn';
 import { formatBytes } from './units';
@@ -93,6 +94,13 @@ export function runChecks(f: CheckFacts): Finding[] {
   if (f.strategy !== 'dump-restore') {
     ownershipChecks(f, err);
     fenceRoleChecks(f, err);
+    const blocker = rollbackBlocker(s.server, f.target.server);
+    info(
+      'rollback',
+      blocker
+        ? `cutover --rollback is unavailable: ${blocker}.`
+        : 'cutover --rollback can arm a way back: at the switch, reverse replication from the new server to this source.',
+    );
   }
   switch (f.strategy) {
     case 'logical':

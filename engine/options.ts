@@ -206,7 +206,7 @@ export const OPTIONS = {
   },
   rollback: {
     flag: '--rollback',
-    help: 'logical: arm reverse replication at the switch, so pgrelocate rollback can move the application back with nothing written on the new server lost',
+    help: 'arm reverse replication at the switch (native logical replication, whatever the strategy), so pgrelocate rollback can move the application back with nothing written on the new server lost',
     expect: 'true or false',
     value: onOff,
     commands: ['migrate', 'cutover'],

@@ -29,7 +29,6 @@ export async function runCleanup(
     try {
       // The source may be fenced read-only after a cutover: this session still has work to do.
       await src.query('SET default_transaction_read_only = off');
-      for (const s of strategies) removed.push(...(await s.cleanup(src, dst, run?.strategy === s.name ? meta : null, opts)));
       // A way back armed at the switch (--rollback): subscription on the source, publication and slot on the target.
       // Only the `_back` names: a source that is itself the target of another pgrelocate run keeps that run's subscription.
       await dst.query('SET default_transaction_read_only = off');
@@ -51,6 +50,8 @@ export async function runCleanup(
         await dst.query(`DROP PUBLICATION ${ident(p.pubname)}`);
         removed.push(`publication ${p.pubname} (target)`);
       }
+      // After the way back: its slot on the target is gone before a strategy removes what it could not decode past (pglogical's node).
+      for (const s of strategies) removed.push(...(await s.cleanup(src, dst, run?.strategy === s.name ? meta : null, opts)));
       const slots = await src.query<{ slot_name: string }>(
         `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgrelocate\\_%' AND database = current_database()`,
       );

@@ -28,7 +28,8 @@ import {
   syncSequences,
   type Precopy,
 } from './cutover-steps';
-import { armRollback, rollbackUnavailable } from './rollback';
+import { armRollback, rollbackBlocker, startRollback } from './rollback';
+import { inspectServer } from '../inspect';
 import { adminSession, checkPgbouncer, pointAtTarget, poolEntry, releasePool, resume, type PausedPool, type Pool } from './pgbouncer';
 import {
   guarded,
@@ -132,7 +133,7 @@ function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[]
   return [
     { name: 'analyze', run: (c, emit) => analyzeMissing(c.target, c.opts.jobs, emit) },
     ...(opts.pgbouncer ? [{ name: 'pgbouncer-check', run: (c: Ctx) => checkPgbouncer(poolOf(c)!, c.source) }] : []),
-    ...(opts.rollback ? [{ name: 'rollback-check', run: (c: Ctx) => rollbackCheck(c, hooks) }] : []),
+    ...(opts.rollback ? [{ name: 'rollback-check', run: (c: Ctx) => rollbackCheck(c) }] : []),
     { name: 'lag-gate', run: (c, emit) => hooks.lagGate(c, emit) },
     ...(opts.verify !== 'none' ? [verifyStep(opts.verify, hooks)] : []),
     // From the target's own tables, already current: what a refresh on the source would give.
@@ -207,7 +208,7 @@ function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: read
       },
     },
   ];
-  return [fenceStep(), ...inside.map((s) => guarded(s, 'cutover')), switchStep(hooks), ...afterSwitch(hooks, opts)];
+  return [fenceStep(), ...inside.map((s) => guarded(s, 'cutover')), switchStep(hooks), ...afterSwitch(hooks, opts, opts.rollback)];
 }
 
 /**
@@ -286,10 +287,9 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
   };
 }
 
-/** --rollback: only for a logical run whose source can take a subscription; refused before anything is fenced. */
-async function rollbackCheck(c: Ctx, hooks: StreamingHooks): Promise<void> {
-  const why =
-    hooks.name !== 'logical' ? `a ${hooks.name} run has no reverse replication yet (logical only)` : await rollbackUnavailable(c.src);
+/** --rollback: the old source must take a subscription and the new server publish; refused before anything is fenced. */
+async function rollbackCheck(c: Ctx): Promise<void> {
+  const why = rollbackBlocker(await inspectServer(c.src), await inspectServer(c.dst));
   if (why)
     throw new PgrelocateError(
       'no-rollback',
@@ -320,12 +320,17 @@ async function ensurePoolOnTarget(c: Ctx): Promise<{ moved: boolean }> {
   }
 }
 
-/** After the switch: replication removed, the database's own settings on the target. Re-run as they are by a resumed cutover. */
-function afterSwitch(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[] {
+/**
+ * After the switch: replication removed, then the way back started (when
+ * armed), the database's own settings on the target. Re-run as they are by a
+ * resumed cutover.
+ */
+function afterSwitch(hooks: StreamingHooks, opts: StreamingOptions, armed: boolean): Step<Ctx>[] {
   return [
     // A cutover taken up after its switch: the pool may still point at the old source (the watchdog resumed it there).
     ...(opts.pgbouncer ? [{ name: 'pgbouncer', run: (c: Ctx) => ensurePoolOnTarget(c) }] : []),
     { name: 'remove-replication', run: (c) => hooks.removeReplication(c) },
+    ...(armed ? [{ name: 'rollback-start', run: (c: Ctx) => startRollback(c.src, c.meta.rollback!) }] : []),
     // The database's own settings, once nothing replicates into it any more and before the application comes.
     { name: 'database-settings', run: (c, emit) => applyDatabaseSettings(c.source, c.target, c.target.database, emit) },
   ];
@@ -478,7 +483,7 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
   const { opts, state } = ctx;
   const results: StepResult[] = [];
   try {
-    if (switched) results.push(...(await runSteps(afterSwitch(hooks, opts), ctx, emit, state)));
+    if (switched) results.push(...(await runSteps(afterSwitch(hooks, opts, !!ctx.meta.rollback), ctx, emit, state)));
     else {
       results.push(...(await runSteps(stepsBefore(hooks, opts), ctx, emit, state)));
       results.push(...(await runSteps(fencedSteps(hooks, opts, hooks.recopy(ctx.meta)), ctx, emit, state)));

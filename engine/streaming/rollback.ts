@@ -3,7 +3,11 @@
  * reverse replication before the application reaches the new server: a
  * publication and a slot on the target, a subscription on the old source
  * (whose apply runs with `session_replication_role = replica`, so the fence's
- * triggers let it through while they refuse the applications). `pgrelocate
+ * triggers let it through while they refuse the applications). It is native
+ * logical replication whatever the forward strategy (logical, pglogical,
+ * Bucardo), and its subscription starts only once the forward replication is
+ * gone: until then the slot keeps every change, and no change can go round
+ * both ways. `pgrelocate
  * rollback` is then a cutover in reverse: the new server fenced (writers
  * wait), its last LSN applied on the old one, sequences and what replication
  * does not carry copied back, the new server's fence made permanent and the
@@ -12,6 +16,7 @@
  */
 import type pg from 'pg';
 import { connect, describe, ident, type ConnInfo } from '../conn';
+import type { ServerInfo } from '../inspect';
 import { PgrelocateError } from '../errors';
 import { opt } from '../option-names';
 import { withRunLock } from '../run-lock';
@@ -25,7 +30,7 @@ import type { CutoverContext } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
 import { releasePool, type PausedPool } from './pgbouncer';
 import type { LogicalNames } from './snapshot';
-import { createSubscription, waitForLag, waitForLsn } from './subscription';
+import { applyHealthGate, createSubscription, waitForLag, waitForLsn } from './subscription';
 
 export interface RollbackMeta {
   /** Publication and slot on the new server, subscription on the old one. */
@@ -35,35 +40,29 @@ export interface RollbackMeta {
   readonly armedAt: string;
 }
 
-/** The reverse artefacts' names, from the run's own. Pure. */
+/** The reverse artefacts' names, from the run's tag (its publication's name, pgrelocate's whatever the strategy). Pure. */
 export function backNames(names: LogicalNames): LogicalNames {
-  return { slot: `${names.slot}_back`, publication: `${names.publication}_back`, subscription: `${names.subscription}_back` };
+  const tag = `${names.publication}_back`;
+  return { slot: tag, publication: tag, subscription: tag };
 }
 
 /**
- * Whether the old source can take the reverse subscription: CREATE
- * SUBSCRIPTION needs a superuser, pg_create_subscription (16+) or a managed
- * service's admin role. Checked before the fence; the reason when it cannot.
+ * Why a way back (cutover --rollback) cannot be armed, or null: the reverse
+ * replication is native logical replication, whatever the forward strategy —
+ * a publication and a slot on the new server, a subscription on the old one.
+ * Pure.
  */
-export async function rollbackUnavailable(src: pg.Client): Promise<string | null> {
-  const r = await src
-    .query<{ ok: boolean; who: string }>(
-      `SELECT current_user AS who,
-            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-            OR pg_has_role('pg_create_subscription'::regrole::oid, 'MEMBER') IS TRUE
-            OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser' AND pg_has_role(oid, 'MEMBER')) AS ok`,
-    )
-    .catch(async () =>
-      // Before 16 there is no pg_create_subscription role to name.
-      src.query<{ ok: boolean; who: string }>(
-        `SELECT current_user AS who, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-              OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser' AND pg_has_role(oid, 'MEMBER')) AS ok`,
-      ),
-    );
-  const row = r.rows[0]!;
-  return row.ok
-    ? null
-    : `user "${row.who}" may not create a subscription on the source (it needs a superuser, pg_create_subscription on 16+, or rds_superuser), so the source cannot take the new server's changes back`;
+export function rollbackBlocker(source: ServerInfo, target: ServerInfo): string | null {
+  if (source.versionNum < 100000)
+    return `the source runs PostgreSQL ${source.major}, which cannot subscribe to the new server (native logical replication starts at 10)`;
+  // A managed service's admin role may create subscriptions where the service allows logical replication (RDS).
+  if (!source.canCreateSubscription && !source.managedAdminOf.includes('rds_superuser'))
+    return `user "${source.currentUser}" may not create a subscription on the source (it needs a superuser, pg_create_subscription on 16+, or rds_superuser), so the source cannot take the new server's changes back`;
+  if (target.settings['wal_level'] !== 'logical')
+    return `the new server's wal_level is ${target.settings['wal_level'] ?? 'unknown'}, so it cannot publish its changes back (set wal_level = logical; on RDS rds.logical_replication = 1)`;
+  if (!target.canReplicate)
+    return `user "${target.currentUser}" may not create a replication slot on the new server (it needs REPLICATION, or rds_replication)`;
+  return null;
 }
 
 /** At the switch, before the application reaches the new server: reverse replication, idle until a rollback needs it. */
@@ -90,7 +89,8 @@ export async function armRollback(c: CutoverContext, tables: readonly string[]):
   );
   await c.dst.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [names.slot]);
   try {
-    await createSubscription(c.src, names, c.target);
+    // Disabled: while the forward replication lives, a change applied on the old source would be sent back again.
+    await createSubscription(c.src, names, c.target, false);
   } catch (e) {
     throw new PgrelocateError(
       'subscribe-failed',
@@ -99,6 +99,11 @@ export async function armRollback(c: CutoverContext, tables: readonly string[]):
     );
   }
   return { names, recopy, armedAt: new Date().toISOString() };
+}
+
+/** Once the forward replication is removed: the reverse subscription starts, from the slot made at the switch. Idempotent. */
+export async function startRollback(src: pg.Client, r: RollbackMeta): Promise<void> {
+  await src.query(`ALTER SUBSCRIPTION ${ident(r.names.subscription)} ENABLE`);
 }
 
 /** Remove the reverse replication: the subscription on the old source, publication and slot on the new server. */
@@ -144,6 +149,8 @@ function unguardedSteps(): Step<Ctx>[] {
     {
       name: 'back-lag-gate',
       run: async (c, emit) => {
+        // A reverse apply that keeps failing would never catch up: said at once, with its error, rather than after --catch-up-timeout.
+        await applyHealthGate(c.src, c.rollback.names.subscription, { retry: 'pgrelocate rollback', side: 'the old source' });
         const lag = await waitForLag(c.target, c.rollback.names, c.opts.maxLagBytes, c.opts.catchUpTimeout, emit);
         if (lag.bytes > c.opts.maxLagBytes)
           throw new PgrelocateError(

@@ -31,10 +31,10 @@ export function conninfo(c: ConnInfo): string {
     .join(' ');
 }
 
-export function createSubscriptionSql(names: LogicalNames, sourceForTarget: ConnInfo): string {
+export function createSubscriptionSql(names: LogicalNames, sourceForTarget: ConnInfo, enabled = true): string {
   return (
     `CREATE SUBSCRIPTION ${names.subscription} CONNECTION ${literal(conninfo(sourceForTarget))} PUBLICATION ${names.publication} ` +
-    `WITH (create_slot = false, slot_name = '${names.slot}', copy_data = false, enabled = true)`
+    `WITH (create_slot = false, slot_name = '${names.slot}', copy_data = false, enabled = ${enabled})`
   );
 }
 
@@ -44,7 +44,7 @@ export function createSubscriptionSql(names: LogicalNames, sourceForTarget: Conn
  * user may, the session logs no statement while it runs. A failure (the target
  * cannot reach the source) says what to fix, without the password.
  */
-export async function createSubscription(c: pg.Client, names: LogicalNames, sourceForTarget: ConnInfo): Promise<void> {
+export async function createSubscription(c: pg.Client, names: LogicalNames, sourceForTarget: ConnInfo, enabled = true): Promise<void> {
   const quieted: string[] = [];
   for (const [name, value] of [
     ['log_min_error_statement', 'panic'],
@@ -60,7 +60,7 @@ export async function createSubscription(c: pg.Client, names: LogicalNames, sour
       quieted.push(name);
   }
   try {
-    await c.query(createSubscriptionSql(names, sourceForTarget));
+    await c.query(createSubscriptionSql(names, sourceForTarget, enabled));
   } catch (e) {
     const msg = redact((e as Error).message ?? String(e));
     throw new PgrelocateError(
@@ -204,6 +204,10 @@ export interface ApplyGateOptions {
   readonly diagnose?: () => Promise<string[]>;
   /** One look at the apply worker; default: a native subscription's. */
   readonly sample?: () => Promise<ApplySample>;
+  /** The command to run again once fixed (default: the cutover). */
+  readonly retry?: string;
+  /** The server the subscription applies into, as the messages name it (default: the target). */
+  readonly side?: string;
 }
 
 export interface ApplySample {
@@ -230,7 +234,7 @@ export function pglogicalApplySample(dst: pg.Client, subscription: string): () =
 }
 
 export async function applyHealthGate(dst: pg.Client, subscription: string, o: ApplyGateOptions = {}): Promise<void> {
-  const { windowMs = 2000, maxMs = 15_000, everyMs = 200, diagnose = async () => [] } = o;
+  const { windowMs = 2000, maxMs = 15_000, everyMs = 200, diagnose = async () => [], retry = 'the cutover', side = 'the target' } = o;
   const started = Date.now();
   // pg_stat_subscription_stats exists from 15 on: asked once, not at every sample.
   const hasStats = o.sample
@@ -267,14 +271,15 @@ export async function applyHealthGate(dst: pg.Client, subscription: string, o: A
         .filter(Boolean)
         .join(', ') || `its apply worker did not run steadily for ${windowMs / 1000}s within ${window}`;
   // The apply error itself is only in the target's server log: read there where the role may; the catalogs show a table whose columns differ.
+  const Side = side[0]!.toUpperCase() + side.slice(1);
   const [causes, logged] = await Promise.all([diagnose().catch(() => []), lastApplyError(dst).catch(() => null)]);
   throw new PgrelocateError(
     'apply-failing',
-    `The target is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.` +
-      `${logged ? `\n  The target's log: ${logged}` : ''}${causes.length ? `\n  Likely cause: ${causes.slice(0, 10).join('; ')}` : ''}`,
+    `${Side} is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.` +
+      `${logged ? `\n  ${Side}'s log: ${logged}` : ''}${causes.length ? `\n  Likely cause: ${causes.slice(0, 10).join('; ')}` : ''}`,
     logged
-      ? 'Fix what the error names on the target (a row it already has, a table the replica identity cannot match, a missing column), and run the cutover again once pgrelocate status shows the lag falling.'
-      : "Read the target's server log for the apply error (on RDS: the console's Logs, or aws rds download-db-log-file-portion; pgrelocate reads it itself as a superuser or a member of pg_monitor and pg_read_server_files), fix the table it names (a row the target already has, a table the replica identity cannot match, a missing column), and run the cutover again once pgrelocate status shows the lag falling.",
+      ? `Fix what the error names on ${side} (a row it already has, a table the replica identity cannot match, a missing column), and run ${retry} again once pgrelocate status shows the lag falling.`
+      : `Read the server log of ${side} for the apply error (on RDS: the console's Logs, or aws rds download-db-log-file-portion; pgrelocate reads it itself as a superuser or a member of pg_monitor and pg_read_server_files), fix the table it names (a row it already has, a table the replica identity cannot match, a missing column), and run ${retry} again once pgrelocate status shows the lag falling.`,
   );
 }
 

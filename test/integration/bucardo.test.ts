@@ -15,6 +15,7 @@ import { cleanup, cutover, status } from '../../engine/strategies';
 import { APP_ROLE, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
+import { backLeftovers, rollBackUnderLoad } from '../helpers/rollback';
 
 /** Bucardo's traces in one database's catalogs. */
 async function traces(conn: ConnInfo): Promise<string[]> {
@@ -108,6 +109,26 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
     } finally {
       await load.stop();
     }
+  });
+
+  it('cutover --rollback, then rollback under write load: the way back is native logical replication, started once Bucardo is gone; every write made on the new server is on the old one', async function () {
+    const source = await freshDatabase(await server(14), 'brbs');
+    const sample = await loadSample(source, { sizeBytes: 3e6 });
+    const target = await freshDatabase(await server(17), 'brbt');
+    const load = new WriteLoad(source, { rate: 100, workers: 2, user: { name: APP_ROLE, password: sample.appPassword } });
+    await load.start();
+    try {
+      await bucardoSync(source, target, ctl.conn(), { jobs: 2 });
+      await new Promise((r) => setTimeout(r, 800));
+      const c = await cutover(source, target, { jobs: 2, verify: 'count', rollback: true });
+      const names = c.steps.map((x) => x.name);
+      assert.ok(names.indexOf('rollback-start') > names.indexOf('remove-replication'), names.join(','));
+      await rollBackUnderLoad(source, target, load, sample.appPassword);
+    } finally {
+      await load.stop();
+    }
+    await cleanup(source, target, { bucardoUrl: ctl.conn() });
+    assert.deepEqual(await backLeftovers(source, target), []);
   });
 
   it('cleanup after an abandoned sync stops Bucardo and removes its schema, triggers and control database', async function () {

@@ -15,6 +15,7 @@ import { pglogicalSync } from '../../engine/strategies/pglogical';
 import { APP_ROLE, dropGeneratedColumns, loadSample } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
 import { freshDatabase, newestPgDump, server, sql } from '../helpers/servers';
+import { backLeftovers, rollBackUnderLoad } from '../helpers/rollback';
 
 const PGLOGICAL_LIB = '/usr/lib/postgresql/15/lib/pglogical.so';
 
@@ -161,6 +162,27 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
       ],
     );
     await cleanup(source, target, { unfence: true });
+  });
+
+  it('cutover --rollback, then rollback under write load: the way back is native logical replication, started once pglogical’s subscription is gone; every write made on the new server is on the old one', async function () {
+    const source = await freshDatabase(src, 'pglrbs');
+    const sample = await loadSample(source, { sizeBytes: 3e6 });
+    await dropGeneratedColumns(source);
+    const target = await freshDatabase(dst, 'pglrbt');
+    const load = new WriteLoad(source, { rate: 100, workers: 2, user: { name: APP_ROLE, password: sample.appPassword } });
+    await load.start();
+    try {
+      await pglogicalSync(source, target, { jobs: 2 });
+      await new Promise((r) => setTimeout(r, 800));
+      const c = await cutover(source, target, { jobs: 2, verify: 'count', rollback: true });
+      const names = c.steps.map((x) => x.name);
+      assert.ok(names.indexOf('rollback-start') > names.indexOf('remove-replication'), names.join(','));
+      await rollBackUnderLoad(source, target, load, sample.appPassword);
+    } finally {
+      await load.stop();
+    }
+    await cleanup(source, target);
+    assert.deepEqual(await backLeftovers(source, target), []);
   });
 
   it('cleanup after an abandoned sync removes subscription, nodes, slot and extension on both sides', async function () {

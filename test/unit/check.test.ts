@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { estimateDumpBytes, fullCopyTables, hasErrors, runChecks, settingList, type CheckFacts } from '../../engine/check';
+import { rollbackBlocker } from '../../engine/streaming/rollback';
 import type { Inventory } from '../../engine/inspect';
 import { chooseStrategy } from '../../engine/plan';
 import { recheck } from '../../engine/preflight';
@@ -27,6 +28,31 @@ const codes = (f: CheckFacts, level = 'error') =>
     .map((x) => x.code);
 
 describe('check rules', function () {
+  it('says whether cutover --rollback is available for a streaming strategy, and why not (the source cannot subscribe, the new server cannot publish)', function () {
+    const rollback = (f: CheckFacts) => runChecks(f).find((x) => x.code === 'rollback')?.message ?? '';
+    assert.match(rollback(facts({ strategy: 'bucardo' })), /--rollback can arm a way back/);
+    assert.equal(rollback(facts()), '', 'dump-restore has no switch to undo');
+    const heroku = inventory(14);
+    const noSub = { ...heroku, server: { ...heroku.server, canCreateSubscription: false, currentUser: 'u8f3' } };
+    assert.match(
+      rollback(facts({ strategy: 'bucardo', source: noSub })),
+      /unavailable: user "u8f3" may not create a subscription on the source/,
+    );
+    const rds = { ...noSub, server: { ...noSub.server, managedAdminOf: ['rds_superuser'] } };
+    assert.equal(rollbackBlocker(rds.server, inventory(17).server), null);
+    const old = inventory(9);
+    assert.match(
+      rollbackBlocker({ ...old.server, versionNum: 90624, major: 9.6 }, inventory(17).server) ?? '',
+      /PostgreSQL 9\.6, which cannot subscribe/,
+    );
+    const t = inventory(17);
+    assert.match(rollbackBlocker(heroku.server, { ...t.server, settings: { wal_level: 'replica' } }) ?? '', /wal_level is replica/);
+    assert.match(
+      rollbackBlocker(heroku.server, { ...t.server, canReplicate: false }) ?? '',
+      /may not create a replication slot on the new server/,
+    );
+  });
+
   it('passes a clean 12 → 17 pair', function () {
     assert.equal(hasErrors(runChecks(facts())), false);
   });

@@ -57,7 +57,8 @@ export const pglogical: StreamingHooks<PglogicalRunMeta> = {
   // default_insert_only tables missed their updates and deletes.
   recopy: (meta) => meta.pglogical.insertOnly,
   async removeReplication(c) {
-    await removeSubscriberSide(c.dst, c.meta.pglogical);
+    // A way back armed: its slot on the target must decode past this, so pglogical's node there stays until cleanup.
+    await removeSubscriberSide(c.dst, c.meta.pglogical, !!c.meta.rollback);
     await removeProviderSide(c.src, c.meta.names.slot, c.meta.pglogical);
   },
   async cleanup(src, dst, meta) {

@@ -23,8 +23,14 @@ async function dropExtensionIfOurs(c: pg.Client, created: boolean | undefined): 
   return true;
 }
 
-/** Subscriber side: subscription, node, extension. */
-export async function removeSubscriberSide(dst: pg.Client, meta?: PglogicalMeta): Promise<string[]> {
+/**
+ * Subscriber side: subscription, node, extension. `keepNode` (a way back is
+ * armed on this server): the subscription only — a logical slot on this
+ * server then cannot decode past pglogical's node dropped with its extension
+ * ("could not find pg_class entry" for pglogical.node, measured on 15 with
+ * pglogical 2.4), so node and extension wait for cleanup.
+ */
+export async function removeSubscriberSide(dst: pg.Client, meta?: PglogicalMeta, keepNode = false): Promise<string[]> {
   const removed: string[] = [];
   if (!(await hasPglogical(dst))) return removed;
   const subs = await dst.query<{ sub_name: string }>(`SELECT sub_name FROM pglogical.subscription WHERE sub_name LIKE 'pgrelocate\\_%'`);
@@ -32,6 +38,7 @@ export async function removeSubscriberSide(dst: pg.Client, meta?: PglogicalMeta)
     await dst.query(`SELECT pglogical.drop_subscription($1, true)`, [s.sub_name]);
     removed.push(`pglogical subscription ${s.sub_name} (target)`);
   }
+  if (keepNode) return removed;
   const nodes = await dst.query<{ node_name: string }>(`SELECT node_name FROM pglogical.node WHERE node_name LIKE 'pgrelocate\\_%'`);
   for (const n of nodes.rows) {
     await dst.query(`SELECT pglogical.drop_node($1, true)`, [n.node_name]);
