@@ -81,8 +81,8 @@ export const StackConfigSchema = z
     /** local: an existing target (pgrelocate:targetUrl), no AWS; aws: target, worker and parameter groups. */
     mode: z.enum(['local', 'aws']),
     strategy: z.enum(['logical', 'pglogical', 'dump-restore', 'bucardo']).default('logical'),
-    /** sync: copy and stream; cutover: switch (change it and `pulumi up`). */
-    phase: z.enum(['sync', 'cutover']).default('sync'),
+    /** sync: copy and stream; cutover: switch (change it and `pulumi up`); rollback: back to the source (after a cutover with options.rollback). */
+    phase: z.enum(['sync', 'cutover', 'rollback']).default('sync'),
     options: RunOptionsSchema.default(RunOptionsSchema.parse({})),
     aws: AwsSchema.optional(),
   })

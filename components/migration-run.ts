@@ -1,7 +1,8 @@
 /**
  * MigrationRun: a Pulumi dynamic resource whose provider drives the engine.
  * `create` syncs (logical: copy, then streaming) or migrates (dump-restore);
- * changing `phase` to `cutover` and running `pulumi up` cuts over; `delete`
+ * changing `phase` to `cutover` and running `pulumi up` cuts over, and to
+ * `rollback` (after a cutover with `options.rollback`) moves back; `delete`
  * removes slots, publications, subscriptions and pgrelocate's state, never the
  * target's data.
  *
@@ -41,7 +42,7 @@ export function runChanged(olds: RunOutputs, news: RunInputs): boolean {
     JSON.stringify(olds.options) !== JSON.stringify(news.options) ||
     olds.workerInstanceId !== news.workerInstanceId ||
     // run-driver's STILL_RUNNING, written out: the serialized provider captures no other module (a test keeps them equal).
-    ['copying', 'migrating', 'cutting-over'].includes(olds.status)
+    ['copying', 'migrating', 'cutting-over', 'rolling-back'].includes(olds.status)
   );
 }
 
@@ -59,7 +60,7 @@ export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvide
     }
   };
   return {
-    async check(_olds: RunInputs, news: RunInputs) {
+    async check(olds: Partial<RunInputs>, news: RunInputs) {
       const failures: { property: string; reason: string }[] = [];
       if (!news.source) failures.push({ property: 'source', reason: 'the source URL is required' });
       if (!news.target) failures.push({ property: 'target', reason: 'the target URL is required' });
@@ -68,6 +69,15 @@ export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvide
       if (news.strategy === 'dump-restore' && news.phase === 'cutover') {
         failures.push({ property: 'phase', reason: 'dump-restore has no cutover phase: the whole run is the downtime' });
       }
+      // The way back is armed at the cutover's switch: only a run cut over with it has one.
+      if (news.phase === 'rollback' && olds.phase !== 'cutover' && olds.phase !== 'rollback')
+        failures.push({ property: 'phase', reason: 'rollback follows a cutover: set phase cutover (with options.rollback true) first' });
+      else if (news.phase === 'rollback' && olds.phase === 'cutover' && olds.options?.rollback !== true)
+        failures.push({
+          property: 'phase',
+          reason:
+            'this run was cut over without options.rollback, so nothing carries the new server’s writes back: going back is a new stack migrating from the new server to the old one',
+        });
       if (news.strategy === 'bucardo' && news.mode === 'in-process')
         failures.push({
           property: 'strategy',
@@ -103,8 +113,8 @@ export interface MigrationRunArgs {
   /** Target URL (secret). */
   readonly target: pulumi.Input<string>;
   readonly strategy: pulumi.Input<PulumiStrategy>;
-  /** `sync`, then `cutover` (change the stack config and `pulumi up`). */
-  readonly phase: pulumi.Input<'sync' | 'cutover'>;
+  /** `sync`, then `cutover` (change the stack config and `pulumi up`); `rollback` after a cutover with `options.rollback`. */
+  readonly phase: pulumi.Input<'sync' | 'cutover' | 'rollback'>;
   readonly options: pulumi.Input<RunInputs['options']>;
   /** `in-process` (local stacks) or `ssm` (the pgrelocate CLI on the worker). */
   readonly mode: pulumi.Input<'in-process' | 'ssm'>;

@@ -38,14 +38,21 @@ export function sourceReplicationParameters(strategy: 'logical' | 'dump-restore'
   return params;
 }
 
-/** pglogical runs on both sides: its library stays loaded on the target through the cutover (a change would need a reboot). */
-const pglogicalPreload = (strategy: string): DbParameter[] =>
-  strategy === 'pglogical' ? [p('shared_preload_libraries', 'pg_stat_statements,pglogical')] : [];
+/**
+ * Static settings the target has from its creation, the same in both phases
+ * (a change would need a reboot): pglogical's library, which runs on both
+ * sides; logical decoding, so the way back (`rollback`) can publish the new
+ * server's writes to the old one, and a later move can start from it.
+ */
+const staticTargetParameters = (strategy: string): DbParameter[] => [
+  ...(strategy === 'pglogical' ? [p('shared_preload_libraries', 'pg_stat_statements,pglogical')] : []),
+  p('rds.logical_replication', 1),
+];
 
 /** The target during the copy: fast bulk load, nothing it can lose that the copy cannot redo. */
 export function targetBulkLoadParameters(strategy = 'logical'): DbParameter[] {
   return [
-    ...pglogicalPreload(strategy),
+    ...staticTargetParameters(strategy),
     p('maintenance_work_mem', 2097152), // kB: 2 GiB for index builds
     p('max_wal_size', 65536), // MB
     p('checkpoint_timeout', 1800), // s
@@ -60,7 +67,7 @@ export function targetBulkLoadParameters(strategy = 'logical'): DbParameter[] {
 /** The target after cutover: durable, autovacuum on, room for logical replication (a replica region, a later move). */
 export function targetProductionParameters(strategy = 'logical'): DbParameter[] {
   return [
-    ...pglogicalPreload(strategy),
+    ...staticTargetParameters(strategy),
     p('synchronous_commit', 'on'),
     p('autovacuum', 1),
     p('max_logical_replication_workers', 8),

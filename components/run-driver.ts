@@ -18,7 +18,7 @@ export interface RunInputs {
   readonly source: string;
   readonly target: string;
   readonly strategy: PulumiStrategy;
-  readonly phase: 'sync' | 'cutover';
+  readonly phase: 'sync' | 'cutover' | 'rollback';
   /** `pgrelocate:options`, checked against the options table (engine/options.ts). */
   readonly options: PulumiOptionValues;
   readonly mode: 'in-process' | 'ssm';
@@ -29,7 +29,7 @@ export interface RunInputs {
 
 export interface RunOutputs extends RunInputs {
   readonly runId: string;
-  /** streaming (logical, before cutover), done (cut over / migrated). */
+  /** streaming (before cutover), done (cut over / migrated), rolled-back (the application back on the source). */
   readonly status: string;
   readonly copySeconds: number | null;
   readonly catchUpSeconds: number | null;
@@ -54,7 +54,7 @@ export function applicationUrl(targetUrl: string): string {
 /** The pgrelocate command line the worker's unit runs for a phase. Pure. */
 export function workerCommand(
   inputs: Pick<RunInputs, 'strategy' | 'phase' | 'options'>,
-  command: 'sync' | 'cutover' | 'migrate' | 'cleanup',
+  command: 'sync' | 'cutover' | 'rollback' | 'migrate' | 'cleanup',
 ): string[] {
   if (command === 'cleanup') return [command];
   const args = [command, ...commandLine(inputs.options, command, inputs.strategy !== 'dump-restore')];
@@ -84,7 +84,7 @@ export function ssmCredentials(access: AwsAccess): ReturnType<typeof import('@aw
 }
 
 /** What the run's status says while a command is still running on the worker: the next pulumi up waits for it again. */
-export const STILL_RUNNING = { sync: 'copying', migrate: 'migrating', cutover: 'cutting-over' } as const;
+export const STILL_RUNNING = { sync: 'copying', migrate: 'migrating', cutover: 'cutting-over', rollback: 'rolling-back' } as const;
 
 /** Run a pgrelocate command on the worker through SSM and return its report's summary. */
 async function viaSsm(inputs: RunInputs, args: string[], waitSeconds: number, start = true): Promise<ReportSummary> {
@@ -219,19 +219,41 @@ async function cutoverRun(inputs: RunInputs, start = true): Promise<Partial<RunO
   return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verified, newTargetUrl: applicationUrl(inputs.target) };
 }
 
-/** update: the only move is sync → cutover; options changes are recorded. */
+/**
+ * Roll back, or wait again for a rollback still running on the worker: the
+ * application goes back to the source, which `newTargetUrl` then names.
+ */
+async function rollbackRun(inputs: RunInputs, start = true): Promise<Partial<RunOutputs>> {
+  let ssmSummary = inputs.mode === 'ssm' ? await viaSsm(inputs, workerCommand(inputs, 'rollback'), 3600, start) : null;
+  if (ssmSummary?.lost) ssmSummary = await viaSsm(inputs, workerCommand(inputs, 'rollback'), 3600, true);
+  const r =
+    ssmSummary ?? reportSummary(await engine().rollback(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs)));
+  if (r.running) return { status: STILL_RUNNING.rollback };
+  return { status: 'rolled-back', blackoutSeconds: r.blackoutSeconds, newTargetUrl: applicationUrl(inputs.source) };
+}
+
+/** update: sync → cutover → rollback, each once; options changes are recorded. */
 export async function advanceRun(olds: RunOutputs, news: RunInputs): Promise<RunOutputs> {
-  if (olds.phase === 'cutover' && news.phase === 'sync') {
+  if ((olds.phase === 'cutover' || olds.phase === 'rollback') && news.phase === 'sync') {
     throw new Error(
       'A run that was cut over cannot go back to sync: the source is read-only and the application moved. Create a new stack for a new migration.',
+    );
+  }
+  if (olds.phase === 'rollback' && news.phase === 'cutover') {
+    throw new Error(
+      'A run that was rolled back cannot be cut over again: its replication is gone. Fix: pulumi destroy, then a new stack for a new migration.',
     );
   }
   const base: RunOutputs = { ...olds, ...news };
   // Still running on the worker when the last pulumi up stopped waiting: wait for it again.
   if (olds.status === STILL_RUNNING.sync || olds.status === STILL_RUNNING.migrate) return startRun(news, false);
   if (olds.status === STILL_RUNNING.cutover) return { ...base, ...(await cutoverRun(news, false)) };
+  if (olds.status === STILL_RUNNING.rollback) return { ...base, ...(await rollbackRun(news, false)) };
   if (news.strategy !== 'dump-restore' && olds.phase === 'sync' && news.phase === 'cutover' && olds.status !== 'done') {
     return { ...base, ...(await cutoverRun(news)) };
+  }
+  if (olds.phase === 'cutover' && news.phase === 'rollback' && olds.status === 'done') {
+    return { ...base, ...(await rollbackRun(news)) };
   }
   return base;
 }

@@ -65,6 +65,15 @@ export function sourceIngressFrom(strategy: StackConfig['strategy']): ('worker' 
   return strategy === 'logical' || strategy === 'pglogical' ? ['worker', 'target'] : ['worker'];
 }
 
+/**
+ * Whether the target admits the source: only for the way back (a cutover with
+ * options.rollback), whose subscription on the old source connects to the new
+ * server. Pure.
+ */
+export function admitsSourceOnTarget(strategy: StackConfig['strategy'], options: StackConfig['options']): boolean {
+  return strategy !== 'dump-restore' && options.rollback === true;
+}
+
 /** What the stack runs with besides its configuration: the aws provider's access (mode aws). */
 export interface StackEnvironment {
   readonly aws?: AwsAccess;
@@ -115,7 +124,8 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEn
     ...(secrets.targetPassword ? { masterPassword: secrets.targetPassword } : {}),
     databaseName: a.databaseName,
     multiAz: a.multiAz,
-    phase: cfg.phase,
+    // Rolled back, the target keeps its production settings: it may be cut over to again by a new stack.
+    phase: cfg.phase === 'sync' ? 'sync' : 'cutover',
     strategy: cfg.strategy,
     finalSnapshotIdentifier: finalSnapshotIdentifier(pulumi.getProject(), stack, 'target'),
     ...(a.replica ? { replica: a.replica } : {}),
@@ -124,6 +134,8 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEn
 
   // Rehearsal: migrate a restore of the source's snapshot, not the source.
   let sourceUrl = secrets.sourceUrl;
+  /** The source's security group, where the stack knows it: the way back (options.rollback) admits it on the target. */
+  let sourceSg: pulumi.Input<string> | undefined = a.sourceSecurityGroupId;
   if (a.rehearsal) {
     if (!a.sourceInstanceIdentifier)
       throw new pulumi.RunError(
@@ -144,6 +156,7 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEn
       })),
       egress: [{ protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: ['0.0.0.0/0'] }],
     });
+    sourceSg = copySg.id;
     const copySubnets = new aws.rds.SubnetGroup('rehearsal-source-subnets', { subnetIds: a.subnetIds });
     const copy = new aws.rds.Instance(
       'rehearsal-source',
@@ -175,6 +188,17 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEn
       });
     }
   }
+
+  // The way back: the old source subscribes to the new server, so the target admits it (a source outside the VPC: allowedCidrs).
+  if (admitsSourceOnTarget(cfg.strategy, cfg.options) && sourceSg)
+    new aws.vpc.SecurityGroupIngressRule('target-from-source', {
+      securityGroupId: target.securityGroup.id,
+      referencedSecurityGroupId: sourceSg,
+      ipProtocol: 'tcp',
+      fromPort: 5432,
+      toPort: 5432,
+      description: 'pgrelocate: the old source subscribes for the way back (removed by pulumi destroy)',
+    });
 
   const targetUrl = pulumi.secret(
     pulumi

@@ -211,6 +211,7 @@ export const OPTIONS = {
     value: onOff,
     commands: ['migrate', 'cutover'],
     only: 'streaming',
+    pulumi: true,
   },
   pgbouncerAdmin: {
     flag: '--pgbouncer-admin <url>',

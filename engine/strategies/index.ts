@@ -11,6 +11,7 @@ import { migrate as dumpRestore, type MigrateOptions, type MigrationReport } fro
 import type { Emit, Step } from '../runner';
 import { describeCutover, runCutover, runPinnedVerify, type CutoverReport } from '../streaming/cutover';
 import type { PinnedVerification } from '../streaming/pinned';
+import { runRollback, type RollbackReport } from '../streaming/rollback';
 import { runCleanup, runStatus, type StreamingStatus } from '../streaming/cleanup';
 import type { CleanupOptions, StreamingHooks } from '../streaming/hooks';
 import type { StreamingOptions } from '../streaming/options';
@@ -88,6 +89,16 @@ export function cutover(
   emit: Emit = () => undefined,
 ): Promise<CutoverReport> {
   return runCutover(source, target, options, emit, streamingHooks);
+}
+
+/** `rollback` of a run cut over with `rollback`: the application back on the old source, nothing written on the new one lost. */
+export function rollback(
+  source: ConnInfo,
+  target: ConnInfo,
+  options: Partial<StreamingOptions>,
+  emit: Emit = () => undefined,
+): Promise<RollbackReport> {
+  return runRollback(source, target, options, emit);
 }
 
 /** `verify` of the streaming run recorded on the target, at a pinned point; null when none is streaming. */

@@ -1,6 +1,7 @@
 /** `pgrelocate rollback`. */
 import { Command } from 'commander';
-import { runRollback, type RollbackReport } from '../../engine/streaming/rollback';
+import { rollback } from '../../engine/strategies';
+import type { RollbackReport } from '../../engine/streaming/rollback';
 import { formatDuration } from '../../engine/units';
 import { endpoints, withEndpoints, out, progressPrinter, withOptions, streamingOptions, type CliOpts, withProgress } from './shared';
 
@@ -19,7 +20,7 @@ export function formatRollback(r: RollbackReport): string {
 /** The command's work, once commander has read the command line. */
 export async function runRollbackCommand(o: CliOpts): Promise<void> {
   const { source, target } = endpoints(o);
-  const r = await runRollback(source, target, streamingOptions(o, 'rollback'), progressPrinter(o));
+  const r = await rollback(source, target, streamingOptions(o, 'rollback'), progressPrinter(o));
   out(o, r, formatRollback(r));
 }
 

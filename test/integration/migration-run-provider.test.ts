@@ -3,7 +3,7 @@
  * text the SDK makes is handed to @pulumi/pulumi's `cmd/dynamic-provider`,
  * started as the engine starts it, and driven over gRPC as the engine drives
  * it — GetPluginInfo, Configure, Check and Diff (with a preview's unknown
- * values), Create (sync), Update (cutover, verified), Delete (cleanup) —
+ * values), Create (sync), Update (cutover, verified; then rollback), Delete (cleanup) —
  * against real local servers.
  */
 import assert from 'node:assert/strict';
@@ -61,7 +61,7 @@ describe('MigrationRun provider through the real provider host (gRPC)', function
     }
   });
 
-  it('preview, create = sync, diff on phase = update, update = cutover verified, delete = cleanup; which changes replace the run', async function () {
+  it('preview, create = sync, diff on phase = update, update = cutover verified, update = rollback, delete = cleanup; which changes replace the run', async function () {
     this.timeout(600_000);
     const source = await freshDatabase(await server(12), 'prov_src');
     await loadSample(source, { sizeBytes: 3e6 });
@@ -71,7 +71,7 @@ describe('MigrationRun provider through the real provider host (gRPC)', function
       target: toUrl(target, { password: true }),
       strategy: 'logical',
       phase: 'sync',
-      options: { jobs: 2, replicaIdentityFull: true, verify: 'checksum' },
+      options: { jobs: 2, replicaIdentityFull: true, verify: 'checksum', rollback: true },
       mode: 'in-process',
     };
     const news = { ...inputs, __provider: providerText };
@@ -125,10 +125,31 @@ describe('MigrationRun provider through the real provider host (gRPC)', function
     assert.equal(updated.newTargetUrl, applicationUrl(inputs.target));
     assert.ok(!new URL(updated.newTargetUrl).password, 'the application gets no credentials of the run');
     assert.equal((await sql(target, `SELECT 1 FROM public.schema_migrations WHERE version = 'written-during-sync'`)).length, 1);
-    // Going back is refused by the provider, through the engine's error.
+    // Going back to sync is refused by the provider, through the engine's error.
     await assert.rejects(host.update(URN, created.id, updated as unknown as Record<string, unknown>, news), /cannot go back to sync/);
 
-    await host.delete(URN, created.id, updated as unknown as Record<string, unknown>);
+    // phase rollback: only after a cutover that armed the way back; then the application goes back to the source.
+    const rollback = { ...news, phase: 'rollback' };
+    assert.deepEqual(
+      (await host.check(URN, {}, rollback)).failures.map((f) => f.property),
+      ['phase'],
+      'a new run has nothing to roll back',
+    );
+    const unarmed = { ...updated, options: { ...inputs.options, rollback: false } } as unknown as Record<string, unknown>;
+    assert.match((await host.check(URN, unarmed, rollback)).failures[0]?.reason ?? '', /cut over without options\.rollback/);
+    assert.deepEqual((await host.check(URN, updated as unknown as Record<string, unknown>, rollback)).failures, []);
+    await sql({ ...target }, `INSERT INTO public.schema_migrations (version) VALUES ('written-on-the-new-server')`);
+    const back = (await host.update(URN, created.id, updated as unknown as Record<string, unknown>, rollback)) as unknown as RunOutputs;
+    assert.equal(back.status, 'rolled-back');
+    assert.equal(back.newTargetUrl, applicationUrl(inputs.source), 'the application goes back to the source');
+    assert.equal((await sql(source, `SELECT 1 FROM public.schema_migrations WHERE version = 'written-on-the-new-server'`)).length, 1);
+    await sql(source, `INSERT INTO public.schema_migrations (version) VALUES ('the source is writable again')`);
+    await assert.rejects(
+      host.update(URN, created.id, back as unknown as Record<string, unknown>, cutover),
+      /rolled back cannot be cut over again/,
+    );
+
+    await host.delete(URN, created.id, back as unknown as Record<string, unknown>);
     const left = [
       ...(await sql(source, `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`)),
       ...(await sql(source, `SELECT pubname FROM pg_publication`)),

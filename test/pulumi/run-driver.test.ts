@@ -41,6 +41,10 @@ describe('MigrationRun driver', function () {
     // pglogical: the worker's sync names the strategy; cutover and cleanup read it from the run.
     assert.deepEqual(workerCommand({ ...inputs, strategy: 'pglogical' }, 'sync').slice(-2), ['--strategy', 'pglogical']);
     assert.ok(!workerCommand({ ...inputs, strategy: 'pglogical' }, 'cutover').includes('--strategy'));
+    // The way back: armed by the cutover's --rollback, run by the worker's `pgrelocate rollback` with the options it takes.
+    const back = { ...inputs, options: { ...inputs.options, rollback: true, maxBlackout: 10 } };
+    assert.ok(workerCommand(back, 'cutover').includes('--rollback'));
+    assert.deepEqual(workerCommand(back, 'rollback'), ['rollback', '--max-lag', '16MB', '--max-blackout', '10']);
   });
 
   it('pglogical: the target keeps pglogical preloaded in both phases; the source gets it with the replication settings', function () {

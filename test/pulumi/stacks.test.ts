@@ -14,7 +14,7 @@ import { parse } from 'yaml';
 import { awsAccessOf } from '../../components/aws-access';
 import { ConfigError, parseStackConfig, targetStorageGb, workerDiskGb } from '../../components/config';
 import { disposableOptions, lookupPinnedOptions, migrationRunOptions, retainedOptions } from '../../components/options';
-import { buildStack, sourceIngressFrom, targetRunUrl, withHost } from '../../components/stack';
+import { admitsSourceOnTarget, buildStack, sourceIngressFrom, targetRunUrl, withHost } from '../../components/stack';
 import { finalSnapshotIdentifier, TARGET_PARAMETER_GROUP_DESCRIPTION } from '../../components/target-database';
 import { SSM_AGENT_ACTIONS } from '../../components/worker';
 import { readWorkerPackage } from '../../components/worker-package';
@@ -368,6 +368,26 @@ describe('Pulumi program (mocks)', function () {
     assert.ok(changed.length > 0);
     for (const p of changed) assert.equal(p.applyMethod, 'immediate', p.name);
     assert.equal(one(resources, 'pulumi-nodejs:dynamic:Resource', 'run').inputs['phase'], 'cutover');
+  });
+
+  it('rollback: the target admits the source (its subscription comes back), logical decoding on the target from the start; phase rollback keeps the production settings', async function () {
+    const rule = (rs: Recorded[]) =>
+      ofType(rs, 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule')
+        .filter((r) => r.name === 'target-from-source')
+        .map((r) => [r.inputs['securityGroupId'], r.inputs['referencedSecurityGroupId'], r.inputs['fromPort']]);
+    const withBack = await build('production', { options: { rollback: true } });
+    assert.deepEqual(rule(withBack.resources), [['target-sg-id', 'sg-0source0000000000', 5432]]);
+    assert.deepEqual(rule((await build('production')).resources), [], 'without the way back the target admits only the worker');
+    const params = (rs: Recorded[]) =>
+      (one(rs, 'aws:rds/parameterGroup:ParameterGroup', 'target-params').inputs['parameters'] as { name: string; value: string }[]).map(
+        (p) => `${p.name}=${p.value}`,
+      );
+    // Static, so the same in every phase: no reboot between them, and a rollback finds the new server able to publish.
+    assert.ok(params(withBack.resources).includes('rds.logical_replication=1'));
+    const back = await build('production', { phase: 'rollback', options: { rollback: true } });
+    assert.deepEqual(params(back.resources), params((await build('production', { phase: 'cutover' })).resources));
+    assert.equal(one(back.resources, 'pulumi-nodejs:dynamic:Resource', 'run').inputs['phase'], 'rollback');
+    assert.equal(admitsSourceOnTarget('dump-restore', parseStackConfig({ mode: 'local', options: { rollback: true } }).options), false);
   });
 
   it('rehearsal stack: a disposable restore of the latest snapshot, pinned, reachable by the worker and the target', async function () {
