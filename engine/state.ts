@@ -136,7 +136,10 @@ export class RunState {
 /** The latest run recorded in the target (or a given one), with its steps. */
 export async function readRun(target: ConnInfo, runId?: string): Promise<RunRecord | null> {
   return withClient(target, 'target', async (c) => {
-    const exists = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgrelocate'`);
+    // The schema without its state: a new server's fence kept by cleanup after a rollback.
+    const exists = await c.query(
+      `SELECT 1 WHERE to_regclass('pgrelocate.runs') IS NOT NULL AND to_regclass('pgrelocate.steps') IS NOT NULL`,
+    );
     if (exists.rowCount === 0) return null;
     const run = await c.query<{
       id: string;

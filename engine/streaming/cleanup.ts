@@ -79,11 +79,19 @@ export async function runCleanup(
     }
     await withClient(target, 'target', async (c) => {
       await c.query('SET default_transaction_read_only = off');
-      // After a rollback the new server carries a fence in this same schema: lifted with it, settings put back.
+      // After a rollback the new server is fenced, as the source is after a cutover: kept unless --unfence, so an
+      // application instance still pointed at it is refused rather than writing where nothing reads. Its function
+      // (and record) stays in the schema; the run's state goes.
+      if (!opts.unfence && (await readFence(c))) {
+        await c.query('DROP TABLE IF EXISTS pgrelocate.steps, pgrelocate.runs');
+        removed.push('state pgrelocate.runs, pgrelocate.steps (target)');
+        removed.push('kept: the write fence on the new server, after the rollback (lift it with pgrelocate cleanup --unfence)');
+        return;
+      }
       if (await unfence(c, null)) removed.push('write fence (target, after the rollback)');
       await c.query('DROP SCHEMA IF EXISTS pgrelocate CASCADE');
+      removed.push('schema pgrelocate (target)');
     });
-    removed.push('schema pgrelocate (target)');
     return removed;
   });
 }

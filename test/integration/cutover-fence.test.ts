@@ -234,7 +234,7 @@ describe('the cutover fence against clients that do not play along', function ()
     await cleanup(source, target);
   });
 
-  it('rollback after the switch, under load: every write made on the new server is on the old one, which is writable again; the new one is fenced; cleanup leaves nothing', async function () {
+  it('rollback after the switch, under load: every write made on the new server is on the old one, which is writable again; the new one is fenced; cleanup leaves only that fence, which --unfence lifts', async function () {
     if (!(await canRun())) this.skip();
     const { source, target, app, env, load } = await streaming(150, 3);
     await load.start();
@@ -303,5 +303,20 @@ describe('the cutover fence against clients that do not play along', function ()
       )),
     ].map((x) => x.n);
     assert.deepEqual(left, []);
+    // The new server stays fenced after a plain cleanup, as the source does after a cutover: said, and lifted by --unfence.
+    assert.match(cl.stdout + cl.stderr, /kept: the write fence on the new server/);
+    await assert.rejects(
+      sql(
+        { ...target, user: APP_ROLE, password: app.password! },
+        `BEGIN READ WRITE; INSERT INTO public.schema_migrations (version) VALUES ('stray'); COMMIT`,
+      ),
+      /moved by pgrelocate/,
+    );
+    const after = await pgrelocate(['status'], env);
+    assert.equal(after.exitCode, ExitCode.ok, after.stderr);
+    const un = await pgrelocate(['cleanup', '--unfence'], env);
+    assert.equal(un.exitCode, ExitCode.ok, un.stderr);
+    assert.deepEqual(await fenceOnSource(target), { triggers: 0, held: 0, readOnly: false, schema: false }, 'the new server unfenced');
+    await sql({ ...target, user: APP_ROLE, password: app.password! }, `INSERT INTO public.schema_migrations (version) VALUES ('writable')`);
   });
 });

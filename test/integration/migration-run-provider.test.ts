@@ -157,10 +157,15 @@ describe('MigrationRun provider through the real provider host (gRPC)', function
         target,
         `SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       )),
-      ...(await sql(target, `SELECT nspname FROM pg_namespace WHERE nspname = 'pgrelocate'`)),
+      ...(await sql(target, `SELECT relname FROM pg_class WHERE relnamespace = 'pgrelocate'::regnamespace`)),
       ...(await sql(source, `SELECT relname FROM pg_class WHERE relreplident = 'f' AND relkind = 'r'`)),
     ];
-    assert.deepEqual(left, [], 'no replication artefact left on either side');
+    assert.deepEqual(left, [], 'no replication artefact and no state left on either side');
+    // Rolled back, the new server stays fenced (as a source does after a cutover): a stray application instance is refused there.
+    await assert.rejects(
+      sql(target, `BEGIN READ WRITE; INSERT INTO public.schema_migrations (version) VALUES ('stray'); COMMIT`),
+      /moved by pgrelocate/,
+    );
     // The target's data stays.
     assert.ok((await sql<{ n: string }>(target, 'SELECT count(*)::text AS n FROM app.orders'))[0]!.n !== '0');
   });
