@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ConnInfo } from '../../engine/conn';
+import { cutover } from '../../engine/strategies';
 import { runRollback, type RollbackReport } from '../../engine/streaming/rollback';
 import { APP_ROLE } from '../../scripts/sample-db';
 import type { WriteLoad } from '../../scripts/write-load';
@@ -14,13 +15,19 @@ import { sql } from './servers';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** With the write load on the old source until the cutover: the application moves to the new server, writes, and is moved back. */
-export async function rollBackUnderLoad(source: ConnInfo, target: ConnInfo, load: WriteLoad, appPassword: string): Promise<RollbackReport> {
+export async function rollBackUnderLoad(
+  source: ConnInfo,
+  target: ConnInfo,
+  load: WriteLoad,
+  appPassword: string,
+  roll: () => Promise<RollbackReport> = () => runRollback(source, target, {}, () => undefined),
+): Promise<RollbackReport> {
   const app = (c: ConnInfo): ConnInfo => ({ ...c, user: APP_ROLE, password: appPassword });
   load.switchTo(target);
   await sleep(1500);
   // A key-less table too: reverse replication cannot match its rows, so it is copied back whole.
   await sql(app(target), `INSERT INTO public.schema_migrations (version) VALUES ('on the new server')`);
-  const r = await runRollback(source, target, {}, () => undefined);
+  const r = await roll();
   assert.ok(r.blackoutSeconds < 5, `rollback blackout ${r.blackoutSeconds}s`);
   load.switchTo(source);
   await sleep(800);
@@ -39,6 +46,19 @@ export async function rollBackUnderLoad(source: ConnInfo, target: ConnInfo, load
     /moved by pgrelocate/,
   );
   return r;
+}
+
+/**
+ * A streaming run under the write load, cut over with the way back armed
+ * (which starts only once the forward replication is gone), then rolled back
+ * with every check of rollBackUnderLoad.
+ */
+export async function cutOverAndBack(source: ConnInfo, target: ConnInfo, load: WriteLoad, appPassword: string): Promise<RollbackReport> {
+  await sleep(800);
+  const c = await cutover(source, target, { jobs: 2, verify: 'count', rollback: true });
+  const names = c.steps.map((x) => x.name);
+  assert.ok(names.indexOf('rollback-start') > names.indexOf('remove-replication'), names.join(','));
+  return rollBackUnderLoad(source, target, load, appPassword);
 }
 
 /** The reverse replication's artefacts left on either side (none after a rollback and cleanup). */
