@@ -185,7 +185,8 @@ export async function changedLargeObjects(src: pg.Client, pre: Precopy): Promise
        FROM pg_largeobject_metadata`,
     [pre.horizon],
   );
-  const removed = Object.keys(pre.largeObjects).filter((o) => !now.rows.some((r) => r.oid === o));
+  const present = new Set(now.rows.map((r) => r.oid));
+  const removed = Object.keys(pre.largeObjects).filter((o) => !present.has(o));
   const copy = new Set<string>();
   const same: string[] = [];
   for (const r of now.rows) {
