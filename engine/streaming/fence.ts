@@ -238,8 +238,9 @@ export class HeldFence {
 
   /**
    * Lock every one of `tables` IN EXCLUSIVE MODE in a new session of the
-   * source, waiting at most `lockWaitMs` for writers in flight (a deadlock
-   * with one is retried). If a transaction holds a table longer, nothing is
+   * source, waiting at most `lockWaitMs` for writers in flight (in attempts
+   * that wait longer each time, so a deadlock with one costs a short wait,
+   * not deadlock_timeout). If a transaction holds a table longer, nothing is
    * fenced and the error names it. The session ends itself after
    * `maxBlackoutMs` idle in its transaction (a frozen or cut-off pgrelocate).
    */
@@ -247,18 +248,21 @@ export class HeldFence {
     const client = await connect(source, 'source', { application_name: FENCE_SESSION });
     const started = Date.now();
     try {
-      await client.query(
-        `SET ${SETTING} = off; SET idle_in_transaction_session_timeout = ${Math.ceil(maxBlackoutMs)}; SET lock_timeout = ${Math.max(1, Math.ceil(lockWaitMs))}`,
-      );
-      for (let attempt = 1; ; attempt++) {
+      await client.query(`SET ${SETTING} = off; SET idle_in_transaction_session_timeout = ${Math.ceil(maxBlackoutMs)}`);
+      for (let attempt = 0; ; attempt++) {
+        // Each attempt waits a little longer (25 ms, 50, 100, … within lockWaitMs): a writer holding one table while it
+        // waits for one already locked here is a deadlock the server would only find after deadlock_timeout (1 s, and
+        // only a superuser may lower it); this way it costs one short wait, and the writer goes first.
+        const waitMs = Math.min(25 * 2 ** attempt, lockWaitMs - (Date.now() - started));
         await client.query('BEGIN');
         try {
+          await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.ceil(waitMs))}`);
           if (tables.length > 0) await client.query(`LOCK TABLE ${tables.map((t) => `ONLY ${t}`).join(', ')} IN EXCLUSIVE MODE`);
           break;
         } catch (e) {
           await client.query('ROLLBACK').catch(() => undefined);
           const code = (e as { code?: string }).code;
-          if (code === '40P01' && attempt < 3 && Date.now() - started < lockWaitMs) continue;
+          if ((code === '55P03' || code === '40P01') && Date.now() - started < lockWaitMs - 1) continue;
           if (code === '55P03' || code === '40P01') throw await lockRefused(source, tables, lockWaitMs);
           if (code === '53200')
             throw new PgrelocateError(
@@ -349,8 +353,9 @@ async function lockRefused(source: ConnInfo, tables: readonly string[], lockWait
       const r = await c.query<{ pid: number; who: string; state: string; age: string; tables: string }>(
         `SELECT a.pid, coalesce(a.usename::text, '?') || coalesce(' (' || nullif(a.application_name, '') || ')', '') AS who, coalesce(a.state, '?') AS state,
                 coalesce(extract(epoch FROM now() - a.xact_start)::int::text || 's', '?') AS age,
-                string_agg(DISTINCT l.relation::regclass::text, ', ') AS tables
+                string_agg(DISTINCT quote_ident(n.nspname) || '.' || quote_ident(r.relname), ', ') AS tables
            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           JOIN pg_class r ON r.oid = l.relation JOIN pg_namespace n ON n.oid = r.relnamespace
           WHERE l.granted AND l.locktype = 'relation' AND l.mode IN ${CONFLICTING} AND a.application_name <> $2
             AND l.relation = ANY($1::text[]::regclass[]) AND a.pid <> pg_backend_pid()
           GROUP BY 1, 2, 3, 4 ORDER BY 1 LIMIT 10`,

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type pg from 'pg';
 import { openClient, toUrl, type ConnInfo } from '../../engine/conn';
-import { ExitCode } from '../../engine/errors';
+import { ExitCode, type PgrelocateError } from '../../engine/errors';
 import { cleanup, cutover } from '../../engine/strategies';
 import { sync } from '../../engine/strategies/logical';
 import { APP_ROLE, loadSample } from '../../scripts/sample-db';
@@ -201,6 +201,117 @@ describe('the cutover fence against clients that do not play along', function ()
       await blocker?.end().catch(() => undefined);
       await load.stop();
     }
+  });
+
+  it('killed as each cutover step starts: before the switch the source takes writes again at once and replication goes on; after it the source stays fenced and the next cutover finishes; every committed write on the target', async function () {
+    if (!(await canRun())) this.skip();
+    const { source, target, env, load, app } = await streaming(100, 2);
+    await load.start();
+    const steps = [
+      'analyze',
+      'lag-gate',
+      'verify',
+      'matviews',
+      'pre-copy',
+      'fence',
+      'final-lsn',
+      'sequences',
+      'unlogged-tables',
+      'large-objects',
+      'switch',
+      'remove-replication',
+      'database-settings',
+    ];
+    const seen: string[] = [];
+    try {
+      for (const step of steps) {
+        // The CLI prints "→ <step>" as each step starts: killed there (or, for a step over in microseconds, in the next).
+        const child = execa(process.execPath, [CLI, 'cutover', '--verify', 'count'], { env, reject: false, all: true });
+        await new Promise<void>((resolve, reject) => {
+          let out = '';
+          child.all!.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (out.includes(`→ ${step}\n`)) {
+              child.kill('SIGKILL');
+              resolve();
+            }
+          });
+          child.on('exit', () => reject(new Error(`cutover ended before ${step}: ${out.slice(-600)}`)));
+        });
+        await child;
+        const killedAt = Date.now();
+        if ((await fenceOnSource(source)).triggers > 0) {
+          const st = JSON.parse((await pgrelocate(['status', '--json'], env)).stdout) as { phase: string; sourceFence: { state: string } };
+          assert.deepEqual(
+            [st.phase, st.sourceFence.state],
+            ['switched', 'permanent'],
+            `killed at ${step}: switched, the source stays fenced`,
+          );
+          seen.push(`${step}: switched`);
+          continue;
+        }
+        // Before the switch nothing of the fence outlives the process: the application writes again at once.
+        let n = 0;
+        await until(
+          () => sql(app, `INSERT INTO public.schema_migrations (version) VALUES ('after a kill at ${step} ${n++}')`).then(() => true),
+          5_000,
+          `a write on the source after a kill at ${step}`,
+        );
+        const ms = Date.now() - killedAt;
+        assert.ok(ms < 2000, `killed at ${step}: writable again after ${ms} ms`);
+        const st = JSON.parse((await pgrelocate(['status', '--json'], env)).stdout) as { phase: string; sourceFence: { state: string } };
+        assert.ok(['streaming', 'cutover'].includes(st.phase), `killed at ${step}: phase ${st.phase}`);
+        assert.equal(st.sourceFence.state, 'writable', `killed at ${step}`);
+        seen.push(`${step}: writable after ${ms} ms`);
+      }
+      process.stdout.write(`      ${seen.join('; ')}\n`);
+      assert.ok(seen.some((x) => /: switched/.test(x)) && seen.some((x) => /^final-lsn: writable/.test(x)), seen.join('; '));
+      const done = await pgrelocate(['cutover', '--json'], env);
+      assert.equal(done.exitCode, ExitCode.ok, done.stderr);
+      assert.equal((JSON.parse(done.stdout) as { resumed: boolean }).resumed, true);
+      load.switchTo(target);
+      await sleep(500);
+      await load.stop();
+      const ledger = await load.ledger.check(target);
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      for (const step of ['analyze', 'final-lsn', 'switch']) {
+        const rows = await sql(target, `SELECT 1 FROM public.schema_migrations WHERE version LIKE $1`, [`after a kill at ${step} %`]);
+        if (seen.some((x) => x.startsWith(`${step}: writable`)))
+          assert.ok(rows.length >= 1, `the write after the kill at ${step} reached the target`);
+      }
+      const cl = await pgrelocate(['cleanup', '--unfence'], env);
+      assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
+      assert.deepEqual(await fenceOnSource(source), { triggers: 0, held: 0, readOnly: false, schema: false });
+    } finally {
+      await load.stop();
+    }
+  });
+
+  it('a transaction that keeps a table longer than the fence may wait: fence-busy names its session, nothing is fenced; once it ends, the cutover goes through', async function () {
+    if (!(await canRun())) this.skip();
+    const { source, target, app } = await setup(14, 17);
+    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+    // An application session left "idle in transaction" after a write: its lock outlives any wait the fence may make.
+    const idle = await openClient(app);
+    await idle.query(`BEGIN; UPDATE app.accounts SET name = name WHERE id = (SELECT min(id) FROM app.accounts)`);
+    const pid = (await idle.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
+    try {
+      const t0 = Date.now();
+      await assert.rejects(cutover(source, target, { verify: 'none', maxBlackout: 2 }), (e: PgrelocateError) => {
+        assert.equal(e.code, 'fence-busy', e.message);
+        assert.match(e.message, new RegExp(`pid ${pid} ${APP_ROLE}\\b.*, idle in transaction, transaction open \\d+s, on app\\.accounts`));
+        assert.match(e.fix ?? '', /End those transactions/);
+        return true;
+      });
+      assert.ok(Date.now() - t0 < 10_000);
+      assert.deepEqual(await fenceOnSource(source), { triggers: 0, held: 0, readOnly: false, schema: false });
+      await sql(app, `INSERT INTO public.schema_migrations (version) VALUES ('writable while refused')`);
+    } finally {
+      await idle.query('ROLLBACK').catch(() => undefined);
+      await idle.end();
+    }
+    const c = await cutover(source, target, { verify: 'count', maxBlackout: 2 });
+    assert.ok(c.lockWaitSeconds < 1, `locks taken in ${c.lockWaitSeconds}s once nothing holds a table`);
   });
 
   it('unlogged tables and large objects are copied before the fence; inside it only what was written since (a superuser reads pg_largeobject)', async function () {
