@@ -60,6 +60,7 @@ export const ERROR_CODES = {
   'lag-too-high': ExitCode.migrationFailed,
   'apply-timeout': ExitCode.migrationFailed,
   'apply-failing': ExitCode.migrationFailed,
+  'schema-changed': ExitCode.migrationFailed,
   'fence-busy': ExitCode.migrationFailed,
   'fence-failed': ExitCode.migrationFailed,
   'fence-lost': ExitCode.migrationFailed,

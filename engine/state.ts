@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS pgrelocate.steps (
 );
 ALTER TABLE pgrelocate.runs ADD COLUMN IF NOT EXISTS meta jsonb;
 ALTER TABLE pgrelocate.steps ADD COLUMN IF NOT EXISTS progress jsonb;
+CREATE TABLE IF NOT EXISTS pgrelocate.source_schema (
+  run_id text NOT NULL REFERENCES pgrelocate.runs (id) ON DELETE CASCADE,
+  kind text NOT NULL,
+  tbl text NOT NULL,
+  name text NOT NULL,
+  def text NOT NULL,
+  PRIMARY KEY (run_id, kind, tbl, name)
+);
 `;
 
 export type StepStatus = 'running' | 'done' | 'failed' | 'skipped';

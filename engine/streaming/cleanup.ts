@@ -12,6 +12,7 @@ import { dropSlot, dropSubscription } from './artefacts';
 import { asRecord, dropUnusedFence, readFence, sourceFence, unfence, type SourceFence } from './fence';
 import type { CleanupOptions, StatusDetail, StreamingHooks } from './hooks';
 import { previousRun, type StreamingMeta } from './options';
+import { describeChange, schemaChanges } from './schema-drift';
 
 /** Remove every artefact of the streaming runs on this target, whichever strategy made them. */
 export async function runCleanup(
@@ -83,8 +84,8 @@ export async function runCleanup(
       // application instance still pointed at it is refused rather than writing where nothing reads. Its function
       // (and record) stays in the schema; the run's state goes.
       if (!opts.unfence && (await readFence(c))) {
-        await c.query('DROP TABLE IF EXISTS pgrelocate.steps, pgrelocate.runs');
-        removed.push('state pgrelocate.runs, pgrelocate.steps (target)');
+        await c.query('DROP TABLE IF EXISTS pgrelocate.source_schema, pgrelocate.steps, pgrelocate.runs');
+        removed.push('state pgrelocate.runs, pgrelocate.steps, pgrelocate.source_schema (target)');
         removed.push('kept: the write fence on the new server, after the rollback (lift it with pgrelocate cleanup --unfence)');
         return;
       }
@@ -101,6 +102,8 @@ export interface StreamingStatus extends StatusDetail {
   readonly phase: string | null;
   /** What the source itself says about a fence (with --source). */
   readonly sourceFence: SourceFence | null;
+  /** With --source, while the run streams: the source's schema changes since the sync started that the target lacks (null: not asked, or no shape recorded). */
+  readonly schemaChanges: readonly string[] | null;
 }
 
 /** The run recorded on the target, with how far behind the target is, in its strategy's terms. */
@@ -112,7 +115,13 @@ export async function runStatus(
   const run = await previousRun(target);
   const meta = (run?.meta ?? null) as StreamingMeta | null;
   const fence = source ? await withClient(source, 'source', (c) => sourceFence(c)) : null;
-  if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null, sourceFence: fence };
+  if (!run || !meta) return { run, phase: null, lag: null, targetLagSeconds: null, sourceFence: fence, schemaChanges: null };
   const detail = await hooksFor(run.strategy as StreamingStrategy).status(source, target, meta);
-  return { run, phase: meta.phase, ...detail, sourceFence: fence };
+  const changes =
+    source && (meta.phase === 'copy' || meta.phase === 'streaming')
+      ? await withClient(source, 'source', (s) =>
+          withClient(target, 'target', async (t) => (await schemaChanges(s, t, run.id))?.map(describeChange) ?? null),
+        )
+      : null;
+  return { run, phase: meta.phase, ...detail, sourceFence: fence, schemaChanges: changes };
 }

@@ -29,6 +29,7 @@ import {
   type Precopy,
 } from './cutover-steps';
 import { armRollback, rollbackBlocker, startRollback } from './rollback';
+import { describeChange, schemaChanges, type SchemaChange } from './schema-drift';
 import { inspectServer } from '../inspect';
 import { adminSession, checkPgbouncer, pointAtTarget, poolEntry, releasePool, resume, type PausedPool, type Pool } from './pgbouncer';
 import {
@@ -131,6 +132,8 @@ async function runHook(cmd: string, label: string): Promise<void> {
  */
 function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[] {
   return [
+    // First: a change the target lacks would stall the apply (the lag gate would then only say that it stalls).
+    { name: 'schema-check', run: (c) => schemaCheck(c) },
     { name: 'analyze', run: (c, emit) => analyzeMissing(c.target, c.opts.jobs, emit) },
     ...(opts.pgbouncer ? [{ name: 'pgbouncer-check', run: (c: Ctx) => checkPgbouncer(poolOf(c)!, c.source) }] : []),
     ...(opts.rollback ? [{ name: 'rollback-check', run: (c: Ctx) => rollbackCheck(c) }] : []),
@@ -285,6 +288,29 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
       return { locks, terminated: ended.terminated, kept: ended.kept, blackoutSeconds: c.blackoutSeconds };
     },
   };
+}
+
+/**
+ * The source's schema changes since the sync started that the target lacks:
+ * the cutover refuses, naming each, before anything is fenced.
+ */
+async function schemaCheck(c: Ctx): Promise<{ changes: number | null }> {
+  const changes = await schemaChanges(c.src, c.dst, c.runId);
+  if (changes && changes.length > 0) throw schemaChanged(changes, c.meta);
+  return { changes: changes?.length ?? null };
+}
+
+/** The refusal for schema changes, with the way to apply them by hand. */
+export function schemaChanged(changes: readonly SchemaChange[], meta: StreamingMeta): PgrelocateError {
+  return new PgrelocateError(
+    'schema-changed',
+    `The source's schema changed since the sync started, and the target lacks ${changes.length === 1 ? 'the change' : `these ${changes.length} changes`}; nothing was fenced:\n  ${changes
+      .slice(0, 20)
+      .map(describeChange)
+      .join('\n  ')}${changes.length > 20 ? `\n  … and ${changes.length - 20} more` : ''}`,
+    `Make each change on the target too (the same DDL; for a new table, pg_dump --schema-only --table of it from the source), then bring a new table into replication — logical: ALTER PUBLICATION ${meta.names.publication} ADD TABLE … on the source, then ALTER SUBSCRIPTION ${meta.names.subscription} REFRESH PUBLICATION on the target, which copies its rows; pglogical: pglogical.replication_set_add_table(…, synchronize_data := true) — and run the cutover again.`,
+    changes,
+  );
 }
 
 /** --rollback: the old source must take a subscription and the new server publish; refused before anything is fenced. */
@@ -581,6 +607,9 @@ export async function runPinnedVerify(
   try {
     const dst = await connect(target, 'target');
     try {
+      // A table the target lacks cannot be compared, and a column it lacks stalls the apply the pin waits for: named first.
+      const changes = await schemaChanges(src, dst, run.id);
+      if (changes && changes.length > 0) throw schemaChanged(changes, meta);
       return await pinnedVerify({ source, target, opts, meta, runId: run.id, src, dst }, hooks, options.mode, emit);
     } finally {
       await dst.end().catch(() => undefined);

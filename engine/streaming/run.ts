@@ -6,7 +6,8 @@
  * and record how it ended.
  */
 import path from 'node:path';
-import { describe, type ConnInfo } from '../conn';
+import { describe, withClient, type ConnInfo } from '../conn';
+import { readShape, recordShape } from './schema-drift';
 import type { Finding } from '../check';
 import { PgrelocateError } from '../errors';
 import { preflight, recheck, requireReady, type Preflight } from '../preflight';
@@ -120,6 +121,9 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
       if (!meta) {
         meta = await args.newMeta(state.runId, pre);
         await state.setMeta(meta);
+        // The schema this run starts from: what status, verify and cutover compare the source with later.
+        const shape = await withClient(source, 'source', (c) => readShape(c));
+        await withClient(target, 'target', (c) => recordShape(c, state.runId, shape));
       }
       const runMeta = meta;
       return withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {

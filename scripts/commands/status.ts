@@ -35,6 +35,12 @@ export async function runStatus(o: CommonOpts): Promise<void> {
           `  lag ${formatBytes(st.lag.bytes)}${st.targetLagSeconds !== null ? `, ${st.targetLagSeconds.toFixed(1)}s since the target's last report` : ''}${st.lag.slotActive ? '' : ' (subscription not connected)'}`,
         ]
       : []),
+    ...(st.schemaChanges && st.schemaChanges.length > 0
+      ? [
+          `  SCHEMA CHANGED on the source since the sync started; the target lacks ${st.schemaChanges.length === 1 ? 'it' : 'these'} (cutover refuses until it has them):`,
+          ...st.schemaChanges.map((c) => `    ${c}`),
+        ]
+      : []),
     ...Object.entries(st.bucardo ?? {})
       .filter(([k]) => /^(Current state|Last good|Last bad|Last error|Onetimecopy|error)$/.test(k))
       .map(([k, v]) => `  bucardo ${k.toLowerCase()}: ${v}`),
@@ -48,6 +54,7 @@ export async function runStatus(o: CommonOpts): Promise<void> {
       targetLagSeconds: st.targetLagSeconds,
       bucardo: st.bucardo ?? null,
       sourceFence: st.sourceFence,
+      schemaChanges: st.schemaChanges,
     },
     text,
   );

@@ -21,6 +21,7 @@ import { asRecord, permanentFenceSql, unfenceSql, type FenceRecord } from '../..
 import { tableKey } from '../../engine/verify';
 import { findEntry, pointEntry } from '../../engine/streaming/pgbouncer';
 import { applyErrorIn } from '../../engine/streaming/subscription';
+import { describeChange, schemaDrift, type ShapeRow } from '../../engine/streaming/schema-drift';
 
 describe('pure helpers', function () {
   it('statistics: VACUUM (ANALYZE) where asked, but a partitioned parent (no storage) only ANALYZE', function () {
@@ -334,6 +335,45 @@ describe("PgBouncer's configuration", function () {
     );
     assert.equal(findEntry(out, 'shop')!.pairs.get('port'), '5433');
     assert.throws(() => pointEntry(ini, 'other', { host: 'h', port: 1, dbname: 'd' }), /no entry for other/);
+  });
+});
+
+describe('schema changes on the source during a sync', function () {
+  const row = (kind: ShapeRow['kind'], tbl: string, name: string, def: string): ShapeRow => ({ kind, tbl, name, def });
+  const orders = [
+    row('table', 'app.orders', '', 'table'),
+    row('column', 'app.orders', 'id', 'integer NOT NULL'),
+    row('column', 'app.orders', 'total', 'numeric(10,2)'),
+    row('index', 'app.orders', 'orders_pkey', 'CREATE UNIQUE INDEX orders_pkey ON app.orders USING btree (id)'),
+  ];
+  it('names what the source gained, lost or changed since the start and the target lacks; a new table once, not each column', function () {
+    const now = [
+      ...orders.filter((r) => r.name !== 'orders_pkey').map((r) => (r.name === 'total' ? { ...r, def: 'numeric(12,2)' } : r)),
+      row('column', 'app.orders', 'note', 'text'),
+      row('table', 'app.coupons', '', 'table'),
+      row('column', 'app.coupons', 'id', 'integer NOT NULL'),
+      row('table', 'app.orders_2027', '', 'table'),
+    ];
+    const changes = schemaDrift(orders, now, orders);
+    assert.deepEqual(changes.map(describeChange).sort(), [
+      'app.orders: column total changed: numeric(10,2) → numeric(12,2)',
+      'app.orders: index orders_pkey dropped on the source',
+      'app.orders: new column note text',
+      'new table app.coupons: created on the source after the copy, not replicated',
+      'new table app.orders_2027: created on the source after the copy, not replicated',
+    ]);
+    assert.deepEqual(
+      changes
+        .filter((c) => c.additive)
+        .map((c) => c.row.name || c.row.tbl)
+        .sort(),
+      ['app.coupons', 'app.orders_2027', 'note'],
+    );
+    // Made on the target too: nothing left to name. A column of another type there is not the change.
+    assert.deepEqual(schemaDrift(orders, now, now), []);
+    const wrongType = now.map((r) => (r.name === 'note' ? { ...r, def: 'varchar(10)' } : r));
+    assert.deepEqual(schemaDrift(orders, now, wrongType).map(describeChange), ['app.orders: new column note text']);
+    assert.deepEqual(schemaDrift(orders, orders, orders), [], 'no change, nothing named');
   });
 });
 

@@ -21,5 +21,8 @@ export function bucardoChecks(f: CheckFacts, warn: Add, info: Add): void {
   if (s.database.matviews.length > 0) {
     info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
   }
-  info('ddl-freeze', 'Schema changes (DDL) on the source are not replicated: freeze migrations between sync and cutover (seed 004).');
+  info(
+    'ddl-freeze',
+    'Schema changes (DDL) on the source are not replicated: status, verify and cutover name each one the target lacks, and cutover refuses until it has them; freezing migrations between sync and cutover avoids that (seed 004).',
+  );
 }

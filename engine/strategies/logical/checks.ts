@@ -80,5 +80,8 @@ export function logicalChecks(f: CheckFacts, err: Add, warn: Add, info: Add): vo
   if (s.database.matviews.length > 0) {
     info('matviews-refresh', `${s.database.matviews.length} materialized views are refreshed on the target during cutover.`);
   }
-  info('ddl-freeze', 'Schema changes (DDL) on the source are not replicated: freeze migrations between sync and cutover.');
+  info(
+    'ddl-freeze',
+    'Schema changes (DDL) on the source are not replicated: status, verify and cutover name each one the target lacks, and cutover refuses until it has them; freezing migrations between sync and cutover avoids that.',
+  );
 }
