@@ -67,10 +67,19 @@ export function formatEvent(e: RunEvent): string {
   }
 }
 
+/** What a sync on a streaming run made of the source's schema changes, and what it left. Pure. */
+function schemaLines(s: { readonly applied: readonly string[]; readonly pending: readonly string[] }): string {
+  return [
+    ...s.applied.map((a) => `\n  schema: made on the target: ${a}`),
+    ...s.pending.map((p) => `\n  schema: NOT made on the target: ${p}`),
+    ...(s.pending.length ? ['\n  make those on the target (pgrelocate cutover names how); cutover refuses until they are'] : []),
+  ].join('');
+}
+
 /** Sync (copy + streaming) report. */
 export function formatSync(r: SyncReport): string {
   if (r.alreadyStreaming) {
-    return `pgrelocate logical — run ${r.runId} is already streaming${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
+    return `pgrelocate logical — run ${r.runId} is already streaming${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}${schemaLines(r.schema)}`;
   }
   const lines = [`pgrelocate logical — ${r.resumed ? 'resumed and ' : ''}streaming (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
@@ -92,7 +101,7 @@ export function formatSync(r: SyncReport): string {
 
 export function formatPglogicalSync(r: PglogicalSyncReport): string {
   if (r.alreadyStreaming) {
-    return `pgrelocate pglogical — run ${r.runId} is already replicating${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}`;
+    return `pgrelocate pglogical — run ${r.runId} is already replicating${r.lag ? `, ${formatBytes(r.lag.bytes)} behind` : ''}${schemaLines(r.schema)}`;
   }
   const lines = [`pgrelocate pglogical — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
@@ -104,7 +113,7 @@ export function formatPglogicalSync(r: PglogicalSyncReport): string {
 }
 
 export function formatBucardoSync(r: BucardoSyncReport): string {
-  if (r.alreadyStreaming) return `pgrelocate bucardo — run ${r.runId} is already replicating`;
+  if (r.alreadyStreaming) return `pgrelocate bucardo — run ${r.runId} is already replicating${schemaLines(r.schema)}`;
   const lines = [`pgrelocate bucardo — ${r.resumed ? 'resumed and ' : ''}replicating (run ${r.runId})`, '  steps'];
   for (const s of r.steps) lines.push(`    ${s.name.padEnd(18)} ${formatDuration(s.seconds).padStart(9)}  ${s.status}`);
   const by = r.steps.some((s) => s.name === 'onetimecopy') ? 'Bucardo' : "pgrelocate's parallel copy (Bucardo carries the changes)";

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { describe, withClient, type ConnInfo } from '../conn';
-import { readShape, recordShape } from './schema-drift';
+import { applyAdditive, readShape, recordShape } from './schema-drift';
 import type { Finding } from '../check';
 import { PgrelocateError } from '../errors';
 import { preflight, recheck, requireReady, type Preflight } from '../preflight';
@@ -34,11 +34,19 @@ export interface StreamingRunContext<M extends StreamingMeta> {
 }
 
 export type StreamingRunResult<M extends StreamingMeta, C> =
-  | { readonly alreadyStreaming: true; readonly run: RunRecord; readonly meta: M }
+  | { readonly alreadyStreaming: true; readonly run: RunRecord; readonly meta: M; readonly schema: SchemaSync }
   | { readonly alreadyStreaming: false; readonly ctx: C; readonly results: StepResult[] };
+
+/** `sync` on a streaming run: the source's schema changes made on the target, and those left to the user, with why. */
+export interface SchemaSync {
+  readonly applied: readonly string[];
+  readonly pending: readonly string[];
+}
 
 /** The report fields every streaming strategy's sync shares. */
 export interface StreamingReportBase {
+  /** On a run already streaming: the schema changes sync made on the target, and those it could not. */
+  readonly schema: SchemaSync;
   readonly runId: string;
   readonly resumed: boolean;
   readonly alreadyStreaming: boolean;
@@ -53,8 +61,9 @@ export function reportBase<M extends StreamingMeta, C extends StreamingRunContex
   started: number,
 ): StreamingReportBase {
   return r.alreadyStreaming
-    ? { runId: r.run.id, resumed: false, alreadyStreaming: true, steps: [], findings: [], seconds: 0 }
+    ? { runId: r.run.id, resumed: false, alreadyStreaming: true, steps: [], findings: [], seconds: 0, schema: r.schema }
     : {
+        schema: { applied: [], pending: [] },
         runId: r.ctx.state.runId,
         resumed: r.ctx.resumed,
         alreadyStreaming: false,
@@ -91,7 +100,13 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
   const { strategy, source, target, opts, emit } = args;
   const prev = await previousRun(target, strategy);
   const prevMeta = (prev?.meta ?? null) as M | null;
-  if (prev && prevMeta?.phase === 'streaming') return { alreadyStreaming: true, run: prev, meta: prevMeta };
+  if (prev && prevMeta?.phase === 'streaming') {
+    // Streaming already: what the source's schema gained since, made on the target too.
+    const schema = await withClient(source, 'source', (s) => withClient(target, 'target', (t) => applyAdditive(s, t, prev.id)));
+    for (const a of schema.applied) emit({ type: 'log', level: 'info', message: `schema: made on the target: ${a}` });
+    for (const p of schema.pending) emit({ type: 'log', level: 'warn', message: `schema: not made on the target: ${p}` });
+    return { alreadyStreaming: true, run: prev, meta: prevMeta, schema };
+  }
   // A cutover stopped part-way is finished (or started again) by cutover; a new sync would restore over the target it filled.
   if (prev && (prevMeta?.phase === 'cutover' || prevMeta?.phase === 'switched'))
     throw new PgrelocateError(

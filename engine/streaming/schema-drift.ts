@@ -134,3 +134,79 @@ export async function schemaChanges(src: pg.Client, dst: pg.Client, runId: strin
   const [sourceNow, targetNow] = await Promise.all([readShape(src), readShape(dst)]);
   return schemaDrift(recorded, sourceNow, targetNow);
 }
+
+/** A default that calls a function (now(), nextval(), random()…) would give the target's existing rows other values than the source's. */
+const CALLS_A_FUNCTION = /[\w"]\s*\(/;
+
+/** The target's ALTER TABLE … ADD COLUMN for a column the source gained, or why it cannot be made as the source's. */
+async function addColumnSql(src: pg.Client, tbl: string, column: string): Promise<{ sql: string } | { why: string }> {
+  const v = Number((await src.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+  const r = await src.query<{
+    type: string;
+    notnull: boolean;
+    def: string | null;
+    coll: string | null;
+    identity: string;
+    generated: string;
+  }>(
+    `SELECT format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull, pg_get_expr(d.adbin, d.adrelid) AS def,
+            CASE WHEN a.attcollation <> t.typcollation THEN
+              (SELECT quote_ident(n.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
+                WHERE co.oid = a.attcollation) END AS coll,
+            ${v >= 100000 ? 'a.attidentity::text' : `''`} AS identity, ${v >= 120000 ? 'a.attgenerated::text' : `''`} AS generated
+       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped`,
+    [tbl, column],
+  );
+  const c = r.rows[0];
+  if (!c) return { why: 'no longer on the source' };
+  if (c.def && !c.generated && CALLS_A_FUNCTION.test(c.def))
+    return { why: `its default ${c.def} gives each server's existing rows their own values: add it on the target and copy its values` };
+  const parts = [`ALTER TABLE ${tbl} ADD COLUMN ${quoteIdent(column)} ${c.type}`];
+  if (c.coll) parts.push(`COLLATE ${c.coll}`);
+  if (c.generated === 's') parts.push(`GENERATED ALWAYS AS (${c.def}) STORED`);
+  else if (c.identity) parts.push(`GENERATED ${c.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY`);
+  else if (c.def) parts.push(`DEFAULT ${c.def}`);
+  if (c.notnull && !c.identity) parts.push('NOT NULL');
+  return { sql: parts.join(' ') };
+}
+
+const quoteIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+
+/**
+ * `sync` on a streaming run: the additive changes the target lacks made on
+ * it — new columns (with their type, collation, default or identity), then
+ * constraints, then indexes, as the source prints them — so the apply goes on
+ * and the cutover may go ahead. What cannot be made so (a new table, a drop, a
+ * changed type, a column whose default calls a function) is returned with
+ * why, for the user to make.
+ */
+export async function applyAdditive(src: pg.Client, dst: pg.Client, runId: string): Promise<{ applied: string[]; pending: string[] }> {
+  const changes = (await schemaChanges(src, dst, runId)) ?? [];
+  const applied: string[] = [];
+  const pending: string[] = [];
+  const order: ShapeKind[] = ['column', 'constraint', 'index'];
+  const additive = changes.filter((c) => c.change === 'added' && c.row.kind !== 'table');
+  for (const c of changes) if (!additive.includes(c)) pending.push(describeChange(c));
+  for (const kind of order)
+    for (const c of additive.filter((x) => x.row.kind === kind)) {
+      const { tbl, name, def } = c.row;
+      const made =
+        kind === 'column'
+          ? await addColumnSql(src, tbl, name)
+          : { sql: kind === 'index' ? def : `ALTER TABLE ${tbl} ADD CONSTRAINT ${quoteIdent(name)} ${def}` };
+      if ('why' in made) {
+        pending.push(`${describeChange(c)}: ${made.why}`);
+        continue;
+      }
+      try {
+        await dst.query(made.sql);
+        applied.push(describeChange(c));
+      } catch (e) {
+        // A constraint's own index (primary key, unique) is there already: made with the constraint.
+        if (kind === 'index' && (e as { code?: string }).code === '42P07') applied.push(describeChange(c));
+        else pending.push(`${describeChange(c)}: the target refused it (${(e as Error).message})`);
+      }
+    }
+  return { applied, pending };
+}

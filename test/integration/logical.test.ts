@@ -322,6 +322,70 @@ describe('logical strategy under write load', function () {
     }
   });
 
+  it('sync on a streaming run makes the source’s additive schema changes on the target (columns, a constraint, an index) and names what it cannot (a new table, a default that calls a function); the apply goes on', async function () {
+    if (!(await canRun(14, 17))) this.skip();
+    const { source, target } = await setup(14, 17, 2e6);
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
+    await sync(source, target, { jobs: 2, replicaIdentityFull: true });
+    await sql(
+      source,
+      `ALTER TABLE app.accounts ADD COLUMN nickname text COLLATE "C";
+       ALTER TABLE app.accounts ADD COLUMN tier int NOT NULL DEFAULT 1;
+       ALTER TABLE app.products ADD COLUMN seen timestamptz DEFAULT now();
+       ALTER TABLE app.accounts ADD CONSTRAINT accounts_tier_positive CHECK (tier > 0);
+       CREATE INDEX accounts_nickname_idx ON app.accounts (nickname);
+       CREATE TABLE app.later (id int PRIMARY KEY);
+       INSERT INTO app.accounts (name, nickname, tier) VALUES ('after the change', 'nick', 3)`,
+    );
+    const r = await pgrelocate(['sync', '--json'], env);
+    assert.equal(r.exitCode, ExitCode.ok, r.stderr);
+    const schema = (JSON.parse(r.stdout) as { schema: { applied: string[]; pending: string[] } }).schema;
+    assert.deepEqual(schema.applied.sort(), [
+      'app.accounts: new column nickname text',
+      'app.accounts: new column tier integer NOT NULL',
+      'app.accounts: new constraint accounts_tier_positive (CHECK ((tier > 0)))',
+      'app.accounts: new index accounts_nickname_idx (CREATE INDEX accounts_nickname_idx ON app.accounts USING btree (nickname))',
+    ]);
+    assert.equal(schema.pending.length, 2, schema.pending.join('\n'));
+    assert.ok(
+      schema.pending.some((p) => /app\.products: new column seen timestamp with time zone: its default now\(\) gives each server/.test(p)),
+    );
+    assert.ok(schema.pending.some((p) => /new table app\.later/.test(p)));
+    // Made as on the source: the collation, the default, NOT NULL.
+    const [col] = await sql<{ def: string; nn: boolean }>(
+      target,
+      `SELECT pg_get_expr(d.adbin, d.adrelid) AS def, a.attnotnull AS nn
+         FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = 'app.accounts'::regclass AND a.attname = 'tier'`,
+    );
+    assert.deepEqual([col!.def, col!.nn], ['1', true]);
+    const [nick] = await sql<{ coll: string }>(
+      target,
+      `SELECT (SELECT collname FROM pg_collation WHERE oid = attcollation) AS coll FROM pg_attribute WHERE attrelid = 'app.accounts'::regclass AND attname = 'nickname'`,
+    );
+    assert.equal(nick!.coll, 'C');
+    // The apply goes on: the row written after the change arrives with its new columns.
+    const t0 = Date.now();
+    for (;;) {
+      const rows = await sql<{ nickname: string; tier: number }>(
+        target,
+        `SELECT nickname, tier FROM app.accounts WHERE name = 'after the change'`,
+      );
+      if (rows.length === 1) {
+        assert.deepEqual([rows[0]!.nickname, rows[0]!.tier], ['nick', 3]);
+        break;
+      }
+      assert.ok(Date.now() - t0 < 30_000, 'the apply resumed once the columns were on the target');
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    // What sync left, made by hand: the column on the target (its values there are the target's own), the table dropped on the source.
+    await sql(target, `ALTER TABLE app.products ADD COLUMN seen timestamptz DEFAULT now()`);
+    await sql(source, `DROP TABLE app.later`);
+    const c = await cutover(source, target, { verify: 'count' });
+    assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    await cleanup(source, target, { unfence: true });
+  });
+
   it('a sync killed during the copy resumes from a new snapshot and ends verified', async function () {
     if (!(await canRun(12, 17))) this.skip();
     const { source, target } = await setup(12, 17, 60e6);
