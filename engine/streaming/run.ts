@@ -6,6 +6,7 @@
  * and record how it ended.
  */
 import path from 'node:path';
+import type pg from 'pg';
 import { describe, withClient, type ConnInfo } from '../conn';
 import { applyAdditive, readShape, recordShape } from './schema-drift';
 import type { Finding } from '../check';
@@ -85,6 +86,12 @@ export interface StreamingSyncArgs<M extends StreamingMeta, C> {
   /** The step context, from what every run holds. */
   readonly context: (base: StreamingRunContext<M>) => C;
   readonly steps: readonly Step<C>[];
+  /**
+   * On a streaming run: bring tables created on the source since the copy
+   * (already made on the target) into replication, their rows copied by it.
+   * Without it, new tables are left to the user.
+   */
+  readonly addTables?: (src: pg.Client, dst: pg.Client, meta: M, tables: readonly string[]) => Promise<void>;
 }
 
 /** A sync holds the target's run lock from before it reads the previous run until it returns. */
@@ -102,7 +109,11 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
   const prevMeta = (prev?.meta ?? null) as M | null;
   if (prev && prevMeta?.phase === 'streaming') {
     // Streaming already: what the source's schema gained since, made on the target too.
-    const schema = await withClient(source, 'source', (s) => withClient(target, 'target', (t) => applyAdditive(s, t, prev.id)));
+    const schema = await withClient(source, 'source', (s) =>
+      withClient(target, 'target', (t) =>
+        applyAdditive(s, t, prev.id, args.addTables ? { source, add: (tables) => args.addTables!(s, t, prevMeta, tables) } : null),
+      ),
+    );
     for (const a of schema.applied) emit({ type: 'log', level: 'info', message: `schema: made on the target: ${a}` });
     for (const p of schema.pending) emit({ type: 'log', level: 'warn', message: `schema: not made on the target: ${p}` });
     return { alreadyStreaming: true, run: prev, meta: prevMeta, schema };

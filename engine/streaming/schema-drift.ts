@@ -14,6 +14,9 @@
  */
 import type pg from 'pg';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
+import { libpqUrl, runTool, errorLines } from '../tool-exec';
+import { selectClientTools } from '../tools';
+import type { ConnInfo } from '../conn';
 
 export type ShapeKind = 'table' | 'column' | 'index' | 'constraint';
 
@@ -44,6 +47,16 @@ export interface SchemaChange {
  * own schemas are left out.
  */
 export async function readShape(c: pg.Client): Promise<ShapeRow[]> {
+  // An empty search_path: every name in the definitions qualified, the same whoever reads them, and runnable on the target.
+  await c.query(`BEGIN; SET LOCAL search_path = ''`);
+  try {
+    return await readShapeRows(c);
+  } finally {
+    await c.query('COMMIT').catch(() => undefined);
+  }
+}
+
+async function readShapeRows(c: pg.Client): Promise<ShapeRow[]> {
   const r = await c.query<ShapeRow>(
     `WITH t AS (
        SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind, c.relpersistence
@@ -181,13 +194,24 @@ const quoteIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
  * changed type, a column whose default calls a function) is returned with
  * why, for the user to make.
  */
-export async function applyAdditive(src: pg.Client, dst: pg.Client, runId: string): Promise<{ applied: string[]; pending: string[] }> {
+export async function applyAdditive(
+  src: pg.Client,
+  dst: pg.Client,
+  runId: string,
+  tables: { readonly source: ConnInfo; readonly add: (tables: readonly string[]) => Promise<void> } | null,
+): Promise<{ applied: string[]; pending: string[] }> {
   const changes = (await schemaChanges(src, dst, runId)) ?? [];
   const applied: string[] = [];
   const pending: string[] = [];
   const order: ShapeKind[] = ['column', 'constraint', 'index'];
   const additive = changes.filter((c) => c.change === 'added' && c.row.kind !== 'table');
-  for (const c of changes) if (!additive.includes(c)) pending.push(describeChange(c));
+  const added = changes.filter((c) => c.change === 'added' && c.row.kind === 'table');
+  for (const c of changes) if (!additive.includes(c) && !(tables && added.includes(c))) pending.push(describeChange(c));
+  if (tables && added.length > 0) {
+    const made = await addNewTables(src, dst, tables.source, added, tables.add);
+    applied.push(...made.applied);
+    pending.push(...made.pending);
+  }
   for (const kind of order)
     for (const c of additive.filter((x) => x.row.kind === kind)) {
       const { tbl, name, def } = c.row;
@@ -208,5 +232,89 @@ export async function applyAdditive(src: pg.Client, dst: pg.Client, runId: strin
         else pending.push(`${describeChange(c)}: the target refused it (${(e as Error).message})`);
       }
     }
+  return { applied, pending };
+}
+
+/**
+ * New tables: each made on the target as pg_dump prints it from the source
+ * (columns, constraints, indexes, a partition's attachment, owner, grants),
+ * then given to replication (`add`), which copies their rows and streams
+ * their changes. A table without a key replication could match, or unlogged
+ * (no WAL; the cutover copies those), is made but not added.
+ */
+async function addNewTables(
+  src: pg.Client,
+  dst: pg.Client,
+  source: ConnInfo,
+  added: readonly SchemaChange[],
+  add: (tables: readonly string[]) => Promise<void>,
+): Promise<{ applied: string[]; pending: string[] }> {
+  const applied: string[] = [];
+  const pending: string[] = [];
+  const major = Math.floor(
+    Number((await src.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) / 10000,
+  );
+  const tools = await selectClientTools(major);
+  const replicate: string[] = [];
+  const facts = new Map<string, { unlogged: boolean; partitioned: boolean; key: boolean }>();
+  for (const c of added)
+    facts.set(
+      c.row.tbl,
+      (
+        await src.query<{ unlogged: boolean; partitioned: boolean; key: boolean }>(
+          `SELECT c.relpersistence = 'u' AS unlogged, c.relkind = 'p' AS partitioned,
+                  c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND (x.indisprimary OR x.indisreplident)) AS key
+             FROM pg_class c WHERE c.oid = $1::regclass`,
+          [c.row.tbl],
+        )
+      ).rows[0]!,
+    );
+  // A partitioned table before its partitions, whose definitions attach them to it.
+  const ordered = [...added].sort((a, b) => Number(facts.get(b.row.tbl)!.partitioned) - Number(facts.get(a.row.tbl)!.partitioned));
+  for (const c of ordered) {
+    const t = c.row.tbl;
+    const f = facts.get(t)!;
+    // Made on the target only if its rows will follow: a table there counts as no longer missing.
+    if (!f.unlogged && !f.partitioned && !f.key) {
+      pending.push(
+        `${describeChange(c)}: it has no primary key or replica identity, so replication could not carry its changes (add one on the source, then sync again)`,
+      );
+      continue;
+    }
+    const dump = await runTool(
+      tools.pgDump,
+      ['--schema-only', '--no-publications', '--no-subscriptions', `--table=${t}`, '--dbname', libpqUrl(source)],
+      [source],
+      {
+        captureStdout: true,
+      },
+    );
+    if (dump.exitCode !== 0) {
+      pending.push(`${describeChange(c)}: pg_dump of it failed (${errorLines(dump.stderr, 3)})`);
+      continue;
+    }
+    // psql's own commands (\restrict in newer pg_dump) are not SQL.
+    const ddl = dump.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('\\'))
+      .join('\n');
+    try {
+      await dst.query(`BEGIN; ${ddl}; COMMIT`);
+    } catch (e) {
+      await dst.query('ROLLBACK').catch(() => undefined);
+      pending.push(`${describeChange(c)}: the target refused its definition (${(e as Error).message})`);
+      continue;
+    } finally {
+      // pg_dump's script sets search_path and more for its session: back to this session's own.
+      await dst.query('RESET ALL');
+    }
+    if (f.unlogged) applied.push(`${describeChange(c)}: made on the target (unlogged: the cutover copies its rows)`);
+    else if (f.partitioned) applied.push(`${describeChange(c)}: made on the target (its partitions replicate)`);
+    else replicate.push(t);
+  }
+  if (replicate.length > 0) {
+    await add(replicate);
+    for (const t of replicate) applied.push(`new table ${t}: made on the target and replicated, its rows copied`);
+  }
   return { applied, pending };
 }

@@ -413,3 +413,28 @@ export async function slotStatus(source: ConnInfo | null, target: ConnInfo, meta
   const secs = meta.phase === 'streaming' ? await withClient(target, 'target', (c) => targetLagSeconds(c, meta.names)) : null;
   return { lag, targetLagSeconds: lag && lag.bytes === 0 ? 0 : secs };
 }
+
+/**
+ * Wait until the subscription has no table still being copied by it (a table
+ * added with REFRESH PUBLICATION is copied by a table-sync worker): its rows
+ * are all on the target only once it is `ready` or `synchronized`. Throws,
+ * naming them, after `timeoutMs`.
+ */
+export async function waitTablesSynced(dst: pg.Client, subscription: string, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const r = await dst.query<{ t: string }>(
+      `SELECT srrelid::regclass::text AS t FROM pg_subscription_rel
+        WHERE srsubid = (SELECT oid FROM pg_subscription WHERE subname = $1) AND srsubstate NOT IN ('r', 's')`,
+      [subscription],
+    );
+    if (r.rows.length === 0) return;
+    if (Date.now() - started > timeoutMs)
+      throw new PgrelocateError(
+        'lag-too-high',
+        `The subscription is still copying ${r.rows.map((x) => x.t).join(', ')} after ${Math.round(timeoutMs / 1000)}s; nothing was fenced.`,
+        `Wait for the copy (pg_subscription_rel on the target shows each table's state; 'r' is done), or raise ${opt('catchUpTimeout')}.`,
+      );
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}

@@ -322,7 +322,7 @@ describe('logical strategy under write load', function () {
     }
   });
 
-  it('sync on a streaming run makes the source’s additive schema changes on the target (columns, a constraint, an index) and names what it cannot (a new table, a default that calls a function); the apply goes on', async function () {
+  it('sync on a streaming run makes the source’s additive schema changes on the target (columns, a constraint, an index) and a new table with its rows, and names what it cannot (a key-less table, a default that calls a function); the apply goes on', async function () {
     if (!(await canRun(14, 17))) this.skip();
     const { source, target } = await setup(14, 17, 2e6);
     const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
@@ -334,7 +334,9 @@ describe('logical strategy under write load', function () {
        ALTER TABLE app.products ADD COLUMN seen timestamptz DEFAULT now();
        ALTER TABLE app.accounts ADD CONSTRAINT accounts_tier_positive CHECK (tier > 0);
        CREATE INDEX accounts_nickname_idx ON app.accounts (nickname);
-       CREATE TABLE app.later (id int PRIMARY KEY);
+       CREATE TABLE app.later (id int PRIMARY KEY, v text);
+       INSERT INTO app.later SELECT g, 'row ' || g FROM generate_series(1, 300) g;
+       CREATE TABLE app.keyless_later (v text);
        INSERT INTO app.accounts (name, nickname, tier) VALUES ('after the change', 'nick', 3)`,
     );
     const r = await pgrelocate(['sync', '--json'], env);
@@ -345,12 +347,16 @@ describe('logical strategy under write load', function () {
       'app.accounts: new column tier integer NOT NULL',
       'app.accounts: new constraint accounts_tier_positive (CHECK ((tier > 0)))',
       'app.accounts: new index accounts_nickname_idx (CREATE INDEX accounts_nickname_idx ON app.accounts USING btree (nickname))',
+      'new table app.later: made on the target and replicated, its rows copied',
     ]);
     assert.equal(schema.pending.length, 2, schema.pending.join('\n'));
     assert.ok(
       schema.pending.some((p) => /app\.products: new column seen timestamp with time zone: its default now\(\) gives each server/.test(p)),
     );
-    assert.ok(schema.pending.some((p) => /new table app\.later/.test(p)));
+    assert.ok(schema.pending.some((p) => /new table app\.keyless_later: .*no primary key or replica identity/.test(p)));
+    // The new table's rows, copied by the subscription before sync returned, and its changes streamed since.
+    assert.equal((await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM app.later`))[0]!.n, 300);
+    await sql(source, `INSERT INTO app.later VALUES (301, 'streamed')`);
     // Made as on the source: the collation, the default, NOT NULL.
     const [col] = await sql<{ def: string; nn: boolean }>(
       target,
@@ -380,9 +386,10 @@ describe('logical strategy under write load', function () {
     }
     // What sync left, made by hand: the column on the target (its values there are the target's own), the table dropped on the source.
     await sql(target, `ALTER TABLE app.products ADD COLUMN seen timestamptz DEFAULT now()`);
-    await sql(source, `DROP TABLE app.later`);
+    await sql(source, `DROP TABLE app.keyless_later`);
     const c = await cutover(source, target, { verify: 'count' });
     assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    assert.equal((await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM app.later`))[0]!.n, 301);
     await cleanup(source, target, { unfence: true });
   });
 

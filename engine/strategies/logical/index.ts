@@ -7,7 +7,7 @@
 import { ident } from '../../conn';
 import { dropSlot, dropSubscription } from '../../streaming/artefacts';
 import type { StreamingHooks } from '../../streaming/hooks';
-import { applyHealthGate, columnDrift, finalLsnStep, slotLagGate, slotStatus } from '../../streaming/subscription';
+import { applyHealthGate, columnDrift, finalLsnStep, slotLagGate, slotStatus, waitTablesSynced } from '../../streaming/subscription';
 
 export { sync, type SyncReport } from './sync';
 
@@ -16,6 +16,8 @@ export const logical: StreamingHooks = {
   // A subscription whose apply keeps failing stops the cutover before the fence, whatever the lag says.
   async lagGate(c, emit) {
     await applyHealthGate(c.dst, c.meta.names.subscription, { diagnose: () => columnDrift(c.src, c.dst, c.meta.names.publication) });
+    // A table added since the copy (REFRESH PUBLICATION) is copied by the subscription: all of it before the fence.
+    await waitTablesSynced(c.dst, c.meta.names.subscription, c.opts.catchUpTimeout * 1000);
     return slotLagGate(c, emit);
   },
   finalSync: finalLsnStep,

@@ -3,13 +3,13 @@
  * publication, and a native subscription on that slot that streams every
  * later change.
  */
-import { withClient, type ConnInfo } from '../../conn';
+import { ident, withClient, type ConnInfo } from '../../conn';
 import { fullCopyTables, tablesWithoutIdentity } from '../../check';
 import { qualified } from '../../inspect';
 import { type Emit, type Step } from '../../runner';
 import { type CopyResult } from '../../copy/copy';
 import { createPublicationSql, publishedTables } from '../../streaming/snapshot';
-import { createSubscription, sourceLag, waitForLsn, type Lag } from '../../streaming/subscription';
+import { createSubscription, sourceLag, waitForLsn, waitTablesSynced, type Lag } from '../../streaming/subscription';
 import { reportBase, runStreamingSync, type StreamingReportBase } from '../../streaming/run';
 import { globalsSteps, parallelCopySteps, type CopyContext } from '../../copy/steps';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
@@ -133,6 +133,12 @@ export async function sync(
     newMeta: (runId, pre) => newMeta(runId, pre.source.database.name),
     context: (base) => base,
     steps: LOGICAL_STEPS,
+    // Tables created on the source since the copy: published, and copied by the subscription before sync returns.
+    async addTables(src, dst, meta, tables) {
+      await src.query(`ALTER PUBLICATION ${ident(meta.names.publication)} ADD TABLE ${tables.join(', ')}`);
+      await dst.query(`ALTER SUBSCRIPTION ${ident(meta.names.subscription)} REFRESH PUBLICATION WITH (copy_data = true)`);
+      await waitTablesSynced(dst, meta.names.subscription, resolveStreamingOptions(options).catchUpTimeout * 1000);
+    },
   });
   const meta = r.alreadyStreaming ? r.meta : r.ctx.meta;
   const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
