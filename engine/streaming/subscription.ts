@@ -272,7 +272,9 @@ export async function applyHealthGate(dst: pg.Client, subscription: string, o: A
         .join(', ') || `its apply worker did not run steadily for ${windowMs / 1000}s within ${window}`;
   // The apply error itself is only in the target's server log: read there where the role may; the catalogs show a table whose columns differ.
   const Side = side[0]!.toUpperCase() + side.slice(1);
-  const [causes, logged] = await Promise.all([diagnose().catch(() => []), lastApplyError(dst).catch(() => null)]);
+  // One after the other: both use the target's session.
+  const causes = await diagnose().catch(() => []);
+  const logged = await lastApplyError(dst).catch(() => null);
   throw new PgrelocateError(
     'apply-failing',
     `${Side} is not applying changes: subscription ${subscription}: ${why}${seen.total ? ` (${seen.total} apply errors so far)` : ''}; nothing was fenced.` +
