@@ -52,6 +52,18 @@ async function until(probe: () => Promise<boolean>, timeoutMs: number, what: str
   }
 }
 
+/** A cutover stopped after its switch, finished by the next one (resumed); the application on the target; every committed write there. */
+async function finishResumed(env: Record<string, string>, load: WriteLoad, target: ConnInfo): Promise<void> {
+  const done = await pgrelocate(['cutover', '--json'], env);
+  assert.equal(done.exitCode, ExitCode.ok, done.stderr);
+  assert.equal((JSON.parse(done.stdout) as { resumed: boolean }).resumed, true);
+  load.switchTo(target);
+  await sleep(500);
+  await load.stop();
+  const ledger = await load.ledger.check(target);
+  assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+}
+
 /** pgrelocate's fence on the source, as the catalogs show it. */
 async function fenceOnSource(source: ConnInfo): Promise<{ triggers: number; held: number; readOnly: boolean; schema: boolean }> {
   const [r] = await sql<{ triggers: number; held: number; ro: boolean; schema: boolean }>(
@@ -183,14 +195,7 @@ describe('the cutover fence against clients that do not play along', function ()
       assert.equal(st2.phase, 'switched');
       assert.equal(st2.sourceFence.state, 'permanent');
       assert.match((await pgrelocate(['status'], env)).stdout, /source is FENCED.*Finish with: pgrelocate cutover/);
-      const done = await pgrelocate(['cutover', '--json'], env);
-      assert.equal(done.exitCode, ExitCode.ok, done.stderr);
-      assert.equal((JSON.parse(done.stdout) as { resumed: boolean }).resumed, true);
-      load.switchTo(target);
-      await sleep(500);
-      await load.stop();
-      const ledger = await load.ledger.check(target);
-      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      await finishResumed(env, load, target);
       const subs = await sql(target, `SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgrelocate%'`);
       assert.equal(subs.length, 0, 'replication removed by the resumed cutover');
       const cl = await pgrelocate(['cleanup', '--unfence'], env);
@@ -208,6 +213,7 @@ describe('the cutover fence against clients that do not play along', function ()
     const { source, target, env, load, app } = await streaming(100, 2);
     await load.start();
     const steps = [
+      'schema-check',
       'analyze',
       'lag-gate',
       'verify',
@@ -266,14 +272,7 @@ describe('the cutover fence against clients that do not play along', function ()
       }
       process.stdout.write(`      ${seen.join('; ')}\n`);
       assert.ok(seen.some((x) => /: switched/.test(x)) && seen.some((x) => /^final-lsn: writable/.test(x)), seen.join('; '));
-      const done = await pgrelocate(['cutover', '--json'], env);
-      assert.equal(done.exitCode, ExitCode.ok, done.stderr);
-      assert.equal((JSON.parse(done.stdout) as { resumed: boolean }).resumed, true);
-      load.switchTo(target);
-      await sleep(500);
-      await load.stop();
-      const ledger = await load.ledger.check(target);
-      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      await finishResumed(env, load, target);
       for (const step of ['analyze', 'final-lsn', 'switch']) {
         const rows = await sql(target, `SELECT 1 FROM public.schema_migrations WHERE version LIKE $1`, [`after a kill at ${step} %`]);
         if (seen.some((x) => x.startsWith(`${step}: writable`)))
