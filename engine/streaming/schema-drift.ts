@@ -61,14 +61,15 @@ async function readShapeRows(c: pg.Client): Promise<ShapeRow[]> {
     `WITH t AS (
        SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind, c.relpersistence
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))
+        WHERE c.relkind IN ('r', 'p', 'S') AND ${SYSTEM_SCHEMA_FILTER}
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('e', 'i')))
      SELECT 'table' AS kind, q AS tbl, '' AS name,
-            CASE relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END || CASE relpersistence WHEN 'u' THEN ', unlogged' ELSE '' END AS def
+            CASE relkind WHEN 'p' THEN 'partitioned table' WHEN 'S' THEN 'sequence' ELSE 'table' END
+              || CASE relpersistence WHEN 'u' THEN ', unlogged' ELSE '' END AS def
        FROM t
      UNION ALL
      SELECT 'column', t.q, a.attname, format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
-       FROM t JOIN pg_attribute a ON a.attrelid = t.oid WHERE a.attnum > 0 AND NOT a.attisdropped
+       FROM t JOIN pg_attribute a ON a.attrelid = t.oid WHERE t.relkind <> 'S' AND a.attnum > 0 AND NOT a.attisdropped
      UNION ALL
      SELECT 'index', t.q, i.relname, pg_get_indexdef(x.indexrelid)
        FROM t JOIN pg_index x ON x.indrelid = t.oid JOIN pg_class i ON i.oid = x.indexrelid
@@ -116,9 +117,9 @@ export function describeChange(c: SchemaChange): string {
   const { kind, tbl, name, def } = c.row;
   if (kind === 'table')
     return c.change === 'added'
-      ? `new ${def} ${tbl}: created on the source after the copy, not replicated`
+      ? `new ${def} ${tbl}: created on the source after the copy, ${def === 'sequence' ? 'missing on the target' : 'not replicated'}`
       : c.change === 'dropped'
-        ? `table ${tbl} dropped on the source`
+        ? `${def.replace(/^partitioned /, '').replace(/, unlogged$/, '')} ${tbl} dropped on the source`
         : `table ${tbl} is now a ${def} (was a ${c.before})`;
   if (c.change === 'added') return `${tbl}: new ${kind} ${name} ${kind === 'column' ? def : `(${def})`}`;
   if (c.change === 'dropped') return `${tbl}: ${kind} ${name} dropped on the source`;
@@ -256,13 +257,13 @@ async function addNewTables(
   );
   const tools = await selectClientTools(major);
   const replicate: string[] = [];
-  const facts = new Map<string, { unlogged: boolean; partitioned: boolean; key: boolean }>();
+  const facts = new Map<string, { unlogged: boolean; partitioned: boolean; key: boolean; sequence: boolean }>();
   for (const c of added)
     facts.set(
       c.row.tbl,
       (
-        await src.query<{ unlogged: boolean; partitioned: boolean; key: boolean }>(
-          `SELECT c.relpersistence = 'u' AS unlogged, c.relkind = 'p' AS partitioned,
+        await src.query<{ unlogged: boolean; partitioned: boolean; key: boolean; sequence: boolean }>(
+          `SELECT c.relpersistence = 'u' AS unlogged, c.relkind = 'p' AS partitioned, c.relkind = 'S' AS sequence,
                   c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND (x.indisprimary OR x.indisreplident)) AS key
              FROM pg_class c WHERE c.oid = $1::regclass`,
           [c.row.tbl],
@@ -275,7 +276,7 @@ async function addNewTables(
     const t = c.row.tbl;
     const f = facts.get(t)!;
     // Made on the target only if its rows will follow: a table there counts as no longer missing.
-    if (!f.unlogged && !f.partitioned && !f.key) {
+    if (!f.unlogged && !f.partitioned && !f.sequence && !f.key) {
       pending.push(
         `${describeChange(c)}: it has no primary key or replica identity, so replication could not carry its changes (add one on the source, then sync again)`,
       );
@@ -308,7 +309,8 @@ async function addNewTables(
       // pg_dump's script sets search_path and more for its session: back to this session's own.
       await dst.query('RESET ALL');
     }
-    if (f.unlogged) applied.push(`${describeChange(c)}: made on the target (unlogged: the cutover copies its rows)`);
+    if (f.sequence) applied.push(`${describeChange(c)}: made on the target (the cutover sets its value)`);
+    else if (f.unlogged) applied.push(`${describeChange(c)}: made on the target (unlogged: the cutover copies its rows)`);
     else if (f.partitioned) applied.push(`${describeChange(c)}: made on the target (its partitions replicate)`);
     else replicate.push(t);
   }

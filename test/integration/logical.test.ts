@@ -337,6 +337,8 @@ describe('logical strategy under write load', function () {
        CREATE TABLE app.later (id int PRIMARY KEY, v text);
        INSERT INTO app.later SELECT g, 'row ' || g FROM generate_series(1, 300) g;
        CREATE TABLE app.keyless_later (v text);
+       CREATE SEQUENCE app.invoice_no START 1000;
+       SELECT nextval('app.invoice_no');
        INSERT INTO app.accounts (name, nickname, tier) VALUES ('after the change', 'nick', 3)`,
     );
     const r = await pgrelocate(['sync', '--json'], env);
@@ -347,6 +349,7 @@ describe('logical strategy under write load', function () {
       'app.accounts: new column tier integer NOT NULL',
       'app.accounts: new constraint accounts_tier_positive (CHECK ((tier > 0)))',
       'app.accounts: new index accounts_nickname_idx (CREATE INDEX accounts_nickname_idx ON app.accounts USING btree (nickname))',
+      'new sequence app.invoice_no: created on the source after the copy, missing on the target: made on the target (the cutover sets its value)',
       'new table app.later: made on the target and replicated, its rows copied',
     ]);
     assert.equal(schema.pending.length, 2, schema.pending.join('\n'));
@@ -390,6 +393,7 @@ describe('logical strategy under write load', function () {
     const c = await cutover(source, target, { verify: 'count' });
     assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
     assert.equal((await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM app.later`))[0]!.n, 301);
+    assert.equal((await sql<{ v: string }>(target, `SELECT last_value::text AS v FROM app.invoice_no`))[0]!.v, '1000');
     await cleanup(source, target, { unfence: true });
   });
 
