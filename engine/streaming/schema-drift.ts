@@ -189,11 +189,12 @@ const quoteIdent = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 
 /**
  * `sync` on a streaming run: the additive changes the target lacks made on
- * it — new columns (with their type, collation, default or identity), then
- * constraints, then indexes, as the source prints them — so the apply goes on
- * and the cutover may go ahead. What cannot be made so (a new table, a drop, a
- * changed type, a column whose default calls a function) is returned with
- * why, for the user to make.
+ * it — new tables and sequences (where the strategy can bring a table into
+ * replication: `tables`), new columns (with their type, collation, default or
+ * identity), then constraints, then indexes, as the source prints them — so
+ * the apply goes on and the cutover may go ahead. What cannot be made so (a
+ * drop, a changed type, a column whose default calls a function, a key-less
+ * table) is returned with why, for the user to make.
  */
 export async function applyAdditive(
   src: pg.Client,
@@ -240,8 +241,9 @@ export async function applyAdditive(
  * New tables: each made on the target as pg_dump prints it from the source
  * (columns, constraints, indexes, a partition's attachment, owner, grants),
  * then given to replication (`add`), which copies their rows and streams
- * their changes. A table without a key replication could match, or unlogged
- * (no WAL; the cutover copies those), is made but not added.
+ * their changes. Unlogged tables (no WAL; the cutover copies them),
+ * partitioned parents and sequences (the cutover sets them) are made but not
+ * added; a table without a key replication could match is not made at all.
  */
 async function addNewTables(
   src: pg.Client,
