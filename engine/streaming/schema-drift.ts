@@ -209,12 +209,14 @@ export async function applyAdditive(
   const additive = changes.filter((c) => c.change === 'added' && c.row.kind !== 'table');
   const added = changes.filter((c) => c.change === 'added' && c.row.kind === 'table');
   for (const c of changes) if (!additive.includes(c) && !(tables && added.includes(c))) pending.push(describeChange(c));
-  if (tables && added.length > 0) {
-    const made = await addNewTables(src, dst, tables.source, added, tables.add);
-    applied.push(...made.applied);
-    pending.push(...made.pending);
-  }
-  for (const kind of order)
+  for (const kind of order) {
+    // Columns first (a missing one stalls the apply, which must run to copy a new table), then new tables (a
+    // constraint may reference one), then constraints and indexes.
+    if (kind === 'constraint' && tables && added.length > 0) {
+      const made = await addNewTables(src, dst, tables.source, added, tables.add);
+      applied.push(...made.applied);
+      pending.push(...made.pending);
+    }
     for (const c of additive.filter((x) => x.row.kind === kind)) {
       const { tbl, name, def } = c.row;
       const made =
@@ -234,6 +236,7 @@ export async function applyAdditive(
         else pending.push(`${describeChange(c)}: the target refused it (${(e as Error).message})`);
       }
     }
+  }
   return { applied, pending };
 }
 

@@ -170,6 +170,34 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
     await cleanup(source, target, { unfence: true });
   });
 
+  it('sync on a replicating run makes the source’s new table (its rows synchronized by pglogical) and new column on the target; the cutover then goes through with every row', async function () {
+    const source = await freshDatabase(src, 'pglddl');
+    await sql(source, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`);
+    const target = await freshDatabase(dst, 'pglddlt');
+    await pglogicalSync(source, target, { jobs: 2 });
+    await sql(
+      source,
+      `CREATE TABLE public.added (id int PRIMARY KEY, v text);
+       INSERT INTO public.added SELECT g, 'row ' || g FROM generate_series(1, 200) g;
+       ALTER TABLE t ADD COLUMN extra int;
+       INSERT INTO t VALUES (2, 'b', 5)`,
+    );
+    const again = await pglogicalSync(source, target, { jobs: 2 });
+    assert.equal(again.alreadyStreaming, true);
+    assert.deepEqual(again.schema.pending, []);
+    assert.deepEqual([...again.schema.applied].sort(), [
+      'new table public.added: made on the target and replicated, its rows copied',
+      'public.t: new column extra integer',
+    ]);
+    assert.equal((await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM public.added`))[0]!.n, 200);
+    await sql(source, `INSERT INTO public.added VALUES (201, 'streamed')`);
+    const c = await cutover(source, target, { verify: 'count' });
+    assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    assert.equal((await sql<{ n: number }>(target, `SELECT count(*)::int AS n FROM public.added`))[0]!.n, 201);
+    assert.deepEqual(await sql(target, `SELECT extra FROM t WHERE id = 2`), [{ extra: 5 }]);
+    await cleanup(source, target, { unfence: true });
+  });
+
   it('cutover --rollback, then rollback under write load: the way back is native logical replication, started once pglogical’s subscription is gone; every write made on the new server is on the old one', async function () {
     const source = await freshDatabase(src, 'pglrbs');
     const sample = await loadSample(source, { sizeBytes: 3e6 });

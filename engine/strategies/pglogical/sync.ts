@@ -326,6 +326,20 @@ export async function pglogicalSync(
     }),
     context: (base) => base,
     steps: PGLOGICAL_STEPS,
+    // Tables created on the source since the copy (each has a key: sync makes no key-less one): in the default set,
+    // their rows synchronized by pglogical before sync returns.
+    async addTables(src, dst, meta, tables) {
+      const timeout = resolveStreamingOptions(options).catchUpTimeout;
+      // A worker stopped by a column the target lacked (just added) is restarted by pglogical's manager only minutes later.
+      const sub = meta.pglogical.subscription;
+      const st = await dst.query<{ s: string }>(`SELECT status AS s FROM pglogical.show_subscription_status($1)`, [sub]);
+      if (st.rows[0]?.s === 'down') {
+        await dst.query(`SELECT pglogical.alter_subscription_disable($1, true)`, [sub]);
+        await dst.query(`SELECT pglogical.alter_subscription_enable($1, true)`, [sub]);
+      }
+      for (const t of tables) await src.query(`SELECT pglogical.replication_set_add_table('default', $1::regclass, true)`, [t]);
+      for (const t of tables) await waitTableSynced(src, dst, meta.pglogical.subscription, t, timeout);
+    },
   });
   const meta = r.alreadyStreaming ? r.meta : r.ctx.meta;
   const lag = await withClient(source, 'source', (c) => sourceLag(c, meta.names));
