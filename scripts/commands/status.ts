@@ -37,7 +37,7 @@ export async function runStatus(o: CommonOpts): Promise<void> {
       : []),
     ...(st.schemaChanges && st.schemaChanges.length > 0
       ? [
-          `  SCHEMA CHANGED on the source since the sync started; the target lacks ${st.schemaChanges.length === 1 ? 'it' : 'these'} (cutover refuses until it has them):`,
+          `  SCHEMA CHANGED on the source since the sync started; the target lacks ${st.schemaChanges.length === 1 ? 'it' : 'these'} (cutover refuses until it has them; pgrelocate sync makes the additive ones):`,
           ...st.schemaChanges.map((c) => `    ${c}`),
         ]
       : []),
