@@ -6,7 +6,7 @@
  * hold what the source holds.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ConnInfo } from '../../engine/conn';
@@ -33,6 +33,8 @@ export async function prepareUncarried(source: ConnInfo): Promise<void> {
  */
 export function uncarriedHook(source: ConnInfo): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-hook-'));
+  // The connection file holds the test server's password: gone when the test process ends.
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'conn.json'), JSON.stringify(source), { mode: 0o600 });
   const conn = path.resolve(__dirname, '..', '..', 'engine', 'conn.js');
   writeFileSync(
