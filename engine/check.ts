@@ -2,6 +2,7 @@
  * `check`: turn two inventories into blocking errors and warnings, each with
  * the fix. Pure: every fact it needs is passed in, so each rule is unit-tested.
  */
+import { crossingText, describeFilter, isFiltered, type FilterPlan, type TableFilter } from './filter';
 import { opt } from './option-names';
 import type { Inventory } from './inspect';
 import { rollbackBlocker } from './streaming/rollback';
@@ -41,6 +42,9 @@ export interface CheckFacts {
    * superuser, the only role that may create them.
    */
   readonly unloadableFunctions?: readonly { readonly signature: string; readonly library: string; readonly error: string }[];
+  /** The include/exclude filter, and what it means on the source (preflight reads it when there is a filter). */
+  readonly filter?: TableFilter;
+  readonly filterPlan?: FilterPlan;
 }
 
 /** Names for a message: the first few, then how many more. Pure. */
@@ -61,6 +65,7 @@ export function runChecks(f: CheckFacts): Finding[] {
   const info = (code: string, message: string, fix = ''): void => void out.push({ level: 'info', code, message, fix });
 
   targetChecks(f, err, warn);
+  filterChecks(f, err, warn, info);
   sourceReadChecks(f, err);
   featureChecks(f, err, warn);
   if ('error' in f.tools) {
@@ -393,4 +398,36 @@ export function settingList(value: string | undefined): string[] {
     .split(',')
     .map((x) => x.trim().replace(/^"(.*)"$/, '$1'))
     .filter((x) => x !== '');
+}
+
+type Say = (code: string, message: string, fix?: string) => void;
+
+/** What the filter keeps, a pattern that matches nothing, and each dependency it cuts. */
+function filterChecks(f: CheckFacts, err: Say, warn: Say, info: Say): void {
+  const p = f.filterPlan;
+  if (!isFiltered(f.filter) || !p) return;
+  info(
+    'filter',
+    `The filter (${describeFilter(f.filter)}) keeps ${p.kept} relations and leaves out ${p.left}` +
+      `${p.excludeSchemas.length ? `, schemas ${list([...p.excludeSchemas])} whole` : ''}. Large objects, roles and database settings are migrated whatever it says.`,
+  );
+  for (const u of p.unmatched) {
+    const flag = opt(u.kind);
+    const message = `${flag} ${JSON.stringify(u.pattern)} matches nothing on the source.`;
+    if (u.kind.startsWith('include'))
+      err('filter-matches-nothing', message, `Correct the pattern (names are folded to lower case unless "quoted"), or drop ${flag}.`);
+    else warn('filter-matches-nothing', message, 'Correct the pattern if something was meant to be left out.');
+  }
+  const bySchema = new Map<string, string[]>();
+  for (const k of p.keptFor) bySchema.set(k.schema, [...(bySchema.get(k.schema) ?? []), `${k.by} uses ${k.object}`]);
+  for (const [schema, why] of bySchema)
+    warn(
+      'filter-schema-kept',
+      `The filter leaves out schema ${schema}, but kept relations use its types or functions (${list([...new Set(why)], 4)}): it is made on the target with those, without its tables, views and sequences.`,
+      'Nothing to do if that is intended; to leave the schema out whole, leave out what uses it too.',
+    );
+  for (const c of p.crossings) {
+    const t = crossingText(c);
+    (c.level === 'error' ? err : warn)(`filter-${c.kind.replace(' ', '-')}`, t.message, t.fix);
+  }
 }

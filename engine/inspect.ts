@@ -4,6 +4,7 @@
  * keys and replica identity, sequences, materialized views, large objects,
  * extensions and roles. Read-only.
  */
+import { filterSql, type TableFilter } from './filter';
 import type pg from 'pg';
 import { withClient, type ConnInfo } from './conn';
 
@@ -237,7 +238,8 @@ export async function inspectServer(c: pg.Client): Promise<ServerInfo> {
   };
 }
 
-export async function inspectDatabase(c: pg.Client, versionNum: number): Promise<DatabaseInventory> {
+/** `filter`: only the relations it keeps are listed (tables, sequences, materialized views). */
+export async function inspectDatabase(c: pg.Client, versionNum: number, filter?: TableFilter): Promise<DatabaseInventory> {
   const partitionOf =
     versionNum >= 100000
       ? `(SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition)`
@@ -302,7 +304,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
                                         OR EXISTS (SELECT 1 FROM pg_cast pc WHERE pc.castsource = et.oid AND pc.casttarget = oc.opcintype
                                                       AND pc.castmethod = 'b')))) AS no_eq
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} AND ${filterSql(filter)}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
   );
   const sequences = await rows<{ schema: string; name: string; owned_by: string | null; readable: boolean }>(
@@ -312,12 +314,13 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
                JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
               WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') LIMIT 1) AS owned_by
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+      WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} AND ${filterSql(filter)}
       ORDER BY 1, 2`,
   );
   const matviews = await rows<{ schema: string; name: string; populated: boolean }>(
     c,
-    `SELECT schemaname AS schema, matviewname AS name, ispopulated AS populated FROM pg_matviews ORDER BY 1, 2`,
+    `SELECT n.nspname AS schema, c.relname AS name, c.relispopulated AS populated FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'm' AND ${filterSql(filter)} ORDER BY 1, 2`,
   );
   const counts = (
     await rows<{ views: number; functions: number; los: number; objects: number; bytes: string; can_create: boolean }>(
@@ -456,10 +459,10 @@ export async function inspectDatabase(c: pg.Client, versionNum: number): Promise
 }
 
 /** Inspect one endpoint: its server and the database the URL names. */
-export async function inspect(conn: ConnInfo, label: string): Promise<Inventory> {
+export async function inspect(conn: ConnInfo, label: string, filter?: TableFilter): Promise<Inventory> {
   return withClient(conn, label, async (c) => {
     const server = await inspectServer(c);
-    const database = await inspectDatabase(c, server.versionNum);
+    const database = await inspectDatabase(c, server.versionNum, filter);
     return { server, database };
   });
 }

@@ -13,6 +13,8 @@ import { parseSize } from './units';
 
 export type Command = 'check' | 'plan' | 'migrate' | 'sync' | 'copy' | 'cutover' | 'rollback';
 const RUN: readonly Command[] = ['migrate', 'sync', 'copy', 'cutover'];
+/** The commands that choose what a run migrates; later ones (cutover, status, verify) use what the run recorded. */
+const FILTERED: readonly Command[] = ['check', 'plan', 'migrate', 'sync', 'copy'];
 
 /** A whole number in [min, max], written as a number (Pulumi) or as text (CLI). */
 const whole = (min: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -37,6 +39,14 @@ const size = z.union([
     }
   }),
 ]);
+/** A repeatable pattern: one (CLI, each flag) or a list (Pulumi). */
+const patterns = z.union([
+  z
+    .string()
+    .min(1)
+    .transform((v) => [v]),
+  z.array(z.string().min(1)),
+]);
 const onOff = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
 const text = z.string().min(1);
 
@@ -51,6 +61,8 @@ export interface OptionSpec {
   /** The default, as the user would write it; written here only. */
   readonly default?: string | number | boolean;
   readonly choices?: readonly string[];
+  /** The flag may be given more than once; the values are collected in a list. */
+  readonly repeat?: true;
   /** An environment variable the CLI reads it from. */
   readonly env?: string;
   /** Pulumi sets it as `pgrelocate:options.<name>`. */
@@ -82,6 +94,49 @@ export const OPTIONS = {
     expect: 'true or false',
     value: onOff,
     commands: ['check', 'plan', ...RUN],
+  },
+  includeSchema: {
+    flag: '--include-schema <pattern>',
+    help: 'migrate only the schemas matching (repeatable; pg_dump\'s patterns: * and ?, "Quoted" for case)',
+    expect: 'a schema name or pattern',
+    value: patterns,
+    repeat: true,
+    pulumi: true,
+    commands: FILTERED,
+  },
+  excludeSchema: {
+    flag: '--exclude-schema <pattern>',
+    help: 'leave out the schemas matching (repeatable)',
+    expect: 'a schema name or pattern',
+    value: patterns,
+    repeat: true,
+    pulumi: true,
+    commands: FILTERED,
+  },
+  includeTable: {
+    flag: '--include-table <pattern>',
+    help: 'migrate only the tables, views and sequences matching, as schema.table or table (repeatable); a partitioned table brings its partitions, a table its sequences',
+    expect: 'a table name or pattern',
+    value: patterns,
+    repeat: true,
+    pulumi: true,
+    commands: FILTERED,
+  },
+  excludeTable: {
+    flag: '--exclude-table <pattern>',
+    help: 'leave out the tables, views and sequences matching (repeatable)',
+    expect: 'a table name or pattern',
+    value: patterns,
+    repeat: true,
+    pulumi: true,
+    commands: FILTERED,
+  },
+  filterFile: {
+    flag: '--filter-file <path>',
+    help: "the filters from a file: one '<include|exclude>-<schema|table> <pattern>' per line, or pgcopydb's [sections]",
+    expect: 'a file path',
+    value: text,
+    commands: FILTERED,
   },
   skipGlobals: { flag: '--skip-globals', help: 'do not migrate roles', expect: 'true or false', value: onOff, commands: RUN },
   replicaIdentityFull: {
@@ -344,7 +399,8 @@ export function commandLine(values: OptionValues, command: Command, streaming: b
     const v = values[name];
     const flag = flagOf(name);
     if (v === undefined || flag === null) continue;
-    if ((OPTIONS[name] as OptionSpec).flag?.includes('<')) args.push(flag, String(v));
+    if (Array.isArray(v)) for (const x of v as unknown[]) args.push(flag, String(x));
+    else if ((OPTIONS[name] as OptionSpec).flag?.includes('<')) args.push(flag, String(v));
     else if (v === true) args.push(flag);
   }
   return args;
@@ -387,6 +443,15 @@ export function engineOptions(v: OptionValues): EngineOptions {
     noPrivileges: v.noPrivileges,
     compress: v.compress,
     keepDump: v.keepDump,
+    filter:
+      v.includeSchema || v.excludeSchema || v.includeTable || v.excludeTable
+        ? {
+            includeSchema: v.includeSchema ?? [],
+            excludeSchema: v.excludeSchema ?? [],
+            includeTable: v.includeTable ?? [],
+            excludeTable: v.excludeTable ?? [],
+          }
+        : undefined,
   };
   return Object.fromEntries(Object.entries(out).filter(([, x]) => x !== undefined)) as EngineOptions;
 }

@@ -2,6 +2,7 @@
  * `plan`: pick a strategy from what preflight found and list the steps a run
  * would take. Changes nothing.
  */
+import type { TableFilter } from './filter';
 import os from 'node:os';
 import type { ConnInfo } from './conn';
 import { hasErrors, runChecks, type CheckFacts, type Finding } from './check';
@@ -19,6 +20,8 @@ export interface PlanOptions {
   readonly replicaIdentityFull?: boolean;
   /** The cutover's guardrail (seconds), compared with the estimate. */
   readonly maxBlackout?: number;
+  /** Which schemas and tables are migrated. */
+  readonly filter?: TableFilter;
 }
 
 /** What the cutover does inside its fence that grows with the database: what the estimate reads. */
@@ -150,6 +153,7 @@ export async function plan(source: ConnInfo, target: ConnInfo, opts: PlanOptions
     strategy: opts.strategy ?? 'logical',
     force: opts.force ?? false,
     replicaIdentityFull: opts.replicaIdentityFull ?? false,
+    ...(opts.filter ? { filter: opts.filter } : {}),
   });
   const { strategy, reason } = chooseStrategy(opts.strategy, first.facts);
   const findings = runChecks({ ...first.facts, strategy });

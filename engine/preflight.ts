@@ -8,6 +8,7 @@ import { literal, withClient, type ConnInfo } from './conn';
 import { runChecks, type CheckFacts, type Finding } from './check';
 import type { Strategy } from './strategies/names';
 import { isPgrelocateError, PgrelocateError } from './errors';
+import { checkFilter, isFiltered, readFilterPlan, type TableFilter } from './filter';
 import { inspect, type CFunction, type Inventory } from './inspect';
 import { selectClientTools, type ClientTools } from './tools';
 
@@ -18,6 +19,8 @@ export interface PreflightOptions {
   readonly replicaIdentityFull?: boolean;
   /** Whether a dump is written to workDir (dump-restore); false skips the disk check. */
   readonly writesDump?: boolean;
+  /** Which schemas and tables are migrated: the source's inventory lists only those. */
+  readonly filter?: TableFilter;
 }
 
 export interface Preflight {
@@ -42,7 +45,12 @@ export function defaultWorkDir(): string {
 }
 
 export async function preflight(source: ConnInfo, target: ConnInfo, opts: PreflightOptions): Promise<Preflight> {
-  const [s, t] = await Promise.all([inspect(source, 'source'), inspect(target, 'target')]);
+  const filter = isFiltered(opts.filter) ? checkFilter(opts.filter) : undefined;
+  const [s, t, filterPlan] = await Promise.all([
+    inspect(source, 'source', filter),
+    inspect(target, 'target'),
+    filter ? withClient(source, 'source', (c) => readFilterPlan(c, filter)) : undefined,
+  ]);
   let tools: ClientTools | null = null;
   let toolFact: { major: number; version: string } | { error: string; fix: string };
   try {
@@ -62,6 +70,7 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
     tools: toolFact,
     ...(opts.writesDump === false ? {} : { workDirFree: freeBytes(workDir), workDir }),
     replicaIdentityFull: opts.replicaIdentityFull ?? false,
+    ...(filter && filterPlan ? { filter, filterPlan } : {}),
     ...(s.database.cFunctions.length > 0 && t.server.isSuperuser
       ? { unloadableFunctions: await probeCFunctions(target, s.database.cFunctions) }
       : {}),

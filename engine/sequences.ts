@@ -7,6 +7,7 @@
  * (planning a wide UNION ALL costs more per branch).
  */
 import type pg from 'pg';
+import { filterSql, type TableFilter } from './filter';
 import { SYSTEM_SCHEMA_FILTER } from './inspect';
 
 export interface SequenceValue {
@@ -16,11 +17,12 @@ export interface SequenceValue {
   readonly isCalled: boolean;
 }
 
-export async function readSequences(c: pg.Client, batch = 50): Promise<SequenceValue[]> {
+/** `filter`: only the sequences a run's filter keeps (a column's sequence follows its table). */
+export async function readSequences(c: pg.Client, filter?: TableFilter, batch = 50): Promise<SequenceValue[]> {
   const names = await c.query<{ q: string }>(
     `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}`,
+      WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER} AND ${filterSql(filter)}`,
   );
   const out: SequenceValue[] = [];
   for (let at = 0; at < names.rows.length; at += batch) {

@@ -8,6 +8,7 @@ import pLimit from 'p-limit';
 import type pg from 'pg';
 import { connect, ident, literal, type ConnInfo } from './conn';
 import { SYSTEM_SCHEMA_FILTER } from './inspect';
+import { filterSql, type TableFilter } from './filter';
 import { readSequences } from './sequences';
 
 export type VerifyMode = 'count' | 'checksum';
@@ -84,7 +85,7 @@ export function checksumExpr(c: ChecksumColumn): string {
   return c.send ? `${c.send}(${c.cast ? `${col}::${c.cast}` : col})` : col;
 }
 
-async function listTables(c: pg.Client): Promise<Map<string, TableShape>> {
+async function listTables(c: pg.Client, filter: TableFilter | undefined): Promise<Map<string, TableShape>> {
   // attname::text: "name" takes a collation only from 12 on.
   const r = await c.query<{ schema: string; name: string; columns: ChecksumColumn[] | null; pk: string | null; bytes: string }>(
     `SELECT n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::text AS bytes,
@@ -100,7 +101,7 @@ async function listTables(c: pg.Client): Promise<Map<string, TableShape>> {
             (SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
               WHERE x.indrelid = c.oid AND x.indisprimary AND x.indnatts = 1 AND a.attcollation = 0) AS pk
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND ${SYSTEM_SCHEMA_FILTER}
+      WHERE c.relkind = 'r' AND ${SYSTEM_SCHEMA_FILTER} AND ${filterSql(filter)}
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
   );
   const m = new Map<string, TableShape>();
@@ -214,8 +215,8 @@ async function measureBatch(
   );
 }
 
-async function sequences(c: pg.Client): Promise<Map<string, string>> {
-  return new Map((await readSequences(c)).map((s) => [s.name, s.lastValue + (s.isCalled ? '' : ' (not called)')]));
+async function sequences(c: pg.Client, filter: TableFilter | undefined): Promise<Map<string, string>> {
+  return new Map((await readSequences(c, filter)).map((s) => [s.name, s.lastValue + (s.isCalled ? '' : ' (not called)')]));
 }
 
 async function largeObjects(c: pg.Client): Promise<{ n: number; h: string }> {
@@ -244,6 +245,8 @@ export interface VerifyOptions {
   readonly exclude?: readonly string[];
   /** Compare sequences and large objects (default); off while streaming, which carries neither (the cutover copies them). */
   readonly sequencesAndLargeObjects?: boolean;
+  /** The run's filter: the relations it leaves out are compared on neither side. */
+  readonly filter?: TableFilter;
 }
 
 /** A qualified name as verification keys it (both parts quoted), from quote_ident's or ident's form. Pure. */
@@ -275,7 +278,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       src.push(await open(source, 'source', opts.snapshots?.source));
       dst.push(await open(target, 'target', opts.snapshots?.target));
     }
-    const [sTables, tTables] = await Promise.all([listTables(src[0]!), listTables(dst[0]!)]);
+    const [sTables, tTables] = await Promise.all([listTables(src[0]!, opts.filter), listTables(dst[0]!, opts.filter)]);
     for (const t of opts.exclude ?? []) sTables.delete(tableKey(t));
     const limitS = pLimit(jobs);
     const limitT = pLimit(jobs);
@@ -324,7 +327,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
     const tables = batches.flat();
     const whole = opts.sequencesAndLargeObjects ?? true;
     const [sSeq, tSeq] = whole
-      ? await Promise.all([sequences(src[0]!), sequences(dst[0]!)])
+      ? await Promise.all([sequences(src[0]!, opts.filter), sequences(dst[0]!, opts.filter)])
       : [new Map<string, string>(), new Map<string, string>()];
     const seqs = [...sSeq.entries()].map(([name, v]) => {
       const t = tSeq.get(name) ?? null;
@@ -337,7 +340,8 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
           { n: 0, h: '0' },
         ];
     const lo = { source: sLo.n, target: tLo.n, sourceHash: sLo.h, targetHash: tLo.h, ok: sLo.n === tLo.n && sLo.h === tLo.h };
-    const matviews = (opts.matviews ?? true) ? compareMatviews(await matviewStates(src[0]!), await matviewStates(dst[0]!)) : [];
+    const matviews =
+      (opts.matviews ?? true) ? compareMatviews(await matviewStates(src[0]!, opts.filter), await matviewStates(dst[0]!, opts.filter)) : [];
     const mismatches = [
       ...tables.filter((t) => !t.ok).map((t) => `${t.table}: ${t.problem}`),
       ...matviews.filter((m) => !m.ok).map((m) => `materialized view ${m.name}: ${m.problem}`),
@@ -371,13 +375,13 @@ interface MatviewState {
  * it yields (names and types): the query text itself is deparsed differently
  * by each major (14 and 17 print the same view differently).
  */
-async function matviewStates(c: pg.Client): Promise<Map<string, MatviewState>> {
+async function matviewStates(c: pg.Client, filter: TableFilter | undefined): Promise<Map<string, MatviewState>> {
   const r = await c.query<{ key: string; populated: boolean; definition: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS key, c.relispopulated AS populated,
             coalesce((SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
                         FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') AS definition
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'm' AND n.nspname <> 'pgrelocate'`,
+      WHERE c.relkind = 'm' AND n.nspname <> 'pgrelocate' AND ${filterSql(filter)}`,
   );
   return new Map(r.rows.map((x) => [x.key, { populated: x.populated, definition: x.definition }]));
 }

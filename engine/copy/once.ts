@@ -31,9 +31,9 @@ const COPY_STEPS: Step<CopyContext>[] = [
       const src = await connect(ctx.source, 'source');
       const dst = await connect(ctx.target, 'target');
       try {
-        const sequences = await syncSequences(src, dst);
+        const sequences = await syncSequences(src, dst, ctx.opts.filter);
         const los = await copyLargeObjects(src, dst);
-        const matviews = await refreshMatviews(src, dst);
+        const matviews = await refreshMatviews(src, dst, ctx.opts.filter);
         // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
         const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit, 'finish');
         // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
@@ -55,7 +55,12 @@ const COPY_STEPS: Step<CopyContext>[] = [
     what: 'row counts (or checksums with --verify checksum) of every table',
     async run(ctx) {
       if (ctx.opts.verify === 'none') return { skipped: true };
-      const v = await verify(ctx.source, ctx.target, { mode: ctx.opts.verify, jobs: ctx.opts.jobs, matviews: false });
+      const v = await verify(ctx.source, ctx.target, {
+        mode: ctx.opts.verify,
+        jobs: ctx.opts.jobs,
+        matviews: false,
+        ...(ctx.opts.filter ? { filter: ctx.opts.filter } : {}),
+      });
       if (!v.ok) {
         throw new PgrelocateError(
           'verify-failed',
@@ -99,7 +104,13 @@ async function copyOnceLocked(
 ): Promise<CopyReport> {
   const started = Date.now();
   const opts = resolveStreamingOptions({ ...options, streaming: false });
-  const pre = await preflight(source, target, { strategy: 'dump-restore', force: opts.force, workDir: opts.workDir, writesDump: false });
+  const pre = await preflight(source, target, {
+    strategy: 'dump-restore',
+    force: opts.force,
+    workDir: opts.workDir,
+    writesDump: false,
+    ...(opts.filter ? { filter: opts.filter } : {}),
+  });
   const tools = requireReady(pre);
   // What every step sees of this run besides its state.
   const run = { source, target, pre, tools, opts };

@@ -4,6 +4,7 @@
  * post-data, before any row arrives — they apply changes through the
  * target's keys.
  */
+import { dumpFilterArgs } from '../filter';
 import type { ConnInfo } from '../conn';
 import { migrateGlobals } from '../globals';
 import type { Preflight } from '../preflight';
@@ -40,7 +41,7 @@ export function schemaFirstSteps<C extends SchemaFirstContext>(): Step<C>[] {
           ctx.source,
           ctx.target,
           ctx.schemaFile,
-          { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed },
+          { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed, filter: dumpFilterArgs(ctx.pre.facts.filterPlan) },
           emit,
         );
         return { expectedErrors: expected };

@@ -19,13 +19,15 @@ export function restoreSessionOptions(maintenanceWorkMem = '512MB'): string {
 
 export const RESTORE_SESSION_OPTIONS = restoreSessionOptions();
 
-export function schemaDumpArgs(source: ConnInfo, file: string): string[] {
+/** `filter`: the --exclude-schema/--exclude-table arguments of the run's filter (`dumpFilterArgs`). */
+export function schemaDumpArgs(source: ConnInfo, file: string, filter: readonly string[] = []): string[] {
   return [
     '-Fc',
     '--schema-only',
     '--no-tablespaces',
     '--no-subscriptions',
     '--exclude-schema=pgrelocate',
+    ...filter,
     '-f',
     file,
     '-d',
@@ -47,8 +49,8 @@ export function sectionRestoreArgs(
   return args;
 }
 
-export async function dumpSchema(tools: ClientTools, source: ConnInfo, file: string): Promise<void> {
-  const r = await runTool(tools.pgDump, schemaDumpArgs(source, file), [source]);
+export async function dumpSchema(tools: ClientTools, source: ConnInfo, file: string, filter: readonly string[] = []): Promise<void> {
+  const r = await runTool(tools.pgDump, schemaDumpArgs(source, file, filter), [source]);
   if (r.exitCode !== 0) {
     throw new PgrelocateError(
       'schema-dump-failed',
@@ -113,10 +115,10 @@ export async function restoreWholeSchema(
   source: ConnInfo,
   target: ConnInfo,
   file: string,
-  opts: { readonly jobs: number; readonly force: boolean; readonly resumed: boolean },
+  opts: { readonly jobs: number; readonly force: boolean; readonly resumed: boolean; readonly filter?: readonly string[] },
   emit: Emit,
 ): Promise<number> {
-  await dumpSchema(tools, source, file);
+  await dumpSchema(tools, source, file, opts.filter);
   let expected = 0;
   for (const section of ['pre-data', 'post-data'] as const)
     expected += (await restoreSection(tools, target, file, section, opts, emit)).length;

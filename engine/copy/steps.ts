@@ -4,6 +4,7 @@
  * schema's pre-data, the rows under one snapshot with indexes built as tables
  * finish, then the rest of post-data.
  */
+import { dumpFilterArgs } from '../filter';
 import path from 'node:path';
 import { ident, withClient } from '../conn';
 import { migrateGlobals } from '../globals';
@@ -59,7 +60,7 @@ const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
     name: 'schema-pre-data',
     what: 'types, tables, functions and views (pg_dump --schema-only, pre-data section)',
     async run(ctx, emit) {
-      await dumpSchema(ctx.tools, ctx.source, ctx.schemaFile);
+      await dumpSchema(ctx.tools, ctx.source, ctx.schemaFile, dumpFilterArgs(ctx.pre.facts.filterPlan));
       if (ctx.doneBefore.has('schema-pre-data')) return { skipped: 'restored by the interrupted attempt' };
       const errors = await restoreSection(
         ctx.tools,

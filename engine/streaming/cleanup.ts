@@ -69,7 +69,7 @@ export async function runCleanup(
         const lifted = await unfence(src, asRecord(meta?.fence));
         if (lifted)
           removed.push(
-            `write fence (source: ${lifted.tables.length} tables' triggers, read-only default of the database${lifted.roles.length ? ` and ${lifted.roles.length} roles` : ''})`,
+            `write fence (source: ${lifted.tables.length} tables' triggers${lifted.tablesOnly ? '' : ', read-only default of the database'}${lifted.roles.length ? ` and ${lifted.roles.length} roles` : ''})`,
           );
       } else {
         await dropUnusedFence(src);
@@ -120,7 +120,7 @@ export async function runStatus(
   const changes =
     source && (meta.phase === 'copy' || meta.phase === 'streaming')
       ? await withClient(source, 'source', (s) =>
-          withClient(target, 'target', async (t) => (await schemaChanges(s, t, run.id))?.map(describeChange) ?? null),
+          withClient(target, 'target', async (t) => (await schemaChanges(s, t, run.id, meta.filter))?.map(describeChange) ?? null),
         )
       : null;
   return { run, phase: meta.phase, ...detail, sourceFence: fence, schemaChanges: changes };

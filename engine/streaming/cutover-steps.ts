@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { ident, literal } from '../conn';
+import { filterSql, type TableFilter } from '../filter';
 import { readSequences } from '../sequences';
 
 /**
@@ -17,8 +18,8 @@ import { readSequences } from '../sequences';
  * runs inside the write blackout: values read in batches (readSequences), set
  * with one statement, not two round trips per sequence.
  */
-export async function syncSequences(src: pg.Client, dst: pg.Client): Promise<number> {
-  const values = await readSequences(src);
+export async function syncSequences(src: pg.Client, dst: pg.Client, filter?: TableFilter): Promise<number> {
+  const values = await readSequences(src, filter);
   if (values.length > 0)
     await dst.query(`SELECT pg_catalog.setval(q::regclass, v::bigint, c) FROM unnest($1::text[], $2::text[], $3::bool[]) AS t(q, v, c)`, [
       values.map((s) => s.name),
@@ -220,9 +221,10 @@ export async function changedLargeObjects(src: pg.Client, pre: Precopy): Promise
  * source (a schema-only restore creates them empty). One may read another:
  * those that fail for an unpopulated dependency are retried after the rest.
  */
-export async function refreshMatviews(src: pg.Client, dst: pg.Client): Promise<number> {
+export async function refreshMatviews(src: pg.Client, dst: pg.Client, filter?: TableFilter): Promise<number> {
   const mv = await src.query<{ q: string }>(
-    `SELECT quote_ident(schemaname) || '.' || quote_ident(matviewname) AS q FROM pg_matviews WHERE ispopulated ORDER BY 1`,
+    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'm' AND c.relispopulated AND ${filterSql(filter)} ORDER BY 1`,
   );
   let pending = mv.rows.map((r) => r.q);
   for (let round = 0; pending.length > 0; round++) {

@@ -140,7 +140,7 @@ function stepsBefore(hooks: StreamingHooks, opts: StreamingOptions): Step<Ctx>[]
     { name: 'lag-gate', run: (c, emit) => hooks.lagGate(c, emit) },
     ...(opts.verify !== 'none' ? [verifyStep(opts.verify, hooks)] : []),
     // From the target's own tables, already current: what a refresh on the source would give.
-    { name: 'matviews', run: async (c) => ({ matviews: await refreshMatviews(c.src, c.dst) }) },
+    { name: 'matviews', run: async (c) => ({ matviews: await refreshMatviews(c.src, c.dst, c.meta.filter) }) },
     precopyStep(hooks),
     ...(opts.preHook ? [{ name: 'pre-hook', run: () => runHook(opts.preHook!, 'pre') }] : []),
   ];
@@ -155,7 +155,7 @@ function precopyStep(hooks: StreamingHooks): Step<Ctx> {
   return {
     name: 'pre-copy',
     async run(c) {
-      c.unlogged = await unloggedTables(c.src);
+      c.unlogged = await unloggedTables(c.src, c.meta.filter);
       const tables = [...c.unlogged, ...(hooks.recopyUnreplicated ? hooks.recopy(c.meta) : [])];
       c.pre = await precopy(c.src, c.dst, tables);
       const objects = Object.values(c.pre.largeObjects);
@@ -184,7 +184,7 @@ function fencedSteps(hooks: StreamingHooks, opts: StreamingOptions, recopy: read
       name: 'sequences',
       async run(c) {
         await c.dst.query('SET synchronous_commit = on');
-        return { sequences: await syncSequences(c.src, c.dst) };
+        return { sequences: await syncSequences(c.src, c.dst, c.meta.filter) };
       },
     },
     { name: 'unlogged-tables', run: (c) => copyChanged(c, c.unlogged) },
@@ -223,7 +223,7 @@ function fenceStep(): Step<Ctx> {
   return {
     name: 'fence',
     async run(c) {
-      const record = await planFence(c.src, c.meta.sourceDatabase, c.runId, describe(c.target));
+      const record = await planFence(c.src, c.meta.sourceDatabase, c.runId, describe(c.target), c.meta.filter);
       c.meta.fence = record;
       c.meta.phase = 'cutover';
       await c.state.setMeta(c.meta);
@@ -281,7 +281,10 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
       if (c.pool) await release(c, c.target);
       c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
       const own = (await c.src.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
-      const ended = await endSessions(c.src, c.meta.sourceDatabase, hooks.fenceSpares, [own]);
+      // A filtered run moved part of the database: the sessions serve what stays, and the triggers refuse writes to what moved.
+      const ended = c.meta.fence!.tablesOnly
+        ? { terminated: 0, kept: 0 }
+        : await endSessions(c.src, c.meta.sourceDatabase, hooks.fenceSpares, [own]);
       c.meta.fence!.terminated = ended.terminated;
       c.meta.fence!.kept = ended.kept;
       await c.state.setMeta(c.meta);
@@ -295,7 +298,7 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
  * the cutover refuses, naming each, before anything is fenced.
  */
 async function schemaCheck(c: Ctx): Promise<{ changes: number | null }> {
-  const changes = await schemaChanges(c.src, c.dst, c.runId);
+  const changes = await schemaChanges(c.src, c.dst, c.runId, c.meta.filter);
   if (changes && changes.length > 0) throw schemaChanged(changes, c.meta);
   return { changes: changes?.length ?? null };
 }
@@ -608,7 +611,7 @@ export async function runPinnedVerify(
     const dst = await connect(target, 'target');
     try {
       // A table the target lacks cannot be compared, and a column it lacks stalls the apply the pin waits for: named first.
-      const changes = await schemaChanges(src, dst, run.id);
+      const changes = await schemaChanges(src, dst, run.id, meta.filter);
       if (changes && changes.length > 0) throw schemaChanged(changes, meta);
       return await pinnedVerify({ source, target, opts, meta, runId: run.id, src, dst }, hooks, options.mode, emit);
     } finally {

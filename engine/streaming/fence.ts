@@ -22,6 +22,7 @@ import type pg from 'pg';
 import { connect, ident, literal, type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
 import { MANAGED_ROLE } from '../globals';
+import { filterSql, isFiltered, type TableFilter } from '../filter';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { opt } from '../option-names';
 import type { Step } from '../runner';
@@ -48,6 +49,12 @@ export interface FenceRecord {
   readonly roles: readonly { readonly role: string; readonly value: string | null }[];
   /** The migrated tables: locked while held, given the refusing trigger when permanent. */
   readonly tables: readonly string[];
+  /**
+   * false: a filtered run moved part of the database, so only its tables are
+   * fenced; the database and its roles stay writable for what stays here.
+   * Absent (every earlier record): the whole database.
+   */
+  readonly tablesOnly?: boolean;
   /** The new server, as the refusal names it (no password). */
   readonly movedTo: string;
   /** held: pgrelocate's session holds the locks (nothing in the catalogs); permanent: committed at the switch. */
@@ -73,6 +80,7 @@ export function asRecord(x: unknown): FenceRecord | null {
     databaseValue: r.databaseValue ?? null,
     roles: r.roles ?? [],
     tables: r.tables ?? [],
+    ...(r.tablesOnly ? { tablesOnly: true } : {}),
     movedTo: r.movedTo ?? '',
     state: r.state ?? 'permanent',
     ...(r.at ? { at: r.at } : {}),
@@ -84,11 +92,11 @@ function valueOf(config: readonly string[] | null): string | null {
   return e ? e.slice(SETTING.length + 1) : null;
 }
 
-/** The migrated tables: every plain table and partition outside the system schemas and extensions (quoted). */
-export async function migratedTables(c: pg.Client): Promise<string[]> {
+/** The migrated tables: every plain table and partition outside the system schemas and extensions that the run's filter keeps (quoted). */
+export async function migratedTables(c: pg.Client, filter?: TableFilter): Promise<string[]> {
   const r = await c.query<{ q: string }>(
     `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND ${SYSTEM_SCHEMA_FILTER}
+      WHERE c.relkind = 'r' AND ${SYSTEM_SCHEMA_FILTER} AND ${filterSql(filter)}
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
       ORDER BY 1`,
   );
@@ -100,7 +108,25 @@ export async function migratedTables(c: pg.Client): Promise<string[]> {
  * database's setting and the login roles whose own setting would override it
  * (only those: ALTER ROLE is what a managed service's user often may not run).
  */
-export async function planFence(c: pg.Client, database: string, runId: string, movedTo: string): Promise<FenceRecord> {
+export async function planFence(
+  c: pg.Client,
+  database: string,
+  runId: string,
+  movedTo: string,
+  filter?: TableFilter,
+): Promise<FenceRecord> {
+  // A filtered run leaves the rest of the database in use here: its tables only are fenced (triggers and locks).
+  if (isFiltered(filter))
+    return {
+      runId,
+      database,
+      databaseValue: null,
+      roles: [],
+      tables: await migratedTables(c, filter),
+      tablesOnly: true,
+      movedTo,
+      state: 'held',
+    };
   const existing = await c.query<{ role: string | null; config: string[] }>(
     `SELECT CASE WHEN setrole = 0 THEN NULL ELSE pg_get_userbyid(setrole) END AS role, setconfig AS config
        FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = $1)`,
@@ -156,7 +182,7 @@ export function permanentFenceSql(r: FenceRecord): string {
       `CREATE TRIGGER ${TRIGGER} BEFORE INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE PROCEDURE ${fn}`,
       `CREATE TRIGGER ${TRUNCATE_TRIGGER} BEFORE TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE PROCEDURE ${fn}`,
     ]),
-    `ALTER DATABASE ${db} SET ${SETTING} = on`,
+    ...(r.tablesOnly ? [] : [`ALTER DATABASE ${db} SET ${SETTING} = on`]),
     ...r.roles.map((x) => `ALTER ROLE ${ident(x.role)} IN DATABASE ${db} SET ${SETTING} = on`),
     `COMMENT ON FUNCTION ${fn} IS ${literal(JSON.stringify({ ...r, state: 'permanent' }))}`,
   ].join(';\n');
@@ -166,9 +192,13 @@ export function permanentFenceSql(r: FenceRecord): string {
 export function unfenceSql(r: FenceRecord, functionExists: boolean): string {
   const db = ident(r.database);
   return [
-    r.databaseValue === null
-      ? `ALTER DATABASE ${db} RESET ${SETTING}`
-      : `ALTER DATABASE ${db} SET ${SETTING} = ${literal(r.databaseValue)}`,
+    ...(r.tablesOnly
+      ? []
+      : [
+          r.databaseValue === null
+            ? `ALTER DATABASE ${db} RESET ${SETTING}`
+            : `ALTER DATABASE ${db} SET ${SETTING} = ${literal(r.databaseValue)}`,
+        ]),
     ...r.roles.map((x) =>
       x.value === null
         ? `ALTER ROLE ${ident(x.role)} IN DATABASE ${db} RESET ${SETTING}`

@@ -1,6 +1,7 @@
 /** Options of the streaming strategies, and what a run records about its artefacts. */
 import { namesFor } from './snapshot';
 import os from 'node:os';
+import { isFiltered, type TableFilter } from '../filter';
 import { type ConnInfo } from '../conn';
 import { bytesOf, defaultOf } from '../options';
 import { defaultWorkDir, type Preflight } from '../preflight';
@@ -50,6 +51,8 @@ export interface StreamingOptions {
   readonly rollback: boolean;
   /** Cut over through PgBouncer: pause, point its entry at the target, resume. */
   readonly pgbouncer?: PgbouncerTarget;
+  /** Which schemas and tables the run migrates (default: all); recorded with the run, so later commands use the same. */
+  readonly filter?: TableFilter;
 }
 
 export function resolveStreamingOptions(o: Partial<StreamingOptions>): StreamingOptions {
@@ -75,6 +78,7 @@ export function resolveStreamingOptions(o: Partial<StreamingOptions>): Streaming
     ...(o.bucardoUrl ? { bucardoUrl: o.bucardoUrl } : {}),
     rollback: o.rollback ?? false,
     ...(o.pgbouncer ? { pgbouncer: o.pgbouncer } : {}),
+    ...(isFiltered(o.filter) ? { filter: o.filter } : {}),
   };
 }
 
@@ -92,6 +96,8 @@ export interface StreamingMeta {
   rollback?: RollbackMeta | null;
   /** Key-less tables REPLICA IDENTITY FULL cannot match: not published, copied again inside the fence (check's fullCopyTables). */
   fullCopy?: string[];
+  /** The run's filter, as sync was given it: cutover, verify, status and cleanup apply the same. */
+  filter?: TableFilter;
 }
 
 /** What a new run records: its artefacts' names, nothing created yet. */

@@ -13,6 +13,7 @@ import type pg from 'pg';
 import { connect } from '../conn';
 import { PgrelocateError } from '../errors';
 import { ProgressMeter, type Emit } from '../runner';
+import { filterSql, type TableFilter } from '../filter';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { verify, type VerifyMode, type VerifyResult } from '../verify';
 import { migratedTables, takeFence, withinBound } from './fence';
@@ -28,10 +29,10 @@ export interface PinnedVerification extends VerifyResult {
 }
 
 /** Unlogged tables carry no WAL, so no replication (quoted names). */
-export async function unloggedTables(src: pg.Client): Promise<string[]> {
+export async function unloggedTables(src: pg.Client, filter?: TableFilter): Promise<string[]> {
   const r = await src.query<{ q: string }>(
     `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND ${SYSTEM_SCHEMA_FILTER}`,
+      WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND ${SYSTEM_SCHEMA_FILTER} AND ${filterSql(filter)}`,
   );
   return r.rows.map((x) => x.q);
 }
@@ -51,8 +52,8 @@ async function exportSnapshot(c: pg.Client): Promise<string> {
  * the locks, and compare the two snapshots table by table in parallel.
  */
 export async function pinnedVerify(c: CutoverContext, hooks: StreamingHooks, mode: VerifyMode, emit: Emit): Promise<PinnedVerification> {
-  const excluded = [...(await unloggedTables(c.src)), ...hooks.recopy(c.meta)];
-  const tables = await migratedTables(c.src);
+  const excluded = [...(await unloggedTables(c.src, c.meta.filter)), ...hooks.recopy(c.meta)];
+  const tables = await migratedTables(c.src, c.meta.filter);
   const exporters = await Promise.all([exporter(c, 'source'), exporter(c, 'target')]);
   try {
     const maxMs = c.opts.maxBlackout * 1000;
@@ -91,6 +92,7 @@ export async function pinnedVerify(c: CutoverContext, hooks: StreamingHooks, mod
       sequencesAndLargeObjects: false,
       snapshots,
       exclude: excluded,
+      ...(c.meta.filter ? { filter: c.meta.filter } : {}),
       onProgress: (done, total) => (meter ??= new ProgressMeter(emit, 'verify', total, 'tables')).update(done),
     });
     return { ...v, stallSeconds, excluded, lsn };

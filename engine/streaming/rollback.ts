@@ -194,7 +194,7 @@ function unguardedSteps(): Step<Ctx>[] {
         return { lsn };
       },
     },
-    { name: 'back-sequences', run: async (c) => ({ sequences: await syncSequences(c.dst, c.src) }) },
+    { name: 'back-sequences', run: async (c) => ({ sequences: await syncSequences(c.dst, c.src, c.meta.filter) }) },
     {
       name: 'back-copy',
       run: async (c) => {

@@ -11,6 +11,7 @@ import { describe, withClient, type ConnInfo } from '../conn';
 import { applyAdditive, readShape, recordShape } from './schema-drift';
 import type { Finding } from '../check';
 import { PgrelocateError } from '../errors';
+import { describeFilter, sameFilter } from '../filter';
 import { preflight, recheck, requireReady, type Preflight } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunLock } from '../run-lock';
@@ -111,7 +112,13 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
     // Streaming already: what the source's schema gained since, made on the target too.
     const schema = await withClient(source, 'source', (s) =>
       withClient(target, 'target', (t) =>
-        applyAdditive(s, t, prev.id, args.addTables ? { source, add: (tables) => args.addTables!(s, t, prevMeta, tables) } : null),
+        applyAdditive(
+          s,
+          t,
+          prev.id,
+          args.addTables ? { source, add: (tables) => args.addTables!(s, t, prevMeta, tables) } : null,
+          prevMeta.filter,
+        ),
       ),
     );
     for (const a of schema.applied) emit({ type: 'log', level: 'info', message: `schema: made on the target: ${a}` });
@@ -126,7 +133,20 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
       'Run pgrelocate cutover: it takes the run up where it stopped. (pgrelocate status --source … shows whether the source is fenced.)',
     );
   const resumable = prev && prevMeta?.phase === 'copy' ? prev : null;
-  const checkOpts = { strategy, force: opts.force || resumable !== null, replicaIdentityFull: opts.replicaIdentityFull };
+  // A resumed run keeps the filter it started with: another one would leave half-copied what it no longer names.
+  if (resumable && opts.filter && !sameFilter(opts.filter, prevMeta?.filter))
+    throw new PgrelocateError(
+      'usage',
+      `Run ${resumable.id} was started with the filter "${describeFilter(prevMeta?.filter)}", not "${describeFilter(opts.filter)}"; nothing was changed.`,
+      'Run sync without filter options (the run uses its own), or with the same ones; or pgrelocate cleanup, then sync with the new filter.',
+    );
+  const filter = resumable ? prevMeta?.filter : opts.filter;
+  const checkOpts = {
+    strategy,
+    force: opts.force || resumable !== null,
+    replicaIdentityFull: opts.replicaIdentityFull,
+    ...(filter ? { filter } : {}),
+  };
   const pre = opts.preflight
     ? recheck(opts.preflight, checkOpts)
     : await preflight(source, target, { ...checkOpts, workDir: opts.workDir });
@@ -145,10 +165,11 @@ async function runStreamingSyncLocked<M extends StreamingMeta, C extends Streami
     resumable ? { resume: resumable.id } : { create: { strategy, source: describe(source) } },
     async (state) => {
       if (!meta) {
-        meta = await args.newMeta(state.runId, pre);
+        meta = { ...(await args.newMeta(state.runId, pre)), ...(filter ? { filter } : {}) };
         await state.setMeta(meta);
+        if (filter) emit({ type: 'log', level: 'info', message: `filter: ${describeFilter(filter)}` });
         // The schema this run starts from: what status, verify and cutover compare the source with later.
-        const shape = await withClient(source, 'source', (c) => readShape(c));
+        const shape = await withClient(source, 'source', (c) => readShape(c, filter));
         await withClient(target, 'target', (c) => recordShape(c, state.runId, shape));
       }
       const runMeta = meta;

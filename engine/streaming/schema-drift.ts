@@ -13,6 +13,7 @@
  * object (a fix applied, or a change the schema copy caught).
  */
 import type pg from 'pg';
+import { filterSql, type TableFilter } from '../filter';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { libpqUrl, runTool, errorLines } from '../tool-exec';
 import { selectClientTools } from '../tools';
@@ -46,22 +47,22 @@ export interface SchemaChange {
  * as the server prints them. Extension members and pgrelocate's and Bucardo's
  * own schemas are left out.
  */
-export async function readShape(c: pg.Client): Promise<ShapeRow[]> {
+export async function readShape(c: pg.Client, filter?: TableFilter): Promise<ShapeRow[]> {
   // An empty search_path: every name in the definitions qualified, the same whoever reads them, and runnable on the target.
   await c.query(`BEGIN; SET LOCAL search_path = ''`);
   try {
-    return await readShapeRows(c);
+    return await readShapeRows(c, filter);
   } finally {
     await c.query('COMMIT').catch(() => undefined);
   }
 }
 
-async function readShapeRows(c: pg.Client): Promise<ShapeRow[]> {
+async function readShapeRows(c: pg.Client, filter: TableFilter | undefined): Promise<ShapeRow[]> {
   const r = await c.query<ShapeRow>(
     `WITH t AS (
        SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q, c.relkind, c.relpersistence
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'S') AND ${SYSTEM_SCHEMA_FILTER}
+        WHERE c.relkind IN ('r', 'p', 'S') AND ${SYSTEM_SCHEMA_FILTER} AND ${filterSql(filter)}
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('e', 'i')))
      SELECT 'table' AS kind, q AS tbl, '' AS name,
             CASE relkind WHEN 'p' THEN 'partitioned table' WHEN 'S' THEN 'sequence' ELSE 'table' END
@@ -142,10 +143,16 @@ export async function recordedShape(dst: pg.Client, runId: string): Promise<Shap
 }
 
 /** The source's changes since the run started that the target lacks; null when the run recorded no shape. */
-export async function schemaChanges(src: pg.Client, dst: pg.Client, runId: string): Promise<SchemaChange[] | null> {
+export async function schemaChanges(
+  src: pg.Client,
+  dst: pg.Client,
+  runId: string,
+  filter: TableFilter | undefined,
+): Promise<SchemaChange[] | null> {
   const recorded = await recordedShape(dst, runId);
   if (!recorded) return null;
-  const [sourceNow, targetNow] = await Promise.all([readShape(src), readShape(dst)]);
+  // The run's filter on both sides: a table it leaves out is no change, wherever it is made.
+  const [sourceNow, targetNow] = await Promise.all([readShape(src, filter), readShape(dst, filter)]);
   return schemaDrift(recorded, sourceNow, targetNow);
 }
 
@@ -201,8 +208,9 @@ export async function applyAdditive(
   dst: pg.Client,
   runId: string,
   tables: { readonly source: ConnInfo; readonly add: (tables: readonly string[]) => Promise<void> } | null,
+  filter: TableFilter | undefined,
 ): Promise<{ applied: string[]; pending: string[] }> {
-  const changes = (await schemaChanges(src, dst, runId)) ?? [];
+  const changes = (await schemaChanges(src, dst, runId, filter)) ?? [];
   const applied: string[] = [];
   const pending: string[] = [];
   const order: ShapeKind[] = ['column', 'constraint', 'index'];

@@ -7,7 +7,7 @@ import { chooseStrategy, onlyDumpRestoreText } from '../../engine/plan';
 
 import { defaultWorkDir, preflight } from '../../engine/preflight';
 import { formatFindings } from '../../engine/report';
-import { endpoints, withEndpoints, out, withOptions, optionValues, type CliOpts } from './shared';
+import { endpoints, filterOf, withEndpoints, out, withOptions, optionValues, type CliOpts } from './shared';
 
 /** The command's work, once commander has read the command line. */
 export async function runCheck(o: CliOpts & { strategy?: Strategy }): Promise<void> {
@@ -18,6 +18,7 @@ export async function runCheck(o: CliOpts & { strategy?: Strategy }): Promise<vo
     force: v.force ?? false,
     workDir: v.workDir ?? defaultWorkDir(),
     replicaIdentityFull: v.replicaIdentityFull ?? false,
+    ...filterOf(v),
   });
   const chosen = chooseStrategy(o.strategy, pre.facts);
   const findings = runChecks({ ...pre.facts, strategy: chosen.strategy });

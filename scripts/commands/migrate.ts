@@ -12,6 +12,7 @@ import {
   progressPrinter,
   withOptions,
   optionValues,
+  filterOf,
   streamingOptions,
   CliOpts,
   choose,
@@ -29,7 +30,7 @@ export async function runMigrate(o: CliOpts & { strategy?: Strategy }): Promise<
       source,
       target,
       {
-        dumpRestore: engineOptions(optionValues(o, 'migrate')),
+        dumpRestore: { ...engineOptions(optionValues(o, 'migrate')), ...filterOf(optionValues(o, 'migrate')) },
         streaming: { ...streamingOptions(o, 'migrate'), ...(chosen.preflight ? { preflight: chosen.preflight } : {}) },
       },
       emit,

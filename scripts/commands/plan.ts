@@ -4,7 +4,7 @@ import { STRATEGIES, type Strategy } from '../../engine/strategies/names';
 import { ExitCode } from '../../engine/errors';
 import { plan } from '../../engine/plan';
 
-import { endpoints, withEndpoints, out, withOptions, optionValues, type CliOpts } from './shared';
+import { endpoints, filterOf, withEndpoints, out, withOptions, optionValues, type CliOpts } from './shared';
 
 /** The command's work, once commander has read the command line. */
 export async function runPlan(o: CliOpts & { strategy?: Strategy }): Promise<void> {
@@ -16,6 +16,7 @@ export async function runPlan(o: CliOpts & { strategy?: Strategy }): Promise<voi
     force: v.force ?? false,
     replicaIdentityFull: v.replicaIdentityFull ?? false,
     ...(v.maxBlackout ? { maxBlackout: v.maxBlackout } : {}),
+    ...filterOf(v),
   });
   out(o, p, p.text);
   if (!p.ok) process.exitCode = ExitCode.checkFailed;

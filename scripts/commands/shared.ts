@@ -19,6 +19,7 @@ import {
   type OptionValues,
 } from '../../engine/options';
 import { preflight, type Preflight } from '../../engine/preflight';
+import { checkFilter, isFiltered, mergeFilters, NO_FILTER, readFilterFile, type TableFilter } from '../../engine/filter';
 import { progressView } from '../progress-view';
 import { formatFindings } from '../../engine/report';
 import type { RunEvent } from '../../engine/runner';
@@ -75,6 +76,8 @@ export function withOptions(cmd: Command, command: OptionCommand): Command {
     const shown = spec.default !== undefined ? ` (default ${String(spec.default)})` : '';
     const o = new Option(spec.flag, spec.help + shown);
     if (spec.choices) o.choices(spec.choices);
+    else if (spec.repeat)
+      o.argParser((v: string, prev: unknown) => [...((prev as string[] | undefined) ?? []), ...(parser(name)(v) as string[])]);
     else if (spec.flag.includes('<')) o.argParser(parser(name));
     if (spec.env) o.env(spec.env);
     cmd.addOption(o);
@@ -95,11 +98,19 @@ export function optionValues(o: Record<string, unknown>, command: OptionCommand)
   return v as OptionValues;
 }
 
+/** The filter of the command line: its patterns, with --filter-file's. */
+export function filterOf(v: OptionValues): { filter?: TableFilter } {
+  const flags = engineOptions(v).filter ?? NO_FILTER;
+  const f = v.filterFile ? mergeFilters(flags, readFilterFile(v.filterFile)) : flags;
+  return isFiltered(f) ? { filter: checkFilter(f) } : {};
+}
+
 /** The streaming strategies' options from the command line, URLs parsed. */
 export function streamingOptions(o: Record<string, unknown>, command: OptionCommand): Partial<StreamingOptions> {
   const v = optionValues(o, command);
   return {
     ...engineOptions(v),
+    ...filterOf(v),
     ...(v.sourceUrlFromTarget ? { sourceForTarget: parseUrl(v.sourceUrlFromTarget, 'source URL from the target') } : {}),
     ...(v.bucardoUrl ? { bucardoUrl: parseUrl(v.bucardoUrl, 'Bucardo control URL') } : {}),
     ...pgbouncerOption(v),
@@ -161,6 +172,7 @@ export async function choose(
     force: v.force ?? false,
     replicaIdentityFull: v.replicaIdentityFull ?? false,
     ...(v.workDir ? { workDir: v.workDir } : {}),
+    ...filterOf(v),
   });
   const c = chooseStrategy(undefined, pre.facts);
   if (c.streamingBlockers) {

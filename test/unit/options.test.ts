@@ -69,6 +69,27 @@ describe('one options table', function () {
       '900',
     ]);
     assert.deepEqual(commandLine({ replicaIdentityFull: false, force: true }, 'sync', true), ['--force']);
+    // A list (Pulumi) is the flag repeated; the filter is the sync's (later phases use the run's own).
+    const filtered = parseStackConfig({
+      mode: 'local',
+      options: { includeSchema: ['app', 'Billing*'], excludeTable: 'app.audit' },
+    }).options;
+    assert.deepEqual(workerCommand({ strategy: 'logical', phase: 'sync', options: filtered }, 'sync'), [
+      'sync',
+      '--include-schema',
+      'app',
+      '--include-schema',
+      'Billing*',
+      '--exclude-table',
+      'app.audit',
+    ]);
+    assert.deepEqual(workerCommand({ strategy: 'logical', phase: 'cutover', options: filtered }, 'cutover'), ['cutover']);
+    assert.deepEqual(engineOptions(filtered).filter, {
+      includeSchema: ['app', 'Billing*'],
+      excludeSchema: [],
+      includeTable: [],
+      excludeTable: ['app.audit'],
+    });
     for (const name of PULUMI_OPTIONS) assert.equal(opt(name, 'pulumi'), `pgrelocate:options.${name}`);
     for (const name of OPTION_NAMES.filter((n) => !PULUMI_OPTIONS.includes(n)))
       assert.match(opt(name, 'pulumi'), /the CLI's --/, `${name} is a CLI-only option and says so`);
@@ -78,7 +99,10 @@ describe('one options table', function () {
     assert.throws(
       () => parseStackConfig({ mode: 'local', options: { maxlag: '16MB' } }),
       (e: ConfigError) => {
-        assert.match(e.issues.join('\n'), /pgrelocate:options: unknown key maxlag; the known ones are jobs, replicaIdentityFull, .*maxLag/);
+        assert.match(
+          e.issues.join('\n'),
+          /pgrelocate:options: unknown key maxlag; the known ones are jobs, .*replicaIdentityFull, .*maxLag/,
+        );
         return true;
       },
     );

@@ -12,6 +12,7 @@ import { estimateDumpBytes } from '../../check';
 import { ident, withClient, type ConnInfo } from '../../conn';
 import { applyDatabaseSettings } from '../../database-settings';
 import { PgrelocateError } from '../../errors';
+import { dumpFilterArgs, filterSql, schemaIncluded, type TableFilter } from '../../filter';
 import { MANAGED_ROLE, migrateGlobals } from '../../globals';
 import type { Preflight } from '../../preflight';
 import { parseRestoreErrors, type RestoreError } from '../../restore-errors';
@@ -41,6 +42,8 @@ export interface DumpRestoreOptions {
   /** Keep the dump directory after a successful run. */
   readonly keepDump: boolean;
   readonly verify: VerifyMode | 'none';
+  /** Which schemas and tables are migrated (default: all). */
+  readonly filter?: TableFilter;
 }
 
 export interface DumpRestoreContext {
@@ -62,6 +65,8 @@ export function pgDumpArgs(ctx: {
   opts: Pick<DumpRestoreOptions, 'jobs' | 'compress'>;
   sourceVersionNum: number;
   sourceInRecovery: boolean;
+  /** The run's filter as pg_dump arguments (`dumpFilterArgs`). */
+  filter?: readonly string[];
 }): string[] {
   const args = [
     '-Fd',
@@ -74,6 +79,7 @@ export function pgDumpArgs(ctx: {
     '--exclude-schema=pgrelocate',
     '-Z',
     String(ctx.opts.compress),
+    ...(ctx.filter ?? []),
   ];
   // Synchronized snapshots need 9.2+, and on a standby 10+ (seed 003: Heroku followers).
   if (ctx.sourceVersionNum < 90200 || (ctx.sourceInRecovery && ctx.sourceVersionNum < 100000)) args.push('--no-synchronized-snapshots');
@@ -174,6 +180,7 @@ const dumpStep: Step<DumpRestoreContext> = {
         opts: ctx.opts,
         sourceVersionNum: ctx.pre.source.server.versionNum,
         sourceInRecovery: ctx.pre.source.server.inRecovery,
+        filter: dumpFilterArgs(ctx.pre.facts.filterPlan),
       }),
       [ctx.source],
       { onStderrLine: progress.onStderrLine },
@@ -217,7 +224,8 @@ const restoreStep: Step<DumpRestoreContext> = {
       );
     }
     progress.finish();
-    const ownerGrants = ctx.opts.noOwner && !ctx.opts.noPrivileges ? await grantFormerOwners(ctx.source, ctx.target, emit) : undefined;
+    const ownerGrants =
+      ctx.opts.noOwner && !ctx.opts.noPrivileges ? await grantFormerOwners(ctx.source, ctx.target, ctx.opts.filter, emit) : undefined;
     return {
       jobs: ctx.opts.jobs,
       expectedErrors: expected.map((e) => ({ message: e.message, reason: e.reason })),
@@ -233,7 +241,7 @@ const restoreStep: Step<DumpRestoreContext> = {
  * records them): the application could no longer use its own tables. Grant
  * each former owner ALL on what it owned, where the role exists on the target.
  */
-async function grantFormerOwners(source: ConnInfo, target: ConnInfo, emit: Emit): Promise<number> {
+async function grantFormerOwners(source: ConnInfo, target: ConnInfo, filter: TableFilter | undefined, emit: Emit): Promise<number> {
   const owned = await withClient(
     source,
     'source',
@@ -244,7 +252,7 @@ async function grantFormerOwners(source: ConnInfo, target: ConnInfo, emit: Emit)
                 format('%I.%I', n.nspname, c.relname) AS name, pg_get_userbyid(c.relowner) AS owner
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrelocate')
-            AND n.nspname NOT LIKE 'pg\\_%'
+            AND n.nspname NOT LIKE 'pg\\_%' AND ${filterSql(filter)}
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
          UNION ALL
          SELECT 'SCHEMA', format('%I', n.nspname), pg_get_userbyid(n.nspowner) FROM pg_namespace n
@@ -258,6 +266,7 @@ async function grantFormerOwners(source: ConnInfo, target: ConnInfo, emit: Emit)
     const roles = new Set((await c.query<{ r: string }>('SELECT rolname AS r FROM pg_roles')).rows.map((r) => r.r));
     let granted = 0;
     for (const o of owned) {
+      if (o.kind === 'SCHEMA' && !schemaIncluded(filter, o.name.replace(/^"|"$/g, '').replace(/""/g, '"'))) continue;
       if (o.owner === me || MANAGED_ROLE.test(o.owner) || !roles.has(o.owner)) continue;
       try {
         await c.query(`GRANT ALL ON ${o.kind} ${o.name} TO ${ident(o.owner)}`);
@@ -296,7 +305,12 @@ const verifyStep: Step<DumpRestoreContext> = {
   async run(ctx, emit) {
     if (ctx.opts.verify === 'none') return { skipped: true };
     const meter = new ProgressMeter(emit, 'verify', ctx.pre.source.database.tables.length, 'tables');
-    const v = await verify(ctx.source, ctx.target, { mode: ctx.opts.verify, jobs: ctx.opts.jobs, onProgress: (d) => meter.update(d) });
+    const v = await verify(ctx.source, ctx.target, {
+      mode: ctx.opts.verify,
+      jobs: ctx.opts.jobs,
+      onProgress: (d) => meter.update(d),
+      ...(ctx.opts.filter ? { filter: ctx.opts.filter } : {}),
+    });
     ctx.verification = v;
     if (!v.ok) {
       throw new PgrelocateError(

@@ -88,7 +88,12 @@ async function migrateLocked(
   const strategy = options.strategy ?? 'dump-restore';
   const opts = resolveOptions(options);
   const startedAt = new Date();
-  const pre: Preflight = await preflight(source, target, { strategy, force: opts.force, workDir: opts.workDir });
+  const pre: Preflight = await preflight(source, target, {
+    strategy,
+    force: opts.force,
+    workDir: opts.workDir,
+    ...(opts.filter ? { filter: opts.filter } : {}),
+  });
   for (const f of pre.findings) if (f.level === 'warning') emit({ type: 'log', level: 'warn', message: `${f.message} ${f.fix}` });
   const tools = requireReady(pre);
   return withRunState(

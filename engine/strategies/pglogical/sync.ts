@@ -205,6 +205,12 @@ export const PGLOGICAL_STEPS: readonly Step<Ctx>[] = [
       const p = ctx.meta.pglogical;
       // Sequences first: they ride in the `default` set and are synchronized again at cutover.
       const seqSchemas = await withClient(ctx.source, 'source', async (c) => {
+        if (ctx.meta.filter) {
+          // A filtered run: the sequences it keeps, one by one (a schema's whole set would name ones the target lacks).
+          const seqs = ctx.pre.source.database.sequences.map((s) => qualified(s));
+          for (const s of seqs) await c.query(`SELECT pglogical.replication_set_add_sequence('default', $1::regclass, true)`, [s]);
+          return [...new Set(ctx.pre.source.database.sequences.map((s) => s.schema))];
+        }
         const r = await c.query<{ n: string }>(
           `SELECT DISTINCT n.nspname AS n FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace
             WHERE s.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pglogical') AND n.nspname NOT LIKE 'pg\\_%'`,
