@@ -119,7 +119,7 @@ async function copyOnceLocked(
     { create: { strategy: 'copy', source: describe(source) } },
     (state) =>
       withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {
-        const meta: StreamingMeta = newMeta(state.runId, pre.source.database.name);
+        const meta: StreamingMeta = { ...newMeta(state.runId, pre.source.database.name), ...(opts.filter ? { filter: opts.filter } : {}) };
         const ctx: CopyContext = {
           ...run,
           state,

@@ -7,6 +7,7 @@ import { formatBytes } from '../../engine/units';
 
 import { formatLiveness, formatStepStatus } from '../../engine/report';
 import { readRun } from '../../engine/state';
+import { describeFilter, isFiltered, type TableFilter } from '../../engine/filter';
 import { type CommonOpts, out } from './shared';
 
 /** The command's work, once commander has read the command line. */
@@ -23,10 +24,12 @@ export async function runStatus(o: CommonOpts): Promise<void> {
     );
     return;
   }
+  const filter = (run.meta as { filter?: TableFilter } | null)?.filter;
   const text = [
     `run ${run.id}  ${run.strategy}  ${run.status}${st.phase ? ` (phase ${st.phase})` : run.phase && run.status === 'running' ? ` (at ${run.phase})` : ''}`,
     `  source ${run.source}`,
     `  started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
+    ...(isFiltered(filter) ? [`  filter: ${describeFilter(filter)}`] : []),
     ...run.steps.map((s) => formatStepStatus(s)),
     ...formatLiveness(run),
     ...(st.sourceFence ? [`  source ${st.sourceFence.text}`] : []),

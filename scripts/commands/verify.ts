@@ -4,6 +4,8 @@ import { ExitCode } from '../../engine/errors';
 
 import { formatVerification } from '../../engine/report';
 import { verify } from '../../engine/verify';
+import { readRun } from '../../engine/state';
+import type { TableFilter } from '../../engine/filter';
 import { verifyStreaming } from '../../engine/strategies';
 import { type CommonOpts, endpoints, withEndpoints, out, parser, progressPrinter, withProgress } from './shared';
 
@@ -16,7 +18,9 @@ export async function runVerify(
   const jobs = o.jobs ?? 2;
   // A streaming run compares at a pinned point (the target caught up with a moment of the source), not a moving source.
   const pinned = await verifyStreaming(source, target, { mode, jobs }, progressPrinter(o));
-  const v = pinned ?? (await verify(source, target, { mode, jobs }));
+  // The filter the last run on the target moved with: what it left out is not compared.
+  const filter = ((await readRun(target))?.meta as { filter?: TableFilter } | null)?.filter;
+  const v = pinned ?? (await verify(source, target, { mode, jobs, ...(filter ? { filter } : {}) }));
   const head = pinned
     ? [
         `pinned${pinned.lsn ? ` at the source's LSN ${pinned.lsn}` : ''}, then compared while streaming`,

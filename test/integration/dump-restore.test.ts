@@ -3,6 +3,9 @@
  * verified row for row by pgrelocate and re-checked here independently.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { toUrl } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { migrate } from '../../engine/strategies/dump-restore/run';
@@ -106,6 +109,40 @@ describe('dump-restore between real servers', function () {
       assert.equal(run?.steps.length, 6);
     });
   }
+
+  it("a filter file in pgcopydb's form: only the schema kept, less one table; the schema a kept type lives in comes without its tables; verified, and verify later compares the same", async function () {
+    if (!hasServer(14) || !hasServer(17) || (await newestPgDump()) < 14) this.skip();
+    const { conn: source } = await sampleSource(14);
+    const target = await freshDatabase(await server(17), 'filtered');
+    const env = { PGRELOCATE_SOURCE_URL: toUrl(source, { password: true }), PGRELOCATE_TARGET_URL: toUrl(target, { password: true }) };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-filter-'));
+    const file = path.join(dir, 'filters.ini');
+    writeFileSync(file, ['[include-only-schema]', 'app', '', '[exclude-table]', 'app.attachments', ''].join('\n'));
+    const m = await pgrelocate(['migrate', '--strategy', 'dump-restore', '--jobs', '2', '--json', '--filter-file', file], env);
+    assert.equal(m.exitCode, ExitCode.ok, m.stderr);
+    const report = JSON.parse(m.stdout) as { verification: { ok: boolean; tables: { table: string }[] } };
+    assert.equal(report.verification.ok, true);
+    assert.ok(report.verification.tables.length >= 5);
+    assert.deepEqual(
+      report.verification.tables.filter((t) => !/^"app"\./.test(t.table) || /attachments/.test(t.table)),
+      [],
+    );
+    const rels = await sql<{ r: string }>(
+      target,
+      `SELECT n.nspname || '.' || c.relname AS r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrelocate') ORDER BY 1`,
+    );
+    assert.ok(
+      rels.every((x) => x.r.startsWith('app.') && x.r !== 'app.attachments'),
+      rels.map((x) => x.r).join(', '),
+    );
+    // app's tables use the domain billing.amount: the schema comes with it, without its tables.
+    const [domain] = await sql<{ d: string | null }>(target, `SELECT to_regtype('billing.amount')::text AS d`);
+    assert.equal(domain!.d, 'billing.amount');
+    const v = await pgrelocate(['verify', '--verify', 'count'], env);
+    assert.equal(v.exitCode, ExitCode.ok, v.stdout + v.stderr);
+    assert.match((await pgrelocate(['status'], env)).stdout, /filter: schemas app; not tables app\.attachments/);
+  });
 
   it('runs through the CLI with --json, then verify and status agree', async function () {
     if (!hasServer(12) || !hasServer(17) || (await newestPgDump()) < 12) this.skip();

@@ -198,6 +198,45 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
     await cleanup(source, target, { unfence: true });
   });
 
+  it('--exclude-schema: its tables stay out of the replication sets and its sequences out of the default set; changes to it are no schema change; the cutover fences only the moved tables', async function () {
+    const source = await freshDatabase(src, 'pglflt');
+    await sql(
+      source,
+      `CREATE SCHEMA keep; CREATE SCHEMA skip;
+       CREATE TABLE keep.a (id serial PRIMARY KEY, v text); INSERT INTO keep.a (v) SELECT 'k' || g FROM generate_series(1, 50) g;
+       CREATE TABLE skip.b (id serial PRIMARY KEY, v text); INSERT INTO skip.b (v) SELECT 's' || g FROM generate_series(1, 50) g`,
+    );
+    const target = await freshDatabase(dst, 'pglfltt');
+    await pglogicalSync(source, target, {
+      jobs: 2,
+      filter: { includeSchema: [], excludeSchema: ['skip'], includeTable: [], excludeTable: [] },
+    });
+    const members = await sql<{ r: string }>(
+      source,
+      `SELECT set_reloid::regclass::text AS r FROM pglogical.replication_set_table
+        UNION ALL SELECT set_seqoid::regclass::text FROM pglogical.replication_set_seq ORDER BY 1`,
+    );
+    assert.deepEqual(
+      members.map((m) => m.r),
+      ['keep.a', 'keep.a_id_seq'],
+    );
+    assert.deepEqual(await sql(target, `SELECT to_regnamespace('skip')::text AS s`), [{ s: null }]);
+    await sql(
+      source,
+      `INSERT INTO keep.a (v) VALUES ('streamed'); INSERT INTO skip.b (v) VALUES ('stays'); CREATE TABLE skip.later (id int PRIMARY KEY)`,
+    );
+    const c = await cutover(source, target, { verify: 'count' });
+    assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    assert.deepEqual(
+      c.verification!.tables.map((t) => t.table),
+      ['"keep"."a"'],
+    );
+    assert.deepEqual(await sql(target, `SELECT last_value::int AS v FROM keep.a_id_seq`), [{ v: 51 }]);
+    await assert.rejects(sql(source, `INSERT INTO keep.a (v) VALUES ('refused')`), /read-only/);
+    await sql(source, `INSERT INTO skip.b (v) VALUES ('still written here')`);
+    await cleanup(source, target, { unfence: true });
+  });
+
   it('cutover --rollback, then rollback under write load: the way back is native logical replication, started once pglogical’s subscription is gone; every write made on the new server is on the old one', async function () {
     const source = await freshDatabase(src, 'pglrbs');
     const sample = await loadSample(source, { sizeBytes: 3e6 });

@@ -2,6 +2,7 @@
  * A dump-restore run: preflight, the steps with state in the target, then a
  * report — also when a step fails, carried by `MigrationFailed`.
  */
+import { isFiltered } from '../../filter';
 import { opt } from '../../option-names';
 import { defaultOf } from '../../options';
 import { withRunLock } from '../../run-lock';
@@ -56,6 +57,7 @@ export function resolveOptions(o: MigrateOptions): DumpRestoreOptions {
     compress: o.compress ?? defaultOf('compress'),
     keepDump: o.keepDump ?? false,
     verify: o.verify ?? 'checksum',
+    ...(isFiltered(o.filter) ? { filter: o.filter } : {}),
   };
 }
 
@@ -100,6 +102,8 @@ async function migrateLocked(
     target,
     { create: { strategy, source: describe(source) } },
     async (state) => {
+      // The filter recorded with the run: a later verify compares what it moved, not the whole source.
+      if (opts.filter) await state.setMeta({ filter: opts.filter });
       const steps: StepResult[] = [];
       let ctx: DumpRestoreContext | undefined;
       const t0 = Date.now();
