@@ -15,6 +15,8 @@ export type Command = 'check' | 'plan' | 'migrate' | 'sync' | 'copy' | 'cutover'
 const RUN: readonly Command[] = ['migrate', 'sync', 'copy', 'cutover'];
 /** The commands that choose what a run migrates; later ones (cutover, status, verify) use what the run recorded. */
 const FILTERED: readonly Command[] = ['check', 'plan', 'migrate', 'sync', 'copy'];
+/** The commands that take a set of databases (status, verify and cleanup take the same flags on their own). */
+const CLUSTER: readonly Command[] = ['check', 'plan', 'migrate', 'sync', 'copy', 'cutover'];
 
 /** A whole number in [min, max], written as a number (Pulumi) or as text (CLI). */
 const whole = (min: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -38,6 +40,14 @@ const size = z.union([
       return false;
     }
   }),
+]);
+/** Names: comma-separated (CLI) or a list (Pulumi). */
+const names = z.union([
+  z
+    .string()
+    .transform((v) => v.split(',').map((x) => x.trim()))
+    .pipe(z.array(z.string().min(1)).min(1)),
+  z.array(z.string().min(1)).min(1),
 ]);
 /** A repeatable pattern: one (CLI, each flag) or a list (Pulumi). */
 const patterns = z.union([
@@ -94,6 +104,20 @@ export const OPTIONS = {
     expect: 'true or false',
     value: onOff,
     commands: ['check', 'plan', ...RUN],
+  },
+  allDatabases: {
+    flag: '--all-databases',
+    help: "every database of the source (less templates, a managed service's own, and an empty postgres): roles once, each database created on the target and moved, one cutover for all",
+    expect: 'true or false',
+    value: onOff,
+    commands: CLUSTER,
+  },
+  databases: {
+    flag: '--databases <names>',
+    help: 'these databases of the source, comma-separated, as --all-databases does',
+    expect: 'database names, comma-separated',
+    value: names,
+    commands: CLUSTER,
   },
   includeSchema: {
     flag: '--include-schema <pattern>',
@@ -399,7 +423,8 @@ export function commandLine(values: OptionValues, command: Command, streaming: b
     const v = values[name];
     const flag = flagOf(name);
     if (v === undefined || flag === null) continue;
-    if (Array.isArray(v)) for (const x of v as unknown[]) args.push(flag, String(x));
+    if (Array.isArray(v) && !(OPTIONS[name] as OptionSpec).repeat) args.push(flag, (v as unknown[]).join(','));
+    else if (Array.isArray(v)) for (const x of v as unknown[]) args.push(flag, String(x));
     else if ((OPTIONS[name] as OptionSpec).flag?.includes('<')) args.push(flag, String(v));
     else if (v === true) args.push(flag);
   }

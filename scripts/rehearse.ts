@@ -16,11 +16,12 @@ import { withClient } from '../engine/conn';
 import { ExitCode, isPgrelocateError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
 import { MigrationFailed, type MigrationReport } from '../engine/strategies/dump-restore/run';
-import { cutover, migrate, sync, type CutoverReport, type SyncOutcome } from '../engine/strategies';
+import { cutover, migrate, streamingHooks, sync, type CutoverReport, type SyncOutcome } from '../engine/strategies';
 import { progressView } from './progress-view';
 import { formatCutover, formatReport, formatSyncOutcome } from '../engine/report';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
-import { APP_ROLE, dropGeneratedColumns, loadSample } from './sample-db';
+import { APP_ROLE, dropGeneratedColumns, loadSample, loadSideDatabases } from './sample-db';
+import { cutoverDatabases, prepareTargetDatabases, runEachDatabase, selectDatabases } from '../engine/databases';
 import { WriteLoad, type LedgerCheck, type LoadSummary } from './write-load';
 
 interface RehearseOptions {
@@ -36,6 +37,8 @@ interface RehearseOptions {
   batchSize: number;
   batchPause: number;
   bucardoParallelCopy?: boolean;
+  /** Two more databases beside the sample, every one moved in one run with one cutover. */
+  allDatabases?: boolean;
 }
 
 interface LogicalRehearsal {
@@ -47,6 +50,11 @@ interface LogicalRehearsal {
   /** From the application's side: last commit on the source to first commit on the target. */
   readonly appWriteGapSeconds: number | null;
   readonly ledger: LedgerCheck;
+  /** --all-databases: every database's own blackout and verification, and the one blackout of them all. */
+  readonly others: {
+    readonly databases: readonly { readonly database: string; readonly blackoutSeconds: number; readonly verified: boolean | null }[];
+    readonly blackoutSeconds: number;
+  } | null;
   readonly ok: boolean;
 }
 
@@ -65,8 +73,9 @@ async function servers(o: RehearseOptions): Promise<[LocalServer, LocalServer]> 
   log(
     `servers: source PostgreSQL ${o.from} on 127.0.0.1:${source.port}, target PostgreSQL ${o.to} on 127.0.0.1:${target.port} (${formatDuration((Date.now() - t0) / 1000)})`,
   );
-  // The application database is "shop" on both sides, as it would be on real servers.
-  for (const s of [source, target]) await withClient(s.conn(), 'local server', (c) => c.query('CREATE DATABASE shop'));
+  // The application database is "shop" on both sides, as it would be on real servers; a whole-cluster run creates the target's itself.
+  for (const s of o.allDatabases ? [source] : [source, target])
+    await withClient(s.conn(), 'local server', (c) => c.query('CREATE DATABASE shop'));
   return [source, target];
 }
 
@@ -86,6 +95,10 @@ async function rehearseLogical(o: RehearseOptions, strategy: StreamingStrategy):
     await dropGeneratedColumns(source.conn('shop'));
     log('sample: generated column app.line_items.amount made a plain column (a 9.x schema has none; pglogical 2 cannot replicate them)');
   }
+  if (o.allDatabases) {
+    await loadSideDatabases(source.conn());
+    log('side databases: crm (pgcrypto) and metrics (owned by reporter, with its own work_mem there)');
+  }
   const load = new WriteLoad(source.conn('shop'), { rate: o.rate, workers: 4, user: { name: APP_ROLE, password: sample.appPassword } });
   await load.start();
   log(`write load: ${o.rate} transactions/s on the source as ${APP_ROLE}, with a ledger`);
@@ -93,22 +106,42 @@ async function rehearseLogical(o: RehearseOptions, strategy: StreamingStrategy):
   // The sample has a key-less table (schema_migrations): let pgrelocate give it REPLICA IDENTITY FULL.
   const options = { replicaIdentityFull: true, verify: o.verify, ...(o.jobs ? { jobs: o.jobs } : {}) };
   try {
-    const s = await sync(
-      strategy,
-      source.conn('shop'),
-      target.conn('shop'),
-      {
-        ...options,
-        batchSize: o.batchSize,
-        batchPause: o.batchPause,
-        bucardoParallelCopy: o.bucardoParallelCopy ?? false,
-        ...(o.strategy === 'bucardo' ? { bucardoUrl: (await bucardoServer()).conn() } : {}),
-      },
-      emit,
-    );
-    log(`streaming for ${o.streamSeconds}s under load …`);
-    await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
-    const c = await cutover(source.conn('shop'), target.conn('shop'), options, emit);
+    const syncOptions = {
+      ...options,
+      batchSize: o.batchSize,
+      batchPause: o.batchPause,
+      bucardoParallelCopy: o.bucardoParallelCopy ?? false,
+      ...(o.strategy === 'bucardo' ? { bucardoUrl: (await bucardoServer()).conn() } : {}),
+    };
+    let s: SyncOutcome;
+    let c: CutoverReport;
+    let others: LogicalRehearsal['others'] = null;
+    if (o.allDatabases) {
+      // Every database of the source: created on the target, each synced in turn (roles with the first), one cutover.
+      const names = await selectDatabases(source.conn(), { all: true });
+      const created = await prepareTargetDatabases(source.conn(), target.conn(), names, emit);
+      const synced = await runEachDatabase(source.conn(), target.conn(), names, created, emit, (src, dst, skip) =>
+        sync(strategy, src, dst, skip ? { ...syncOptions, skipGlobals: true } : syncOptions, emit),
+      );
+      log(`streaming ${names.length} databases for ${o.streamSeconds}s under load …`);
+      await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
+      const all = await cutoverDatabases(source.conn(), target.conn(), names, options, emit, streamingHooks, async () => undefined);
+      s = synced.find((x) => x.database === 'shop')!.result;
+      c = all.databases.find((x) => x.database === 'shop')!.result;
+      others = {
+        databases: all.databases.map((d) => ({
+          database: d.database,
+          blackoutSeconds: d.result.blackoutSeconds,
+          verified: d.result.verification?.ok ?? null,
+        })),
+        blackoutSeconds: all.blackoutSeconds,
+      };
+    } else {
+      s = await sync(strategy, source.conn('shop'), target.conn('shop'), syncOptions, emit);
+      log(`streaming for ${o.streamSeconds}s under load …`);
+      await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
+      c = await cutover(source.conn('shop'), target.conn('shop'), options, emit);
+    }
     // The deploy that points the application at the new server.
     load.switchTo(target.conn('shop'));
     await new Promise((r) => setTimeout(r, 2000));
@@ -122,7 +155,8 @@ async function rehearseLogical(o: RehearseOptions, strategy: StreamingStrategy):
       load: summary,
       appWriteGapSeconds: load.writeGap(),
       ledger,
-      ok: ledger.ok,
+      others,
+      ok: ledger.ok && (others?.databases.every((d) => d.verified !== false) ?? true),
     };
   } finally {
     await load.stop().catch(() => undefined);
@@ -155,6 +189,9 @@ function formatLogical(r: LogicalRehearsal): string {
       : '',
     `  write-blackout    ${formatDuration(r.cutover.blackoutSeconds)} measured by pgrelocate; ${r.appWriteGapSeconds === null ? 'n/a' : formatDuration(r.appWriteGapSeconds)} seen by the application (last commit on the source → first on the target)`,
     `  write load        ${r.load.committed} commits, ${r.load.failed} refused by the old server at or after the switch (they waited on the fence; through PgBouncer they would run on the new one), ${r.load.uncertain} cut off mid-statement (${r.load.perSecond.toFixed(0)}/s)`,
+    r.others
+      ? `  all databases     ${r.others.databases.map((d) => `${d.database} (${d.verified === false ? 'verification FAILED' : 'verified'})`).join(', ')}: one cutover, write-blackout ${formatDuration(r.others.blackoutSeconds)} from the first fence to the last switch`
+      : '',
     `  ledger            ${r.ledger.ok ? 'OK' : 'FAILED'} — ${r.ledger.checked} written keys checked on the target, ${r.ledger.missing.length} missing, ${r.ledger.wrong.length} stale, ${r.ledger.resurrected.length} resurrected`,
   ]
     .filter(Boolean)
@@ -165,6 +202,17 @@ async function rehearseDumpRestore(o: RehearseOptions): Promise<MigrationReport>
   const [source, target] = await servers(o);
   const sample = await loadSample(source.conn('shop'), { sizeBytes: o.size, log });
   log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
+  if (o.allDatabases) {
+    await loadSideDatabases(source.conn());
+    const names = await selectDatabases(source.conn(), { all: true });
+    const created = await prepareTargetDatabases(source.conn(), target.conn(), names, progressView());
+    const reports = await runEachDatabase(source.conn(), target.conn(), names, created, progressView(), (s, t, skip) =>
+      migrate('dump-restore', s, t, { dumpRestore: { ...(o.jobs ? { jobs: o.jobs } : {}), skipGlobals: skip } }, progressView()),
+    );
+    for (const r of reports.filter((x) => x.database !== 'shop'))
+      log(`database ${r.database}: verification ${r.result.report.verification?.ok ? 'OK' : 'FAILED'}`);
+    return reports.find((x) => x.database === 'shop')!.result.report;
+  }
   const m = await migrate(
     'dump-restore',
     source.conn('shop'),
@@ -197,6 +245,10 @@ async function main(): Promise<number> {
     .option('--stream-seconds <s>', 'how long to stream under load before the cutover', num('seconds'), 5)
     .addOption(
       new Option('--verify <mode>', 'verification inside the cutover window').choices(['count', 'checksum', 'none']).default('count'),
+    )
+    .option(
+      '--all-databases',
+      'two more databases beside the sample (one with its own extension, one with a role setting in it), every one moved in one run with one cutover',
     )
     .option('--json', 'print the report as JSON')
     .parse();

@@ -366,3 +366,34 @@ if (require.main === module) {
 export async function dropGeneratedColumns(conn: ConnInfo): Promise<void> {
   await withClient(conn, 'sample', (c) => c.query('ALTER TABLE app.line_items ALTER COLUMN amount DROP EXPRESSION'));
 }
+
+/**
+ * Two more databases beside the sample on the server at `admin` (its
+ * maintenance database), as a whole-cluster move meets them: `crm`, with an
+ * extension of its own (pgcrypto), and `metrics`, owned by a role that has a
+ * setting of its own in it. Small: what they test is being moved with the others.
+ */
+export async function loadSideDatabases(admin: ConnInfo): Promise<void> {
+  const on = (db: string): ConnInfo => ({ ...admin, database: db });
+  await withClient(admin, 'local server', async (c) => {
+    const reporter = await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'reporter'`);
+    if (!reporter.rowCount) await c.query(`CREATE ROLE reporter LOGIN PASSWORD ${literal(randomBytes(12).toString('base64url'))}`);
+    await c.query('CREATE DATABASE crm');
+    await c.query('CREATE DATABASE metrics OWNER reporter');
+    await c.query(`ALTER ROLE reporter IN DATABASE metrics SET work_mem = '8MB'`);
+  });
+  await withClient(on('crm'), 'local server', (c) =>
+    c.query(
+      `CREATE EXTENSION pgcrypto;
+       CREATE TABLE contacts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), email text NOT NULL, secret bytea);
+       INSERT INTO contacts (email, secret) SELECT 'c' || g || '@example.com', digest('s' || g, 'sha256') FROM generate_series(1, 300) g`,
+    ),
+  );
+  await withClient(on('metrics'), 'local server', (c) =>
+    c.query(
+      `CREATE TABLE samples (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), v double precision);
+       INSERT INTO samples (v) SELECT random() FROM generate_series(1, 500);
+       ALTER TABLE samples OWNER TO reporter`,
+    ),
+  );
+}

@@ -42,6 +42,7 @@ import {
   readFence,
   takeFence,
   type HeldFence,
+  withinBound,
 } from './fence';
 import type { CutoverContext, StreamingHooks } from './hooks';
 import { previousRun, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from './options';
@@ -105,7 +106,7 @@ function poolOf(c: CutoverContext): Pool | null {
   return p ? { ...p, database: p.database ?? c.meta.sourceDatabase } : null;
 }
 
-async function runHook(cmd: string, label: string): Promise<void> {
+export async function runHook(cmd: string, label: string): Promise<void> {
   // A hook is the user's command: it gets their environment, less the passwords pgrelocate was given.
   const r = await execa(cmd, {
     shell: true,
@@ -223,6 +224,8 @@ function fenceStep(): Step<Ctx> {
   return {
     name: 'fence',
     async run(c) {
+      // Several databases as one: none fences before every one has passed its gates.
+      await c.opts.together?.arrive('fence');
       const record = await planFence(c.src, c.meta.sourceDatabase, c.runId, describe(c.target), c.meta.filter);
       c.meta.fence = record;
       c.meta.phase = 'cutover';
@@ -233,6 +236,7 @@ function fenceStep(): Step<Ctx> {
       const taken = await takeFence(c.source, record.tables, c.opts.maxBlackout, poolOf(c));
       c.held = taken.held;
       c.pool = taken.pool;
+      c.opts.together?.noteFence(c.fencedAt);
       return {
         tables: record.tables.length,
         lockWaitSeconds: taken.held.lockWaitSeconds,
@@ -260,6 +264,19 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
           `Run the cutover again, or raise ${opt('maxBlackout')}.`,
         );
       const locks = await held.proveHeld();
+      if (c.opts.together) {
+        // Several databases as one: none switches before every one holds its fence with its final LSN applied.
+        await withinBound(
+          c.opts.together.arrive('switch'),
+          c.deadline - Date.now(),
+          () =>
+            new PgrelocateError(
+              'max-blackout',
+              `The cutover's write fence reached the ${c.opts.maxBlackout}s guardrail while this database waited for the others to be ready to switch; it was lifted and the cutover rolled back for every database.`,
+              `Run the cutover again, or raise ${opt('maxBlackout')}.`,
+            ),
+        );
+      }
       c.meta.fence!.at = new Date().toISOString();
       try {
         await held.makePermanent(c.meta.fence!);
@@ -269,6 +286,7 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
         if (onSource?.runId !== c.runId) throw e;
       }
       c.held = null;
+      c.opts.together?.noteSwitch(Date.now());
       c.meta.fence!.state = 'permanent';
       c.meta.phase = 'switched';
       await c.state.setMeta(c.meta);
@@ -496,7 +514,12 @@ export async function runCutover(
             deadline: 0,
             pool: null,
           };
-          const switched = await recover(ctx, emit);
+          const switched = await recover(ctx, emit).catch((e: Error) => {
+            opts.together?.fail(e);
+            throw e;
+          });
+          // Switched by an earlier cutover: it only finishes what follows, and the others do not wait for it.
+          if (switched) opts.together?.leave();
           return cutoverSteps(ctx, hooks, emit, switched);
         },
         (state) => state.setPhase(run.meta.phase === 'switched' ? 'switched' : 'streaming'),
@@ -520,6 +543,7 @@ async function cutoverSteps(ctx: Ctx, hooks: StreamingHooks, emit: Emit, switche
     ctx.meta.phase = 'done';
     await state.setMeta(ctx.meta);
   } catch (e) {
+    ctx.opts.together?.fail(e as Error);
     if (ctx.meta.phase === 'cutover') {
       // Before the switch nothing of the fence is permanent: rolling its transaction back lifts it.
       await ctx.held?.release();

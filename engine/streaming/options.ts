@@ -11,6 +11,7 @@ import { type FenceRecord } from './fence';
 import { type PgbouncerTarget } from './pgbouncer';
 import type { RollbackMeta } from './rollback';
 import { type LogicalNames } from './snapshot';
+import type { Together } from './together';
 
 export interface StreamingOptions {
   readonly jobs: number;
@@ -53,6 +54,8 @@ export interface StreamingOptions {
   readonly pgbouncer?: PgbouncerTarget;
   /** Which schemas and tables the run migrates (default: all); recorded with the run, so later commands use the same. */
   readonly filter?: TableFilter;
+  /** cutover: this database is one of several cut over as one (`--all-databases`): they fence and switch together. */
+  readonly together?: Together;
 }
 
 export function resolveStreamingOptions(o: Partial<StreamingOptions>): StreamingOptions {
@@ -79,6 +82,7 @@ export function resolveStreamingOptions(o: Partial<StreamingOptions>): Streaming
     rollback: o.rollback ?? false,
     ...(o.pgbouncer ? { pgbouncer: o.pgbouncer } : {}),
     ...(isFiltered(o.filter) ? { filter: o.filter } : {}),
+    ...(o.together ? { together: o.together } : {}),
   };
 }
 

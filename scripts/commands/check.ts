@@ -1,4 +1,5 @@
 /** `pgrelocate check`. */
+import { clusterSelection, runClusterCheck } from './cluster';
 import { Command, Option } from 'commander';
 import { hasErrors, runChecks } from '../../engine/check';
 import { STRATEGIES, type Strategy } from '../../engine/strategies/names';
@@ -11,6 +12,8 @@ import { endpoints, filterOf, withEndpoints, out, withOptions, optionValues, typ
 
 /** The command's work, once commander has read the command line. */
 export async function runCheck(o: CliOpts & { strategy?: Strategy }): Promise<void> {
+  const sel = clusterSelection(o);
+  if (sel) return runClusterCheck(o, sel);
   const { source, target } = endpoints(o);
   const v = optionValues(o, 'check');
   const pre = await preflight(source, target, {

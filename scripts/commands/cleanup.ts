@@ -1,4 +1,5 @@
 /** `pgrelocate cleanup`. */
+import { clusterSelection, runClusterCleanup, withDatabaseFlags } from './cluster';
 import { Command, Option } from 'commander';
 import { parseUrl } from '../../engine/conn';
 import { PgrelocateError } from '../../engine/errors';
@@ -10,6 +11,8 @@ import { type CommonOpts, out } from './shared';
 
 /** The command's work, once commander has read the command line. */
 export async function runCleanup(o: CommonOpts & { unfence?: boolean; bucardoUrl?: string }): Promise<void> {
+  const sel = clusterSelection(o as Record<string, unknown>);
+  if (sel) return runClusterCleanup(o, sel);
   if (!o.target) throw new PgrelocateError('usage', 'No target given.', 'Pass --target postgresql://… or set PGRELOCATE_TARGET_URL.');
   const target = parseUrl(o.target, 'target URL');
   let removed: string[];
@@ -27,8 +30,7 @@ export async function runCleanup(o: CommonOpts & { unfence?: boolean; bucardoUrl
 
 /** Register `cleanup` on the program. */
 export function register(program: Command): void {
-  program
-    .command('cleanup')
+  withDatabaseFlags(program.command('cleanup'))
     .description(
       "remove pgrelocate's artefacts: subscription (target), slot and publication (source), REPLICA IDENTITY changes, state schema",
     )

@@ -1,4 +1,5 @@
 /** `pgrelocate copy`. */
+import { clusterSelection, runClusterCopy } from './cluster';
 import { Command } from 'commander';
 import { copyOnce } from '../../engine/copy/once';
 
@@ -7,6 +8,8 @@ import { endpoints, withEndpoints, out, progressPrinter, withOptions, streamingO
 
 /** The command's work, once commander has read the command line. */
 export async function runCopy(o: CliOpts): Promise<void> {
+  const sel = clusterSelection(o);
+  if (sel) return runClusterCopy(o, sel);
   const { source, target } = endpoints(o);
   const r = await copyOnce(source, target, streamingOptions(o, 'copy'), progressPrinter(o));
   out(o, r, formatCopy(r));

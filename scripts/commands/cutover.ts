@@ -1,4 +1,5 @@
 /** `pgrelocate cutover`. */
+import { clusterSelection, runClusterCutover } from './cluster';
 import { Command, Option } from 'commander';
 import { STREAMING_STRATEGIES } from '../../engine/strategies/names';
 import { PgrelocateError } from '../../engine/errors';
@@ -10,6 +11,8 @@ import { endpoints, withEndpoints, out, progressPrinter, withOptions, streamingO
 
 /** The command's work, once commander has read the command line. */
 export async function runCutover(o: CliOpts & { strategy?: string }): Promise<void> {
+  const sel = clusterSelection(o);
+  if (sel) return runClusterCutover(o, sel);
   const { source, target } = endpoints(o);
   if (o.strategy) {
     const prev = await previousRun(target);

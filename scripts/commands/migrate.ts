@@ -1,4 +1,5 @@
 /** `pgrelocate migrate`. */
+import { clusterSelection, runClusterMigrate } from './cluster';
 import { Command, Option } from 'commander';
 import { STRATEGIES, type Strategy } from '../../engine/strategies/names';
 import { MigrationFailed } from '../../engine/strategies/dump-restore/run';
@@ -21,6 +22,8 @@ import {
 
 /** The command's work, once commander has read the command line. */
 export async function runMigrate(o: CliOpts & { strategy?: Strategy }): Promise<void> {
+  const sel = clusterSelection(o);
+  if (sel) return runClusterMigrate(o, sel);
   const { source, target } = endpoints(o);
   const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
   const emit = progressPrinter(o);

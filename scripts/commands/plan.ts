@@ -1,4 +1,5 @@
 /** `pgrelocate plan`. */
+import { clusterSelection, runClusterPlan } from './cluster';
 import { Command, Option } from 'commander';
 import { STRATEGIES, type Strategy } from '../../engine/strategies/names';
 import { ExitCode } from '../../engine/errors';
@@ -8,6 +9,8 @@ import { endpoints, filterOf, withEndpoints, out, withOptions, optionValues, typ
 
 /** The command's work, once commander has read the command line. */
 export async function runPlan(o: CliOpts & { strategy?: Strategy }): Promise<void> {
+  const sel = clusterSelection(o);
+  if (sel) return runClusterPlan(o, sel);
   const { source, target } = endpoints(o);
   const v = optionValues(o, 'plan');
   const p = await plan(source, target, {

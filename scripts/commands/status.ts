@@ -1,4 +1,5 @@
 /** `pgrelocate status`. */
+import { clusterSelection, runClusterStatus, withDatabaseFlags } from './cluster';
 import { Command, Option } from 'commander';
 import { parseUrl } from '../../engine/conn';
 import { ExitCode, PgrelocateError } from '../../engine/errors';
@@ -12,6 +13,8 @@ import { type CommonOpts, out } from './shared';
 
 /** The command's work, once commander has read the command line. */
 export async function runStatus(o: CommonOpts): Promise<void> {
+  const sel = clusterSelection(o as Record<string, unknown>);
+  if (sel) return runClusterStatus(o, sel);
   if (!o.target) throw new PgrelocateError('usage', 'No target given.', 'Pass --target postgresql://… or set PGRELOCATE_TARGET_URL.');
   const target = parseUrl(o.target, 'target URL');
   const st = await status(o.source ? parseUrl(o.source, 'source URL') : null, target);
@@ -66,8 +69,7 @@ export async function runStatus(o: CommonOpts): Promise<void> {
 
 /** Register `status` on the program. */
 export function register(program: Command): void {
-  program
-    .command('status')
+  withDatabaseFlags(program.command('status'))
     .description("show the latest run recorded in the target's pgrelocate schema; with --source, the replication lag too")
     .addOption(new Option('--source <url>', 'source database URL (for the lag)').env('PGRELOCATE_SOURCE_URL'))
     .addOption(new Option('--target <url>', 'target database URL').env('PGRELOCATE_TARGET_URL'))

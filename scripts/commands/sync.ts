@@ -1,4 +1,5 @@
 /** `pgrelocate sync`. */
+import { clusterSelection, runClusterSync } from './cluster';
 import { Command, Option } from 'commander';
 import { STREAMING_STRATEGIES } from '../../engine/strategies/names';
 import { PgrelocateError } from '../../engine/errors';
@@ -19,6 +20,8 @@ import {
 
 /** The command's work, once commander has read the command line. */
 export async function runSync(o: CliOpts & { strategy?: StreamingStrategy }): Promise<void> {
+  const sel = clusterSelection(o);
+  if (sel) return runClusterSync(o, sel);
   const { source, target } = endpoints(o);
   const chosen = o.strategy ? { strategy: o.strategy } : await choose(source, target, o, 'migrate');
   const picked = chosen.strategy;

@@ -1,4 +1,5 @@
 /** `pgrelocate verify`. */
+import { clusterSelection, runClusterVerify, withDatabaseFlags } from './cluster';
 import { Command, Option } from 'commander';
 import { ExitCode } from '../../engine/errors';
 
@@ -13,6 +14,8 @@ import { type CommonOpts, endpoints, withEndpoints, out, parser, progressPrinter
 export async function runVerify(
   o: CommonOpts & { verify?: 'checksum' | 'count'; mode?: 'checksum' | 'count'; jobs?: number; quiet?: boolean; verbose?: boolean },
 ): Promise<void> {
+  const sel = clusterSelection(o as Record<string, unknown>);
+  if (sel) return runClusterVerify(o, sel);
   const { source, target } = endpoints(o);
   const mode = o.verify ?? o.mode ?? 'checksum';
   const jobs = o.jobs ?? 2;
@@ -34,7 +37,7 @@ export async function runVerify(
 
 /** Register `verify` on the program. */
 export function register(program: Command): void {
-  withProgress(withEndpoints(program.command('verify')))
+  withDatabaseFlags(withProgress(withEndpoints(program.command('verify'))))
     .description(
       'compare source and target: row counts, primary key ranges, checksums, sequences, large objects; a streaming run at a pinned point, while it streams',
     )

@@ -1,0 +1,168 @@
+/**
+ * Whole clusters (`--all-databases`, `--databases`) on servers of their own:
+ * three databases — the sample (extensions, a role's setting in it, under
+ * write load), one with an extension of its own, one with a role-specific
+ * setting — moved in one run: roles once, each database created on the target
+ * as the source has it, each verified, and one cutover with one blackout.
+ */
+import assert from 'node:assert/strict';
+import { toUrl, withDatabase, type ConnInfo } from '../../engine/conn';
+import { ExitCode } from '../../engine/errors';
+import { startServer, type LocalServer } from '../../engine/local/cluster';
+import { APP_ROLE, loadSample, loadSideDatabases } from '../../scripts/sample-db';
+import { WriteLoad } from '../../scripts/write-load';
+import { pgrelocate } from '../helpers/cli';
+import { hasServer, newestPgDump, sql } from '../helpers/servers';
+
+/** The three databases, made on `s`: returns the sample's application password. */
+async function threeDatabases(s: LocalServer): Promise<string> {
+  await sql(s.conn('postgres'), `CREATE DATABASE shop`);
+  const sample = await loadSample(s.conn('shop'), { sizeBytes: 2e6 });
+  await loadSideDatabases(s.conn('postgres'));
+  return sample.appPassword;
+}
+
+describe('whole clusters: --all-databases and --databases', function () {
+  let src: LocalServer;
+  let dst: LocalServer;
+
+  before(async function () {
+    if (!hasServer(14) || !hasServer(17) || (await newestPgDump()) < 14) this.skip();
+    src = await startServer({ major: 14, name: 'cluster-src' });
+    dst = await startServer({ major: 17, name: 'cluster-dst' });
+  });
+  after(async function () {
+    await Promise.all([src?.stop(), dst?.stop()]);
+  });
+
+  it('migrate --all-databases by logical replication under write load: three databases created and moved, roles once, each verified, one cutover with one blackout; status and cleanup over all', async function () {
+    const appPassword = await threeDatabases(src);
+    const env = {
+      PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
+      PGRELOCATE_TARGET_URL: toUrl(dst.conn('postgres'), { password: true }),
+    };
+    const check = await pgrelocate(['check', '--all-databases', '--replica-identity-full', '--json'], env);
+    assert.equal(check.exitCode, ExitCode.ok, check.stdout + check.stderr);
+    const checked = JSON.parse(check.stdout) as { databases: { database: string; created: boolean }[] };
+    // postgres holds no table of its own: not moved.
+    assert.deepEqual(
+      checked.databases.map((d) => [d.database, d.created]),
+      [
+        ['crm', true],
+        ['metrics', true],
+        ['shop', true],
+      ],
+    );
+    const shop = (c: ConnInfo): ConnInfo => withDatabase(c, 'shop');
+    const load = new WriteLoad(shop(src.conn()), { rate: 100, workers: 2, user: { name: APP_ROLE, password: appPassword } });
+    await load.start();
+    try {
+      const m = await pgrelocate(
+        ['migrate', '--all-databases', '--strategy', 'logical', '--replica-identity-full', '--jobs', '2', '--json'],
+        env,
+      );
+      assert.equal(m.exitCode, ExitCode.ok, m.stderr.slice(-3000));
+      const report = JSON.parse(m.stdout) as {
+        cutover: {
+          blackoutSeconds: number;
+          databases: { database: string; result: { blackoutSeconds: number; verification: { ok: boolean; tables: unknown[] } } }[];
+        };
+      };
+      load.switchTo(shop(dst.conn()));
+      await new Promise((r) => setTimeout(r, 300));
+      await load.stop();
+      const ledger = await load.ledger.check(shop(dst.conn()));
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      assert.deepEqual(
+        report.cutover.databases.map((d) => [d.database, d.result.verification.ok]),
+        [
+          ['crm', true],
+          ['metrics', true],
+          ['shop', true],
+        ],
+      );
+      // One blackout: from the first fence to the last switch, at least each database's own.
+      const each = report.cutover.databases.map((d) => d.result.blackoutSeconds);
+      assert.ok(
+        report.cutover.blackoutSeconds >= Math.max(...each) - 0.001 && report.cutover.blackoutSeconds < 5,
+        JSON.stringify(report.cutover),
+      );
+      // Each database as the source has it: owner, extension, the role's setting in it, the rows.
+      const dbs = await sql<{ d: string; owner: string }>(
+        dst.conn('postgres'),
+        `SELECT datname AS d, pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname IN ('shop', 'crm', 'metrics') ORDER BY 1`,
+      );
+      assert.deepEqual(
+        dbs.find((x) => x.d === 'metrics'),
+        { d: 'metrics', owner: 'reporter' },
+      );
+      assert.equal(
+        (
+          await sql<{ n: number }>(
+            dst.conn('crm'),
+            `SELECT count(*)::int AS n FROM contacts WHERE secret = digest('s' || substr(split_part(email, '@', 1), 2), 'sha256')`,
+          )
+        )[0]!.n,
+        300,
+      );
+      const [setting] = await sql<{ s: string[] }>(
+        dst.conn('postgres'),
+        `SELECT setconfig AS s FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'metrics') AND setrole = 'reporter'::regrole`,
+      );
+      assert.deepEqual(setting?.s, ['work_mem=8MB']);
+      // Every source database fenced by the one cutover.
+      for (const db of ['shop', 'crm', 'metrics'])
+        await assert.rejects(sql(withDatabase(src.conn(), db), `CREATE TABLE written_after (x int)`), /read-only/, db);
+
+      const st = await pgrelocate(['status', '--all-databases', '--json'], env);
+      assert.equal(st.exitCode, ExitCode.ok, st.stderr);
+      const rows = (JSON.parse(st.stdout) as { databases: { database: string; phase: string }[] }).databases;
+      assert.deepEqual(
+        rows.map((r) => [r.database, r.phase]),
+        [
+          ['crm', 'done'],
+          ['metrics', 'done'],
+          ['shop', 'done'],
+        ],
+      );
+      const cl = await pgrelocate(['cleanup', '--all-databases', '--unfence'], env);
+      assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
+      for (const db of ['shop', 'crm', 'metrics']) {
+        assert.deepEqual(
+          await sql(withDatabase(src.conn(), db), `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`),
+          [],
+        );
+        await sql(withDatabase(src.conn(), db), `CREATE TABLE written_after (x int)`);
+      }
+    } finally {
+      await load.stop();
+    }
+  });
+
+  it('migrate --databases by dump-restore: the two named moved and verified, each with VACUUM ANALYZE; a name the source lacks refused before anything changes', async function () {
+    const target = await startServer({ major: 16, name: 'cluster-dr' });
+    try {
+      const env = {
+        PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
+        PGRELOCATE_TARGET_URL: toUrl(target.conn('postgres'), { password: true }),
+      };
+      const bad = await pgrelocate(['migrate', '--databases', 'crm,nope', '--strategy', 'dump-restore'], env);
+      assert.equal(bad.exitCode, ExitCode.usage, bad.stderr);
+      assert.match(bad.stderr, /no database "nope".*Name databases it has: .*crm/s);
+      assert.deepEqual(await sql(target.conn('postgres'), `SELECT datname FROM pg_database WHERE datname = 'crm'`), []);
+      const m = await pgrelocate(['migrate', '--databases', 'crm,metrics', '--strategy', 'dump-restore', '--jobs', '2', '--json'], env);
+      assert.equal(m.exitCode, ExitCode.ok, m.stderr.slice(-3000));
+      const r = JSON.parse(m.stdout) as { databases: { database: string; verification: { ok: boolean }; steps: { name: string }[] }[] };
+      assert.deepEqual(
+        r.databases.map((d) => [d.database, d.verification.ok, d.steps.some((s) => s.name === 'vacuum-analyze')]),
+        [
+          ['crm', true, true],
+          ['metrics', true, true],
+        ],
+      );
+      assert.deepEqual(await sql(target.conn('postgres'), `SELECT datname FROM pg_database WHERE datname = 'shop'`), []);
+    } finally {
+      await target.stop();
+    }
+  });
+});
