@@ -84,6 +84,13 @@ export const StackConfigSchema = z
     /** sync: copy and stream; cutover: switch (change it and `pulumi up`); rollback: back to the source (after a cutover with options.rollback). */
     phase: z.enum(['sync', 'cutover', 'rollback']).default('sync'),
     options: RunOptionsSchema.default(RunOptionsSchema.parse({})),
+    /**
+     * Several databases in one run (the CLI's --all-databases / --databases): `all`, or their names. The run
+     * creates each on the target as the source has it, moves the roles once, and cuts them over as one.
+     */
+    databases: z
+      .union([z.literal('all'), z.array(z.string().regex(/^[^\s,]+$/, 'a database name without spaces or commas')).min(1)])
+      .optional(),
     aws: AwsSchema.optional(),
   })
   .strict()

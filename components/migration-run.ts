@@ -27,7 +27,9 @@ export const DRIVER_PATH = 'dist/components/run-driver.js';
  * resumes there (see run-driver's `lost`).
  */
 export function replacementKeys(olds: Partial<RunInputs>, news: Partial<RunInputs>): string[] {
-  return (['source', 'target', 'strategy', 'mode'] as const).filter((k) => olds[k] !== news[k]);
+  const keys = (['source', 'target', 'strategy', 'mode'] as const).filter((k) => olds[k] !== news[k]);
+  // Other databases are other runs: a new set is a new migration.
+  return JSON.stringify(olds.databases ?? null) !== JSON.stringify(news.databases ?? null) ? [...keys, 'databases'] : keys;
 }
 
 /**
@@ -78,6 +80,12 @@ export function makeProvider(driverPath: string): pulumi.dynamic.ResourceProvide
           reason:
             'this run was cut over without options.rollback, so nothing carries the new server’s writes back: going back is a new stack migrating from the new server to the old one',
         });
+      if (news.databases && news.phase === 'rollback')
+        failures.push({
+          property: 'phase',
+          reason:
+            'a run of several databases has no rollback phase: each database goes back on its own, with the CLI on the worker (pgrelocate rollback against that database)',
+        });
       if (news.strategy === 'bucardo' && news.mode === 'in-process')
         failures.push({
           property: 'strategy',
@@ -119,6 +127,8 @@ export interface MigrationRunArgs {
   /** `in-process` (local stacks) or `ssm` (the pgrelocate CLI on the worker). */
   readonly mode: pulumi.Input<'in-process' | 'ssm'>;
   readonly workerInstanceId?: pulumi.Input<string>;
+  /** Several databases as one run: `all` of the source's, or these (`pgrelocate:databases`). */
+  readonly databases?: pulumi.Input<'all' | string[]>;
   /** The aws provider's region, profile and roles (ssm mode): the run's SSM calls use the same. */
   readonly aws?: pulumi.Input<AwsAccess>;
 }

@@ -25,6 +25,8 @@ export interface RunInputs {
   readonly workerInstanceId?: string;
   /** The region, profile and roles of the stack's aws provider (ssm mode). */
   readonly aws?: AwsAccess;
+  /** Several databases as one run: `all`, or their names (the target URL then names the server's database to connect to first). */
+  readonly databases?: 'all' | readonly string[];
 }
 
 export interface RunOutputs extends RunInputs {
@@ -53,13 +55,19 @@ export function applicationUrl(targetUrl: string): string {
 
 /** The pgrelocate command line the worker's unit runs for a phase. Pure. */
 export function workerCommand(
-  inputs: Pick<RunInputs, 'strategy' | 'phase' | 'options'>,
+  inputs: Pick<RunInputs, 'strategy' | 'phase' | 'options' | 'databases'>,
   command: 'sync' | 'cutover' | 'rollback' | 'migrate' | 'cleanup',
 ): string[] {
-  if (command === 'cleanup') return [command];
-  const args = [command, ...commandLine(inputs.options, command, inputs.strategy !== 'dump-restore')];
+  const cluster = databasesArgs(inputs.databases);
+  if (command === 'cleanup') return [command, ...cluster];
+  const args = [command, ...commandLine(inputs.options, command, inputs.strategy !== 'dump-restore'), ...cluster];
   if (command === 'migrate' || (command === 'sync' && inputs.strategy !== 'logical')) args.push('--strategy', inputs.strategy);
   return args;
+}
+
+/** The CLI's flags for `pgrelocate:databases`. Pure. */
+export function databasesArgs(databases: RunInputs['databases']): string[] {
+  return databases === 'all' ? ['--all-databases'] : databases ? ['--databases', databases.join(',')] : [];
 }
 
 /**
@@ -131,6 +139,21 @@ function engine(): typeof import('../engine/strategies') {
   return require('../engine/strategies') as typeof import('../engine/strategies');
 }
 
+/** The whole-cluster entry points, for `pgrelocate:databases`. */
+function clusterEngine(): typeof import('../engine/databases') {
+  return require('../engine/databases') as typeof import('../engine/databases');
+}
+
+/** `pgrelocate:databases` as the engine's selection, or null for one database. */
+function selectionOf(inputs: Pick<RunInputs, 'databases'>): { all: true } | { names: readonly string[] } | null {
+  return inputs.databases === 'all' ? { all: true } : inputs.databases ? { names: inputs.databases } : null;
+}
+
+/** The post-hook of a cluster cutover: the engine's own runner, once, after every switch. */
+function postHook(cmd: string): Promise<void> {
+  return (require('../engine/streaming/cutover') as typeof import('../engine/streaming/cutover')).runHook(cmd, 'post');
+}
+
 function endpoints(inputs: RunInputs) {
   const { parseUrl } = require('../engine/conn') as typeof import('../engine/conn');
   // The engine runs in this process: its fixes name Pulumi config keys, not CLI flags.
@@ -158,13 +181,24 @@ export async function startRun(inputs: RunInputs, start = true): Promise<RunOutp
     const r =
       inputs.mode === 'ssm'
         ? notLost(await viaSsm(inputs, workerCommand(inputs, 'migrate'), SSM_LIMITS.maxExecutionTimeoutSeconds, start), inputs)
-        : reportSummary(
-            (
-              await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
-                dumpRestore: engineOptionsOf(inputs),
-              })
-            ).report,
-          );
+        : selectionOf(inputs)
+          ? reportSummary(
+              await clusterEngine().migrateDatabases(
+                endpoints(inputs).source,
+                endpoints(inputs).target,
+                selectionOf(inputs)!,
+                { strategy: 'dump-restore', dumpRestore: engineOptionsOf(inputs) },
+                () => undefined,
+                postHook,
+              ),
+            )
+          : reportSummary(
+              (
+                await engine().migrate('dump-restore', endpoints(inputs).source, endpoints(inputs).target, {
+                  dumpRestore: engineOptionsOf(inputs),
+                })
+              ).report,
+            );
     return {
       ...inputs,
       ...empty,
@@ -196,9 +230,20 @@ async function syncRun(inputs: RunInputs, strategy: Exclude<PulumiStrategy, 'dum
   const wait = inputs.options.waitSeconds ?? defaultOf('waitSeconds');
   let ssmSummary = inputs.mode === 'ssm' ? await viaSsm(inputs, workerCommand(inputs, 'sync'), wait, start) : null;
   if (ssmSummary?.lost) ssmSummary = await viaSsm(inputs, workerCommand(inputs, 'sync'), wait, true);
+  const sel = selectionOf(inputs);
   const s =
     ssmSummary ??
-    reportSummary((await engine().sync(strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report);
+    (sel
+      ? reportSummary(
+          await clusterEngine().syncDatabases(
+            endpoints(inputs).source,
+            endpoints(inputs).target,
+            sel,
+            { ...engineOptionsOf(inputs), strategy },
+            () => undefined,
+          ),
+        )
+      : reportSummary((await engine().sync(strategy, endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))).report));
   return {
     ...inputs,
     ...empty,
@@ -213,8 +258,21 @@ async function syncRun(inputs: RunInputs, strategy: Exclude<PulumiStrategy, 'dum
 async function cutoverRun(inputs: RunInputs, start = true): Promise<Partial<RunOutputs>> {
   let ssmSummary = inputs.mode === 'ssm' ? await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600, start) : null;
   if (ssmSummary?.lost) ssmSummary = await viaSsm(inputs, workerCommand(inputs, 'cutover'), 3600, true);
+  const sel = selectionOf(inputs);
   const c =
-    ssmSummary ?? reportSummary(await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs)));
+    ssmSummary ??
+    (sel
+      ? reportSummary(
+          await clusterEngine().cutoverCluster(
+            endpoints(inputs).source,
+            endpoints(inputs).target,
+            sel,
+            engineOptionsOf(inputs),
+            () => undefined,
+            postHook,
+          ),
+        )
+      : reportSummary(await engine().cutover(endpoints(inputs).source, endpoints(inputs).target, engineOptionsOf(inputs))));
   if (c.running) return { status: STILL_RUNNING.cutover, ...(c.runId ? { runId: c.runId } : {}) };
   return { status: 'done', blackoutSeconds: c.blackoutSeconds, verified: c.verified, newTargetUrl: applicationUrl(inputs.target) };
 }
@@ -265,6 +323,14 @@ export async function stopRun(props: RunOutputs): Promise<void> {
     return;
   }
   const { source, target } = endpoints(props);
-  if (props.strategy !== 'dump-restore') await engine().cleanup(source, target);
-  else await (require('../engine/state') as typeof import('../engine/state')).dropState(target);
+  const sel = selectionOf(props);
+  const one = async (s: typeof source, t: typeof target): Promise<unknown> =>
+    props.strategy !== 'dump-restore'
+      ? engine().cleanup(s, t)
+      : (require('../engine/state') as typeof import('../engine/state')).dropState(t);
+  if (!sel) await one(source, target);
+  else {
+    const names = await clusterEngine().databasesOnTarget(source, target, sel);
+    await clusterEngine().eachDatabase(source, target, names, () => undefined, one);
+  }
 }

@@ -45,6 +45,33 @@ export interface ReportSummary {
 export function reportSummary(report: unknown): ReportSummary {
   const r = (report ?? {}) as Record<string, unknown>;
   const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+  // Several databases (--all-databases): one entry per database, its report beside its name or under `result`;
+  // a migrate's under `sync` and `cutover`. The whole is the first run's id, the sum of the times, every verification.
+  const cut = r['cutover'] as Record<string, unknown> | undefined;
+  const each = (r['databases'] ?? r['sync'] ?? (cut && cut['databases'])) as Record<string, unknown>[] | undefined;
+  if (Array.isArray(each) && each.length > 0) {
+    const parts = each.map((d) => ({ ...(d['result'] as Record<string, unknown> | undefined), ...d }));
+    const cuts = ((cut?.['databases'] ?? (r['sync'] ? [] : each)) as Record<string, unknown>[]).map((d) => ({
+      ...(d['result'] as Record<string, unknown> | undefined),
+      ...d,
+    }));
+    const sum = (xs: (number | null)[]): number | null =>
+      xs.some((x) => x !== null) ? xs.reduce<number>((a, x) => a + (x ?? 0), 0) : null;
+    const checks = [...parts, ...cuts]
+      .map((d) => d['verification'] as { ok?: unknown } | null | undefined)
+      .filter((v) => v && typeof v.ok === 'boolean')
+      .map((v) => v!.ok === true);
+    return {
+      runId: typeof parts[0]!['runId'] === 'string' ? (parts[0]!['runId'] as string) : null,
+      seconds: sum(parts.map((d) => num(d['seconds']))),
+      copySeconds: sum(parts.map((d) => num((d['copy'] as { seconds?: unknown } | null | undefined)?.seconds) ?? num(d['copySeconds']))),
+      catchUpSeconds: sum(parts.map((d) => num(d['catchUpSeconds']))),
+      blackoutSeconds: num(r['blackoutSeconds']) ?? num(cut?.['blackoutSeconds']),
+      verified: checks.length ? checks.every(Boolean) : null,
+      running: r['running'] === true,
+      lost: r['lost'] === true,
+    };
+  }
   const copy = r['copy'] as { seconds?: unknown } | null | undefined;
   const verification = r['verification'] as { ok?: unknown } | null | undefined;
   return {

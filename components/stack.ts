@@ -84,6 +84,7 @@ export function buildStack(cfg: StackConfig, secrets: StackSecrets, env: StackEn
     strategy: cfg.strategy,
     phase: cfg.phase,
     options: cfg.options,
+    ...(cfg.databases ? { databases: cfg.databases } : {}),
   };
   if (cfg.mode === 'local') {
     if (!secrets.targetUrl)

@@ -8,14 +8,20 @@
  * other, each with the whole --jobs budget, so the machines never carry more
  * than one budget at a time.
  */
+import { hasErrors, runChecks, type Finding } from './check';
 import { ident, literal, withClient, withDatabase, type ConnInfo } from './conn';
 import { PgrelocateError } from './errors';
+import type { TableFilter } from './filter';
+import { chooseStrategy } from './plan';
+import { preflight } from './preflight';
 import type { Emit } from './runner';
+import { streamingHooks, sync, type SyncOutcome } from './strategies';
+import { migrate as dumpRestore, type MigrateOptions, type MigrationReport } from './strategies/dump-restore/run';
+import { isStreaming, type Strategy, type StreamingStrategy } from './strategies/names';
 import { runCutover, type CutoverReport } from './streaming/cutover';
 import type { StreamingHooks } from './streaming/hooks';
 import type { StreamingOptions } from './streaming/options';
 import { Together } from './streaming/together';
-import type { StreamingStrategy } from './strategies/names';
 
 /** Which databases: every one the source serves, or those named. */
 export type DatabaseSelection = { readonly all: true } | { readonly names: readonly string[] };
@@ -269,4 +275,200 @@ export async function runEachDatabase<T>(
     if (i === 0) await ownDatabases(source, target, created, emit);
     return r;
   });
+}
+
+/** What every database's checks gave, and the one strategy for all. */
+export interface ClusterCheck {
+  readonly ok: boolean;
+  readonly strategy: Strategy;
+  readonly databases: readonly {
+    readonly database: string;
+    readonly strategy: Strategy;
+    readonly reason: string;
+    readonly findings: readonly Finding[];
+    /** The target lacks it: created before its run. */
+    readonly created: boolean;
+  }[];
+}
+
+export interface ClusterCheckOptions {
+  readonly strategy?: Strategy;
+  readonly force?: boolean;
+  readonly replicaIdentityFull?: boolean;
+  readonly workDir?: string;
+  readonly filter?: TableFilter;
+}
+
+/**
+ * Every database's checks, nothing changed. A database the target lacks is
+ * checked against the target's server (through the database the target URL
+ * names), less the emptiness that one says nothing of. The strategy is the one
+ * asked for, or the least capable any database allows: one for all.
+ */
+export async function checkDatabases(
+  source: ConnInfo,
+  target: ConnInfo,
+  names: readonly string[],
+  o: ClusterCheckOptions,
+): Promise<ClusterCheck> {
+  const have = await withClient(
+    target,
+    'target',
+    async (c) => new Set((await c.query<{ n: string }>('SELECT datname AS n FROM pg_database')).rows.map((r) => r.n)),
+  );
+  const out: ClusterCheck['databases'][number][] = [];
+  for (const name of names) {
+    const created = !have.has(name);
+    const pre = await preflight(withDatabase(source, name), created ? target : withDatabase(target, name), {
+      strategy: o.strategy ?? 'logical',
+      force: o.force ?? false,
+      replicaIdentityFull: o.replicaIdentityFull ?? false,
+      ...(o.workDir ? { workDir: o.workDir } : {}),
+      ...(o.filter ? { filter: o.filter } : {}),
+    });
+    const chosen = chooseStrategy(o.strategy, pre.facts);
+    const findings = runChecks({ ...pre.facts, strategy: chosen.strategy }).filter((f) => !(created && f.code === 'target-not-empty'));
+    if (created)
+      findings.push({
+        level: 'info',
+        code: 'database-created',
+        message: `The target has no database ${name}: it is created with the source's encoding and locale, then moved.`,
+        fix: '',
+      });
+    out.push({ database: name, strategy: chosen.strategy, reason: chosen.reason, findings, created });
+  }
+  const order: Strategy[] = ['logical', 'pglogical', 'bucardo', 'dump-restore'];
+  const strategy = o.strategy ?? [...out].map((d) => d.strategy).sort((a, b) => order.indexOf(b) - order.indexOf(a))[0]!;
+  return { ok: out.every((d) => !hasErrors(d.findings)), strategy, databases: out };
+}
+
+/** Checks passed for every database, then the target's missing databases made: where sync, copy and migrate start. */
+export async function prepareDatabases(
+  source: ConnInfo,
+  target: ConnInfo,
+  sel: DatabaseSelection,
+  o: ClusterCheckOptions,
+  emit: Emit,
+): Promise<{ names: string[]; strategy: Strategy; created: string[] }> {
+  const names = await selectDatabases(source, sel);
+  const checked = await checkDatabases(source, target, names, o);
+  if (!checked.ok) {
+    const errors = checked.databases.flatMap((d) =>
+      d.findings.filter((f) => f.level === 'error').map((f) => `${d.database}: ${f.message}\n    fix: ${f.fix}`),
+    );
+    throw new PgrelocateError(
+      'check-failed',
+      `Preflight checks failed; nothing was changed:\n  ${errors.join('\n  ')}`,
+      'Fix the errors above, then run again.',
+      { findings: checked.databases },
+    );
+  }
+  emit({ type: 'log', level: 'info', message: `databases: ${names.join(', ')}; strategy ${checked.strategy}` });
+  return { names, strategy: checked.strategy, created: await prepareTargetDatabases(source, target, names, emit) };
+}
+
+/** What `sync` over several databases gives. */
+export interface ClusterSync {
+  readonly strategy: StreamingStrategy;
+  readonly databases: readonly PerDatabase<SyncOutcome>[];
+}
+
+/** `sync` of every database in turn (roles with the first); each then streams until the one cutover. */
+export async function syncDatabases(
+  source: ConnInfo,
+  target: ConnInfo,
+  sel: DatabaseSelection,
+  options: Partial<StreamingOptions> & { readonly strategy?: StreamingStrategy },
+  emit: Emit,
+): Promise<ClusterSync> {
+  const r = await prepareDatabases(source, target, sel, checkOptionsOf(options), emit);
+  if (!isStreaming(r.strategy))
+    throw new PgrelocateError(
+      'check-failed',
+      `Not every database can stream (${r.strategy} is the strategy they all allow); nothing was changed.`,
+      'Run migrate --strategy dump-restore with the same databases, or fix what check names for the others.',
+    );
+  const strategy = r.strategy;
+  const databases = await runEachDatabase(source, target, r.names, r.created, emit, (s, t, skip) =>
+    sync(strategy, s, t, skip ? { ...options, skipGlobals: true } : options, emit),
+  );
+  return { strategy, databases };
+}
+
+/** The one cutover of every database a cluster run streams into: those named, or every one of the source the target has. */
+export async function cutoverCluster(
+  source: ConnInfo,
+  target: ConnInfo,
+  sel: DatabaseSelection,
+  options: Partial<StreamingOptions>,
+  emit: Emit,
+  runPostHook: (cmd: string) => Promise<void>,
+): Promise<ClusterCutoverReport> {
+  const names = await databasesOnTarget(source, target, sel);
+  return cutoverDatabases(source, target, names, options, emit, streamingHooks, runPostHook);
+}
+
+/** The databases of a cluster run the target has: every one named must be there. */
+export async function databasesOnTarget(source: ConnInfo, target: ConnInfo, sel: DatabaseSelection): Promise<string[]> {
+  const names = await selectDatabases(source, sel);
+  const have = await withClient(
+    target,
+    'target',
+    async (c) => new Set((await c.query<{ n: string }>('SELECT datname AS n FROM pg_database')).rows.map((r) => r.n)),
+  );
+  const missing = names.filter((n) => !have.has(n));
+  if (missing.length > 0 && 'names' in sel)
+    throw new PgrelocateError(
+      'no-run',
+      `The target has no database ${missing.join(', ')}; nothing was changed.`,
+      'Run pgrelocate sync with the same databases first.',
+    );
+  return names.filter((n) => have.has(n));
+}
+
+/** What `migrate` over several databases gives: dump-restore's report per database, or every sync and the one cutover. */
+export type ClusterMigration =
+  | { readonly strategy: 'dump-restore'; readonly databases: readonly PerDatabase<MigrationReport>[] }
+  | { readonly strategy: StreamingStrategy; readonly sync: readonly PerDatabase<SyncOutcome>[]; readonly cutover: ClusterCutoverReport };
+
+/** `migrate` of every database: dump-restore one after the other, or each synced and then one cutover for all. */
+export async function migrateDatabases(
+  source: ConnInfo,
+  target: ConnInfo,
+  sel: DatabaseSelection,
+  options: { readonly strategy?: Strategy; readonly dumpRestore?: MigrateOptions; readonly streaming?: Partial<StreamingOptions> },
+  emit: Emit,
+  runPostHook: (cmd: string) => Promise<void>,
+): Promise<ClusterMigration> {
+  const streaming = options.streaming ?? {};
+  const r = await prepareDatabases(
+    source,
+    target,
+    sel,
+    { ...checkOptionsOf(streaming), ...(options.strategy ? { strategy: options.strategy } : {}) },
+    emit,
+  );
+  if (r.strategy === 'dump-restore') {
+    const base = { ...options.dumpRestore, strategy: 'dump-restore' as const };
+    const databases = await runEachDatabase(source, target, r.names, r.created, emit, (s, t, skip) =>
+      dumpRestore(s, t, skip ? { ...base, skipGlobals: true } : base, emit),
+    );
+    return { strategy: 'dump-restore', databases };
+  }
+  const strategy = r.strategy;
+  const synced = await runEachDatabase(source, target, r.names, r.created, emit, (s, t, skip) =>
+    sync(strategy, s, t, skip ? { ...streaming, skipGlobals: true } : streaming, emit),
+  );
+  const cutover = await cutoverDatabases(source, target, r.names, streaming, emit, streamingHooks, runPostHook);
+  return { strategy, sync: synced, cutover };
+}
+
+function checkOptionsOf(o: Partial<StreamingOptions> & { readonly strategy?: Strategy }): ClusterCheckOptions {
+  return {
+    ...(o.strategy ? { strategy: o.strategy } : {}),
+    ...(o.force !== undefined ? { force: o.force } : {}),
+    ...(o.replicaIdentityFull !== undefined ? { replicaIdentityFull: o.replicaIdentityFull } : {}),
+    ...(o.workDir ? { workDir: o.workDir } : {}),
+    ...(o.filter ? { filter: o.filter } : {}),
+  };
 }

@@ -110,16 +110,31 @@ export async function targetLagSeconds(target: pg.Client, names: LogicalNames): 
   return r.rows[0]?.s ?? null;
 }
 
-/** Wait until the slot's confirmed position reaches `lsn` (the target has applied and flushed it). */
+/**
+ * Wait until the slot's confirmed position reaches `lsn` (the target has
+ * applied and flushed it). A database nothing writes to (a quiet one of
+ * several, or one the pre-hook put in maintenance) gives its subscriber
+ * nothing to confirm: the walsender decodes other databases' WAL past `lsn`
+ * and the subscriber's feedback waited for its status interval (measured: 8 s).
+ * So after 100 ms, and each second after, a transactional logical message is
+ * written in this database: a commit the subscriber applies and confirms at
+ * once. Best effort: without the right to emit one, the wait is as before.
+ */
 export async function waitForLsn(source: pg.Client, names: LogicalNames, lsn: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let nudged = 0;
   while (Date.now() < deadline) {
     const r = await source.query<{ ok: boolean | null }>(
       `SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1`,
       [names.slot, lsn],
     );
     if (r.rows[0]?.ok) return true;
-    await new Promise((res) => setTimeout(res, 50));
+    if (Date.now() - started > 100 && Date.now() - nudged > 1000) {
+      nudged = Date.now();
+      await source.query(`SELECT pg_logical_emit_message(true, 'pgrelocate', 'final lsn')`).catch(() => undefined);
+    }
+    await new Promise((res) => setTimeout(res, 20));
   }
   return false;
 }

@@ -6,24 +6,27 @@
  * `{ databases: [{ database, … }] }` with what the whole gives beside it.
  */
 import { Option, type Command } from 'commander';
-import { hasErrors, runChecks, type Finding } from '../../engine/check';
 import { parseUrl, withDatabase, withClient, type ConnInfo } from '../../engine/conn';
 import { copyOnce } from '../../engine/copy/once';
 import {
-  cutoverDatabases,
+  checkDatabases,
+  cutoverCluster,
+  databasesOnTarget,
   eachDatabase,
-  prepareTargetDatabases,
+  migrateDatabases,
+  prepareDatabases,
   runEachDatabase,
   selectDatabases,
+  syncDatabases,
+  type ClusterCheckOptions,
   type DatabaseSelection,
 } from '../../engine/databases';
 import { ExitCode, PgrelocateError } from '../../engine/errors';
-import { chooseStrategy, plan } from '../../engine/plan';
-import { preflight } from '../../engine/preflight';
+import { plan } from '../../engine/plan';
 import { formatCopy, formatCutover, formatFindings, formatReport, formatSyncOutcome, formatVerification } from '../../engine/report';
 import { readRun } from '../../engine/state';
-import { cleanup, status, streamingHooks, sync, verifyStreaming, type Strategy } from '../../engine/strategies';
-import { MigrationFailed, migrate as dumpRestore } from '../../engine/strategies/dump-restore/run';
+import { cleanup, status, verifyStreaming, type Strategy } from '../../engine/strategies';
+import { MigrationFailed } from '../../engine/strategies/dump-restore/run';
 import { runHook } from '../../engine/streaming/cutover';
 import type { TableFilter } from '../../engine/filter';
 import { verify } from '../../engine/verify';
@@ -62,58 +65,21 @@ async function existingOnTarget(target: ConnInfo): Promise<Set<string>> {
   );
 }
 
-interface ClusterCheck {
-  readonly ok: boolean;
-  readonly strategy: Strategy;
-  readonly databases: { database: string; strategy: Strategy; reason: string; findings: Finding[]; created: boolean }[];
-}
-
-/**
- * Every database's checks: a database the target lacks is checked against the
- * target's server (its own database), less the emptiness that one says nothing
- * of. The strategy is the one asked for, or the one every database allows.
- */
-async function checkAll(
-  o: CliOpts,
-  command: OptionCommand,
-  source: ConnInfo,
-  target: ConnInfo,
-  names: readonly string[],
-  asked?: Strategy,
-): Promise<ClusterCheck> {
+/** The check options of the command line. */
+function checkOptions(o: CliOpts & { strategy?: Strategy }, command: OptionCommand): ClusterCheckOptions {
   const v = optionValues(o, command);
-  const have = await existingOnTarget(target);
-  const out: ClusterCheck['databases'] = [];
-  for (const name of names) {
-    const created = !have.has(name);
-    const pre = await preflight(withDatabase(source, name), created ? target : withDatabase(target, name), {
-      strategy: asked ?? 'logical',
-      force: v.force ?? false,
-      replicaIdentityFull: v.replicaIdentityFull ?? false,
-      ...(v.workDir ? { workDir: v.workDir } : {}),
-      ...filterOf(v),
-    });
-    const chosen = chooseStrategy(asked, pre.facts);
-    const findings = runChecks({ ...pre.facts, strategy: chosen.strategy }).filter((f) => !(created && f.code === 'target-not-empty'));
-    if (created)
-      findings.push({
-        level: 'info',
-        code: 'database-created',
-        message: `The target has no database ${name}: it is created with the source's encoding and locale, then moved.`,
-        fix: '',
-      });
-    if (chosen.streamingBlockers && !asked) findings.push(...chosen.streamingBlockers.map((b) => ({ ...b, level: 'error' as const })));
-    out.push({ database: name, strategy: chosen.strategy, reason: chosen.reason, findings, created });
-  }
-  // One strategy for all: the least capable any database allows (a database that cannot replicate decides).
-  const order: Strategy[] = ['logical', 'pglogical', 'bucardo', 'dump-restore'];
-  const strategy = asked ?? out.map((d) => d.strategy).sort((a, b) => order.indexOf(b) - order.indexOf(a))[0]!;
-  return { ok: out.every((d) => !hasErrors(d.findings)), strategy, databases: out };
+  return {
+    ...(o.strategy ? { strategy: o.strategy } : {}),
+    force: v.force ?? false,
+    replicaIdentityFull: v.replicaIdentityFull ?? false,
+    ...(v.workDir ? { workDir: v.workDir } : {}),
+    ...filterOf(v),
+  };
 }
 
 export async function runClusterCheck(o: CliOpts & { strategy?: Strategy }, sel: DatabaseSelection): Promise<void> {
   const { source, target, names } = await cluster(o, sel);
-  const r = await checkAll(o, 'check', source, target, names, o.strategy);
+  const r = await checkDatabases(source, target, names, checkOptions(o, 'check'));
   out(
     o,
     r,
@@ -153,62 +119,39 @@ export async function runClusterPlan(o: CliOpts & { strategy?: Strategy }, sel: 
   if (!ok) process.exitCode = ExitCode.checkFailed;
 }
 
-/** Checks passed for every database, then the target databases made: what sync, copy and migrate start with. */
-async function ready(
-  o: CliOpts & { strategy?: Strategy },
-  command: OptionCommand,
-  sel: DatabaseSelection,
-): Promise<{ source: ConnInfo; target: ConnInfo; names: string[]; strategy: Strategy; created: string[] }> {
-  const { source, target, names } = await cluster(o, sel);
-  const checked = await checkAll(o, command, source, target, names, o.strategy);
-  if (!checked.ok) {
-    const errors = checked.databases.flatMap((d) =>
-      d.findings.filter((f) => f.level === 'error').map((f) => `${d.database}: ${f.message}\n    fix: ${f.fix}`),
-    );
-    throw new PgrelocateError(
-      'check-failed',
-      `Preflight checks failed; nothing was changed:\n  ${errors.join('\n  ')}`,
-      'Fix the errors above, then run again.',
-    );
-  }
-  const emit = progressPrinter(o);
-  emit({ type: 'log', level: 'info', message: `databases: ${names.join(', ')}; strategy ${checked.strategy}` });
-  const created = await prepareTargetDatabases(source, target, names, emit);
-  return { source, target, names, strategy: checked.strategy, created };
-}
-
 /** The options of one database's run: roles with the first database only. */
 function roles<T extends { skipGlobals?: boolean }>(opts: T, skip: boolean): T {
   return skip ? { ...opts, skipGlobals: true } : opts;
 }
 
 export async function runClusterSync(o: CliOpts & { strategy?: Strategy }, sel: DatabaseSelection): Promise<void> {
-  const r = await ready(o, 'sync', sel);
-  if (r.strategy === 'dump-restore')
+  if (o.strategy === 'dump-restore')
     throw new PgrelocateError(
       'usage',
       'sync streams; dump-restore does not.',
       'Run pgrelocate migrate --strategy dump-restore --all-databases.',
     );
-  const emit = progressPrinter(o);
-  const opts = streamingOptions(o, 'sync');
-  const results = await runEachDatabase(r.source, r.target, r.names, r.created, emit, (s, t, skip) =>
-    sync(r.strategy as Exclude<Strategy, 'dump-restore'>, s, t, roles(opts, skip), emit),
+  const { source, target } = endpoints(o);
+  const r = await syncDatabases(
+    source,
+    target,
+    sel,
+    { ...streamingOptions(o, 'sync'), ...(o.strategy ? { strategy: o.strategy } : {}) },
+    progressPrinter(o),
   );
   out(
     o,
-    { strategy: r.strategy, databases: results.map((x) => ({ database: x.database, ...x.result.report })) },
-    results.map((x) => section(x.database, formatSyncOutcome(x.result))).join('\n'),
+    { strategy: r.strategy, databases: r.databases.map((x) => ({ database: x.database, ...x.result.report })) },
+    r.databases.map((x) => section(x.database, formatSyncOutcome(x.result))).join('\n'),
   );
 }
 
 export async function runClusterCopy(o: CliOpts, sel: DatabaseSelection): Promise<void> {
-  const r = await ready(o, 'copy', sel);
+  const { source, target } = endpoints(o);
   const emit = progressPrinter(o);
+  const r = await prepareDatabases(source, target, sel, { ...checkOptions(o, 'copy'), strategy: 'dump-restore' }, emit);
   const opts = streamingOptions(o, 'copy');
-  const results = await runEachDatabase(r.source, r.target, r.names, r.created, emit, (s, t, skip) =>
-    copyOnce(s, t, roles(opts, skip), emit),
-  );
+  const results = await runEachDatabase(source, target, r.names, r.created, emit, (s, t, skip) => copyOnce(s, t, roles(opts, skip), emit));
   out(
     o,
     { databases: results.map((x) => ({ database: x.database, ...x.result })) },
@@ -216,72 +159,63 @@ export async function runClusterCopy(o: CliOpts, sel: DatabaseSelection): Promis
   );
 }
 
-/** The databases a cutover, status, verify or cleanup covers: those named, or every one a run is recorded in. */
+/** The databases a status, verify or cleanup covers: those named, or every one of the source the target has. */
 async function recorded(o: CommonOpts, sel: DatabaseSelection): Promise<{ source: ConnInfo; target: ConnInfo; names: string[] }> {
-  const { source, target, names } = await cluster(o, sel);
-  const have = await existingOnTarget(target);
-  const missing = names.filter((n) => !have.has(n));
-  if (missing.length > 0 && 'names' in sel)
-    throw new PgrelocateError(
-      'no-run',
-      `The target has no database ${missing.join(', ')}; nothing was changed.`,
-      'Run pgrelocate sync with the same databases first.',
-    );
-  return { source, target, names: names.filter((n) => have.has(n)) };
+  const { source, target } = endpoints(o);
+  return { source, target, names: await databasesOnTarget(source, target, sel) };
 }
 
 export async function runClusterCutover(o: CliOpts, sel: DatabaseSelection): Promise<void> {
-  const { source, target, names } = await recorded(o, sel);
-  const r = await cutoverDatabases(source, target, names, streamingOptions(o, 'cutover'), progressPrinter(o), streamingHooks, (cmd) =>
-    runHook(cmd, 'post'),
-  );
+  const { source, target } = endpoints(o);
+  const r = await cutoverCluster(source, target, sel, streamingOptions(o, 'cutover'), progressPrinter(o), (cmd) => runHook(cmd, 'post'));
   out(
     o,
     r,
     [
       ...r.databases.map((d) => section(d.database, formatCutover(d.result))),
-      `one cutover for ${names.length} databases: write-blackout ${r.blackoutSeconds.toFixed(2)}s (first fence → last switch)`,
+      `one cutover for ${r.databases.length} databases: write-blackout ${r.blackoutSeconds.toFixed(2)}s (first fence → last switch)`,
     ].join('\n'),
   );
 }
 
 export async function runClusterMigrate(o: CliOpts & { strategy?: Strategy }, sel: DatabaseSelection): Promise<void> {
-  const r = await ready(o, 'migrate', sel);
-  const emit = progressPrinter(o);
-  if (r.strategy === 'dump-restore') {
-    const v = optionValues(o, 'migrate');
-    const base = { ...engineOptions(v), ...filterOf(v), strategy: 'dump-restore' as const };
-    try {
-      const reports = await runEachDatabase(r.source, r.target, r.names, r.created, emit, (s, t, skip) =>
-        dumpRestore(s, t, roles(base, skip), emit),
-      );
+  const { source, target } = endpoints(o);
+  const v = optionValues(o, 'migrate');
+  try {
+    const m = await migrateDatabases(
+      source,
+      target,
+      sel,
+      {
+        ...(o.strategy ? { strategy: o.strategy } : {}),
+        dumpRestore: { ...engineOptions(v), ...filterOf(v) },
+        streaming: streamingOptions(o, 'migrate'),
+      },
+      progressPrinter(o),
+      (cmd) => runHook(cmd, 'post'),
+    );
+    if (m.strategy === 'dump-restore')
       out(
         o,
-        { strategy: r.strategy, databases: reports.map((x) => ({ database: x.database, ...x.result })) },
-        reports.map((x) => section(x.database, formatReport(x.result))).join('\n'),
+        { strategy: m.strategy, databases: m.databases.map((x) => ({ database: x.database, ...x.result })) },
+        m.databases.map((x) => section(x.database, formatReport(x.result))).join('\n'),
       );
-    } catch (e) {
-      if (!(e instanceof MigrationFailed)) throw e;
-      out(o, e.report, formatReport(e.report));
-      process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
-      process.exitCode = e.exitCode;
-    }
-    return;
+    else
+      out(
+        o,
+        { strategy: m.strategy, sync: m.sync.map((x) => ({ database: x.database, ...x.result.report })), cutover: m.cutover },
+        [
+          ...m.sync.map((x) => section(x.database, formatSyncOutcome(x.result))),
+          ...m.cutover.databases.map((d) => section(d.database, formatCutover(d.result))),
+          `one cutover for ${m.cutover.databases.length} databases: write-blackout ${m.cutover.blackoutSeconds.toFixed(2)}s (first fence → last switch)`,
+        ].join('\n'),
+      );
+  } catch (e) {
+    if (!(e instanceof MigrationFailed)) throw e;
+    out(o, e.report, formatReport(e.report));
+    process.stderr.write(`pgrelocate: ${e.message}\n  fix: ${e.fix}\n`);
+    process.exitCode = e.exitCode;
   }
-  const opts = streamingOptions(o, 'migrate');
-  const synced = await runEachDatabase(r.source, r.target, r.names, r.created, emit, (s, t, skip) =>
-    sync(r.strategy as Exclude<Strategy, 'dump-restore'>, s, t, roles(opts, skip), emit),
-  );
-  const c = await cutoverDatabases(r.source, r.target, r.names, opts, emit, streamingHooks, (cmd) => runHook(cmd, 'post'));
-  out(
-    o,
-    { strategy: r.strategy, sync: synced.map((x) => ({ database: x.database, ...x.result.report })), cutover: c },
-    [
-      ...synced.map((x) => section(x.database, formatSyncOutcome(x.result))),
-      ...c.databases.map((d) => section(d.database, formatCutover(d.result))),
-      `one cutover for ${r.names.length} databases: write-blackout ${c.blackoutSeconds.toFixed(2)}s (first fence → last switch)`,
-    ].join('\n'),
-  );
 }
 
 export async function runClusterStatus(o: CommonOpts, sel: DatabaseSelection): Promise<void> {

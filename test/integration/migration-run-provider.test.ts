@@ -14,7 +14,8 @@ import * as pulumi from '@pulumi/pulumi';
 import { migrationRunProvider } from '../../components/migration-run';
 import { applicationUrl, type RunInputs, type RunOutputs } from '../../components/run-driver';
 import { toUrl } from '../../engine/conn';
-import { loadSample } from '../../scripts/sample-db';
+import { startServer } from '../../engine/local/cluster';
+import { loadSample, loadSideDatabases } from '../../scripts/sample-db';
 import { ProviderHost, UNKNOWN } from '../helpers/provider-host';
 import { freshDatabase, hasServer, newestPgDump, server, sql } from '../helpers/servers';
 
@@ -168,6 +169,58 @@ describe('MigrationRun provider through the real provider host (gRPC)', function
     );
     // The target's data stays.
     assert.ok((await sql<{ n: string }>(target, 'SELECT count(*)::text AS n FROM app.orders'))[0]!.n !== '0');
+  });
+
+  it('pgrelocate:databases: create syncs each named database (created on the target), update cuts them over as one, delete cleans up each; another set is a new run, and there is no rollback phase', async function () {
+    this.timeout(600_000);
+    const src = await startServer({ major: 14, name: 'prov-cluster-src' });
+    const dst = await startServer({ major: 17, name: 'prov-cluster-dst' });
+    try {
+      await loadSideDatabases(src.conn());
+      const inputs: RunInputs = {
+        source: toUrl(src.conn('postgres'), { password: true }),
+        target: toUrl(dst.conn('postgres'), { password: true }),
+        strategy: 'logical',
+        phase: 'sync',
+        options: { jobs: 2, verify: 'count' },
+        mode: 'in-process',
+        databases: ['crm', 'metrics'],
+      };
+      const news = { ...inputs, __provider: providerText };
+      const checked = await host.check(URN, {}, news);
+      assert.deepEqual(checked.failures, []);
+      const created = await host.create(URN, checked.inputs);
+      const outs = created.properties as unknown as RunOutputs;
+      assert.equal(outs.status, 'streaming');
+      assert.deepEqual(
+        (
+          await sql<{ d: string }>(
+            dst.conn('postgres'),
+            `SELECT datname AS d FROM pg_database WHERE datname IN ('crm', 'metrics') ORDER BY 1`,
+          )
+        ).map((r) => r.d),
+        ['crm', 'metrics'],
+      );
+      assert.deepEqual((await host.diff(URN, created.id, outs, { ...news, databases: ['crm'] })).replaces, ['databases']);
+      const rolling = await host.check(URN, outs as unknown as Record<string, unknown>, { ...news, phase: 'rollback' });
+      assert.ok(
+        rolling.failures.some((f) => f.property === 'phase' && /several databases has no rollback phase/.test(f.reason)),
+        JSON.stringify(rolling.failures),
+      );
+      await sql(src.conn('crm'), `INSERT INTO contacts (email) VALUES ('during-sync@example.com')`);
+      const updated = (await host.update(URN, created.id, outs, { ...news, phase: 'cutover' })) as unknown as RunOutputs;
+      assert.equal(updated.status, 'done');
+      assert.equal(updated.verified, true);
+      assert.ok(updated.blackoutSeconds !== null && updated.blackoutSeconds < 5, `blackout ${updated.blackoutSeconds}`);
+      assert.equal((await sql(dst.conn('crm'), `SELECT 1 FROM contacts WHERE email = 'during-sync@example.com'`)).length, 1);
+      await host.delete(URN, created.id, updated as unknown as Record<string, unknown>);
+      for (const db of ['crm', 'metrics']) {
+        assert.deepEqual(await sql(src.conn(db), `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`), []);
+        assert.deepEqual(await sql(dst.conn(db), `SELECT 1 FROM pg_namespace WHERE nspname = 'pgrelocate'`), []);
+      }
+    } finally {
+      await Promise.all([src.stop(), dst.stop()]);
+    }
   });
 
   it('check refuses a cutover phase for dump-restore and a worker-less ssm run', async function () {

@@ -72,6 +72,41 @@ describe('SSM path to the worker', function () {
     assert.equal(reportSummary({ runId: 'r', copy: { seconds: 12 }, catchUpSeconds: 3 }).copySeconds, 12);
   });
 
+  it('summarizes a run of several databases (--all-databases): the first run id, summed times, the one blackout, every verification', async function () {
+    const sync = {
+      strategy: 'logical',
+      databases: [
+        { database: 'crm', runId: 'r1', copy: { seconds: 2 }, catchUpSeconds: 1 },
+        { database: 'shop', runId: 'r2', copy: { seconds: 5 }, catchUpSeconds: 0.5 },
+      ],
+    };
+    assert.deepEqual(reportSummary(sync), {
+      runId: 'r1',
+      seconds: null,
+      copySeconds: 7,
+      catchUpSeconds: 1.5,
+      blackoutSeconds: null,
+      verified: null,
+      running: false,
+      lost: false,
+    });
+    const one = cutoverReport(2) as { verification: Record<string, unknown> };
+    const cutover = {
+      databases: [
+        { database: 'crm', result: one },
+        { database: 'shop', result: { ...one, verification: { ...one.verification, ok: false } } },
+      ],
+      blackoutSeconds: 0.31,
+    };
+    assert.equal(reportSummary(cutover).blackoutSeconds, 0.31);
+    assert.equal(reportSummary(cutover).verified, false, 'one database failing its verification fails the whole');
+    // The worker's script runs the same function on the report file.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-ssm-'));
+    writeFileSync(path.join(dir, 'cutover.json'), JSON.stringify(cutover, null, 2) + '\n');
+    const last = ssmScript(['cutover'], 60).at(-1)!.replace('/data/logs/cutover.json', path.join(dir, 'cutover.json'));
+    assert.deepEqual(JSON.parse((await execa('sh', ['-c', last])).stdout), reportSummary(cutover));
+  });
+
   it('waits while the unit is activating, not only active, and for cloud-init to finish first', async function () {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-ssm-'));
     const script = ssmScript(['sync'], 60);

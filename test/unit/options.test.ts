@@ -84,6 +84,16 @@ describe('one options table', function () {
       'app.audit',
     ]);
     assert.deepEqual(workerCommand({ strategy: 'logical', phase: 'cutover', options: filtered }, 'cutover'), ['cutover']);
+    // pgrelocate:databases: every command of the run, cleanup included, covers the same databases.
+    assert.deepEqual(workerCommand({ strategy: 'logical', phase: 'cutover', options: {}, databases: ['crm', 'shop'] }, 'cutover'), [
+      'cutover',
+      '--databases',
+      'crm,shop',
+    ]);
+    assert.deepEqual(workerCommand({ strategy: 'dump-restore', phase: 'sync', options: {}, databases: 'all' }, 'cleanup'), [
+      'cleanup',
+      '--all-databases',
+    ]);
     assert.deepEqual(engineOptions(filtered).filter, {
       includeSchema: ['app', 'Billing*'],
       excludeSchema: [],
