@@ -286,7 +286,6 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
         if (onSource?.runId !== c.runId) throw e;
       }
       c.held = null;
-      c.opts.together?.noteSwitch(Date.now());
       c.meta.fence!.state = 'permanent';
       c.meta.phase = 'switched';
       await c.state.setMeta(c.meta);
@@ -297,7 +296,10 @@ function switchStep(hooks: StreamingHooks): Step<Ctx> {
       }
       // The pool's queued transactions go to the target as soon as it is the database.
       if (c.pool) await release(c, c.target);
-      c.blackoutSeconds = (Date.now() - c.fencedAt) / 1000;
+      const switchedAt = Date.now();
+      c.blackoutSeconds = (switchedAt - c.fencedAt) / 1000;
+      // The one blackout of several databases ends with the last of these moments.
+      c.opts.together?.noteSwitch(switchedAt);
       const own = (await c.src.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
       // A filtered run moved part of the database: the sessions serve what stays, and the triggers refuse writes to what moved.
       const ended = c.meta.fence!.tablesOnly
