@@ -136,7 +136,7 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
     assert.deepEqual(await backLeftovers(source, target), []);
   });
 
-  it('cleanup after an abandoned sync stops Bucardo and removes its schema, triggers and control database', async function () {
+  it('a schema change during the sync is named by the cutover, which refuses before its fence; cleanup after the abandoned sync stops Bucardo and removes its schema, triggers and control database', async function () {
     const source = await freshDatabase(await server(14), 'bsrc2');
     await loadSample(source, { sizeBytes: 1e6 });
     const target = await freshDatabase(await server(17), 'btgt2');
@@ -146,6 +146,20 @@ describe('bucardo strategy (Debian bucardo 5.6, control database on 15 with PL/P
     const st = await status(source, target);
     assert.equal(st.phase, 'streaming');
     assert.match(st.bucardo?.['Current state'] ?? '', /good/i, JSON.stringify(st.bucardo));
+    // A schema change on the source is never missed: the cutover refuses before the fence, naming it; sync says what it left.
+    await sql(source, `CREATE TABLE app.coupons (id int PRIMARY KEY, code text); ALTER TABLE app.products ADD COLUMN note text`);
+    await assert.rejects(cutover(source, target, { verify: 'count' }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'schema-changed', e.message);
+      assert.match(e.message, /new table app\.coupons/);
+      assert.match(e.message, /app\.products: new column note text/);
+      return true;
+    });
+    const again = await bucardoSync(source, target, ctl.conn(), { jobs: 2 });
+    assert.equal(again.alreadyStreaming, true);
+    assert.ok(
+      again.schema.pending.some((p) => /app\.coupons/.test(p)),
+      JSON.stringify(again.schema),
+    );
     const removed = await cleanup(source, target, { bucardoUrl: ctl.conn() });
     assert.ok(
       removed.some((r) => /Bucardo daemon stopped/.test(r)),

@@ -53,6 +53,19 @@ describe('whole clusters: --all-databases and --databases', function () {
         ['shop', true],
       ],
     );
+    const planned = await pgrelocate(['plan', '--all-databases', '--replica-identity-full', '--json'], env);
+    assert.equal(planned.exitCode, ExitCode.ok, planned.stderr);
+    assert.deepEqual(
+      (JSON.parse(planned.stdout) as { databases: { database: string; strategy: string }[] }).databases.map((d) => [
+        d.database,
+        d.strategy,
+      ]),
+      [
+        ['crm', 'logical'],
+        ['metrics', 'logical'],
+        ['shop', 'logical'],
+      ],
+    );
     const shop = (c: ConnInfo): ConnInfo => withDatabase(c, 'shop');
     const load = new WriteLoad(shop(src.conn()), { rate: 100, workers: 2, user: { name: APP_ROLE, password: appPassword } });
     await load.start();
@@ -125,6 +138,10 @@ describe('whole clusters: --all-databases and --databases', function () {
           ['shop', 'done'],
         ],
       );
+      // The databases nothing wrote to since (the application writes on in shop, now on the new server).
+      const v = await pgrelocate(['verify', '--databases', 'crm,metrics', '--verify', 'count'], env);
+      assert.equal(v.exitCode, ExitCode.ok, v.stdout + v.stderr);
+      assert.equal((v.stdout.match(/verification \(count\): OK/g) ?? []).length, 2, v.stdout);
       const cl = await pgrelocate(['cleanup', '--all-databases', '--unfence'], env);
       assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
       for (const db of ['shop', 'crm', 'metrics']) {
@@ -164,5 +181,40 @@ describe('whole clusters: --all-databases and --databases', function () {
     } finally {
       await target.stop();
     }
+  });
+
+  it('copy --databases: a one-time copy of each named database, verified', async function () {
+    const target = await startServer({ major: 15, name: 'cluster-copy' });
+    try {
+      const env = {
+        PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
+        PGRELOCATE_TARGET_URL: toUrl(target.conn('postgres'), { password: true }),
+      };
+      const c = await pgrelocate(['copy', '--databases', 'metrics,crm', '--jobs', '2', '--json'], env);
+      assert.equal(c.exitCode, ExitCode.ok, c.stderr.slice(-3000));
+      // A copy that does not verify fails its verify step; each database's ran.
+      const r = JSON.parse(c.stdout) as { databases: { database: string; steps: { name: string; status: string }[] }[] };
+      assert.deepEqual(
+        r.databases.map((d) => [d.database, d.steps.find((x) => x.name === 'verify')?.status]),
+        [
+          ['metrics', 'done'],
+          ['crm', 'done'],
+        ],
+      );
+      assert.deepEqual(await sql(target.conn('crm'), `SELECT count(*)::int AS n FROM contacts`), [{ n: 300 }]);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  it('Bucardo with several databases is refused before anything changes, naming the ways out', async function () {
+    const env = {
+      PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
+      PGRELOCATE_TARGET_URL: toUrl(dst.conn('postgres'), { password: true }),
+      PGRELOCATE_BUCARDO_URL: toUrl(src.conn('postgres'), { password: true }),
+    };
+    const m = await pgrelocate(['sync', '--databases', 'crm,metrics', '--strategy', 'bucardo'], env);
+    assert.equal(m.exitCode, ExitCode.checkFailed, m.stderr);
+    assert.match(m.stderr, /Bucardo moves one database per control server.*fix: Move them one at a time/s);
   });
 });

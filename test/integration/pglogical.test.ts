@@ -198,6 +198,33 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
     await cleanup(source, target, { unfence: true });
   });
 
+  it('a table added to the set by hand with synchronize_data: the cutover waits for pglogical to copy it (refusing before its fence while the copy cannot finish), then goes through with every row', async function () {
+    const source = await freshDatabase(src, 'pglsyn');
+    await sql(source, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`);
+    const target = await freshDatabase(dst, 'pglsynt');
+    await pglogicalSync(source, target, { jobs: 2 });
+    const ddl = `CREATE TABLE big (id int PRIMARY KEY, v text)`;
+    await sql(source, `${ddl}; INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g`);
+    await sql(target, ddl);
+    // pglogical's copy of it made slow on the target (a statement trigger that sleeps 8 s, fired by its COPY too).
+    await sql(
+      target,
+      `CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(8); RETURN NULL; END $$;
+       CREATE TRIGGER slow_copy BEFORE INSERT ON big FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();
+       ALTER TABLE big ENABLE ALWAYS TRIGGER slow_copy`,
+    );
+    await sql(source, `SELECT pglogical.replication_set_add_table('default', 'big', true)`);
+    await assert.rejects(cutover(source, target, { verify: 'count', catchUpTimeout: 2 }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'lag-too-high', e.message);
+      assert.match(e.message, /pglogical is still copying public\.big/);
+      return true;
+    });
+    const c = await cutover(source, target, { verify: 'count' });
+    assert.equal(c.verification!.ok, true, c.verification!.mismatches.join('\n'));
+    assert.deepEqual(await sql(target, `SELECT count(*)::int AS n FROM big`), [{ n: 200000 }]);
+    await cleanup(source, target, { unfence: true });
+  });
+
   it('--exclude-schema: its tables stay out of the replication sets and its sequences out of the default set; changes to it are no schema change; the cutover fences only the moved tables', async function () {
     const source = await freshDatabase(src, 'pglflt');
     await sql(

@@ -4,6 +4,7 @@
  * synchronized inside the fence, the target applies the last LSN, the
  * insert-only (key-less) tables are copied again, and both nodes are removed.
  */
+import type pg from 'pg';
 import { PgrelocateError } from '../../errors';
 import type { StreamingHooks } from '../../streaming/hooks';
 import type { StreamingMeta } from '../../streaming/options';
@@ -19,6 +20,32 @@ import type { PglogicalMeta } from './meta';
 import { removeProviderSide, removeSubscriberSide } from './teardown';
 
 export { pglogicalSync, type PglogicalSyncReport } from './sync';
+
+/**
+ * Wait until the subscription has no table whose copy is under way
+ * (pglogical.local_sync_status not yet synced or ready): before that its rows
+ * are not all on the target, whatever the lag says. Throws naming them after
+ * `timeoutMs`.
+ */
+export async function waitSetTablesSynced(dst: pg.Client, sub: string, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const r = await dst.query<{ t: string }>(
+      `SELECT quote_ident(sync_nspname) || '.' || quote_ident(sync_relname) AS t FROM pglogical.local_sync_status
+        WHERE sync_relname IS NOT NULL AND sync_status NOT IN ('r', 'y')
+          AND sync_subid = (SELECT sub_id FROM pglogical.subscription WHERE sub_name = $1)`,
+      [sub],
+    );
+    if (r.rows.length === 0) return;
+    if (Date.now() - started > timeoutMs)
+      throw new PgrelocateError(
+        'lag-too-high',
+        `pglogical is still copying ${r.rows.map((x) => x.t).join(', ')} after ${Math.round(timeoutMs / 1000)}s; nothing was fenced.`,
+        'Wait for the copy (pglogical.show_subscription_table on the target), then run the cutover again.',
+      );
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
 
 export type PglogicalRunMeta = StreamingMeta & { pglogical: PglogicalMeta };
 
@@ -40,6 +67,8 @@ export const pglogical: StreamingHooks<PglogicalRunMeta> = {
         );
       throw e;
     });
+    // A table added to a set with synchronize_data (by sync, or by hand) counts only once pglogical has copied it.
+    await waitSetTablesSynced(c.dst, sub, c.opts.catchUpTimeout * 1000);
     return slotLagGate(c, emit);
   },
   fencedSteps: [
