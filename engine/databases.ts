@@ -20,7 +20,7 @@ import { migrate as dumpRestore, type MigrateOptions, type MigrationReport } fro
 import { isStreaming, type Strategy, type StreamingStrategy } from './strategies/names';
 import { runCutover, type CutoverReport } from './streaming/cutover';
 import type { StreamingHooks } from './streaming/hooks';
-import type { StreamingOptions } from './streaming/options';
+import { previousRun, type StreamingOptions } from './streaming/options';
 import { Together } from './streaming/together';
 
 /** Which databases: every one the source serves, or those named. */
@@ -219,20 +219,39 @@ export async function cutoverDatabases(
   hooksFor: (s: StreamingStrategy) => StreamingHooks,
   runPostHook: (cmd: string) => Promise<void>,
 ): Promise<ClusterCutoverReport> {
-  const together = new Together(names.length);
+  // A database whose cutover an earlier run finished is not cut over again: the rest are, as one.
+  const finished: string[] = [];
+  for (const name of names) {
+    const run = await previousRun(withDatabase(target, name));
+    if ((run?.meta as { phase?: string } | null)?.phase === 'done') finished.push(name);
+  }
+  if (finished.length === names.length)
+    throw new PgrelocateError(
+      'already-cut-over',
+      `Every database (${names.join(', ')}) was already cut over.`,
+      'Nothing to do; pgrelocate cleanup removes the state.',
+    );
+  const pending = names.filter((n) => !finished.includes(n));
+  if (finished.length > 0)
+    emit({ type: 'log', level: 'info', message: `already cut over: ${finished.join(', ')}; cutting over ${pending.join(', ')}` });
+  const together = new Together(pending.length);
   const settled = await Promise.allSettled(
-    names.map((name, i) => {
+    pending.map((name, i) => {
       // The pre-hook with the first database only (every fence waits for it); the post-hook here, after every switch.
       const opts: Partial<StreamingOptions> = { ...options, together, preHook: i === 0 ? options.preHook : undefined, postHook: undefined };
       const tagged: Emit = (e) => emit(e.type === 'log' ? { ...e, message: `${name}: ${e.message}` } : e);
-      return runCutover(withDatabase(source, name), withDatabase(target, name), opts, tagged, hooksFor);
+      // Whatever stops one (even before its own steps: no run, a busy lock) stops the others at their next meeting point.
+      return runCutover(withDatabase(source, name), withDatabase(target, name), opts, tagged, hooksFor).catch((e: Error) => {
+        together.fail(e);
+        throw e;
+      });
     }),
   );
   const failed = settled
-    .map((s, i) => ({ s, name: names[i]! }))
+    .map((s, i) => ({ s, name: pending[i]! }))
     .filter((x): x is { s: PromiseRejectedResult; name: string } => x.s.status === 'rejected');
   const done = settled
-    .map((s, i) => ({ database: names[i]!, s }))
+    .map((s, i) => ({ database: pending[i]!, s }))
     .filter((x): x is { database: string; s: PromiseFulfilledResult<CutoverReport> } => x.s.status === 'fulfilled')
     .map((x) => ({ database: x.database, result: x.s.value }));
   if (failed.length > 0) {

@@ -38,7 +38,8 @@ export interface CompiledPattern {
   readonly name: string;
 }
 
-const SPECIAL = /[\\^$.|+()[\]{}]/;
+// `*` and `?` too: inside double quotes they match themselves.
+const SPECIAL = /[\\^$.|+()[\]{}*?]/;
 
 /** One part of a pattern (between unquoted dots) as a regular expression. */
 function partRegex(part: string): string {

@@ -127,6 +127,9 @@ describe('whole clusters: --all-databases and --databases', function () {
       for (const db of ['shop', 'crm', 'metrics'])
         await assert.rejects(sql(withDatabase(src.conn(), db), `CREATE TABLE written_after (x int)`), /read-only/, db);
 
+      const again = await pgrelocate(['cutover', '--all-databases'], env);
+      assert.notEqual(again.exitCode, ExitCode.ok);
+      assert.match(again.stderr, /Every database \(crm, metrics, shop\) was already cut over/);
       const st = await pgrelocate(['status', '--all-databases', '--json'], env);
       assert.equal(st.exitCode, ExitCode.ok, st.stderr);
       const rows = (JSON.parse(st.stdout) as { databases: { database: string; phase: string }[] }).databases;

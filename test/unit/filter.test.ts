@@ -21,6 +21,8 @@ describe('filters', function () {
     assert.deepEqual(compilePattern('"App"', 'schema'), { schema: null, name: '^(App)$' });
     assert.deepEqual(compilePattern('app.audit_*', 'table'), { schema: '^(app)$', name: '^(audit_.*)$' });
     assert.deepEqual(compilePattern('"a.b"."x$1"', 'table'), { schema: '^(a\\.b)$', name: '^(x\\$1)$' });
+    assert.equal(relationIncluded(f({ includeTable: ['"a*"'] }), 'public', 'aaa'), false, 'a quoted * is a star');
+    assert.equal(relationIncluded(f({ includeTable: ['"a*"'] }), 'public', 'a*'), true);
     assert.equal(relationIncluded(f({ includeTable: ['t?'] }), 'public', 't1'), true);
     assert.equal(relationIncluded(f({ includeTable: ['t?'] }), 'public', 't12'), false);
     assert.equal(relationIncluded(f({ includeTable: ['[ab]'] }), 'public', 'a'), false, 'brackets are literal');
