@@ -258,13 +258,15 @@ export async function cutoverDatabases(
     // The first failure is the cause; the others stopped because of it.
     const cause = failed.find((f) => !(f.s.reason instanceof PgrelocateError && f.s.reason.code === 'cutover-aborted')) ?? failed[0]!;
     const e = cause.s.reason as Error;
-    const switched = done.map((d) => d.database);
+    // Those whose switch was made, finished or stopped after it (cutover-incomplete: the next cutover finishes them).
+    const switched = [
+      ...done.map((d) => d.database),
+      ...failed.filter((f) => f.s.reason instanceof PgrelocateError && f.s.reason.code === 'cutover-incomplete').map((f) => f.name),
+    ];
     throw new PgrelocateError(
       e instanceof PgrelocateError ? e.code : 'step-failed',
       `Database ${cause.name}: ${e.message}${
-        switched.length
-          ? `\nSwitched already: ${switched.join(', ')} (their cutover is done); the others were not.`
-          : '\nNo database was switched.'
+        switched.length ? `\nSwitched already: ${switched.join(', ')}; the others were not.` : '\nNo database was switched.'
       }`,
       `${e instanceof PgrelocateError && e.fix ? `${e.fix} ` : ''}Running the cutover again for all of them finishes each where it stands.`,
     );
