@@ -8,6 +8,7 @@
  * other, each with the whole --jobs budget, so the machines never carry more
  * than one budget at a time.
  */
+import type pg from 'pg';
 import { hasErrors, runChecks, type Finding } from './check';
 import { ident, literal, withClient, withDatabase, type ConnInfo } from './conn';
 import { PgrelocateError } from './errors';
@@ -72,6 +73,16 @@ async function hasTables(conn: ConnInfo): Promise<boolean> {
   });
 }
 
+/** The databases a server has. */
+async function databasesOf(c: pg.Client): Promise<Set<string>> {
+  return new Set((await c.query<{ n: string }>('SELECT datname AS n FROM pg_database')).rows.map((r) => r.n));
+}
+
+/** The databases the target's server has already. */
+export function targetDatabases(target: ConnInfo): Promise<Set<string>> {
+  return withClient(target, 'target', databasesOf);
+}
+
 /** A database's facts on the source, for creating it on the target. */
 interface DatabaseFacts {
   readonly name: string;
@@ -108,7 +119,7 @@ export async function prepareTargetDatabases(source: ConnInfo, target: ConnInfo,
       ).rows,
   );
   return withClient(target, 'target', async (c) => {
-    const existing = new Set((await c.query<{ n: string }>(`SELECT datname AS n FROM pg_database`)).rows.map((r) => r.n));
+    const existing = await databasesOf(c);
     const [mine] = (
       await c.query<{ collate: string; ctype: string }>(
         `SELECT datcollate AS collate, datctype AS ctype FROM pg_database WHERE datname = 'template0'`,
@@ -332,11 +343,7 @@ export async function checkDatabases(
   names: readonly string[],
   o: ClusterCheckOptions,
 ): Promise<ClusterCheck> {
-  const have = await withClient(
-    target,
-    'target',
-    async (c) => new Set((await c.query<{ n: string }>('SELECT datname AS n FROM pg_database')).rows.map((r) => r.n)),
-  );
+  const have = await targetDatabases(target);
   const out: ClusterCheck['databases'][number][] = [];
   for (const name of names) {
     const created = !have.has(name);
@@ -446,11 +453,7 @@ export async function cutoverCluster(
 /** The databases of a cluster run the target has: every one named must be there. */
 export async function databasesOnTarget(source: ConnInfo, target: ConnInfo, sel: DatabaseSelection): Promise<string[]> {
   const names = await selectDatabases(source, sel);
-  const have = await withClient(
-    target,
-    'target',
-    async (c) => new Set((await c.query<{ n: string }>('SELECT datname AS n FROM pg_database')).rows.map((r) => r.n)),
-  );
+  const have = await targetDatabases(target);
   const missing = names.filter((n) => !have.has(n));
   if (missing.length > 0 && 'names' in sel)
     throw new PgrelocateError(

@@ -6,7 +6,7 @@
  * `{ databases: [{ database, … }] }` with what the whole gives beside it.
  */
 import { Option, type Command } from 'commander';
-import { parseUrl, withDatabase, withClient, type ConnInfo } from '../../engine/conn';
+import { parseUrl, withDatabase, type ConnInfo } from '../../engine/conn';
 import { copyOnce } from '../../engine/copy/once';
 import {
   checkDatabases,
@@ -18,6 +18,7 @@ import {
   runEachDatabase,
   selectDatabases,
   syncDatabases,
+  targetDatabases,
   type ClusterCheckOptions,
   type DatabaseSelection,
 } from '../../engine/databases';
@@ -56,15 +57,6 @@ async function cluster(o: CommonOpts, sel: DatabaseSelection): Promise<{ source:
   return { source, target, names: await selectDatabases(source, sel) };
 }
 
-/** The target databases that exist already. */
-async function existingOnTarget(target: ConnInfo): Promise<Set<string>> {
-  return withClient(
-    target,
-    'target',
-    async (c) => new Set((await c.query<{ n: string }>('SELECT datname AS n FROM pg_database')).rows.map((r) => r.n)),
-  );
-}
-
 /** The check options of the command line. */
 function checkOptions(o: CliOpts & { strategy?: Strategy }, command: OptionCommand): ClusterCheckOptions {
   const v = optionValues(o, command);
@@ -94,7 +86,7 @@ export async function runClusterCheck(o: CliOpts & { strategy?: Strategy }, sel:
 
 export async function runClusterPlan(o: CliOpts & { strategy?: Strategy }, sel: DatabaseSelection): Promise<void> {
   const { source, target, names } = await cluster(o, sel);
-  const have = await existingOnTarget(target);
+  const have = await targetDatabases(target);
   const v = optionValues(o, 'plan');
   const plans = await eachDatabase(
     source,
