@@ -16,12 +16,12 @@ import { withClient } from '../engine/conn';
 import { ExitCode, isPgrelocateError } from '../engine/errors';
 import { startServer, stopAllServers, type LocalServer } from '../engine/local/cluster';
 import { MigrationFailed, type MigrationReport } from '../engine/strategies/dump-restore/run';
-import { cutover, migrate, streamingHooks, sync, type CutoverReport, type SyncOutcome } from '../engine/strategies';
+import { cutover, migrate, sync, type CutoverReport, type SyncOutcome } from '../engine/strategies';
 import { progressView } from './progress-view';
 import { formatCutover, formatReport, formatSyncOutcome } from '../engine/report';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { APP_ROLE, dropGeneratedColumns, loadSample, loadSideDatabases } from './sample-db';
-import { cutoverDatabases, prepareTargetDatabases, runEachDatabase, selectDatabases } from '../engine/databases';
+import { cutoverCluster, migrateDatabases, syncDatabases } from '../engine/databases';
 import { WriteLoad, type LedgerCheck, type LoadSummary } from './write-load';
 
 interface RehearseOptions {
@@ -117,16 +117,12 @@ async function rehearseLogical(o: RehearseOptions, strategy: StreamingStrategy):
     let c: CutoverReport;
     let others: LogicalRehearsal['others'] = null;
     if (o.allDatabases) {
-      // Every database of the source: created on the target, each synced in turn (roles with the first), one cutover.
-      const names = await selectDatabases(source.conn(), { all: true });
-      const created = await prepareTargetDatabases(source.conn(), target.conn(), names, emit);
-      const synced = await runEachDatabase(source.conn(), target.conn(), names, created, emit, (src, dst, skip) =>
-        sync(strategy, src, dst, skip ? { ...syncOptions, skipGlobals: true } : syncOptions, emit),
-      );
-      log(`streaming ${names.length} databases for ${o.streamSeconds}s under load …`);
+      // Every database of the source, as `sync --all-databases` and `cutover --all-databases` move them.
+      const synced = await syncDatabases(source.conn(), target.conn(), { all: true }, { ...syncOptions, strategy }, emit);
+      log(`streaming ${synced.databases.length} databases for ${o.streamSeconds}s under load …`);
       await new Promise((r) => setTimeout(r, o.streamSeconds * 1000));
-      const all = await cutoverDatabases(source.conn(), target.conn(), names, options, emit, streamingHooks, async () => undefined);
-      s = synced.find((x) => x.database === 'shop')!.result;
+      const all = await cutoverCluster(source.conn(), target.conn(), { all: true }, options, emit, async () => undefined);
+      s = synced.databases.find((x) => x.database === 'shop')!.result;
       c = all.databases.find((x) => x.database === 'shop')!.result;
       others = {
         databases: all.databases.map((d) => ({
@@ -204,14 +200,19 @@ async function rehearseDumpRestore(o: RehearseOptions): Promise<MigrationReport>
   log(`sample: ${formatBytes(sample.bytes)} loaded in ${formatDuration(sample.seconds)}`);
   if (o.allDatabases) {
     await loadSideDatabases(source.conn());
-    const names = await selectDatabases(source.conn(), { all: true });
-    const created = await prepareTargetDatabases(source.conn(), target.conn(), names, progressView());
-    const reports = await runEachDatabase(source.conn(), target.conn(), names, created, progressView(), (s, t, skip) =>
-      migrate('dump-restore', s, t, { dumpRestore: { ...(o.jobs ? { jobs: o.jobs } : {}), skipGlobals: skip } }, progressView()),
+    const m = await migrateDatabases(
+      source.conn(),
+      target.conn(),
+      { all: true },
+      { strategy: 'dump-restore', dumpRestore: o.jobs ? { jobs: o.jobs } : {} },
+      progressView(),
+      async () => undefined,
     );
+    if (m.strategy !== 'dump-restore') throw new Error('a dump-restore rehearsal ran another strategy');
+    const reports = m.databases;
     for (const r of reports.filter((x) => x.database !== 'shop'))
-      log(`database ${r.database}: verification ${r.result.report.verification?.ok ? 'OK' : 'FAILED'}`);
-    return reports.find((x) => x.database === 'shop')!.result.report;
+      log(`database ${r.database}: verification ${r.result.verification?.ok ? 'OK' : 'FAILED'}`);
+    return reports.find((x) => x.database === 'shop')!.result;
   }
   const m = await migrate(
     'dump-restore',
