@@ -12,7 +12,7 @@ import { estimateDumpBytes } from '../../check';
 import { ident, withClient, type ConnInfo } from '../../conn';
 import { applyDatabaseSettings } from '../../database-settings';
 import { PgrelocateError } from '../../errors';
-import { dumpFilterArgs, filterSql, schemaIncluded, type TableFilter } from '../../filter';
+import { dumpFilterArgs, filterSql, type TableFilter } from '../../filter';
 import { MANAGED_ROLE, migrateGlobals } from '../../globals';
 import type { Preflight } from '../../preflight';
 import { parseRestoreErrors, type RestoreError } from '../../restore-errors';
@@ -225,7 +225,9 @@ const restoreStep: Step<DumpRestoreContext> = {
     }
     progress.finish();
     const ownerGrants =
-      ctx.opts.noOwner && !ctx.opts.noPrivileges ? await grantFormerOwners(ctx.source, ctx.target, ctx.opts.filter, emit) : undefined;
+      ctx.opts.noOwner && !ctx.opts.noPrivileges
+        ? await grantFormerOwners(ctx.source, ctx.target, ctx.opts.filter, ctx.pre.facts.filterPlan?.excludeSchemas ?? [], emit)
+        : undefined;
     return {
       jobs: ctx.opts.jobs,
       expectedErrors: expected.map((e) => ({ message: e.message, reason: e.reason })),
@@ -241,7 +243,14 @@ const restoreStep: Step<DumpRestoreContext> = {
  * records them): the application could no longer use its own tables. Grant
  * each former owner ALL on what it owned, where the role exists on the target.
  */
-async function grantFormerOwners(source: ConnInfo, target: ConnInfo, filter: TableFilter | undefined, emit: Emit): Promise<number> {
+async function grantFormerOwners(
+  source: ConnInfo,
+  target: ConnInfo,
+  filter: TableFilter | undefined,
+  /** The schemas the dump left out whole (quoted, as the filter plan gives them): not on the target. */
+  leftOut: readonly string[],
+  emit: Emit,
+): Promise<number> {
   const owned = await withClient(
     source,
     'source',
@@ -257,7 +266,9 @@ async function grantFormerOwners(source: ConnInfo, target: ConnInfo, filter: Tab
          UNION ALL
          SELECT 'SCHEMA', format('%I', n.nspname), pg_get_userbyid(n.nspowner) FROM pg_namespace n
           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgrelocate', 'public') AND n.nspname NOT LIKE 'pg\\_%'
-            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')`,
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
+            AND '"' || replace(n.nspname, '"', '""') || '"' <> ALL($1::text[])`,
+          [leftOut],
         )
       ).rows,
   );
@@ -266,7 +277,6 @@ async function grantFormerOwners(source: ConnInfo, target: ConnInfo, filter: Tab
     const roles = new Set((await c.query<{ r: string }>('SELECT rolname AS r FROM pg_roles')).rows.map((r) => r.r));
     let granted = 0;
     for (const o of owned) {
-      if (o.kind === 'SCHEMA' && !schemaIncluded(filter, o.name.replace(/^"|"$/g, '').replace(/""/g, '"'))) continue;
       if (o.owner === me || MANAGED_ROLE.test(o.owner) || !roles.has(o.owner)) continue;
       try {
         await c.query(`GRANT ALL ON ${o.kind} ${o.name} TO ${ident(o.owner)}`);
