@@ -49,6 +49,15 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
     ]);
   });
 
+  /** A source with one table `t` (one row), replicating by pglogical into a new target database. */
+  async function replicatingOneTable(prefix: string): Promise<{ source: ConnInfo; target: ConnInfo }> {
+    const source = await freshDatabase(src, prefix);
+    await sql(source, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`);
+    const target = await freshDatabase(dst, `${prefix}t`);
+    await pglogicalSync(source, target, { jobs: 2 });
+    return { source, target };
+  }
+
   it('check refuses generated columns (pglogical 2 crashes on them) and passes once the schema has none', async function () {
     const source = await freshDatabase(src, 'pplan');
     await sql(source, `CREATE TABLE t (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED)`);
@@ -125,10 +134,7 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
   });
 
   it("a column added on the source: the cutover refuses before the fence, naming it; added on the target, the cutover goes through (pglogical's worker, if still down, restarted by the statements the gate names)", async function () {
-    const source = await freshDatabase(src, 'pglcol');
-    await sql(source, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`);
-    const target = await freshDatabase(dst, 'pglcolt');
-    await pglogicalSync(source, target, { jobs: 2 });
+    const { source, target } = await replicatingOneTable('pglcol');
     await sql(source, `ALTER TABLE t ADD COLUMN extra int; INSERT INTO t VALUES (2, 'b', 5)`);
     await new Promise((r) => setTimeout(r, 1000));
     // The schema check names the change first, before the lag gate would only find the apply stalled.
@@ -171,10 +177,7 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
   });
 
   it('sync on a replicating run makes the source’s new table (its rows synchronized by pglogical) and new column on the target; the cutover then goes through with every row', async function () {
-    const source = await freshDatabase(src, 'pglddl');
-    await sql(source, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`);
-    const target = await freshDatabase(dst, 'pglddlt');
-    await pglogicalSync(source, target, { jobs: 2 });
+    const { source, target } = await replicatingOneTable('pglddl');
     await sql(
       source,
       `CREATE TABLE public.added (id int PRIMARY KEY, v text);
@@ -199,10 +202,7 @@ describe('pglogical strategy (Debian 15 + postgresql-15-pglogical)', function ()
   });
 
   it('a table added to the set by hand with synchronize_data: the cutover waits for pglogical to copy it (refusing before its fence while the copy cannot finish), then goes through with every row', async function () {
-    const source = await freshDatabase(src, 'pglsyn');
-    await sql(source, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`);
-    const target = await freshDatabase(dst, 'pglsynt');
-    await pglogicalSync(source, target, { jobs: 2 });
+    const { source, target } = await replicatingOneTable('pglsyn');
     const ddl = `CREATE TABLE big (id int PRIMARY KEY, v text)`;
     await sql(source, `${ddl}; INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g`);
     await sql(target, ddl);
