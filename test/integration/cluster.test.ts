@@ -35,12 +35,15 @@ describe('whole clusters: --all-databases and --databases', function () {
     await Promise.all([src?.stop(), dst?.stop()]);
   });
 
+  /** The CLI's environment: the source server, and `target` (both through their postgres database). */
+  const envFor = (target: LocalServer): Record<string, string> => ({
+    PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
+    PGRELOCATE_TARGET_URL: toUrl(target.conn('postgres'), { password: true }),
+  });
+
   it('migrate --all-databases by logical replication under write load: three databases created and moved, roles once, each verified, one cutover with one blackout; status and cleanup over all', async function () {
     const appPassword = await threeDatabases(src);
-    const env = {
-      PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
-      PGRELOCATE_TARGET_URL: toUrl(dst.conn('postgres'), { password: true }),
-    };
+    const env = envFor(dst);
     const check = await pgrelocate(['check', '--all-databases', '--replica-identity-full', '--json'], env);
     assert.equal(check.exitCode, ExitCode.ok, check.stdout + check.stderr);
     const checked = JSON.parse(check.stdout) as { databases: { database: string; created: boolean }[] };
@@ -162,10 +165,7 @@ describe('whole clusters: --all-databases and --databases', function () {
   it('migrate --databases by dump-restore: the two named moved and verified, each with VACUUM ANALYZE; a name the source lacks refused before anything changes', async function () {
     const target = await startServer({ major: 16, name: 'cluster-dr' });
     try {
-      const env = {
-        PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
-        PGRELOCATE_TARGET_URL: toUrl(target.conn('postgres'), { password: true }),
-      };
+      const env = envFor(target);
       const bad = await pgrelocate(['migrate', '--databases', 'crm,nope', '--strategy', 'dump-restore'], env);
       assert.equal(bad.exitCode, ExitCode.usage, bad.stderr);
       assert.match(bad.stderr, /no database "nope".*Name databases it has: .*crm/s);
@@ -189,10 +189,7 @@ describe('whole clusters: --all-databases and --databases', function () {
   it('copy --databases: a one-time copy of each named database, verified', async function () {
     const target = await startServer({ major: 15, name: 'cluster-copy' });
     try {
-      const env = {
-        PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
-        PGRELOCATE_TARGET_URL: toUrl(target.conn('postgres'), { password: true }),
-      };
+      const env = envFor(target);
       const c = await pgrelocate(['copy', '--databases', 'metrics,crm', '--jobs', '2', '--json'], env);
       assert.equal(c.exitCode, ExitCode.ok, c.stderr.slice(-3000));
       // A copy that does not verify fails its verify step; each database's ran.
@@ -211,11 +208,7 @@ describe('whole clusters: --all-databases and --databases', function () {
   });
 
   it('Bucardo with several databases is refused before anything changes, naming the ways out', async function () {
-    const env = {
-      PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
-      PGRELOCATE_TARGET_URL: toUrl(dst.conn('postgres'), { password: true }),
-      PGRELOCATE_BUCARDO_URL: toUrl(src.conn('postgres'), { password: true }),
-    };
+    const env = { ...envFor(dst), PGRELOCATE_BUCARDO_URL: toUrl(src.conn('postgres'), { password: true }) };
     const m = await pgrelocate(['sync', '--databases', 'crm,metrics', '--strategy', 'bucardo'], env);
     assert.equal(m.exitCode, ExitCode.checkFailed, m.stderr);
     assert.match(m.stderr, /Bucardo moves one database per control server.*fix: Move them one at a time/s);
