@@ -12,7 +12,7 @@
  * integration suite, a rehearsal), as it scans all rows.
  */
 import pg from 'pg';
-import { withClient, type ConnInfo } from './conn';
+import { serverVersionNum, withClient, type ConnInfo } from './conn';
 import { FENCE_TRIGGERS } from './streaming/fence';
 import { STABLE_SESSION } from './verify';
 
@@ -252,9 +252,7 @@ export async function snapshot(conn: ConnInfo, label: string): Promise<Snapshot>
   return withClient(conn, label, async (c) => {
     await c.query(STABLE_SESSION);
     await c.query('SET row_security = off');
-    const major = Math.floor(
-      Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) / 10000,
-    );
+    const major = Math.floor((await serverVersionNum(c)) / 10000);
     const objects = new Map<string, ObjectFacts>();
     const put = (type: string, rawIdentity: string, aspects: Record<string, string>): void => {
       // 17 names a transform "for T on language L", 15 "for T language L".

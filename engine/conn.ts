@@ -361,6 +361,11 @@ export function connectionError(e: unknown, info: ConnInfo, label: string): Pgre
   }
 }
 
+/** The server's version as a number (`server_version_num`: 170002 for 17.2), which version-dependent catalog queries test. */
+export async function serverVersionNum(c: pg.Client): Promise<number> {
+  return Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+}
+
 /** Run `fn` with a connected client, always closing it. */
 export async function withClient<T>(info: ConnInfo, label: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = await connect(info, label);

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { createHash } from 'node:crypto';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
-import { ident, literal } from '../conn';
+import { ident, literal, serverVersionNum } from '../conn';
 import { filterSql, type TableFilter } from '../filter';
 import { readSequences } from '../sequences';
 
@@ -32,8 +32,7 @@ export async function syncSequences(src: pg.Client, dst: pg.Client, filter?: Tab
 /** Replace the target's rows of unlogged tables with the source's (they are not replicated). */
 export async function copyUnlogged(src: pg.Client, dst: pg.Client, tables: readonly string[]): Promise<number> {
   let rows = 0;
-  const v =
-    tables.length > 0 ? Number((await src.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) : 0;
+  const v = tables.length > 0 ? await serverVersionNum(src) : 0;
   const generated = v >= 120000 ? `AND attgenerated = ''` : '';
   for (const t of tables) {
     // By name: pg_dump may order an inheritance child's columns differently on the target (inherited ones first).

@@ -17,7 +17,7 @@ import { filterSql, type TableFilter } from '../filter';
 import { SYSTEM_SCHEMA_FILTER } from '../inspect';
 import { libpqUrl, runTool, errorLines } from '../tool-exec';
 import { selectClientTools } from '../tools';
-import type { ConnInfo } from '../conn';
+import { serverVersionNum, type ConnInfo } from '../conn';
 
 export type ShapeKind = 'table' | 'column' | 'index' | 'constraint';
 
@@ -161,7 +161,7 @@ const CALLS_A_FUNCTION = /[\w"]\s*\(/;
 
 /** The target's ALTER TABLE … ADD COLUMN for a column the source gained, or why it cannot be made as the source's. */
 async function addColumnSql(src: pg.Client, tbl: string, column: string): Promise<{ sql: string } | { why: string }> {
-  const v = Number((await src.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+  const v = await serverVersionNum(src);
   const r = await src.query<{
     type: string;
     notnull: boolean;
@@ -265,9 +265,7 @@ async function addNewTables(
 ): Promise<{ applied: string[]; pending: string[] }> {
   const applied: string[] = [];
   const pending: string[] = [];
-  const major = Math.floor(
-    Number((await src.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) / 10000,
-  );
+  const major = Math.floor((await serverVersionNum(src)) / 10000);
   const tools = await selectClientTools(major);
   const replicate: string[] = [];
   const facts = new Map<string, { unlogged: boolean; partitioned: boolean; key: boolean; sequence: boolean }>();

@@ -5,7 +5,7 @@
  */
 import { opt } from '../option-names';
 import type pg from 'pg';
-import { describe, literal, redact, withClient, type ConnInfo } from '../conn';
+import { describe, literal, redact, serverVersionNum, withClient, type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
 import type { Emit, Step } from '../runner';
 import type { CutoverContext, StatusDetail } from './hooks';
@@ -252,9 +252,7 @@ export async function applyHealthGate(dst: pg.Client, subscription: string, o: A
   const { windowMs = 2000, maxMs = 15_000, everyMs = 200, diagnose = async () => [], retry = 'the cutover', side = 'the target' } = o;
   const started = Date.now();
   // pg_stat_subscription_stats exists from 15 on: asked once, not at every sample.
-  const hasStats = o.sample
-    ? false
-    : Number((await dst.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 150000;
+  const hasStats = o.sample ? false : (await serverVersionNum(dst)) >= 150000;
   const sample = o.sample ?? (() => applySample(dst, subscription, hasStats));
   let streak: { pid: number; errors: number | null; since: number } | null = null;
   const seen = { notRunning: 0, restarts: 0, errors: 0, disabled: false, total: null as number | null };
@@ -374,7 +372,7 @@ export async function pglogicalColumnDrift(src: pg.Client, dst: pg.Client): Prom
 async function columnDriftOf(src: pg.Client, dst: pg.Client, tables: readonly string[]): Promise<string[]> {
   if (tables.length === 0) return [];
   const columns = async (c: pg.Client): Promise<Map<string, Map<string, { type: string; required: boolean }>>> => {
-    const v = Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+    const v = await serverVersionNum(c);
     const r = await c.query<{ t: string; a: string; type: string; required: boolean }>(
       `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS t, a.attname AS a, format_type(a.atttypid, a.atttypmod) AS type,
               (a.attnotnull AND NOT a.atthasdef) AS required

@@ -13,7 +13,7 @@
 import { opt } from '../../option-names';
 import path from 'node:path';
 import type pg from 'pg';
-import { connect, ident, withClient, type ConnInfo } from '../../conn';
+import { connect, ident, serverVersionNum, withClient, type ConnInfo } from '../../conn';
 import { PgrelocateError } from '../../errors';
 import { qualified, type TableInfo } from '../../inspect';
 import { ProgressMeter, type Emit, type Step } from '../../runner';
@@ -69,7 +69,7 @@ const bucardoName = (schema: string, name: string): string => `${schema}.${name}
 
 async function generatedColumnLists(src: pg.Client, tables: readonly TableInfo[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  if ((await src.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)).rows[0]!.v < 120000) return out;
+  if ((await serverVersionNum(src)) < 120000) return out;
   for (const t of tables) {
     const r = await src.query<{ cols: string[] | null; generated: boolean }>(
       `SELECT array_agg(quote_ident(attname) ORDER BY attnum) FILTER (WHERE attgenerated = '') AS cols, bool_or(attgenerated <> '') AS generated

@@ -13,7 +13,7 @@
  */
 import { opt } from '../../option-names';
 import type pg from 'pg';
-import { connect, withClient, type ConnInfo } from '../../conn';
+import { connect, serverVersionNum, withClient, type ConnInfo } from '../../conn';
 import { settingList, tablesWithoutIdentity } from '../../check';
 import { PgrelocateError } from '../../errors';
 import { qualified, type Inventory } from '../../inspect';
@@ -131,7 +131,7 @@ async function waitTableSynced(src: pg.Client, dst: pg.Client, sub: string, tabl
   let last = '';
   let lastMove = Date.now();
   let lastNudge = 0;
-  const canNudge = Number((await src.query<{ v: string }>(`SHOW server_version_num`)).rows[0]!.v) >= 90600;
+  const canNudge = (await serverVersionNum(src)) >= 90600;
   for (;;) {
     const status = await tableStatus(dst, sub, table);
     if (SYNCED.has(status)) return;
