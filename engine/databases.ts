@@ -367,20 +367,6 @@ export async function checkDatabases(
   }
   const order: Strategy[] = ['logical', 'pglogical', 'bucardo', 'dump-restore'];
   const strategy = o.strategy ?? [...out].map((d) => d.strategy).sort((a, b) => order.indexOf(b) - order.indexOf(a))[0]!;
-  if (strategy === 'bucardo' && names.length > 1)
-    // Each run starts its own Bucardo daemon and sets the control role's password: two on one control database collide.
-    out[0] = {
-      ...out[0]!,
-      findings: [
-        ...out[0]!.findings,
-        {
-          level: 'error',
-          code: 'bucardo-one-database',
-          message: `Bucardo moves one database per control server here, and ${names.length} were asked for.`,
-          fix: 'Move them one at a time (--databases one, then the next, each with its own cutover), give each its own control server, or use logical replication where the source allows it.',
-        },
-      ],
-    };
   return { ok: out.every((d) => !hasErrors(d.findings)), strategy, databases: out };
 }
 

@@ -83,6 +83,8 @@ export const ERROR_CODES = {
   'bucardo-copy-timeout': ExitCode.migrationFailed,
   'bucardo-state-missing': ExitCode.migrationFailed,
   'bucardo-triggers-missing': ExitCode.migrationFailed,
+  'bucardo-control-busy': ExitCode.busy,
+  'bucardo-control-in-use': ExitCode.migrationFailed,
 } as const satisfies Record<string, ExitCode>;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -6,13 +6,26 @@
  * as the source has it, each verified, and one cutover with one blackout.
  */
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
 import { toUrl, withDatabase, type ConnInfo } from '../../engine/conn';
-import { ExitCode } from '../../engine/errors';
+import { ExitCode, type PgrelocateError } from '../../engine/errors';
+import { BucardoControl, controlDir } from '../../engine/strategies/bucardo/control';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
 import { APP_ROLE, loadSample, loadSideDatabases } from '../../scripts/sample-db';
 import { WriteLoad } from '../../scripts/write-load';
 import { pgrelocate } from '../helpers/cli';
 import { hasServer, newestPgDump, sql } from '../helpers/servers';
+
+const readlinkSafe = (p: string): string | null => {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return null;
+  }
+};
 
 /** The three databases, made on `s`: returns the sample's application password. */
 async function threeDatabases(s: LocalServer): Promise<string> {
@@ -35,6 +48,10 @@ describe('whole clusters: --all-databases and --databases', function () {
     await Promise.all([src?.stop(), dst?.stop()]);
   });
 
+  /** The three databases on the source, made by the first test that needs them; the sample's application password. */
+  let made: Promise<string> | undefined;
+  const databases = (): Promise<string> => (made ??= threeDatabases(src));
+
   /** The CLI's environment: the source server, and `target` (both through their postgres database). */
   const envFor = (target: LocalServer): Record<string, string> => ({
     PGRELOCATE_SOURCE_URL: toUrl(src.conn('postgres'), { password: true }),
@@ -42,7 +59,7 @@ describe('whole clusters: --all-databases and --databases', function () {
   });
 
   it('migrate --all-databases by logical replication under write load: three databases created and moved, roles once, each verified, one cutover with one blackout; status and cleanup over all', async function () {
-    const appPassword = await threeDatabases(src);
+    const appPassword = await databases();
     const env = envFor(dst);
     const check = await pgrelocate(['check', '--all-databases', '--replica-identity-full', '--json'], env);
     assert.equal(check.exitCode, ExitCode.ok, check.stdout + check.stderr);
@@ -163,6 +180,7 @@ describe('whole clusters: --all-databases and --databases', function () {
   });
 
   it('migrate --databases by dump-restore: the two named moved and verified, each with VACUUM ANALYZE; a name the source lacks refused before anything changes', async function () {
+    await databases();
     const target = await startServer({ major: 16, name: 'cluster-dr' });
     try {
       const env = envFor(target);
@@ -187,6 +205,7 @@ describe('whole clusters: --all-databases and --databases', function () {
   });
 
   it('copy --databases: a one-time copy of each named database, verified', async function () {
+    await databases();
     const target = await startServer({ major: 15, name: 'cluster-copy' });
     try {
       const env = envFor(target);
@@ -207,10 +226,82 @@ describe('whole clusters: --all-databases and --databases', function () {
     }
   });
 
-  it('Bucardo with several databases is refused before anything changes, naming the ways out', async function () {
-    const env = { ...envFor(dst), PGRELOCATE_BUCARDO_URL: toUrl(src.conn('postgres'), { password: true }) };
-    const m = await pgrelocate(['sync', '--databases', 'crm,metrics', '--strategy', 'bucardo'], env);
-    assert.equal(m.exitCode, ExitCode.checkFailed, m.stderr);
-    assert.match(m.stderr, /Bucardo moves one database per control server.*fix: Move them one at a time/s);
+  it('sync and cutover --all-databases by Bucardo under write load: one daemon on one control database for the three runs, one cutover, each verified; the last run out stops it and drops the control database', async function () {
+    if (!existsSync('/usr/bin/bucardo') || !existsSync('/usr/lib/postgresql/15/lib/plperl.so'))
+      throw new Error('Bucardo is not installed: apt-get install -y bucardo postgresql-plperl-15');
+    const appPassword = await databases();
+    const ctl = await startServer({ major: 15, name: 'cluster-bucardo-ctl' });
+    const target = await startServer({ major: 17, name: 'cluster-bucardo' });
+    const workDir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-test-cluster-bucardo-'));
+    const shop = (c: ConnInfo): ConnInfo => withDatabase(c, 'shop');
+    const load = new WriteLoad(shop(src.conn()), { rate: 100, workers: 2, user: { name: APP_ROLE, password: appPassword } });
+    try {
+      const env = {
+        ...envFor(target),
+        PGRELOCATE_BUCARDO_URL: toUrl(ctl.conn('postgres'), { password: true }),
+      };
+      const flags = ['--all-databases', '--strategy', 'bucardo', '--work-dir', workDir];
+      await load.start();
+      const s = await pgrelocate(['sync', ...flags, '--jobs', '2'], env);
+      assert.equal(s.exitCode, ExitCode.ok, s.stderr.slice(-3000));
+      // Three runs, three syncs, one daemon: the control database is Bucardo's one per server.
+      const dir = controlDir(workDir, ctl.conn());
+      assert.deepEqual(
+        await sql(
+          ctl.conn('bucardo'),
+          `SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'active')::int AS active FROM bucardo.sync`,
+        ),
+        [{ n: 3, active: 3 }],
+      );
+      const mcp = (await execa('pgrep', ['-f', 'Bucardo Master Control Program'], { reject: false })).stdout
+        .split('\n')
+        .filter((pid) => pid && readlinkSafe(`/proc/${pid}/cwd`) === dir);
+      assert.equal(mcp.length, 1, `one daemon for the three runs: ${mcp.join(',')}`);
+      // Another work directory has no password for the running daemon's role: refused, the daemon untouched.
+      const other = new BucardoControl(ctl.conn('postgres'), path.join(workDir, 'other'));
+      await assert.rejects(
+        other.ensureInstalled(),
+        (e: PgrelocateError) => e.code === 'bucardo-control-in-use' && /same --work-dir/.test(e.fix),
+      );
+      const c = await pgrelocate(['cutover', ...flags, '--json'], env);
+      assert.equal(c.exitCode, ExitCode.ok, c.stderr.slice(-3000));
+      load.switchTo(shop(target.conn()));
+      await new Promise((r) => setTimeout(r, 300));
+      await load.stop();
+      const ledger = await load.ledger.check(shop(target.conn()));
+      assert.equal(ledger.ok, true, JSON.stringify(ledger).slice(0, 400));
+      const report = JSON.parse(c.stdout) as {
+        blackoutSeconds: number;
+        databases: { database: string; result: { blackoutSeconds: number; verification: { ok: boolean } } }[];
+      };
+      assert.deepEqual(
+        report.databases.map((d) => [d.database, d.result.verification.ok]),
+        [
+          ['crm', true],
+          ['metrics', true],
+          ['shop', true],
+        ],
+      );
+      assert.ok(report.blackoutSeconds < 10, JSON.stringify(report).slice(0, 400));
+      // The last run out took the daemon, the control database and the directory with it; nothing of Bucardo on either side.
+      assert.deepEqual(await sql(ctl.conn('postgres'), `SELECT datname FROM pg_database WHERE datname = 'bucardo'`), []);
+      assert.equal(existsSync(dir), false);
+      for (const db of ['shop', 'crm', 'metrics'])
+        for (const side of [src, target])
+          assert.deepEqual(
+            await sql(
+              withDatabase(side.conn(), db),
+              `SELECT nspname FROM pg_namespace WHERE nspname = 'bucardo' UNION ALL SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%'`,
+            ),
+            [],
+            db,
+          );
+      const cl = await pgrelocate(['cleanup', '--all-databases', '--unfence'], env);
+      assert.equal(cl.exitCode, ExitCode.ok, cl.stderr);
+    } finally {
+      await load.stop();
+      await Promise.all([ctl.stop(), target.stop()]);
+      rmSync(workDir, { recursive: true, force: true });
+    }
   });
 });

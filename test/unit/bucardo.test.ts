@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { parseUrl } from '../../engine/conn';
-import { parseStatus } from '../../engine/strategies/bucardo/control';
+import { controlDir, parseStatus } from '../../engine/strategies/bucardo/control';
 import { bucardoNames } from '../../engine/strategies/bucardo/meta';
 import { addDbArgs } from '../../engine/strategies/bucardo/sync';
 
@@ -36,6 +36,14 @@ describe('bucardo (pure parts)', function () {
     ]);
     assert.ok(args.includes('conn=sslmode=require'));
     assert.ok(!args.join(' ').includes('s3cret'), 'no password in argv');
+  });
+
+  it('keeps one directory per control server, shared by its runs, whatever the host looks like', function () {
+    assert.equal(controlDir('/w', { host: '10.0.0.5', port: 5432 }), '/w/pgrelocate-bucardo-10.0.0.5-5432');
+    assert.equal(controlDir('/w', { host: '10.0.0.5', port: 5433 }), '/w/pgrelocate-bucardo-10.0.0.5-5433');
+    // A socket directory or an IPv6 address becomes one safe path segment.
+    assert.equal(controlDir('/w', { host: '/var/run/postgresql', port: 5432 }), '/w/pgrelocate-bucardo-_var_run_postgresql-5432');
+    assert.equal(controlDir('/w', { host: '::1', port: 5432 }), '/w/pgrelocate-bucardo-__1-5432');
   });
 
   it('names its objects from the run id', function () {

@@ -3,12 +3,20 @@
  * pgrelocate is given (`--bucardo-url`, a superuser on a PostgreSQL with PL/Perl,
  * on the worker or the local machine), and the `bucardo` command.
  *
- * Passwords never reach argv: the `bucardo` role's password sits in a private
- * passfile in the run's directory (PGPASSFILE, HOME pointed there so Bucardo
- * never writes to the user's ~/.pgpass, /etc/bucardorc ignored), and the
- * source's and target's passwords are written into the control database's
- * `bucardo.db` table with SQL, not on a command line. The control database,
- * the directory and the daemon go at cleanup.
+ * Bucardo has one control database per server (its schema file creates
+ * `bucardo`), so the runs on one control server share it, its `bucardo` role
+ * and one daemon: each run adds its own databases, relgroup and sync, and
+ * takes out only those. They share one directory per control server (the
+ * role's passfile, the daemon's pid files and log), and set up and take down
+ * one at a time under an advisory lock. The role's password is set once, and
+ * never while a daemon that depends on it answers.
+ *
+ * Passwords never reach argv: the `bucardo` role's password sits in the
+ * private passfile (PGPASSFILE, HOME pointed there so Bucardo never writes to
+ * the user's ~/.pgpass, /etc/bucardorc ignored), and the source's and
+ * target's passwords are written into the control database's `bucardo.db`
+ * table with SQL, not on a command line. The last run out stops the daemon,
+ * drops the control database pgrelocate installed, and removes the directory.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,8 +40,30 @@ export function parseStatus(text: string): Map<string, string> {
   return out;
 }
 
+/** Where the runs on one control server keep its passfile, pid files and log: one directory per server. Pure. */
+export function controlDir(workDir: string, control: { readonly host: string; readonly port: number }): string {
+  return path.join(workDir, `pgrelocate-bucardo-${control.host.replace(/[^A-Za-z0-9.-]/g, '_')}-${control.port}`);
+}
+
+/** The advisory lock (in the control server's `postgres` database) under which runs set up and take down their parts. */
+const CONTROL_LOCK = 0x7067_7262;
+
+/** The comment that marks a control database pgrelocate installed: the last run out drops it. */
+const INSTALLED_MARK = 'installed by pgrelocate';
+
+/** Which syncs are pgrelocate's (named from their run id). */
+const OUR_SYNCS = `name LIKE 'pgrelocate\\_%'`;
+
+/** The names one run adds to the shared control database. */
+export interface BucardoRunNames {
+  readonly sourceDb: string;
+  readonly targetDb: string;
+  readonly relgroup: string;
+  readonly sync: string;
+}
+
 export class BucardoControl {
-  /** `dir`: the run's private directory (passfile, pid files, Bucardo's log). */
+  /** `dir`: the directory of the control server's runs (passfile, pid files, Bucardo's log); see controlDir. */
   constructor(
     readonly control: ConnInfo,
     readonly dir: string,
@@ -48,14 +78,63 @@ export class BucardoControl {
     return { ...this.control, user: 'bucardo', database: 'bucardo' };
   }
 
+  private password(): string {
+    return readFileSync(this.passfile, 'utf8').trim().split(':').slice(4).join(':');
+  }
+
+  /** The `bucardo` role, through the passfile, on one of the control server's databases. */
+  private asBucardo(database: string): ConnInfo {
+    return { ...this.bucardoConn(), database, password: this.password() };
+  }
+
   /**
-   * Make sure the control database exists: a `bucardo` superuser with a fresh
-   * random password (kept in the run's passfile), then `bucardo install`.
-   * Returns whether pgrelocate installed it (then cleanup drops it).
+   * `fn` on a session of the control server's `postgres` database that holds
+   * the control lock: two runs never set up or take down Bucardo at once.
+   */
+  private async locked<T>(conn: ConnInfo, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    return withClient({ ...conn, database: 'postgres' }, 'Bucardo control server', async (c) => {
+      await c.query(`SET lock_timeout = '120s'`);
+      try {
+        await c.query('SELECT pg_advisory_lock($1)', [CONTROL_LOCK]);
+      } catch (e) {
+        if ((e as { code?: string }).code !== '55P03') throw e;
+        throw new PgrelocateError(
+          'bucardo-control-busy',
+          'Another pgrelocate run has held the Bucardo control server for 120 s while setting up or taking down its sync.',
+          'Let that run finish (pgrelocate status), then retry.',
+        );
+      }
+      return fn(c);
+    });
+  }
+
+  /** Whether the passfile's password lets the `bucardo` role in (a run before this one set it). */
+  private async passfileWorks(): Promise<boolean> {
+    if (!existsSync(this.passfile)) return false;
+    return withClient(this.asBucardo('postgres'), 'Bucardo control server', async () => true).catch(() => false);
+  }
+
+  /** Whether this directory's daemon is alive: its pid file names a live process. */
+  daemonRunning(): boolean {
+    try {
+      const pid = Number(/\d+/.exec(readFileSync(path.join(this.dir, 'bucardo.mcp.pid'), 'utf8'))?.[0]);
+      if (!pid) return false;
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Make sure the control database exists: a `bucardo` superuser whose
+   * password only pgrelocate knows (kept in the passfile, set by the first run
+   * on this server and reused by the next), then `bucardo install`. Returns
+   * whether this run installed it.
    */
   async ensureInstalled(): Promise<boolean> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    return withClient(this.control, 'Bucardo control server', async (c) => {
+    return this.locked(this.control, async (c) => {
       const su = await c.query<{ s: boolean }>(`SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user`);
       if (!su.rows[0]?.s)
         throw new PgrelocateError(
@@ -70,13 +149,21 @@ export class BucardoControl {
           'The Bucardo control server has no PL/Perl; the control database needs it.',
           'Install it on that server (Debian: apt-get install -y postgresql-15-plperl for PostgreSQL 15) and retry.',
         );
-      const password = randomBytes(18).toString('hex');
-      const role = await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'bucardo'`);
-      // The control server is Bucardo's alone: pgrelocate sets the role's password to one only it knows.
-      await c.query(`${role.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE bucardo SUPERUSER LOGIN PASSWORD '${password}'`);
-      writeFileSync(this.passfile, pgpassLines([{ ...this.bucardoConn(), password }]), { mode: 0o600 });
-      const db = await c.query(`SELECT 1 FROM pg_database WHERE datname = 'bucardo'`);
-      if ((db.rowCount ?? 0) > 0) return false;
+      const role = (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'bucardo'`)).rowCount !== 0;
+      const db = (await c.query(`SELECT 1 FROM pg_database WHERE datname = 'bucardo'`)).rowCount !== 0;
+      if (!role || !(await this.passfileWorks())) {
+        // A new password would cut off a daemon another run started with the old one.
+        if (db && (await daemonAnswers({ ...this.control, database: 'bucardo' })))
+          throw new PgrelocateError(
+            'bucardo-control-in-use',
+            `A Bucardo daemon is running on the control server ${this.control.host}:${this.control.port}, and ${this.dir} holds no password for its role; setting a new one would stop it from working.`,
+            'Runs on one control server share its daemon: run pgrelocate with the same --work-dir as the run that started it, or give --bucardo-url another server.',
+          );
+        const password = randomBytes(18).toString('hex');
+        await c.query(`${role ? 'ALTER' : 'CREATE'} ROLE bucardo SUPERUSER LOGIN PASSWORD '${password}'`);
+        writeFileSync(this.passfile, pgpassLines([{ ...this.bucardoConn(), password }]), { mode: 0o600 });
+      }
+      if (db) return false;
       await this.run(
         [
           'install',
@@ -92,8 +179,23 @@ export class BucardoControl {
         ],
         { connectionFlags: false },
       );
+      await c.query(`COMMENT ON DATABASE bucardo IS '${INSTALLED_MARK}'`);
       return true;
     });
+  }
+
+  /**
+   * Start the daemon, or, when this server's daemon already runs (another
+   * run's sync), have it load the syncs added since. A reload restarts each
+   * sync's controller; a sync still making its first copy starts it again.
+   */
+  async startOrReload(reason: string): Promise<'started' | 'reloaded'> {
+    if (this.daemonRunning()) {
+      await this.run(['reload'], { timeoutMs: 60_000 });
+      return 'reloaded';
+    }
+    await this.run(['start', '--logdest', this.dir, reason], { timeoutMs: 60_000 });
+    return 'started';
   }
 
   /** Run `bucardo …` against the control database. Throws with Bucardo's message on a non-zero exit. */
@@ -151,8 +253,7 @@ export class BucardoControl {
 
   /** A session on the control database, as the `bucardo` role. */
   async sql<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-    const password = readFileSync(this.passfile, 'utf8').trim().split(':').slice(4).join(':');
-    const c = await connect({ ...this.bucardoConn(), password }, 'Bucardo control database');
+    const c = await connect(this.asBucardo('bucardo'), 'Bucardo control database');
     try {
       return await fn(c);
     } finally {
@@ -199,36 +300,134 @@ export class BucardoControl {
     });
   }
 
-  /** Stop the daemon (if running), drop the control database and role if pgrelocate installed them, remove the directory. */
-  async destroy(installedByUs: boolean): Promise<string[]> {
+  /**
+   * Take one run's part out of Bucardo: its sync is deactivated in the
+   * daemon, then its sync, relgroup, tables and databases are deleted from
+   * the control database. The last of pgrelocate's runs on this server also
+   * stops the daemon, drops the control database if pgrelocate installed it
+   * (and the `bucardo` role, when the superuser is given), and removes the
+   * directory. Returns what was removed.
+   */
+  async release(names: BucardoRunNames, installedByUs: boolean): Promise<string[]> {
     const removed: string[] = [];
-    if (existsSync(this.passfile)) {
-      await this.run(['stop', 'pgrelocate cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
-      removed.push('Bucardo daemon stopped');
+    if (!existsSync(this.passfile)) {
+      // Nothing can be reached without the password: end whatever Bucardo still works in the directory.
+      const left = await endProcessesIn(this.dir, 0);
+      if (left > 0) removed.push(`${left} Bucardo process(es) ended`);
+      rmSync(this.dir, { recursive: true, force: true });
+      return removed;
     }
-    // `bucardo stop` leaves a stop file in the run's directory for its processes to see; the VAC process
-    // sleeps past it and, once the directory is gone, lives on. End every process still working there.
-    const left = await endProcessesIn(this.dir);
-    if (left > 0) removed.push(`${left} Bucardo process(es) ended`);
-    if (installedByUs && (this.control.password !== undefined || existsSync(this.passfile))) {
-      // As the given superuser; else as the `bucardo` superuser itself (which cannot drop its own role).
-      const asAdmin = this.control.password !== undefined;
-      const conn = asAdmin
-        ? { ...this.control, database: 'postgres' }
-        : {
-            ...this.bucardoConn(),
-            database: 'postgres',
-            password: readFileSync(this.passfile, 'utf8').trim().split(':').slice(4).join(':'),
-          };
-      await withClient(conn, 'Bucardo control server', async (c) => {
+    // As the given superuser; else as the `bucardo` superuser itself (which cannot drop its own role).
+    const asAdmin = this.control.password !== undefined;
+    return this.locked(asAdmin ? this.control : this.asBucardo('postgres'), async (c) => {
+      const db = await c.query<{ mark: string | null }>(
+        `SELECT shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE datname = 'bucardo'`,
+      );
+      // The other syncs on this control server, pgrelocate's and any others.
+      const others =
+        db.rowCount === 0
+          ? { ours: 0, all: 0 }
+          : await this.sql(async (b) => {
+              const r = await b.query<{ ours: number; all: number }>(
+                `SELECT count(*) FILTER (WHERE ${OUR_SYNCS})::int AS ours, count(*)::int AS all FROM bucardo.sync WHERE name <> $1`,
+                [names.sync],
+              );
+              return r.rows[0]!;
+            });
+      const removeRows = async (): Promise<void> => {
+        if (db.rowCount !== 0 && (await this.sql((b) => removeRunRows(b, names))) > 0)
+          removed.push(`Bucardo sync ${names.sync} with its relgroup and databases (control database)`);
+      };
+      if (others.ours > 0) {
+        // The daemon carries other runs' syncs: only this one's controller stops, then its rows go.
+        if (this.daemonRunning()) await this.sql((b) => deactivateSync(b, names.sync));
+        await removeRows();
+        removed.push(`Bucardo daemon kept for the ${others.ours} other sync(s) on its control server`);
+        return removed;
+      }
+      if (this.daemonRunning() || existsSync(path.join(this.dir, 'bucardo.mcp.pid'))) {
+        await this.run(['stop', 'pgrelocate cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
+        removed.push('Bucardo daemon stopped');
+      }
+      // `bucardo stop` leaves a stop file in the directory for its processes to see; the VAC process
+      // sleeps past it and, once the directory is gone, lives on. End every process still working there.
+      const left = await endProcessesIn(this.dir);
+      if (left > 0) removed.push(`${left} Bucardo process(es) ended`);
+      await removeRows();
+      if (db.rowCount !== 0 && others.all === 0 && (installedByUs || db.rows[0]?.mark === INSTALLED_MARK)) {
         await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bucardo' AND pid <> pg_backend_pid()`);
         await c.query('DROP DATABASE IF EXISTS bucardo');
         if (asAdmin) await c.query('DROP ROLE IF EXISTS bucardo');
+        removed.push(`Bucardo control database${asAdmin ? ' and role' : ''} (control server)`);
+      }
+      rmSync(this.dir, { recursive: true, force: true });
+      return removed;
+    });
+  }
+}
+
+/** Whether a Bucardo daemon answers on the control database (its MCP pongs a ping within 2 s). */
+async function daemonAnswers(conn: ConnInfo): Promise<boolean> {
+  return withClient(conn, 'Bucardo control database', async (c) => {
+    await c.query('LISTEN bucardo_mcp_pong');
+    const pong = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 2000);
+      c.once('notification', () => {
+        clearTimeout(timer);
+        resolve(true);
       });
-      removed.push(`Bucardo control database${asAdmin ? ' and role' : ''} (control server)`);
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-    return removed;
+    });
+    await c.query('NOTIFY bucardo_mcp_ping');
+    return pong;
+  });
+}
+
+/**
+ * Ask the daemon to stop one sync's controller, and wait (10 s at most) for
+ * it to say so: it answers on the `bucardo` channel with the payload
+ * `deactivated_sync_<sync>`.
+ */
+async function deactivateSync(c: pg.Client, sync: string): Promise<void> {
+  await c.query('LISTEN bucardo');
+  const done = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 10_000);
+    c.on('notification', (n) => {
+      if (n.channel !== 'bucardo' || n.payload !== `deactivated_sync_${sync}`) return;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await c.query(`NOTIFY ${ident(`bucardo_deactivate_sync_${sync}`)}`);
+  await done;
+  await c.query('UNLISTEN *');
+}
+
+/**
+ * Delete one run's rows from the control database in one transaction, in the
+ * order its foreign keys need (custom columns and names and the sync's runs
+ * restrict, the rest cascade). Returns how many syncs went (0 or 1).
+ */
+async function removeRunRows(c: pg.Client, n: BucardoRunNames): Promise<number> {
+  const dbs = [n.sourceDb, n.targetDb];
+  await c.query('BEGIN');
+  try {
+    const sync = await c.query<{ dbs: string | null }>(`SELECT dbs FROM bucardo.sync WHERE name = $1`, [n.sync]);
+    const goats = `SELECT id FROM bucardo.goat WHERE db = ANY($1::text[])`;
+    for (const t of ['customcols', 'customname'])
+      await c.query(`DELETE FROM bucardo.${t} WHERE sync = $2 OR db = ANY($1::text[]) OR goat IN (${goats})`, [dbs, n.sync]);
+    await c.query(`DELETE FROM bucardo.syncrun WHERE sync = $1`, [n.sync]);
+    await c.query(`DELETE FROM bucardo.sync WHERE name = $1`, [n.sync]);
+    const group = sync.rows[0]?.dbs;
+    if (group)
+      await c.query(`DELETE FROM bucardo.dbgroup WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM bucardo.sync WHERE dbs = $1)`, [group]);
+    await c.query(`DELETE FROM bucardo.herd WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM bucardo.sync WHERE herd = $1)`, [n.relgroup]);
+    await c.query(`DELETE FROM bucardo.goat WHERE db = ANY($1::text[])`, [dbs]);
+    await c.query(`DELETE FROM bucardo.db WHERE name = ANY($1::text[])`, [dbs]);
+    await c.query('COMMIT');
+    return sync.rowCount ?? 0;
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
   }
 }
 

@@ -3,11 +3,11 @@ import { runTag } from '../../streaming/snapshot';
 /** What a bucardo run records: names, where its control database and private directory are, what it created. */
 
 export interface BucardoMeta {
-  /** The run's private directory: the `bucardo` role's passfile, pid files, Bucardo's log. */
+  /** The control server's directory, shared by its runs: the `bucardo` role's passfile, the daemon's pid files and log. */
   readonly dir: string;
   /** The control server (no password): cutover reaches it as the `bucardo` role through the passfile. */
   readonly control: { readonly host: string; readonly port: number; readonly user: string };
-  /** pgrelocate installed the control database (cleanup drops it). */
+  /** This run installed the control database (the last run out drops it; the database is also marked). */
   installedControl: boolean;
   readonly sourceDb: string;
   readonly targetDb: string;

@@ -11,7 +11,6 @@
  * Its cutover, cleanup and status hooks are in index.ts.
  */
 import { opt } from '../../option-names';
-import path from 'node:path';
 import type pg from 'pg';
 import { connect, ident, serverVersionNum, withClient, type ConnInfo } from '../../conn';
 import { PgrelocateError } from '../../errors';
@@ -22,7 +21,7 @@ import { reportBase, runStreamingSync, type StreamingReportBase } from '../../st
 import { parallelCopySteps, type CopyContext } from '../../copy/steps';
 import { publishedTables } from '../../streaming/snapshot';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
-import { BucardoControl, parseStatus } from './control';
+import { BucardoControl, controlDir, parseStatus } from './control';
 import { bucardoNames, type BucardoMeta } from './meta';
 
 export interface BucardoSyncReport extends StreamingReportBase {
@@ -181,7 +180,7 @@ const bucardoSteps: Step<Ctx>[] = [
     async run(ctx, emit) {
       const b = ctx.meta.bucardo;
       const t0 = Date.now();
-      await ctx.control.run(['start', '--logdest', b.dir, 'pgrelocate sync'], { timeoutMs: 60_000 });
+      await ctx.control.startOrReload('pgrelocate sync');
       const keyed = publishedTables(ctx.pre.source.database.tables).filter((t) => t.primaryKey.length > 0);
       const total = keyed.reduce((s, t) => s + t.bytes, 0);
       const meter = new ProgressMeter(emit, 'onetimecopy', Math.max(1, total), 'bytes');
@@ -195,6 +194,9 @@ const bucardoSteps: Step<Ctx>[] = [
           const status = parseStatus((await ctx.control.run(['status', b.sync], { allowExit: [1] })).stdout);
           const state = status.get('Current state') ?? '';
           if (otc.rows[0]?.o === 0 && /good/i.test(state)) break;
+          // A daemon that was already running loads a new sync without kicking it: kick until its first run shows.
+          if (status.size === 0 || /no records/i.test(state))
+            await ctx.control.sql((c) => c.query(`NOTIFY ${ident(`bucardo_kick_sync_${b.sync}`)}`));
           badSince = /bad/i.test(state) ? (badSince ?? Date.now()) : null;
           if (badSince !== null && Date.now() - badSince > 30_000)
             throw new PgrelocateError(
@@ -228,8 +230,7 @@ const bucardoSteps: Step<Ctx>[] = [
     name: 'start',
     what: "Bucardo's daemon started on the copied tables: changes since the copy's snapshot",
     async run(ctx) {
-      await ctx.control.run(['start', '--logdest', ctx.meta.bucardo.dir, 'pgrelocate sync'], { timeoutMs: 60_000 });
-      return { started: true };
+      return { daemon: await ctx.control.startOrReload('pgrelocate sync') };
     },
   },
   {
@@ -279,7 +280,7 @@ export async function bucardoSync(
       ...newMeta(runId, pre.source.database.name),
       bucardo: {
         ...bucardoNames(runId),
-        dir: path.join(opts.workDir, `pgrelocate-bucardo-${runId}`),
+        dir: controlDir(opts.workDir, controlUrl),
         control: { host: controlUrl.host, port: controlUrl.port, user: controlUrl.user },
         installedControl: false,
         fullCopy: [],
