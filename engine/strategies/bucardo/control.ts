@@ -206,7 +206,7 @@ export class BucardoControl {
     if (!existsSync(this.passfile))
       throw new PgrelocateError(
         'bucardo-state-missing',
-        `The run's Bucardo directory ${this.dir} is gone (its passfile is needed to reach the control database).`,
+        `The Bucardo directory ${this.dir} is gone (its passfile is needed to reach the control database).`,
         'Run pgrelocate cleanup, then sync again.',
       );
     const flags =
@@ -216,7 +216,7 @@ export class BucardoControl {
     const r = await execa(BUCARDO_BIN, ['--no-bucardorc', ...flags, '--piddir', this.dir, ...args], {
       reject: false,
       stdin: 'ignore',
-      // Bucardo writes bucardo.restart.reason.txt (and its logs) into its working directory: the run's directory.
+      // Bucardo writes bucardo.restart.reason.txt (and its logs) into its working directory: the control server's directory.
       cwd: this.dir,
       extendEnv: false,
       env: {

@@ -56,7 +56,7 @@ export const bucardo: StreamingHooks<BucardoRunMeta> = {
     return meta ? removeBucardo(controlFor(meta.bucardo, opts.bucardoUrl), meta.bucardo, src, dst) : [];
   },
   async status(_source, _target, meta) {
-    // No slot: Bucardo's own view of its sync (through the run's passfile, while the run's directory exists).
+    // No slot: Bucardo's own view of its sync (through the control server's passfile, while its directory exists).
     const b = meta.bucardo;
     const status = await controlFor(b)
       .run(['status', b.sync], { allowExit: [1] })
