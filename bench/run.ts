@@ -2,10 +2,12 @@
  * `npm run bench -- <copy|cutover|memory>`: measurements, not tests. Each
  * prints a table and writes JSON under bench/results/.
  *
- *   copy     pgrelocate beside `pg_dump | psql`, `pg_dump -Fd -j` + `pg_restore -j`
- *            and `pgcopydb clone` on the same data, alternating over runs;
- *            wall time, MB/s, rows/s, peak RSS, pair-by-pair ratios, every
- *            target verified against the source.
+ *   copy     pgrelocate (with its verification) beside `pg_dump | psql`,
+ *            `pg_dump -Fd -j` + `pg_restore -j` and `pgcopydb clone` on the
+ *            same data, for each `--shape` (bench/shapes.ts), alternating over
+ *            runs; wall time, MB/s, rows/s, the machine's CPU and the method's
+ *            own, peak RSS, the ratio to the fastest peer run by run,
+ *            pgrelocate's steps, every target verified against the source.
  *   cutover  the sample at several scales under a steady write load, straight
  *            to the database and through PgBouncer: sync,
  *            cutover; the write blackout seen by pgrelocate and by the client,
@@ -28,6 +30,7 @@ import { selectClientTools, type ClientTools } from '../engine/tools';
 import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { verify } from '../engine/verify';
 import { APP_ROLE, loadSample } from '../scripts/sample-db';
+import { loadShape, SHAPES, type Shape } from './shapes';
 import { WriteLoad } from '../scripts/write-load';
 
 const TIME = '/usr/bin/time';
@@ -46,6 +49,8 @@ interface Timed {
   readonly maxRssKiB: number;
   /** Busy CPU time of the whole machine during the run (servers, tools and pgrelocate together). */
   readonly cpuSeconds: number;
+  /** CPU time (user + system) of the method's own processes: the tools, or pgrelocate's node process; not the servers'. */
+  readonly toolCpuSeconds: number;
   readonly ok: boolean;
   readonly stderr: string;
 }
@@ -53,10 +58,17 @@ interface Timed {
 /** Run a shell pipeline under GNU time; passwords through a passfile. */
 async function timed(script: string, conns: ConnInfo[]): Promise<Timed> {
   const busy0 = busyCpuSeconds();
-  const r = await runTool(TIME, ['-f', 'PGRELOCATE_TIME %e %M', 'sh', '-c', script], conns);
+  const r = await runTool(TIME, ['-f', 'PGRELOCATE_TIME %e %M %U %S', 'sh', '-c', script], conns);
   const cpuSeconds = busyCpuSeconds() - busy0;
-  const m = /PGRELOCATE_TIME ([\d.]+) (\d+)/.exec(r.stderr);
-  return { seconds: Number(m?.[1] ?? NaN), maxRssKiB: Number(m?.[2] ?? NaN), cpuSeconds, ok: r.exitCode === 0, stderr: r.stderr };
+  const m = /PGRELOCATE_TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  return {
+    seconds: Number(m?.[1] ?? NaN),
+    maxRssKiB: Number(m?.[2] ?? NaN),
+    cpuSeconds,
+    toolCpuSeconds: Number(m?.[3] ?? NaN) + Number(m?.[4] ?? NaN),
+    ok: r.exitCode === 0,
+    stderr: r.stderr,
+  };
 }
 
 /**
@@ -114,6 +126,20 @@ async function copyGlobals(tools: ClientTools, source: ConnInfo, dst: LocalServe
   await timed(script, [source, dst.conn()]);
 }
 
+/** Where the pgrelocate method leaves its JSON report (its steps' times) in the work directory. */
+const REPORT = 'pgrelocate-report.json';
+
+/** pgrelocate's own account of a copy: seconds per step, and the rest (start-up, inspection, exit). Pure. */
+export function stepSeconds(
+  report: { seconds: number; steps: { name: string; seconds: number }[] },
+  wallSeconds: number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const st of report.steps) out[st.name] = (out[st.name] ?? 0) + st.seconds;
+  out['outside steps'] = Math.max(0, wallSeconds - report.steps.reduce((t, st) => t + st.seconds, 0));
+  return out;
+}
+
 interface Method {
   readonly name: string;
   readonly run: (source: ConnInfo, target: ConnInfo, work: string) => Promise<Timed | string>;
@@ -151,129 +177,207 @@ function methods(tools: ClientTools, jobs: number): Method[] {
     },
     {
       name: `pgrelocate copy --jobs ${jobs}`,
+      // With its verification (row counts, the default): the peers verify nothing, so this is what a user pays.
       run: (s, t, work) =>
         timed(
-          `PGRELOCATE_SOURCE_URL=${q(libpqUrl(s))} PGRELOCATE_TARGET_URL=${q(libpqUrl(t))} PGRELOCATE_WORK_DIR=${q(work)} ${q(process.execPath)} ${q(cli)} copy --quiet --jobs ${jobs} --verify none --skip-globals >/dev/null`,
+          `PGRELOCATE_SOURCE_URL=${q(libpqUrl(s))} PGRELOCATE_TARGET_URL=${q(libpqUrl(t))} PGRELOCATE_WORK_DIR=${q(work)} ${q(process.execPath)} ${q(cli)} copy --quiet --json --jobs ${jobs} --skip-globals > ${q(path.join(work, REPORT))}`,
           [s, t],
         ),
     },
   ];
 }
 
-async function benchCopy(o: { scale: string; runs: number; jobs: number; from: number; to: number }): Promise<void> {
+async function benchCopy(o: { shape: string; scale: string; runs: number; jobs: number; from: number; to: number }): Promise<void> {
+  const shapes = o.shape.split(',').map((x) => x.trim());
+  for (const sh of shapes)
+    if (!(SHAPES as readonly string[]).includes(sh))
+      throw new Error(`Unknown shape "${sh}". Fix: --shape one or more of ${SHAPES.join(', ')}.`);
   const [src, dst] = await servers(o.from, o.to);
   const work = mkdtempSync(path.join(process.env['PGRELOCATE_WORK_DIR'] ?? os.tmpdir(), 'pgrelocate-bench-'));
+  const tools = await selectClientTools(o.from);
+  const all: ShapeResult[] = [];
   try {
-    const source = await createDb(src, 'shop');
-    const sample = await loadSample(source, { sizeBytes: parseSize(o.scale), log });
-    const tools = await selectClientTools(o.from);
-    // Roles once, so every method restores the same owners and grants.
-    await copyGlobals(tools, source, dst);
-    const stats = await withClient(
-      source,
-      'source',
-      async (c) =>
-        (
-          await c.query<{ b: string }>(
-            `SELECT sum(pg_table_size(oid))::text AS b FROM pg_class WHERE relkind = 'r' AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema') AND relnamespace::regnamespace::text NOT LIKE 'pg_toast%'`,
-          )
-        ).rows[0]!,
-    );
-    const tableBytes = Number(stats.b);
-    log(
-      `bench copy: ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} of table data) on PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs`,
-    );
-    const ms = methods(tools, o.jobs);
-    const results: Record<string, { seconds: number; maxRssKiB: number; cpuSeconds: number; verified: boolean; rows: number }[]> = {};
-    const notes: Record<string, string> = {};
-    let n = 0;
-    for (let run = 0; run < o.runs; run++) {
-      // Alternate the order so no method always runs first (cold caches) or last.
-      const order = ms.map((_, i) => ms[(i + run) % ms.length]!);
-      for (const m of order) {
-        const name = `bench_${n++}`;
-        const target = await createDb(dst, name);
-        log(`  run ${run + 1}: ${m.name} …`);
-        const r = await m.run(source, target, work);
-        if (typeof r === 'string') {
-          notes[m.name] = r;
-        } else {
-          const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
-          (results[m.name] ??= []).push({
-            seconds: r.seconds,
-            maxRssKiB: r.maxRssKiB,
-            cpuSeconds: r.cpuSeconds,
-            verified: r.ok && v.ok,
-            rows: v.rows,
-          });
-          if (!r.ok || !v.ok)
-            notes[m.name] = r.ok
-              ? `verification: ${v.mismatches.slice(0, 3).join('; ')}`
-              : `failed: ${r.stderr
-                  .split('\n')
-                  .filter((l) => /error|ERROR|fatal/i.test(l))
-                  .slice(0, 2)
-                  .join(' ')}`;
-          log(
-            `    ${formatDuration(r.seconds)}, machine CPU ${formatDuration(r.cpuSeconds)}, peak RSS ${formatBytes(r.maxRssKiB * 1024)}, verified ${r.ok && v.ok}`,
-          );
-        }
-        await dropDb(dst, name);
-      }
+    for (const shape of shapes as Shape[]) {
+      const r = await benchShape(shape, src, dst, tools, work, o);
+      all.push(r);
+      printShape(r, o);
     }
-    const ours = ms[3]!.name;
-    const summary = ms.map((m) => {
-      const rs = results[m.name] ?? [];
-      const secs = rs.map((r) => r.seconds);
-      const ratios = rs.map((r, i) => r.seconds / (results[ours]?.[i]?.seconds ?? NaN));
-      return {
-        method: m.name,
-        runs: rs.length,
-        medianSeconds: median(secs),
-        minSeconds: Math.min(...secs),
-        maxSeconds: Math.max(...secs),
-        mbPerSecond: tableBytes / 1e6 / median(secs),
-        rowsPerSecond: (rs[0]?.rows ?? 0) / median(secs),
-        peakRssMiB: Math.max(...rs.map((r) => r.maxRssKiB)) / 1024,
-        medianCpuSeconds: median(rs.map((r) => r.cpuSeconds)),
-        verified: rs.length > 0 && rs.every((r) => r.verified),
-        medianRatioToPgrelocate: median(ratios),
-        note: notes[m.name] ?? '',
-      };
-    });
-    const file = save('copy', {
-      machine: machine(),
-      scale: o.scale,
-      sampleBytes: sample.bytes,
-      tableBytes,
-      from: o.from,
-      to: o.to,
-      jobs: o.jobs,
-      runs: o.runs,
-      summary,
-      results,
-    });
+    const file = save('copy', { machine: machine(), scale: o.scale, from: o.from, to: o.to, jobs: o.jobs, runs: o.runs, shapes: all });
     process.stdout.write(
-      `\npgrelocate bench copy — ${formatBytes(sample.bytes)} sample (${formatBytes(tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
-    );
-    process.stdout.write(
-      `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'CPU'.padStart(8)} ${'peak RSS'.padStart(10)} ${'÷ pgrelocate'.padStart(10)}  verified\n`,
-    );
-    for (const s of summary) {
-      if (s.runs === 0) {
-        process.stdout.write(`${s.method.padEnd(40)} ${s.note}\n`);
-        continue;
-      }
-      process.stdout.write(
-        `${s.method.padEnd(40)} ${formatDuration(s.medianSeconds).padStart(8)} ${`${formatDuration(s.minSeconds)}–${formatDuration(s.maxSeconds)}`.padStart(15)} ${s.mbPerSecond.toFixed(1).padStart(6)} ${Math.round(s.rowsPerSecond).toLocaleString('en-US').padStart(9)} ${formatDuration(s.medianCpuSeconds).padStart(8)} ${`${s.peakRssMiB.toFixed(0)} MiB`.padStart(10)} ${`${s.medianRatioToPgrelocate.toFixed(2)}x`.padStart(10)}  ${s.verified ? 'yes' : 'NO'}${s.note ? `  ${s.note}` : ''}\n`,
-      );
-    }
-    process.stdout.write(
-      `÷ pgrelocate = method time / pgrelocate time in the same run, median over runs (above 1: pgrelocate is faster). CPU = busy time of the whole machine (source, target, tools) during the run, median. Results: ${path.relative(process.cwd(), file)}\n`,
+      `÷ fastest peer = the fastest other method's time / pgrelocate's time in the same run, median over runs (1 or more: pgrelocate is at least as fast); pgrelocate includes its verification (row counts), the peers verify nothing. CPU = busy time of the whole machine (source, target, tools) during the run; own CPU = the method's own processes (the tools, or pgrelocate's node process). Results: ${path.relative(process.cwd(), file)}\n`,
     );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+interface MethodSummary {
+  readonly method: string;
+  readonly runs: number;
+  readonly medianSeconds: number;
+  readonly minSeconds: number;
+  readonly maxSeconds: number;
+  readonly mbPerSecond: number;
+  readonly rowsPerSecond: number;
+  readonly peakRssMiB: number;
+  readonly medianCpuSeconds: number;
+  readonly medianOwnCpuSeconds: number;
+  readonly verified: boolean;
+  readonly note: string;
+}
+
+interface ShapeResult {
+  readonly shape: Shape;
+  readonly description: string;
+  readonly tableBytes: number;
+  readonly summary: readonly MethodSummary[];
+  /** The fastest peer's time over pgrelocate's, run by run: 1 or more means pgrelocate was at least as fast. */
+  readonly ratiosToFastestPeer: readonly number[];
+  /** pgrelocate's steps, median seconds over runs, from its own report. */
+  readonly pgrelocateSteps: Record<string, number>;
+  readonly results: Record<string, readonly unknown[]>;
+}
+
+async function benchShape(
+  shape: Shape,
+  src: LocalServer,
+  dst: LocalServer,
+  tools: ClientTools,
+  work: string,
+  o: { scale: string; runs: number; jobs: number; from: number; to: number },
+): Promise<ShapeResult> {
+  const dbName = `bench_${shape.replace(/-/g, '_')}`;
+  await dropDb(src, dbName);
+  const source = await createDb(src, dbName);
+  log(`bench copy: loading ${shape} at ${o.scale} …`);
+  const loaded = await loadShape(shape, source, parseSize(o.scale), log);
+  // Roles once, so every method restores the same owners and grants.
+  await copyGlobals(tools, source, dst);
+  const tableBytes = await withClient(source, 'source', async (c) =>
+    Number(
+      (
+        await c.query<{ b: string }>(
+          `SELECT coalesce(sum(pg_table_size(oid)), 0)::text AS b FROM pg_class WHERE relkind = 'r' AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema') AND relnamespace::regnamespace::text NOT LIKE 'pg_toast%'`,
+        )
+      ).rows[0]!.b,
+    ),
+  );
+  log(
+    `bench copy: ${loaded.description} (${formatBytes(tableBytes)} of table data) on PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs`,
+  );
+  const ms = methods(tools, o.jobs);
+  const ours = ms[3]!.name;
+  const results: Record<
+    string,
+    {
+      seconds: number;
+      maxRssKiB: number;
+      cpuSeconds: number;
+      ownCpuSeconds: number;
+      verified: boolean;
+      rows: number;
+      steps?: Record<string, number>;
+    }[]
+  > = {};
+  const notes: Record<string, string> = {};
+  let n = 0;
+  for (let run = 0; run < o.runs; run++) {
+    // Alternate the order so no method always runs first (cold caches) or last.
+    const order = ms.map((_, i) => ms[(i + run) % ms.length]!);
+    for (const m of order) {
+      const name = `bench_${n++}`;
+      const target = await createDb(dst, name);
+      log(`  run ${run + 1}: ${m.name} …`);
+      const r = await m.run(source, target, work);
+      if (typeof r === 'string') {
+        notes[m.name] = r;
+      } else {
+        const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
+        const steps =
+          m.name === ours && r.ok
+            ? stepSeconds(
+                JSON.parse(readFileSync(path.join(work, REPORT), 'utf8')) as {
+                  seconds: number;
+                  steps: { name: string; seconds: number }[];
+                },
+                r.seconds,
+              )
+            : undefined;
+        (results[m.name] ??= []).push({
+          seconds: r.seconds,
+          maxRssKiB: r.maxRssKiB,
+          cpuSeconds: r.cpuSeconds,
+          ownCpuSeconds: r.toolCpuSeconds,
+          verified: r.ok && v.ok,
+          rows: v.rows,
+          ...(steps ? { steps } : {}),
+        });
+        if (!r.ok || !v.ok)
+          notes[m.name] = r.ok
+            ? `verification: ${v.mismatches.slice(0, 3).join('; ')}`
+            : `failed: ${r.stderr
+                .split('\n')
+                .filter((l) => /error|ERROR|fatal/i.test(l))
+                .slice(0, 2)
+                .join(' ')}`;
+        log(
+          `    ${formatDuration(r.seconds)}, machine CPU ${formatDuration(r.cpuSeconds)}, own CPU ${formatDuration(r.toolCpuSeconds)}, peak RSS ${formatBytes(r.maxRssKiB * 1024)}, verified ${r.ok && v.ok}`,
+        );
+      }
+      await dropDb(dst, name);
+    }
+  }
+  await dropDb(src, dbName);
+  const summary = ms.map((m): MethodSummary => {
+    const rs = results[m.name] ?? [];
+    const secs = rs.map((r) => r.seconds);
+    return {
+      method: m.name,
+      runs: rs.length,
+      medianSeconds: median(secs),
+      minSeconds: Math.min(...secs),
+      maxSeconds: Math.max(...secs),
+      mbPerSecond: tableBytes / 1e6 / median(secs),
+      rowsPerSecond: (rs[0]?.rows ?? 0) / median(secs),
+      peakRssMiB: Math.max(...rs.map((r) => r.maxRssKiB)) / 1024,
+      medianCpuSeconds: median(rs.map((r) => r.cpuSeconds)),
+      medianOwnCpuSeconds: median(rs.map((r) => r.ownCpuSeconds)),
+      verified: rs.length > 0 && rs.every((r) => r.verified),
+      note: notes[m.name] ?? '',
+    };
+  });
+  const peers = ms.slice(0, 3).map((m) => results[m.name] ?? []);
+  const mine = results[ours] ?? [];
+  const ratiosToFastestPeer = mine.map((r, i) => Math.min(...peers.map((p) => p[i]?.seconds ?? Infinity)) / r.seconds);
+  const stepNames = [...new Set(mine.flatMap((r) => Object.keys(r.steps ?? {})))];
+  const pgrelocateSteps = Object.fromEntries(stepNames.map((k) => [k, median(mine.map((r) => r.steps?.[k] ?? 0))]));
+  return { shape, description: loaded.description, tableBytes, summary, ratiosToFastestPeer, pgrelocateSteps, results };
+}
+
+function printShape(r: ShapeResult, o: { runs: number; jobs: number; from: number; to: number }): void {
+  process.stdout.write(
+    `\npgrelocate bench copy — ${r.shape}: ${r.description} (${formatBytes(r.tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
+  );
+  process.stdout.write(
+    `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'CPU'.padStart(8)} ${'own CPU'.padStart(8)} ${'peak RSS'.padStart(10)}  verified\n`,
+  );
+  for (const s of r.summary) {
+    if (s.runs === 0) {
+      process.stdout.write(`${s.method.padEnd(40)} ${s.note}\n`);
+      continue;
+    }
+    process.stdout.write(
+      `${s.method.padEnd(40)} ${formatDuration(s.medianSeconds).padStart(8)} ${`${formatDuration(s.minSeconds)}–${formatDuration(s.maxSeconds)}`.padStart(15)} ${s.mbPerSecond.toFixed(1).padStart(6)} ${Math.round(s.rowsPerSecond).toLocaleString('en-US').padStart(9)} ${formatDuration(s.medianCpuSeconds).padStart(8)} ${formatDuration(s.medianOwnCpuSeconds).padStart(8)} ${`${s.peakRssMiB.toFixed(0)} MiB`.padStart(10)}  ${s.verified ? 'yes' : 'NO'}${s.note ? `  ${s.note}` : ''}\n`,
+    );
+  }
+  const ratio = median(r.ratiosToFastestPeer);
+  process.stdout.write(
+    `÷ fastest peer: ${ratio.toFixed(2)}x (runs: ${r.ratiosToFastestPeer.map((x) => x.toFixed(2)).join(', ')}); pgrelocate's steps (median s): ${Object.entries(
+      r.pgrelocateSteps,
+    )
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ')}\n`,
+  );
 }
 
 interface CutoverRun {
@@ -431,7 +535,8 @@ async function main(): Promise<void> {
       .option('--from <major>', 'source major', (v) => Number(v), 12)
       .option('--to <major>', 'target major', (v) => Number(v), 17);
   common(program.command('copy').description('copy speed beside pg_dump|psql, pg_dump -Fd/pg_restore -j and pgcopydb'))
-    .addOption(new Option('--scale <size>', 'sample size').default('1GB').env('PGRELOCATE_BENCH_SCALE'))
+    .addOption(new Option('--scale <size>', 'size of each shape').default('1GB').env('PGRELOCATE_BENCH_SCALE'))
+    .option('--shape <list>', `comma-separated data shapes: ${SHAPES.join(', ')}`, 'sample')
     .option('--runs <n>', 'runs per method', (v) => Number(v), 3)
     .action((o) => benchCopy(o));
   common(program.command('cutover').description('write-blackout at cutover under a steady write load'))
