@@ -8,6 +8,9 @@ import { filterSql, type TableFilter } from './filter';
 import type pg from 'pg';
 import { withClient, type ConnInfo } from './conn';
 
+/** The types with a default btree or hash operator class: the ones logical replication can compare for equality. */
+const EQ_TYPES = `SELECT oc.opcintype FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod WHERE am.amname IN ('btree', 'hash') AND oc.opcdefault`;
+
 export interface TableInfo {
   readonly schema: string;
   readonly name: string;
@@ -293,16 +296,15 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
                JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
                JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                AND NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
-                                 WHERE am.amname IN ('btree', 'hash') AND oc.opcdefault
-                                   AND (oc.opcintype = et.oid OR oc.opcintype = et.typbasetype
-                                        OR (oc.opcintype = 'anyenum'::regtype AND et.typtype = 'e')
-                                        OR (oc.opcintype = 'anyrange'::regtype AND et.typtype = 'r')
-                                        OR (oc.opcintype = 'record'::regtype AND et.typtype = 'c')
-                                        OR (oc.opcintype = 'anyarray'::regtype AND et.typcategory = 'A')
-                                        -- binary-coercible, as the apply worker's type cache finds them (varchar → text, cidr → inet)
-                                        OR EXISTS (SELECT 1 FROM pg_cast pc WHERE pc.castsource = et.oid AND pc.casttarget = oc.opcintype
-                                                      AND pc.castmethod = 'b')))) AS no_eq
+                -- Uncorrelated subqueries, each run once as a hashed set: per column they cost thousands of
+                -- catalog scans on a database of thousands of tables (411 ms of a preflight at 2,621 tables).
+                AND NOT (et.oid IN (${EQ_TYPES}) OR et.typbasetype IN (${EQ_TYPES})
+                         OR (et.typtype = 'e' AND 'anyenum'::regtype IN (${EQ_TYPES}))
+                         OR (et.typtype = 'r' AND 'anyrange'::regtype IN (${EQ_TYPES}))
+                         OR (et.typtype = 'c' AND 'record'::regtype IN (${EQ_TYPES}))
+                         OR (et.typcategory = 'A' AND 'anyarray'::regtype IN (${EQ_TYPES}))
+                         -- binary-coercible, as the apply worker's type cache finds them (varchar → text, cidr → inet)
+                         OR et.oid IN (SELECT pc.castsource FROM pg_cast pc WHERE pc.castmethod = 'b' AND pc.casttarget IN (${EQ_TYPES})))) AS no_eq
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} AND ${filterSql(filter)}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,

@@ -13,6 +13,7 @@
  * single-threaded index build (a GIN index on a big jsonb column) behind the
  * rest of the copy.
  */
+import type pg from 'pg';
 import { writeFileSync } from 'node:fs';
 import { type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
@@ -44,6 +45,8 @@ export class PostDataPipeline {
   private readonly building = new Set<string>();
   /** Target sessions kept between tasks (connecting, with SCRAM, costs more than a small index build). */
   private readonly pool: SessionPool;
+  /** The maintenance_work_mem each pooled session was last given: SET only when a build needs another (a round trip per index saved). */
+  private readonly memoryOf = new WeakMap<pg.Client, string>();
   /** Per table ("schema.table"): resolved when its rows and per-table post-data are in (the foreign keys wait for it). */
   private readonly tables = new Map<string, { promise: Promise<void>; resolve: () => void }>();
 
@@ -148,7 +151,11 @@ export class PostDataPipeline {
   private async createIndex(createSql: string, am: string | undefined, what: string): Promise<void> {
     const sql = this.resumed ? createSql.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ') : createSql;
     await this.pool.with(async (c) => {
-      await c.query(`SET maintenance_work_mem = '${indexBuildMemory(am)}'`);
+      const memory = indexBuildMemory(am);
+      if (this.memoryOf.get(c) !== memory) {
+        await c.query(`SET maintenance_work_mem = '${memory}'`);
+        this.memoryOf.set(c, memory);
+      }
       await c.query(sql);
     }, what);
   }
