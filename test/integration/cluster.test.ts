@@ -226,6 +226,49 @@ describe('whole clusters: --all-databases and --databases', function () {
     }
   });
 
+  it('Bucardo: cleanup of one database takes out only its sync; the shared daemon carries the other through its cutover, which, the last run out, stops it and drops the control database', async function () {
+    if (!existsSync('/usr/bin/bucardo') || !existsSync('/usr/lib/postgresql/15/lib/plperl.so'))
+      throw new Error('Bucardo is not installed: apt-get install -y bucardo postgresql-plperl-15');
+    await databases();
+    const ctl = await startServer({ major: 15, name: 'cluster-bucardo-ctl2' });
+    const target = await startServer({ major: 16, name: 'cluster-bucardo2' });
+    const workDir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-test-cluster-bucardo2-'));
+    try {
+      const env = { ...envFor(target), PGRELOCATE_BUCARDO_URL: toUrl(ctl.conn('postgres'), { password: true }) };
+      const s = await pgrelocate(['sync', '--databases', 'crm,metrics', '--strategy', 'bucardo', '--work-dir', workDir], env);
+      assert.equal(s.exitCode, ExitCode.ok, s.stderr.slice(-3000));
+      const c1 = await pgrelocate(['cleanup', '--databases', 'crm', '--json'], env);
+      assert.equal(c1.exitCode, ExitCode.ok, c1.stderr);
+      assert.match(c1.stdout, /Bucardo daemon restarted for the 1 other sync/);
+      assert.deepEqual(await sql(ctl.conn('bucardo'), `SELECT count(*)::int AS n FROM bucardo.sync`), [{ n: 1 }]);
+      // A second cleanup of the same database finds nothing of its own to stop, and does not wait for the daemon.
+      const again = await pgrelocate(['cleanup', '--databases', 'crm'], env);
+      assert.equal(again.exitCode, ExitCode.ok, again.stderr);
+      assert.ok(again.seconds < 8, `second cleanup took ${again.seconds}s`);
+      assert.deepEqual(await sql(withDatabase(src.conn(), 'crm'), `SELECT nspname FROM pg_namespace WHERE nspname = 'bucardo'`), []);
+      // The other database is still carried by the same daemon, through its cutover; the last run out takes the daemon.
+      await sql(withDatabase(src.conn(), 'metrics'), `INSERT INTO samples (id, v) VALUES (900001, 1.5)`);
+      const cut = await pgrelocate(['cutover', '--databases', 'metrics', '--json'], env);
+      assert.equal(cut.exitCode, ExitCode.ok, cut.stderr.slice(-3000));
+      const cutReport = JSON.parse(cut.stdout) as { databases: { database: string; result: { verification: { ok: boolean } } }[] };
+      assert.deepEqual(
+        cutReport.databases.map((d) => [d.database, d.result.verification.ok]),
+        [['metrics', true]],
+      );
+      assert.deepEqual(await sql(withDatabase(target.conn(), 'metrics'), `SELECT v FROM samples WHERE id = 900001`), [{ v: 1.5 }]);
+      assert.deepEqual(await sql(ctl.conn('postgres'), `SELECT datname FROM pg_database WHERE datname = 'bucardo'`), []);
+      assert.equal(existsSync(controlDir(workDir, ctl.conn())), false);
+    } finally {
+      // The source as it was for the tests after this one: no Bucardo left on it, writable.
+      await pgrelocate(['cleanup', '--databases', 'crm,metrics', '--unfence'], {
+        ...envFor(target),
+        PGRELOCATE_BUCARDO_URL: toUrl(ctl.conn('postgres'), { password: true }),
+      });
+      await Promise.all([ctl.stop(), target.stop()]);
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+
   it('sync and cutover --all-databases by Bucardo under write load: one daemon on one control database for the three runs, one cutover, each verified; the last run out stops it and drops the control database', async function () {
     if (!existsSync('/usr/bin/bucardo') || !existsSync('/usr/lib/postgresql/15/lib/plperl.so'))
       throw new Error('Bucardo is not installed: apt-get install -y bucardo postgresql-plperl-15');

@@ -301,12 +301,12 @@ export class BucardoControl {
   }
 
   /**
-   * Take one run's part out of Bucardo: its sync is deactivated in the
-   * daemon, then its sync, relgroup, tables and databases are deleted from
-   * the control database. The last of pgrelocate's runs on this server also
-   * stops the daemon, drops the control database if pgrelocate installed it
-   * (and the `bucardo` role, when the superuser is given), and removes the
-   * directory. Returns what was removed.
+   * Take one run's part out of Bucardo: its sync, relgroup, tables and
+   * databases are deleted from the control database, and the daemon, when it
+   * carries other runs' syncs, is restarted on those. The last of pgrelocate's
+   * runs on this server instead stops the daemon, drops the control database
+   * if pgrelocate installed it (and the `bucardo` role, when the superuser is
+   * given), and removes the directory. Returns what was removed.
    */
   async release(names: BucardoRunNames, installedByUs: boolean): Promise<string[]> {
     const removed: string[] = [];
@@ -334,18 +334,27 @@ export class BucardoControl {
               );
               return r.rows[0]!;
             });
-      const removeRows = async (): Promise<void> => {
-        if (db.rowCount !== 0 && (await this.sql((b) => removeRunRows(b, names))) > 0)
-          removed.push(`Bucardo sync ${names.sync} with its relgroup and databases (control database)`);
+      const removeRows = async (): Promise<boolean> => {
+        if (db.rowCount === 0 || (await this.sql((b) => removeRunRows(b, names))) === 0) return false;
+        removed.push(`Bucardo sync ${names.sync} with its relgroup and databases (control database)`);
+        return true;
       };
+      const pidFile = path.join(this.dir, 'bucardo.mcp.pid');
       if (others.ours > 0) {
-        // The daemon carries other runs' syncs: only this one's controller stops, then its rows go.
-        if (this.daemonRunning()) await this.sql((b) => deactivateSync(b, names.sync));
-        await removeRows();
-        removed.push(`Bucardo daemon kept for the ${others.ours} other sync(s) on its control server`);
+        // The daemon carries other runs' syncs. It keeps every sync's databases in memory and exits when its
+        // health check finds one gone from the control database (seen: "Invalid database id"), so once this
+        // run's rows are out it is restarted on what remains. A kick another run waits on meanwhile is lost
+        // with it (that run's command then fails and can be rerun); a whole-cluster cutover takes its runs out
+        // only after every database has switched.
+        if ((await removeRows()) && (this.daemonRunning() || existsSync(pidFile))) {
+          await this.run(['stop', 'pgrelocate: one run out'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
+          await endProcessesIn(this.dir);
+          await this.run(['start', '--logdest', this.dir, 'pgrelocate: the runs left'], { timeoutMs: 60_000 });
+          removed.push(`Bucardo daemon restarted for the ${others.ours} other sync(s) on its control server`);
+        }
         return removed;
       }
-      if (this.daemonRunning() || existsSync(path.join(this.dir, 'bucardo.mcp.pid'))) {
+      if (this.daemonRunning() || existsSync(pidFile)) {
         await this.run(['stop', 'pgrelocate cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
         removed.push('Bucardo daemon stopped');
       }
@@ -380,26 +389,6 @@ async function daemonAnswers(conn: ConnInfo): Promise<boolean> {
     await c.query('NOTIFY bucardo_mcp_ping');
     return pong;
   });
-}
-
-/**
- * Ask the daemon to stop one sync's controller, and wait (10 s at most) for
- * it to say so: it answers on the `bucardo` channel with the payload
- * `deactivated_sync_<sync>`.
- */
-async function deactivateSync(c: pg.Client, sync: string): Promise<void> {
-  await c.query('LISTEN bucardo');
-  const done = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 10_000);
-    c.on('notification', (n) => {
-      if (n.channel !== 'bucardo' || n.payload !== `deactivated_sync_${sync}`) return;
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  await c.query(`NOTIFY ${ident(`bucardo_deactivate_sync_${sync}`)}`);
-  await done;
-  await c.query('UNLISTEN *');
 }
 
 /**
