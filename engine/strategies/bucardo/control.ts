@@ -287,7 +287,7 @@ export class BucardoControl {
             c.on('notification', on);
           });
           // Kick again every second: a kick sent before the daemon listens is lost, and extra kicks only queue a run.
-          const kick = (): Promise<unknown> => c.query(`NOTIFY ${ident(`bucardo_kick_sync_${sync}`)}`);
+          const kick = (): Promise<unknown> => c.query(kickSql(sync));
           await kick();
           const again = setInterval(() => void kick().catch(() => undefined), 1000);
           const r = await Promise.race([ended, deadline]).finally(() => clearInterval(again));
@@ -340,6 +340,13 @@ export class BucardoControl {
         return true;
       };
       const pidFile = path.join(this.dir, 'bucardo.mcp.pid');
+      const stop = async (reason: string): Promise<void> => {
+        if (existsSync(pidFile)) await this.run(['stop', reason], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
+        // `bucardo stop` leaves a stop file in the directory for its processes to see; the VAC process
+        // sleeps past it and, once the directory is gone, lives on. End every process still working there.
+        const left = await endProcessesIn(this.dir);
+        if (left > 0) removed.push(`${left} Bucardo process(es) ended`);
+      };
       if (others.ours > 0) {
         // The daemon carries other runs' syncs. It keeps every sync's databases in memory and exits when its
         // health check finds one gone from the control database (seen: "Invalid database id"), so once this
@@ -347,21 +354,14 @@ export class BucardoControl {
         // with it (that run's command then fails and can be rerun); a whole-cluster cutover takes its runs out
         // only after every database has switched.
         if ((await removeRows()) && (this.daemonRunning() || existsSync(pidFile))) {
-          await this.run(['stop', 'pgrelocate: one run out'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
-          await endProcessesIn(this.dir);
+          await stop('pgrelocate: one run out');
           await this.run(['start', '--logdest', this.dir, 'pgrelocate: the runs left'], { timeoutMs: 60_000 });
           removed.push(`Bucardo daemon restarted for the ${others.ours} other sync(s) on its control server`);
         }
         return removed;
       }
-      if (this.daemonRunning() || existsSync(pidFile)) {
-        await this.run(['stop', 'pgrelocate cleanup'], { timeoutMs: 60_000, allowExit: [1, 2] }).catch(() => undefined);
-        removed.push('Bucardo daemon stopped');
-      }
-      // `bucardo stop` leaves a stop file in the directory for its processes to see; the VAC process
-      // sleeps past it and, once the directory is gone, lives on. End every process still working there.
-      const left = await endProcessesIn(this.dir);
-      if (left > 0) removed.push(`${left} Bucardo process(es) ended`);
+      if (this.daemonRunning() || existsSync(pidFile)) removed.push('Bucardo daemon stopped');
+      await stop('pgrelocate cleanup');
       await removeRows();
       if (db.rowCount !== 0 && others.all === 0 && (installedByUs || db.rows[0]?.mark === INSTALLED_MARK)) {
         await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bucardo' AND pid <> pg_backend_pid()`);
@@ -374,6 +374,9 @@ export class BucardoControl {
     });
   }
 }
+
+/** The statement that asks the daemon for one run of a sync, as `bucardo kick` sends it. */
+export const kickSql = (sync: string): string => `NOTIFY ${ident(`bucardo_kick_sync_${sync}`)}`;
 
 /** Whether a Bucardo daemon answers on the control database (its MCP pongs a ping within 2 s). */
 async function daemonAnswers(conn: ConnInfo): Promise<boolean> {

@@ -21,7 +21,7 @@ import { reportBase, runStreamingSync, type StreamingReportBase } from '../../st
 import { parallelCopySteps, type CopyContext } from '../../copy/steps';
 import { publishedTables } from '../../streaming/snapshot';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../../streaming/options';
-import { BucardoControl, controlDir, parseStatus } from './control';
+import { BucardoControl, controlDir, kickSql, parseStatus } from './control';
 import { bucardoNames, type BucardoMeta } from './meta';
 
 export interface BucardoSyncReport extends StreamingReportBase {
@@ -195,8 +195,7 @@ const bucardoSteps: Step<Ctx>[] = [
           const state = status.get('Current state') ?? '';
           if (otc.rows[0]?.o === 0 && /good/i.test(state)) break;
           // A daemon that was already running loads a new sync without kicking it: kick until its first run shows.
-          if (status.size === 0 || /no records/i.test(state))
-            await ctx.control.sql((c) => c.query(`NOTIFY ${ident(`bucardo_kick_sync_${b.sync}`)}`));
+          if (status.size === 0 || /no records/i.test(state)) await ctx.control.sql((c) => c.query(kickSql(b.sync)));
           badSince = /bad/i.test(state) ? (badSince ?? Date.now()) : null;
           if (badSince !== null && Date.now() - badSince > 30_000)
             throw new PgrelocateError(
