@@ -48,6 +48,8 @@ export interface VerifyResult {
   readonly mismatches: readonly string[];
   readonly seconds: number;
   readonly rows: number;
+  /** Tables whose counts came from the copy's COPY command tags (`counted`), not from reading them again. */
+  readonly countedByCopy: number;
 }
 
 /** Session settings that make text output identical on both sides. */
@@ -247,6 +249,14 @@ export interface VerifyOptions {
   readonly sequencesAndLargeObjects?: boolean;
   /** The run's filter: the relations it leaves out are compared on neither side. */
   readonly filter?: TableFilter;
+  /**
+   * Rows per table (qualified) as a one-time copy's COPY command tags gave
+   * them: sent by the source under the copy's snapshot, taken by the target.
+   * In count mode these tables are compared by those numbers and not read
+   * again (no key range either). Only valid while the source has not changed
+   * since that snapshot, which the caller proves.
+   */
+  readonly counted?: ReadonlyMap<string, { readonly sent: number; readonly taken: number }>;
 }
 
 /** A qualified name as verification keys it (both parts quoted), from quote_ident's or ident's form. Pure. */
@@ -280,9 +290,35 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
     }
     const [sTables, tTables] = await Promise.all([listTables(src[0]!, opts.filter), listTables(dst[0]!, opts.filter)]);
     for (const t of opts.exclude ?? []) sTables.delete(tableKey(t));
+    const counted = new Map(mode === 'count' ? [...(opts.counted ?? [])].map(([k, v]) => [tableKey(k), v] as const) : []);
+    const byTags: TableComparison[] = [];
+    const toMeasure: TableShape[] = [];
+    for (const t of sTables.values()) {
+      const n = counted.get(t.key);
+      if (!n) {
+        toMeasure.push(t);
+        continue;
+      }
+      const problem = !tTables.has(t.key)
+        ? 'missing on target'
+        : n.sent !== n.taken
+          ? `rows differ (source sent ${n.sent} under the copy's snapshot, target took ${n.taken})`
+          : null;
+      byTags.push({
+        table: t.key,
+        sourceRows: n.sent,
+        targetRows: tTables.has(t.key) ? n.taken : null,
+        sourceChecksum: null,
+        targetChecksum: null,
+        sourcePkRange: null,
+        targetPkRange: null,
+        ok: problem === null,
+        problem,
+      });
+    }
     const limitS = pLimit(jobs);
     const limitT = pLimit(jobs);
-    let done = 0;
+    let done = byTags.length;
     const compare = (t: TableShape, s: Measured, d: Outcome | undefined): TableComparison => {
       const problems: string[] = [];
       if (!d) problems.push('missing on target');
@@ -306,7 +342,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       };
     };
     const batches = await Promise.all(
-      verifyBatches([...sTables.values()]).map(async (batch): Promise<TableComparison[]> => {
+      verifyBatches(toMeasure).map(async (batch): Promise<TableComparison[]> => {
         const s = await measureBatch(src, limitS, batch, mode);
         const bad = s.find((x): x is { err: string } => 'err' in x);
         if (bad) throw new Error(`reading the source failed: ${bad.err}`);
@@ -324,7 +360,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
         return batch.map((t, i) => compare(t, s[i] as Measured, onTarget.get(t.key)));
       }),
     );
-    const tables = batches.flat();
+    const tables = [...byTags, ...batches.flat()];
     const whole = opts.sequencesAndLargeObjects ?? true;
     const [sSeq, tSeq] = whole
       ? await Promise.all([sequences(src[0]!, opts.filter), sequences(dst[0]!, opts.filter)])
@@ -359,6 +395,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       mismatches,
       seconds: (Date.now() - started) / 1000,
       rows: tables.reduce((s, t) => s + t.sourceRows, 0),
+      countedByCopy: byTags.length,
     };
   } finally {
     await Promise.all([...src, ...dst].map((c) => c.end().catch(() => undefined)));

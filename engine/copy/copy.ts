@@ -143,9 +143,25 @@ export function copyStatements(part: CopyPart): { out: string; in: string } {
   return { out, in: `COPY ${name}${list} FROM STDIN${fmt}` };
 }
 
-async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes: (n: number) => void): Promise<number> {
+/** Rows of one part, from the two COPY command tags: what the source sent under the snapshot, what the target took. */
+export interface PartCount {
+  readonly sent: number;
+  readonly taken: number;
+}
+
+async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes: (n: number) => void): Promise<PartCount> {
   const sql = copyStatements(part);
   const reader = src.query(copyTo(sql.out));
+  // The source's command tag may arrive after its data has ended; it is in by its ReadyForQuery, which pg
+  // hands to the active query (a method the stream has but its types leave out).
+  const hooks = reader as unknown as { handleReadyForQuery: (...a: unknown[]) => void };
+  const sent = new Promise<number>((resolve) => {
+    const ready = hooks.handleReadyForQuery.bind(reader);
+    hooks.handleReadyForQuery = (...a) => {
+      ready(...a);
+      resolve(reader.rowCount);
+    };
+  });
   const writer = dst.query(copyFrom(sql.in));
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -154,7 +170,7 @@ async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes:
     },
   });
   await pipeline(reader, counter, writer);
-  return writer.rowCount ?? 0;
+  return { sent: await sent, taken: writer.rowCount ?? 0 };
 }
 
 /** Open a source session inside the exported snapshot. */
@@ -174,6 +190,8 @@ export async function copyTables(
   opts: CopyOptions & {
     readonly sourceVersionNum: number;
     readonly onTableCopied?: (t: TableInfo) => void;
+    /** Each part's rows by the command tags, for verification without reading the tables again. */
+    readonly onPartCounted?: (t: TableInfo, count: PartCount) => void;
     /** Shared with the index builds of the post-data pipeline: each part holds one slot while it streams. */
     readonly slots?: Slots;
   },
@@ -228,7 +246,8 @@ export async function copyTables(
             bytes += n;
             meter.update(Math.min(bytes, Math.round(total)), `${tablesDone}/${infos.length} tables; ${part.label}`);
           });
-          rows += copied;
+          rows += copied.taken;
+          opts.onPartCounted?.(part.table.table, copied);
         } finally {
           release();
         }

@@ -6,7 +6,7 @@
 import { opt } from '../option-names';
 import { withRunLock } from '../run-lock';
 import path from 'node:path';
-import { connect, describe, type ConnInfo } from '../conn';
+import { connect, describe, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { PgrelocateError } from '../errors';
 import { analyzeMissing } from '../analyze';
@@ -52,14 +52,24 @@ const COPY_STEPS: Step<CopyContext>[] = [
   },
   {
     name: 'verify',
-    what: 'row counts (or checksums with --verify checksum) of every table',
-    async run(ctx) {
+    what: "row counts (by COPY's command tags while the source stayed still), or checksums with --verify checksum, of every table",
+    async run(ctx, emit) {
       if (ctx.opts.verify === 'none') return { skipped: true };
+      // The copy's own counts stand for the tables' when nothing was written on the source since its snapshot;
+      // otherwise every table is counted again on both sides, which catches writes the copy missed.
+      const still = ctx.opts.verify === 'count' && ctx.copyXids ? await sourceUnchanged(ctx.source, ctx.copyXids) : false;
+      if (ctx.opts.verify === 'count' && !still)
+        emit({
+          type: 'log',
+          level: 'info',
+          message: "verify: transactions ran on the source's server since the copy's snapshot; counting every table again on both sides",
+        });
       const v = await verify(ctx.source, ctx.target, {
         mode: ctx.opts.verify,
         jobs: ctx.opts.jobs,
         matviews: false,
         ...(ctx.opts.filter ? { filter: ctx.opts.filter } : {}),
+        ...(still && ctx.counted ? { counted: ctx.counted } : {}),
       });
       if (!v.ok) {
         throw new PgrelocateError(
@@ -69,10 +79,26 @@ const COPY_STEPS: Step<CopyContext>[] = [
           v,
         );
       }
-      return { mode: v.mode, tables: v.tables.length, rows: v.rows };
+      return { mode: v.mode, tables: v.tables.length, rows: v.rows, countedByCopy: v.countedByCopy };
     },
   },
 ];
+
+/**
+ * Whether nothing was written on the source's server since the snapshot
+ * whose transaction ids are `xids`: a new snapshot is the same only if no
+ * transaction with an id (every write has one) began or ended in between.
+ * Autovacuum's ANALYZE and writes to other databases count too, so a busy
+ * server makes verification count again: never the other way round.
+ */
+export async function sourceUnchanged(source: ConnInfo, xids: string): Promise<boolean> {
+  const now = await withClient(
+    source,
+    'source',
+    async (c) => (await c.query<{ x: string }>('SELECT txid_current_snapshot()::text AS x')).rows[0]!.x,
+  );
+  return now === xids;
+}
 
 export interface CopyReport {
   readonly runId: string;

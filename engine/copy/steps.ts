@@ -14,7 +14,7 @@ import { PostDataPipeline } from './post-data';
 import { parseToc, sourceForeignKeys, sourceIndexes, sourcePartitionedTables, splitPostData } from './post-data-plan';
 import { Slots } from './slots';
 import { type Emit, type Step } from '../runner';
-import { copyTables, type CopyResult } from './copy';
+import { copyTables, type CopyResult, type PartCount } from './copy';
 import { dumpSchema, restoreSection } from './schema';
 import { ExportedSnapshot } from '../streaming/snapshot';
 import { dropSlot } from '../streaming/artefacts';
@@ -25,6 +25,10 @@ import type { StreamingRunContext } from '../streaming/run';
 export interface CopyContext extends StreamingRunContext<StreamingMeta> {
   copy?: CopyResult;
   post?: PostDataPipeline | null;
+  /** Rows per table (qualified) by the COPY command tags, both sides: verification's counts when the source stayed still. */
+  counted?: Map<string, { sent: number; taken: number }>;
+  /** The copy's snapshot's transaction ids (a plain snapshot's only): see ExportedSnapshot.xids. */
+  copyXids?: string | null;
 }
 
 /**
@@ -98,6 +102,8 @@ const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
         : await ExportedSnapshot.plain(ctx.source);
       try {
         ctx.meta.snapshotLsn = snap.lsn;
+        ctx.copyXids = snap.xids;
+        const counted = (ctx.counted = new Map());
         await ctx.state.setMeta(ctx.meta);
         ctx.copy = await copyTables(
           ctx.source,
@@ -108,6 +114,11 @@ const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
             jobs: ctx.opts.jobs,
             splitBytes: ctx.opts.splitBytes,
             sourceVersionNum: ctx.pre.source.server.versionNum,
+            onPartCounted: (t: TableInfo, n: PartCount) => {
+              const k = qualified(t);
+              const was = counted.get(k) ?? { sent: 0, taken: 0 };
+              counted.set(k, { sent: was.sent + n.sent, taken: was.taken + n.taken });
+            },
             ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`, qualified(t)) } : {}),
           },
           emit,

@@ -51,6 +51,13 @@ export class ExportedSnapshot {
     private readonly client: pg.Client,
     readonly name: string,
     readonly lsn: string,
+    /**
+     * The snapshot's transaction ids (`txid_current_snapshot()`: xmin, xmax and
+     * those in progress), for a plain snapshot. A later snapshot equal to it
+     * proves that no transaction with an id began or ended since: nothing was
+     * written on the server in between.
+     */
+    readonly xids: string | null = null,
   ) {}
 
   static async create(source: ConnInfo, slot: string): Promise<ExportedSnapshot> {
@@ -78,10 +85,11 @@ export class ExportedSnapshot {
   static async plain(source: ConnInfo): Promise<ExportedSnapshot> {
     const client = await connect(source, 'source', { application_name: 'pgrelocate-snapshot' });
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const r = await client.query<{ s: string; l: string }>(
-      'SELECT pg_export_snapshot() AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS l',
+    const r = await client.query<{ s: string; l: string; x: string }>(
+      `SELECT pg_export_snapshot() AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS l,
+              txid_current_snapshot()::text AS x`,
     );
-    return new ExportedSnapshot(client, r.rows[0]!.s, r.rows[0]!.l);
+    return new ExportedSnapshot(client, r.rows[0]!.s, r.rows[0]!.l, r.rows[0]!.x);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,113 @@
+/**
+ * `copy`'s default verification as a managed-service user sees it: row counts
+ * from the copy's own COPY command tags when nothing was written on the
+ * source since its snapshot, and every table counted again on both sides
+ * when something was (which then finds the rows the copy missed).
+ */
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { connect, type ConnInfo } from '../../engine/conn';
+import { copyOnce, sourceUnchanged } from '../../engine/copy/once';
+import { PgrelocateError } from '../../engine/errors';
+import { startProfiledServer, type ProfiledServer } from '../../engine/local/profiles';
+import type { RunEvent } from '../../engine/runner';
+import { ExportedSnapshot } from '../../engine/streaming/snapshot';
+import { hasServer, newestPgDump, sql } from '../helpers/servers';
+
+/** Three tables: one split into key ranges (several COPY pairs to add up), one small without a key, one empty. */
+async function load(source: ConnInfo): Promise<void> {
+  await sql(
+    source,
+    `CREATE TABLE big (id int PRIMARY KEY, v text);
+     INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 40000) g;
+     CREATE TABLE small (a text);
+     INSERT INTO small VALUES ('a'), ('b');
+     CREATE TABLE empty (id int);`,
+  );
+  // Settled now, so autovacuum has nothing to analyze during the copy (its ANALYZE is a write).
+  await sql(source, 'VACUUM ANALYZE');
+}
+
+type StepDetail = { name: string; detail: { countedByCopy?: number; rows?: number; tables?: number } | null };
+
+describe('copy: verification by the COPY command tags while the source stays still', function () {
+  let src: ProfiledServer;
+  let dst: ProfiledServer;
+  before(async function () {
+    if (!hasServer(14) || !hasServer(16) || (await newestPgDump()) < 14) this.skip();
+    [src, dst] = await Promise.all([
+      startProfiledServer('rds', 14, { source: true, name: 'rds14tags' }),
+      startProfiledServer('rds', 16, { name: 'rds16tags' }),
+    ]);
+  });
+  after(async function () {
+    await Promise.all([src?.server.stop(), dst?.server.stop()]);
+  });
+
+  it('a still source: every table compared by the tags, parts added up, none read again', async function () {
+    const source = await src.createDatabase('still');
+    const target = await dst.createDatabase('still');
+    await load(source);
+    const events: RunEvent[] = [];
+    const r = await copyOnce(source, target, { jobs: 2, splitBytes: 256 * 1024, skipGlobals: true }, (e) => void events.push(e));
+    assert.ok((r.copy?.parts ?? 0) > 3, `big was split (${r.copy?.parts} parts)`);
+    const v = (r.steps as readonly StepDetail[]).find((s) => s.name === 'verify')!;
+    assert.deepEqual(v.detail, { mode: 'count', tables: 3, rows: 40002, countedByCopy: 3 });
+    assert.ok(!events.some((e) => e.type === 'log' && /counting every table again/.test(e.message)));
+    const [n] = await sql<{ big: string; small: string }>(
+      target,
+      'SELECT (SELECT count(*) FROM big)::text AS big, (SELECT count(*) FROM small)::text AS small',
+    );
+    assert.deepEqual(n, { big: '40000', small: '2' });
+  });
+
+  it('a write on the source during the copy: verification counts every table again and names the one it missed', async function () {
+    const source = await src.createDatabase('moving');
+    const target = await dst.createDatabase('moving');
+    await load(source);
+    const writer: pg.Client = await connect(source, 'source');
+    const events: RunEvent[] = [];
+    let wrote: Promise<unknown> = Promise.resolve();
+    try {
+      const copy = copyOnce(source, target, { jobs: 2, splitBytes: 256 * 1024, skipGlobals: true }, (e) => {
+        events.push(e);
+        // After the snapshot, before verification: a row the copy cannot see.
+        if (e.type === 'step' && e.name === 'schema-post-data' && e.status === 'start')
+          wrote = writer.query(`INSERT INTO small VALUES ('c')`);
+      });
+      const err = await copy.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      await wrote;
+      assert.ok(err instanceof PgrelocateError, String(err));
+      assert.equal(err.code, 'verify-failed');
+      assert.match(err.message, /small.*rows differ \(source 3, target 2\)/);
+      assert.ok(events.some((e) => e.type === 'log' && /counting every table again/.test(e.message)));
+    } finally {
+      await writer.end();
+    }
+  });
+
+  it("the proof of stillness: a write in another database of the source's server, or an ANALYZE, counts as a change", async function () {
+    const source = await src.createDatabase('proof');
+    const other = await src.createDatabase('proof_other');
+    await sql(other, 'CREATE TABLE t (a int)');
+    const snap = await ExportedSnapshot.plain(source);
+    try {
+      assert.ok(snap.xids, 'a plain snapshot carries its transaction ids');
+      assert.equal(await sourceUnchanged(source, snap.xids), true, 'nothing written yet');
+      await sql(other, 'INSERT INTO t VALUES (1)');
+      assert.equal(await sourceUnchanged(source, snap.xids), false, 'a write elsewhere on the server');
+    } finally {
+      await snap.close();
+    }
+    const again = await ExportedSnapshot.plain(source);
+    try {
+      await sql(other, 'ANALYZE t');
+      assert.equal(await sourceUnchanged(source, again.xids!), false, 'ANALYZE writes pg_statistic');
+    } finally {
+      await again.close();
+    }
+  });
+});
