@@ -31,6 +31,7 @@ import { formatBytes, formatDuration, parseSize } from '../engine/units';
 import { verify } from '../engine/verify';
 import { APP_ROLE, loadSample } from '../scripts/sample-db';
 import { loadShape, SHAPES, type Shape } from './shapes';
+import { DelayProxy, parseTopologies, WorkerNamespace, type TopologySpec } from './topology';
 import { WriteLoad } from '../scripts/write-load';
 
 const TIME = '/usr/bin/time';
@@ -55,10 +56,11 @@ interface Timed {
   readonly stderr: string;
 }
 
-/** Run a shell pipeline under GNU time; passwords through a passfile. */
-async function timed(script: string, conns: ConnInfo[]): Promise<Timed> {
+/** Run a shell pipeline under GNU time, inside the worker's namespace when given; passwords through a passfile. */
+async function timedIn(script: string, conns: ConnInfo[], worker?: WorkerNamespace): Promise<Timed> {
   const busy0 = busyCpuSeconds();
-  const r = await runTool(TIME, ['-f', 'PGRELOCATE_TIME %e %M %U %S', 'sh', '-c', script], conns);
+  const args = ['-f', 'PGRELOCATE_TIME %e %M %U %S', 'sh', '-c', script];
+  const r = await (worker ? runTool(...worker.wrap(TIME, args), conns) : runTool(TIME, args, conns));
   const cpuSeconds = busyCpuSeconds() - busy0;
   const m = /PGRELOCATE_TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr);
   return {
@@ -108,6 +110,23 @@ async function servers(from: number, to: number): Promise<[LocalServer, LocalSer
   ]);
 }
 
+/** The median of 20 `SELECT 1` as psql times them from where the methods run: the round trip they pay. */
+async function measureRtt(tools: ClientTools, conn: ConnInfo, worker: WorkerNamespace): Promise<number> {
+  const psql = path.join(tools.bindir, 'psql');
+  const args = [
+    '-X',
+    '-A',
+    '-t',
+    '-d',
+    libpqUrl(conn),
+    '-c',
+    '\\timing on',
+    ...Array.from({ length: 20 }, () => ['-c', 'SELECT 1']).flat(),
+  ];
+  const r = await runTool(...worker.wrap(psql, args), [conn], { captureStdout: true });
+  return median([...r.stdout.matchAll(/Time: ([\d.]+) ms/g)].map((m) => Number(m[1])));
+}
+
 async function createDb(s: LocalServer, name: string): Promise<ConnInfo> {
   await withClient(s.conn(), 'server', (c) => c.query(`CREATE DATABASE ${ident(name)}`));
   return s.conn(name);
@@ -123,7 +142,7 @@ async function dropDb(s: LocalServer, name: string): Promise<void> {
 async function copyGlobals(tools: ClientTools, source: ConnInfo, dst: LocalServer): Promise<void> {
   const psql = path.join(tools.bindir, 'psql');
   const script = `${q(tools.pgDumpAll)} --globals-only -d ${q(libpqUrl(source))} | grep -v -E 'ROLE postgres' | ${q(psql)} -q -X -d ${q(libpqUrl(dst.conn()))} >/dev/null`;
-  await timed(script, [source, dst.conn()]);
+  await timedIn(script, [source, dst.conn()]);
 }
 
 /** Where the pgrelocate method leaves its JSON report (its steps' times) in the work directory. */
@@ -145,7 +164,8 @@ interface Method {
   readonly run: (source: ConnInfo, target: ConnInfo, work: string) => Promise<Timed | string>;
 }
 
-function methods(tools: ClientTools, jobs: number): Method[] {
+function methods(tools: ClientTools, jobs: number, worker?: WorkerNamespace): Method[] {
+  const timed = (script: string, conns: ConnInfo[]): Promise<Timed> => timedIn(script, conns, worker);
   const psql = path.join(tools.bindir, 'psql');
   const cli = path.resolve(__dirname, '..', 'scripts', 'cli.js');
   return [
@@ -187,27 +207,49 @@ function methods(tools: ClientTools, jobs: number): Method[] {
   ];
 }
 
-async function benchCopy(o: { shape: string; scale: string; runs: number; jobs: number; from: number; to: number }): Promise<void> {
+async function benchCopy(o: {
+  shape: string;
+  scale: string;
+  runs: number;
+  jobs: number;
+  from: number;
+  to: number;
+  topology: string;
+  rate: string;
+}): Promise<void> {
   const shapes = o.shape.split(',').map((x) => x.trim());
   for (const sh of shapes)
     if (!(SHAPES as readonly string[]).includes(sh))
       throw new Error(`Unknown shape "${sh}". Fix: --shape one or more of ${SHAPES.join(', ')}.`);
-  const [src, dst] = await servers(o.from, o.to);
+  const topologies = parseTopologies(o.topology);
+  const worker = topologies.some((t) => t.links) ? await WorkerNamespace.create(o.rate) : undefined;
   const work = mkdtempSync(path.join(process.env['PGRELOCATE_WORK_DIR'] ?? os.tmpdir(), 'pgrelocate-bench-'));
-  const tools = await selectClientTools(o.from);
   const all: ShapeResult[] = [];
   try {
+    const [src, dst] = await servers(o.from, o.to);
+    const tools = await selectClientTools(o.from);
     for (const shape of shapes as Shape[]) {
-      const r = await benchShape(shape, src, dst, tools, work, o);
-      all.push(r);
-      printShape(r, o);
+      for (const r of await benchShape(shape, src, dst, tools, work, o, topologies, worker)) {
+        all.push(r);
+        printShape(r, o);
+      }
     }
-    const file = save('copy', { machine: machine(), scale: o.scale, from: o.from, to: o.to, jobs: o.jobs, runs: o.runs, shapes: all });
+    const file = save('copy', {
+      machine: machine(),
+      scale: o.scale,
+      from: o.from,
+      to: o.to,
+      jobs: o.jobs,
+      runs: o.runs,
+      rate: o.rate,
+      shapes: all,
+    });
     process.stdout.write(
       `÷ fastest peer = the fastest other method's time / pgrelocate's time in the same run, median over runs (1 or more: pgrelocate is at least as fast); pgrelocate includes its verification (row counts), the peers verify nothing. CPU = busy time of the whole machine (source, target, tools) during the run; own CPU = the method's own processes (the tools, or pgrelocate's node process). Results: ${path.relative(process.cwd(), file)}\n`,
     );
   } finally {
     rmSync(work, { recursive: true, force: true });
+    await worker?.close();
   }
 }
 
@@ -228,6 +270,10 @@ interface MethodSummary {
 
 interface ShapeResult {
   readonly shape: Shape;
+  /** Where the methods ran: one-box, or netns with each link's round trip (bench/topology.ts). */
+  readonly topology: string;
+  /** With netns: the round trips psql measured from the worker's namespace. */
+  readonly measuredRttMs?: { readonly source: number; readonly target: number };
   readonly description: string;
   readonly tableBytes: number;
   readonly summary: readonly MethodSummary[];
@@ -244,8 +290,10 @@ async function benchShape(
   dst: LocalServer,
   tools: ClientTools,
   work: string,
-  o: { scale: string; runs: number; jobs: number; from: number; to: number },
-): Promise<ShapeResult> {
+  o: { scale: string; runs: number; jobs: number; from: number; to: number; rate: string },
+  topologies: readonly TopologySpec[],
+  worker: WorkerNamespace | undefined,
+): Promise<ShapeResult[]> {
   const dbName = `bench_${shape.replace(/-/g, '_')}`;
   await dropDb(src, dbName);
   const source = await createDb(src, dbName);
@@ -265,98 +313,135 @@ async function benchShape(
   log(
     `bench copy: ${loaded.description} (${formatBytes(tableBytes)} of table data) on PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs`,
   );
-  const ms = methods(tools, o.jobs);
-  const ours = ms[3]!.name;
-  const results: Record<
-    string,
-    {
-      seconds: number;
-      maxRssKiB: number;
-      cpuSeconds: number;
-      ownCpuSeconds: number;
-      verified: boolean;
-      rows: number;
-      steps?: Record<string, number>;
-    }[]
-  > = {};
-  const notes: Record<string, string> = {};
-  let n = 0;
-  for (let run = 0; run < o.runs; run++) {
-    // Alternate the order so no method always runs first (cold caches) or last.
-    const order = ms.map((_, i) => ms[(i + run) % ms.length]!);
-    for (const m of order) {
-      const name = `bench_${n++}`;
-      const target = await createDb(dst, name);
-      log(`  run ${run + 1}: ${m.name} …`);
-      const r = await m.run(source, target, work);
-      if (typeof r === 'string') {
-        notes[m.name] = r;
-      } else {
-        const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
-        const steps =
-          m.name === ours && r.ok
-            ? stepSeconds(
-                JSON.parse(readFileSync(path.join(work, REPORT), 'utf8')) as {
-                  seconds: number;
-                  steps: { name: string; seconds: number }[];
-                },
-                r.seconds,
-              )
-            : undefined;
-        (results[m.name] ??= []).push({
-          seconds: r.seconds,
-          maxRssKiB: r.maxRssKiB,
-          cpuSeconds: r.cpuSeconds,
-          ownCpuSeconds: r.toolCpuSeconds,
-          verified: r.ok && v.ok,
-          rows: v.rows,
-          ...(steps ? { steps } : {}),
-        });
-        if (!r.ok || !v.ok)
-          notes[m.name] = r.ok
-            ? `verification: ${v.mismatches.slice(0, 3).join('; ')}`
-            : `failed: ${r.stderr
-                .split('\n')
-                .filter((l) => /error|ERROR|fatal/i.test(l))
-                .slice(0, 2)
-                .join(' ')}`;
-        log(
-          `    ${formatDuration(r.seconds)}, machine CPU ${formatDuration(r.cpuSeconds)}, own CPU ${formatDuration(r.toolCpuSeconds)}, peak RSS ${formatBytes(r.maxRssKiB * 1024)}, verified ${r.ok && v.ok}`,
-        );
+  const out: ShapeResult[] = [];
+  for (const topo of topologies) {
+    // Through the links and their proxies when the worker is in its namespace; the bench's own checks stay on loopback.
+    const proxies =
+      topo.links && worker
+        ? await Promise.all([
+            DelayProxy.start(worker.sourceAddress, src.port, topo.links.sourceRttMs),
+            DelayProxy.start(worker.targetAddress, dst.port, topo.links.targetRttMs),
+          ])
+        : null;
+    try {
+      const via = (c: ConnInfo, p: DelayProxy | undefined): ConnInfo => (p ? { ...c, host: p.host, port: p.port } : c);
+      const rtt = proxies
+        ? {
+            source: await measureRtt(tools, via(source, proxies[0]), worker!),
+            target: await measureRtt(tools, via(dst.conn(), proxies[1]), worker!),
+          }
+        : null;
+      if (rtt) log(`  measured from the worker: source ${rtt.source.toFixed(2)} ms, target ${rtt.target.toFixed(2)} ms a round trip`);
+      log(
+        `bench copy: ${shape} over ${topo.name}${topo.links ? ` (source ${topo.links.sourceRttMs} ms, target ${topo.links.targetRttMs} ms added to each round trip, ${o.rate} links)` : ''}`,
+      );
+      const ms = methods(tools, o.jobs, topo.links ? worker : undefined);
+      const ours = ms[3]!.name;
+      const results: Record<
+        string,
+        {
+          seconds: number;
+          maxRssKiB: number;
+          cpuSeconds: number;
+          ownCpuSeconds: number;
+          verified: boolean;
+          rows: number;
+          steps?: Record<string, number>;
+        }[]
+      > = {};
+      const notes: Record<string, string> = {};
+      let n = 0;
+      for (let run = 0; run < o.runs; run++) {
+        // Alternate the order so no method always runs first (cold caches) or last.
+        const order = ms.map((_, i) => ms[(i + run) % ms.length]!);
+        for (const m of order) {
+          const name = `bench_${n++}`;
+          const target = await createDb(dst, name);
+          log(`  run ${run + 1}: ${m.name} …`);
+          const r = await m.run(via(source, proxies?.[0]), via(target, proxies?.[1]), work);
+          if (typeof r === 'string') {
+            notes[m.name] = r;
+          } else {
+            const v = await verify(source, target, { mode: 'checksum', jobs: 2 });
+            const steps =
+              m.name === ours && r.ok
+                ? stepSeconds(
+                    JSON.parse(readFileSync(path.join(work, REPORT), 'utf8')) as {
+                      seconds: number;
+                      steps: { name: string; seconds: number }[];
+                    },
+                    r.seconds,
+                  )
+                : undefined;
+            (results[m.name] ??= []).push({
+              seconds: r.seconds,
+              maxRssKiB: r.maxRssKiB,
+              cpuSeconds: r.cpuSeconds,
+              ownCpuSeconds: r.toolCpuSeconds,
+              verified: r.ok && v.ok,
+              rows: v.rows,
+              ...(steps ? { steps } : {}),
+            });
+            if (!r.ok || !v.ok)
+              notes[m.name] = r.ok
+                ? `verification: ${v.mismatches.slice(0, 3).join('; ')}`
+                : `failed: ${r.stderr
+                    .split('\n')
+                    .filter((l) => /error|ERROR|fatal/i.test(l))
+                    .slice(0, 2)
+                    .join(' ')}`;
+            log(
+              `    ${formatDuration(r.seconds)}, machine CPU ${formatDuration(r.cpuSeconds)}, own CPU ${formatDuration(r.toolCpuSeconds)}, peak RSS ${formatBytes(r.maxRssKiB * 1024)}, verified ${r.ok && v.ok}`,
+            );
+          }
+          await dropDb(dst, name);
+        }
       }
-      await dropDb(dst, name);
+      const summary = ms.map((m): MethodSummary => {
+        const rs = results[m.name] ?? [];
+        const secs = rs.map((r) => r.seconds);
+        return {
+          method: m.name,
+          runs: rs.length,
+          medianSeconds: median(secs),
+          minSeconds: Math.min(...secs),
+          maxSeconds: Math.max(...secs),
+          mbPerSecond: tableBytes / 1e6 / median(secs),
+          rowsPerSecond: (rs[0]?.rows ?? 0) / median(secs),
+          peakRssMiB: Math.max(...rs.map((r) => r.maxRssKiB)) / 1024,
+          medianCpuSeconds: median(rs.map((r) => r.cpuSeconds)),
+          medianOwnCpuSeconds: median(rs.map((r) => r.ownCpuSeconds)),
+          verified: rs.length > 0 && rs.every((r) => r.verified),
+          note: notes[m.name] ?? '',
+        };
+      });
+      const peers = ms.slice(0, 3).map((m) => results[m.name] ?? []);
+      const mine = results[ours] ?? [];
+      const ratiosToFastestPeer = mine.map((r, i) => Math.min(...peers.map((p) => p[i]?.seconds ?? Infinity)) / r.seconds);
+      const stepNames = [...new Set(mine.flatMap((r) => Object.keys(r.steps ?? {})))];
+      const pgrelocateSteps = Object.fromEntries(stepNames.map((k) => [k, median(mine.map((r) => r.steps?.[k] ?? 0))]));
+      out.push({
+        shape,
+        topology: topo.name,
+        ...(rtt ? { measuredRttMs: rtt } : {}),
+        description: loaded.description,
+        tableBytes,
+        summary,
+        ratiosToFastestPeer,
+        pgrelocateSteps,
+        results,
+      });
+    } finally {
+      for (const p of proxies ?? []) p.stop();
     }
   }
   await dropDb(src, dbName);
-  const summary = ms.map((m): MethodSummary => {
-    const rs = results[m.name] ?? [];
-    const secs = rs.map((r) => r.seconds);
-    return {
-      method: m.name,
-      runs: rs.length,
-      medianSeconds: median(secs),
-      minSeconds: Math.min(...secs),
-      maxSeconds: Math.max(...secs),
-      mbPerSecond: tableBytes / 1e6 / median(secs),
-      rowsPerSecond: (rs[0]?.rows ?? 0) / median(secs),
-      peakRssMiB: Math.max(...rs.map((r) => r.maxRssKiB)) / 1024,
-      medianCpuSeconds: median(rs.map((r) => r.cpuSeconds)),
-      medianOwnCpuSeconds: median(rs.map((r) => r.ownCpuSeconds)),
-      verified: rs.length > 0 && rs.every((r) => r.verified),
-      note: notes[m.name] ?? '',
-    };
-  });
-  const peers = ms.slice(0, 3).map((m) => results[m.name] ?? []);
-  const mine = results[ours] ?? [];
-  const ratiosToFastestPeer = mine.map((r, i) => Math.min(...peers.map((p) => p[i]?.seconds ?? Infinity)) / r.seconds);
-  const stepNames = [...new Set(mine.flatMap((r) => Object.keys(r.steps ?? {})))];
-  const pgrelocateSteps = Object.fromEntries(stepNames.map((k) => [k, median(mine.map((r) => r.steps?.[k] ?? 0))]));
-  return { shape, description: loaded.description, tableBytes, summary, ratiosToFastestPeer, pgrelocateSteps, results };
+  return out;
 }
 
 function printShape(r: ShapeResult, o: { runs: number; jobs: number; from: number; to: number }): void {
   process.stdout.write(
-    `\npgrelocate bench copy — ${r.shape}: ${r.description} (${formatBytes(r.tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
+    `\npgrelocate bench copy — ${r.shape} over ${r.topology}${r.measuredRttMs ? ` (round trips measured from the worker: source ${r.measuredRttMs.source.toFixed(1)} ms, target ${r.measuredRttMs.target.toFixed(1)} ms)` : ''}: ${r.description} (${formatBytes(r.tableBytes)} table data), PostgreSQL ${o.from} → ${o.to}, ${o.jobs} jobs, ${o.runs} runs, ${os.cpus().length} cores\n`,
   );
   process.stdout.write(
     `${'method'.padEnd(40)} ${'median'.padStart(8)} ${'min–max'.padStart(15)} ${'MB/s'.padStart(6)} ${'rows/s'.padStart(9)} ${'CPU'.padStart(8)} ${'own CPU'.padStart(8)} ${'peak RSS'.padStart(10)}  verified\n`,
@@ -538,6 +623,12 @@ async function main(): Promise<void> {
     .addOption(new Option('--scale <size>', 'size of each shape').default('1GB').env('PGRELOCATE_BENCH_SCALE'))
     .option('--shape <list>', `comma-separated data shapes: ${SHAPES.join(', ')}`, 'sample')
     .option('--runs <n>', 'runs per method', (v) => Number(v), 3)
+    .option(
+      '--topology <list>',
+      'where the methods run: one-box (loopback), netns:<rtt>ms or netns:<source rtt>ms/<target rtt>ms (a worker namespace, root only)',
+      'one-box',
+    )
+    .option('--rate <tc rate>', 'bandwidth cap of each netns link', '1gbit')
     .action((o) => benchCopy(o));
   common(program.command('cutover').description('write-blackout at cutover under a steady write load'))
     .option('--scales <list>', 'comma-separated sample sizes (the blackout must not grow with them)', '100MB,1GB')

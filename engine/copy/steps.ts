@@ -119,7 +119,7 @@ const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
               const was = counted.get(k) ?? { sent: 0, taken: 0 };
               counted.set(k, { sent: was.sent + n.sent, taken: was.taken + n.taken });
             },
-            ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`, qualified(t)) } : {}),
+            ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`, qualified(t), t.bytes) } : {}),
           },
           emit,
         );

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { median, stepSeconds } from '../../bench/run';
 import { pgbenchScale, smallTables, wideRows } from '../../bench/shapes';
+import { parseTopologies, tbfArgs } from '../../bench/topology';
 
 describe('bench (pure parts)', function () {
   it("splits pgrelocate's wall time into its steps and the time outside them (start-up, inspection, exit)", function () {
@@ -31,5 +32,33 @@ describe('bench (pure parts)', function () {
     assert.equal(smallTables(10e9), 20000);
     assert.equal(wideRows(1e9), 10000);
     assert.equal(wideRows(1e6), 100);
+  });
+
+  it("reads topologies: one-box, one round trip for both links, or the source's and the target's; refuses anything else with the fix", function () {
+    assert.deepEqual(parseTopologies('one-box, netns:1ms,netns:20ms/1ms,netns:0.5ms'), [
+      { name: 'one-box', links: null },
+      { name: 'netns:1ms', links: { sourceRttMs: 1, targetRttMs: 1 } },
+      { name: 'netns:20ms/1ms', links: { sourceRttMs: 20, targetRttMs: 1 } },
+      { name: 'netns:0.5ms', links: { sourceRttMs: 0.5, targetRttMs: 0.5 } },
+    ]);
+    for (const bad of ['netns', 'netns:20', 'wan', 'netns:1ms/'])
+      assert.throws(() => parseTopologies(bad), /Unknown topology .*Fix: --topology one-box/);
+  });
+
+  it('caps each end of a link with a token bucket whose burst and queue shape rather than drop', function () {
+    assert.deepEqual(tbfArgs('pgrb1s', '1gbit'), [
+      'qdisc',
+      'replace',
+      'dev',
+      'pgrb1s',
+      'root',
+      'tbf',
+      'rate',
+      '1gbit',
+      'burst',
+      '256kb',
+      'latency',
+      '50ms',
+    ]);
   });
 });
