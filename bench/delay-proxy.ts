@@ -17,26 +17,25 @@ function delayed(from: net.Socket, to: net.Socket, ms: number): void {
   const queue: { at: number; chunk: Buffer }[] = [];
   let timer: NodeJS.Timeout | null = null;
   let ended = false;
+  let waiting = false;
+  const write = (chunk: Buffer): void => {
+    if (to.write(chunk) || waiting) return;
+    waiting = true;
+    from.pause();
+    to.once('drain', () => {
+      waiting = false;
+      from.resume();
+    });
+  };
   const flush = (): void => {
     timer = null;
     const now = performance.now();
-    while (queue.length > 0 && queue[0]!.at <= now) {
-      if (!to.write(queue.shift()!.chunk)) {
-        from.pause();
-        to.once('drain', () => from.resume());
-      }
-    }
+    while (queue.length > 0 && queue[0]!.at <= now) write(queue.shift()!.chunk);
     if (queue.length > 0) timer = setTimeout(flush, Math.max(1, queue[0]!.at - now));
     else if (ended) to.end();
   };
   from.on('data', (chunk: Buffer) => {
-    if (ms <= 0) {
-      if (!to.write(chunk)) {
-        from.pause();
-        to.once('drain', () => from.resume());
-      }
-      return;
-    }
+    if (ms <= 0) return write(chunk);
     queue.push({ at: performance.now() + ms, chunk });
     timer ??= setTimeout(flush, ms);
   });

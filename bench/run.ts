@@ -7,13 +7,15 @@
  *            same data, for each `--shape` (bench/shapes.ts), alternating over
  *            runs; wall time, MB/s, rows/s, the machine's CPU and the method's
  *            own, peak RSS, the ratio to the fastest peer run by run,
- *            pgrelocate's steps, every target verified against the source.
+ *            pgrelocate's steps, every target verified against the source;
+ *            for each `--topology`: on loopback, or from a worker namespace
+ *            with round trips added to each server (bench/topology.ts).
  *   cutover  the sample at several scales under a steady write load, straight
  *            to the database and through PgBouncer: sync,
  *            cutover; the write blackout seen by pgrelocate and by the client,
  *            the pinned verification and how long it held writers, failed
  *            transactions, the ledger each run.
- *   memory   pgrelocate's peak RSS while copying at two scales.
+ *   memory   pgrelocate's peak RSS while copying one --shape at several scales.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -579,22 +581,34 @@ async function benchCutover(o: {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-async function benchMemory(o: { scales: string; jobs: number; from: number; to: number }): Promise<void> {
+async function benchMemory(o: { scales: string; shape: string; jobs: number; from: number; to: number }): Promise<void> {
+  if (!(SHAPES as readonly string[]).includes(o.shape))
+    throw new Error(`Unknown shape "${o.shape}". Fix: --shape one of ${SHAPES.join(', ')}.`);
   const [src, dst] = await servers(o.from, o.to);
   const work = mkdtempSync(path.join(process.env['PGRELOCATE_WORK_DIR'] ?? os.tmpdir(), 'pgrelocate-bench-'));
   const tools = await selectClientTools(o.from);
   const ours = methods(tools, o.jobs)[3]!;
-  const rows: { scale: string; sampleBytes: number; seconds: number; peakRssMiB: number }[] = [];
+  const rows: { scale: string; shape: string; description: string; sampleBytes: number; seconds: number; peakRssMiB: number }[] = [];
   try {
     for (const [i, scale] of o.scales.split(',').entries()) {
       const source = await createDb(src, `mem_${i}`);
-      const sample = await loadSample(source, { sizeBytes: parseSize(scale), log });
+      const loaded = await loadShape(o.shape as Shape, source, parseSize(scale), log);
+      const bytes = await withClient(source, 'source', async (c) =>
+        Number((await c.query<{ b: string }>('SELECT pg_database_size(current_database())::text AS b')).rows[0]!.b),
+      );
       await copyGlobals(tools, source, dst);
       const target = await createDb(dst, `mem_${i}`);
       const r = await ours.run(source, target, work);
       if (typeof r === 'string' || !r.ok)
         throw new Error(`pgrelocate copy failed at ${scale}: ${typeof r === 'string' ? r : r.stderr.slice(-500)}`);
-      rows.push({ scale, sampleBytes: sample.bytes, seconds: r.seconds, peakRssMiB: r.maxRssKiB / 1024 });
+      rows.push({
+        scale,
+        shape: o.shape,
+        description: loaded.description,
+        sampleBytes: bytes,
+        seconds: r.seconds,
+        peakRssMiB: r.maxRssKiB / 1024,
+      });
       log(`  ${scale}: ${formatDuration(r.seconds)}, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB`);
       await dropDb(src, `mem_${i}`);
       await dropDb(dst, `mem_${i}`);
@@ -606,7 +620,7 @@ async function benchMemory(o: { scales: string; jobs: number; from: number; to: 
   process.stdout.write(`\npgrelocate bench memory — peak RSS of the pgrelocate process during \`pgrelocate copy\`, ${o.jobs} jobs\n`);
   for (const r of rows)
     process.stdout.write(
-      `  ${formatBytes(r.sampleBytes).padStart(10)}  ${formatDuration(r.seconds).padStart(8)}  ${r.peakRssMiB.toFixed(0).padStart(5)} MiB\n`,
+      `  ${formatBytes(r.sampleBytes).padStart(10)}  ${formatDuration(r.seconds).padStart(8)}  ${r.peakRssMiB.toFixed(0).padStart(5)} MiB  ${r.description}\n`,
     );
   process.stdout.write(`Results: ${path.relative(process.cwd(), file)}\n`);
 }
@@ -637,7 +651,8 @@ async function main(): Promise<void> {
     .option('--via <list>', "the application's path: direct, pgbouncer (Debian's, when installed)", 'direct,pgbouncer')
     .action((o) => benchCutover(o));
   common(program.command('memory').description("pgrelocate's peak RSS while copying at several scales"))
-    .option('--scales <list>', 'comma-separated sample sizes', '1GB,4GB')
+    .option('--scales <list>', 'comma-separated sizes', '1GB,4GB')
+    .option('--shape <shape>', `data shape: ${SHAPES.join(', ')}`, 'sample')
     .action((o) => benchMemory(o));
   try {
     await program.parseAsync();

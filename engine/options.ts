@@ -231,7 +231,7 @@ export const OPTIONS = {
   },
   verify: {
     flag: '--verify <mode>',
-    help: 'verification (default: checksum for dump-restore; count for cutover, at a pinned point before its fence)',
+    help: "verification (default: checksum for dump-restore; count for cutover, at a pinned point before its fence; count for copy, from COPY's command tags while the source's server wrote nothing since the snapshot)",
     expect: 'checksum, count or none',
     value: z.enum(['checksum', 'count', 'none']),
     choices: ['checksum', 'count', 'none'],

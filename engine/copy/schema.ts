@@ -4,11 +4,13 @@
  * before the copy, post-data (indexes, constraints, foreign keys, triggers,
  * materialized view data) after it, in parallel.
  */
-import type { ConnInfo } from '../conn';
+import { withClient, type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
-import { restoreSchemasFirst } from '../schemas-first';
+import { restoreSchemasFirst, withList } from '../schemas-first';
+import { preDataDeps, preDataStages, tableEntryOid, type PreDataDeps, type PreDataStage } from './pre-data-stages';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
 
@@ -69,7 +71,13 @@ export async function restoreSection(
   target: ConnInfo,
   file: string,
   section: 'pre-data' | 'post-data',
-  opts: { readonly jobs: number; readonly force: boolean; readonly resumed: boolean },
+  opts: {
+    readonly jobs: number;
+    readonly force: boolean;
+    readonly resumed: boolean;
+    /** What pre-data's stages are planned from (`preDataDeps`, read on the source): runs of independent tables go over the jobs. */
+    readonly deps?: PreDataDeps;
+  },
   emit: Emit,
 ): Promise<RestoreError[]> {
   // Index builds and constraint checks get memory for sorting; nothing here needs to wait for a flush.
@@ -79,30 +87,82 @@ export async function restoreSection(
     section === 'pre-data'
       ? await restoreSchemasFirst(tools.pgRestore, target, main, { section, env })
       : { errors: [], args: main, cleanup: () => undefined };
-  let r: Awaited<ReturnType<typeof runTool>>;
+  const runs: Awaited<ReturnType<typeof runTool>>[] = [];
   try {
-    r = await runTool(tools.pgRestore, first.args, [target], { env });
+    // Not with --clean (--force): its drops run in reverse order over the whole list, which stages would break up.
+    const stages =
+      section === 'pre-data' && opts.deps && opts.jobs > 1 && !opts.force
+        ? await stagesOf(tools, file, first.args, { jobs: opts.jobs, deps: opts.deps })
+        : null;
+    if (!stages) runs.push(await runTool(tools.pgRestore, first.args, [target], { env }));
+    else {
+      const base = first.args.includes('-L') ? first.args.filter((a, i, all) => a !== '-L' && all[i - 1] !== '-L') : first.args;
+      const parallel = stages.flatMap((st) => (st.kind === 'parallel' ? st.lists : []));
+      const width = Math.max(...stages.map((st) => (st.kind === 'parallel' ? st.lists.length : 1)));
+      emit({
+        type: 'log',
+        level: 'detail',
+        message: `schema pre-data: ${parallel.flat().filter((l) => tableEntryOid(l) !== null).length} tables created over ${width} sessions at once`,
+      });
+      for (const [i, stage] of stages.entries()) {
+        const lists = stage.kind === 'serial' ? [stage.lines] : stage.lists;
+        const rs = await Promise.all(
+          lists.map((lines, j) => {
+            const list = `${file}.stage-${i}-${j}.list`;
+            writeFileSync(list, lines.join('\n') + '\n');
+            return runTool(tools.pgRestore, withList(base, list), [target], { env }).finally(() => rmSync(list, { force: true }));
+          }),
+        );
+        runs.push(...rs);
+        // A stage that failed leaves later ones nothing sound to build on.
+        if (rs.some((r) => r.exitCode !== 0 && markResumed(parseRestoreErrors(r.stderr), opts.resumed).some((e) => !e.expected))) break;
+      }
+    }
   } finally {
     first.cleanup();
   }
-  const errors = markResumed([...first.errors, ...parseRestoreErrors(r.stderr)], opts.resumed);
+  const errors = markResumed([...first.errors, ...runs.flatMap((r) => parseRestoreErrors(r.stderr))], opts.resumed);
   const real = errors.filter((e) => !e.expected);
   for (const e of errors.filter((x) => x.expected))
     emit({ type: 'log', level: 'detail', message: `schema ${section}: expected: ${e.message}` });
-  if (real.length > 0 || (r.exitCode !== 0 && errors.length === 0)) {
+  const failedRun = runs.find((r) => r.exitCode !== 0);
+  if (real.length > 0 || (failedRun && errors.length === 0)) {
     throw new PgrelocateError(
       'schema-restore-failed',
       `Restoring the schema (${section}) failed:\n  ${
         real
           .slice(0, 8)
           .map((e) => `${e.message}${e.command ? ` [${e.command.slice(0, 160)}]` : ''}`)
-          .join('\n  ') || r.stderr.split('\n').slice(-8).join('\n  ')
+          .join('\n  ') || (failedRun?.stderr ?? '').split('\n').slice(-8).join('\n  ')
       }`,
       'Fix the cause (missing roles or extensions on the target), then rerun sync; it resumes.',
       { errors },
     );
   }
   return errors;
+}
+
+/** The pre-data restore in stages, or null when nothing would run in parallel (one pg_restore then, as before). */
+async function stagesOf(
+  tools: ClientTools,
+  file: string,
+  args: readonly string[],
+  opts: { readonly jobs: number; readonly deps: PreDataDeps },
+): Promise<PreDataStage[] | null> {
+  const at = args.indexOf('-L');
+  let lines: string[];
+  if (at >= 0) lines = readFileSync(args[at + 1]!, 'utf8').split('\n');
+  else {
+    const listed = await runTool(tools.pgRestore, ['-Fc', '-l', '--section=pre-data', file], [], { captureStdout: true });
+    if (listed.exitCode !== 0) return null;
+    lines = listed.stdout.split('\n');
+  }
+  const stages = preDataStages(lines, opts.deps, opts.jobs);
+  // pg_restore applies default privileges after every object of its run; one applied by an earlier stage
+  // would grant on the tables a later stage creates.
+  const last = stages.map((st) => st.kind).lastIndexOf('parallel');
+  if (last < 0 || stages.slice(0, last).some((st) => st.kind === 'serial' && st.lines.some((l) => / DEFAULT ACL /.test(l)))) return null;
+  return stages;
 }
 
 /**
@@ -119,8 +179,9 @@ export async function restoreWholeSchema(
   emit: Emit,
 ): Promise<number> {
   await dumpSchema(tools, source, file, opts.filter);
+  const deps = opts.jobs > 1 ? await withClient(source, 'source', preDataDeps) : undefined;
   let expected = 0;
   for (const section of ['pre-data', 'post-data'] as const)
-    expected += (await restoreSection(tools, target, file, section, opts, emit)).length;
+    expected += (await restoreSection(tools, target, file, section, { ...opts, ...(deps ? { deps } : {}) }, emit)).length;
   return expected;
 }
