@@ -3,10 +3,9 @@
  * session, one statement and one round trip at a time, even with `-j`: on a
  * schema of thousands of tables that serial run of `CREATE TABLE`s is the
  * longest step of a copy, and with the target a millisecond away it is
- * several seconds more. Tables that depend on no other table (no
- * inheritance, partition, typed table or column of another table's row
- * type) can be created in any order once everything before them in the
- * archive's order exists, so a run of such tables is split over `--jobs`
+ * several seconds more. Tables that depend on no other relation (see
+ * `preDataDeps`) can be created in any order once everything before them in
+ * the archive's order exists, so a run of such tables is split over `--jobs`
  * `pg_restore -L` processes; everything else keeps the archive's order in
  * one session.
  */
