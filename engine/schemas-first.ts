@@ -52,14 +52,26 @@ export async function restoreSchemasFirst(
   target: ConnInfo,
   mainArgs: readonly string[],
   opts: { readonly section?: 'pre-data'; readonly env?: Readonly<Record<string, string>> } = {},
-): Promise<{ readonly errors: RestoreError[]; readonly args: string[]; readonly cleanup: () => void }> {
+): Promise<{
+  readonly errors: RestoreError[];
+  readonly args: string[];
+  /** The entries `args` restores (the archive's list without the schemas already restored), or null if it could not be listed. */
+  readonly entries: string[] | null;
+  readonly cleanup: () => void;
+}> {
   const archive = mainArgs[mainArgs.length - 1]!;
   const format = mainArgs.find((a) => /^-F[cd]$/.test(a)) ?? '-Fc';
   const listed = await runTool(pgRestore, [format, '-l', ...(opts.section ? [`--section=${opts.section}`] : []), archive], [], {
     captureStdout: true,
   });
   const split = listed.exitCode === 0 ? splitSchemaEntries(listed.stdout) : null;
-  if (!split) return { errors: [], args: [...mainArgs], cleanup: () => undefined };
+  if (!split)
+    return {
+      errors: [],
+      args: [...mainArgs],
+      entries: listed.exitCode === 0 ? listed.stdout.split('\n').filter((l) => l.trim() && !l.startsWith(';')) : null,
+      cleanup: () => undefined,
+    };
   const firstFile = `${archive.replace(/\/$/, '')}.schemas.list`;
   const restFile = `${archive.replace(/\/$/, '')}.rest.list`;
   writeFileSync(firstFile, split.first.join('\n') + '\n');
@@ -68,6 +80,7 @@ export async function restoreSchemasFirst(
   return {
     errors: parseRestoreErrors(r.stderr),
     args: withList(mainArgs, restFile),
+    entries: split.rest,
     cleanup: () => {
       rmSync(firstFile, { force: true });
       rmSync(restFile, { force: true });

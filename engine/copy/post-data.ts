@@ -173,6 +173,14 @@ export class PostDataPipeline {
     }, what);
   }
 
+  /** One index: a key constraint's (attached later), a plain one through SQL, or its `pg_restore -L` entry when that carries more. */
+  private async buildOne(task: PostDataTask, table: string): Promise<void> {
+    if (task.keyConstraint)
+      await this.createIndex(task.keyConstraint.createIndex, task.am, `building the index of ${task.keyConstraint.constraint} on ${table}`);
+    else if (task.createSql) await this.createIndex(task.createSql, task.am, `building ${task.label} on ${table}`);
+    else await this.restore([task.line], `${task.label} on ${table}`, 1, indexBuildOptions(task.am));
+  }
+
   /** Attach built indexes as their constraints (skipping any the interrupted attempt attached). */
   private async attach(keys: readonly KeyConstraintSql[]): Promise<void> {
     if (keys.length === 0) return;
@@ -220,14 +228,7 @@ export class PostDataPipeline {
       }
     }, `building the indexes of ${table}`);
     if (!batched) {
-      for (const task of tasks)
-        if (task.keyConstraint)
-          await this.createIndex(
-            task.keyConstraint.createIndex,
-            task.am,
-            `building the index of ${task.keyConstraint.constraint} on ${table}`,
-          );
-        else await this.createIndex(task.createSql!, task.am, `building ${task.label} on ${table}`);
+      for (const task of tasks) await this.buildOne(task, table);
       await this.attach(tasks.flatMap((t) => (t.keyConstraint ? [t.keyConstraint] : [])));
       this.ready(table).resolve();
       await this.analyze(quoted);
@@ -295,14 +296,7 @@ export class PostDataPipeline {
         const what = `${task.label} on ${table}`;
         this.building.add(what);
         this.meter?.update(this.built, this.buildingNote());
-        if (task.keyConstraint)
-          await this.createIndex(
-            task.keyConstraint.createIndex,
-            task.am,
-            `building the index of ${task.keyConstraint.constraint} on ${table}`,
-          );
-        else if (task.createSql) await this.createIndex(task.createSql, task.am, `building ${task.label} on ${table}`);
-        else await this.restore([task.line], `${task.label} on ${table}`, 1, indexBuildOptions(task.am));
+        await this.buildOne(task, table);
         this.building.delete(what);
         this.built++;
         this.meter?.update(this.built, this.buildingNote());

@@ -6,7 +6,7 @@
  */
 import { withClient, type ConnInfo } from '../conn';
 import { PgrelocateError } from '../errors';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
 import { restoreSchemasFirst, withList } from '../schemas-first';
@@ -86,14 +86,12 @@ export async function restoreSection(
   const first =
     section === 'pre-data'
       ? await restoreSchemasFirst(tools.pgRestore, target, main, { section, env })
-      : { errors: [], args: main, cleanup: () => undefined };
+      : { errors: [], args: main, entries: null, cleanup: () => undefined };
   const runs: Awaited<ReturnType<typeof runTool>>[] = [];
   try {
     // Not with --clean (--force): its drops run in reverse order over the whole list, which stages would break up.
     const stages =
-      section === 'pre-data' && opts.deps && opts.jobs > 1 && !opts.force
-        ? await stagesOf(tools, file, first.args, { jobs: opts.jobs, deps: opts.deps })
-        : null;
+      section === 'pre-data' && opts.deps && opts.jobs > 1 && !opts.force ? stagesOf(first.entries, opts.jobs, opts.deps) : null;
     if (!stages) runs.push(await runTool(tools.pgRestore, first.args, [target], { env }));
     else {
       const base = first.args.includes('-L') ? first.args.filter((a, i, all) => a !== '-L' && all[i - 1] !== '-L') : first.args;
@@ -142,22 +140,10 @@ export async function restoreSection(
   return errors;
 }
 
-/** The pre-data restore in stages, or null when nothing would run in parallel (one pg_restore then, as before). */
-async function stagesOf(
-  tools: ClientTools,
-  file: string,
-  args: readonly string[],
-  opts: { readonly jobs: number; readonly deps: PreDataDeps },
-): Promise<PreDataStage[] | null> {
-  const at = args.indexOf('-L');
-  let lines: string[];
-  if (at >= 0) lines = readFileSync(args[at + 1]!, 'utf8').split('\n');
-  else {
-    const listed = await runTool(tools.pgRestore, ['-Fc', '-l', '--section=pre-data', file], [], { captureStdout: true });
-    if (listed.exitCode !== 0) return null;
-    lines = listed.stdout.split('\n');
-  }
-  const stages = preDataStages(lines, opts.deps, opts.jobs);
+/** The pre-data restore in stages, or null when nothing would run in parallel (one pg_restore then, as before). Pure. */
+function stagesOf(entries: readonly string[] | null, jobs: number, deps: PreDataDeps): PreDataStage[] | null {
+  if (!entries) return null;
+  const stages = preDataStages(entries, deps, jobs);
   // pg_restore applies default privileges after every object of its run; one applied by an earlier stage
   // would grant on the tables a later stage creates.
   const last = stages.map((st) => st.kind).lastIndexOf('parallel');
