@@ -270,6 +270,16 @@ export async function connect(info: ConnInfo, label: string, extra: Partial<pg.C
 }
 
 /**
+ * Close a client's socket at once. A COPY cut off on one side leaves the other
+ * session mid-protocol with data unread: a query sent after it, or end()'s
+ * goodbye, would wait behind that data for ever. The server rolls back what
+ * the session had open.
+ */
+export function dropConnection(c: pg.Client): void {
+  (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+/**
  * Open a client with libpq's sslmode fallbacks, throwing the driver's own
  * error (for callers that classify it themselves, such as the write load).
  */

@@ -2,16 +2,16 @@
  * The initial copy under the exported snapshot: tables largest first over N
  * workers, large tables split into primary-key ranges (or ctid block ranges
  * on 14+ when there is no integer key), each part streamed source → target
- * with COPY (binary when every column type allows it, text otherwise). Node
- * streams give back-pressure: nothing is held whole in memory.
+ * with COPY (binary when every column type allows it, text otherwise), its
+ * protocol messages passed through as they came (relay.ts). Node streams give
+ * back-pressure: nothing is held whole in memory.
  */
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { connect, ident, type ConnInfo } from '../conn';
+import { connect, dropConnection, ident, type ConnInfo } from '../conn';
 import { qualified, type TableInfo } from '../inspect';
 import { ProgressMeter, type Emit } from '../runner';
+import { FramedCopyIn, FramedCopyOut } from './relay';
 import type { Slots } from './slots';
 
 export interface TableCopyInfo {
@@ -151,7 +151,7 @@ export interface PartCount {
 
 async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes: (n: number) => void): Promise<PartCount> {
   const sql = copyStatements(part);
-  const reader = src.query(copyTo(sql.out));
+  const reader = src.query(new FramedCopyOut(sql.out, onBytes));
   // The source's command tag may arrive after its data has ended; it is in by its ReadyForQuery, which pg
   // hands to the active query (a method the stream has but its types leave out).
   const hooks = reader as unknown as { handleReadyForQuery: (...a: unknown[]) => void };
@@ -162,14 +162,8 @@ async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes:
       resolve(reader.rowCount);
     };
   });
-  const writer = dst.query(copyFrom(sql.in));
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      onBytes(chunk.length);
-      cb(null, chunk);
-    },
-  });
-  await pipeline(reader, counter, writer);
+  const writer = dst.query(new FramedCopyIn(sql.in));
+  await pipeline(reader, writer);
   return { sent: await sent, taken: writer.rowCount ?? 0 };
 }
 
@@ -270,8 +264,12 @@ export async function copyTables(
       binaryTables: infos.filter((x) => x.binary).length,
       textTables: infos.filter((x) => !x.binary).map((x) => qualified(x.table)),
     };
+  } catch (e) {
+    // A part that failed may have left its sessions mid-COPY (and the other workers are still in theirs).
+    for (const c of [...srcs, ...dsts]) dropConnection(c);
+    throw e;
   } finally {
-    await Promise.all([...srcs.map((c) => c.query('COMMIT').catch(() => undefined)), ...dsts.map(() => undefined)]);
+    await Promise.all(srcs.map((c) => c.query('COMMIT').catch(() => undefined)));
     await Promise.all([...srcs, ...dsts].map((c) => c.end().catch(() => undefined)));
   }
 }

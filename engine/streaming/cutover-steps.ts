@@ -7,9 +7,9 @@
  */
 import type pg from 'pg';
 import { createHash } from 'node:crypto';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { ident, literal, serverVersionNum } from '../conn';
+import { FramedCopyIn, FramedCopyOut } from '../copy/relay';
 import { filterSql, type TableFilter } from '../filter';
 import { readSequences } from '../sequences';
 
@@ -46,8 +46,8 @@ export async function copyUnlogged(src: pg.Client, dst: pg.Client, tables: reado
     const list = cols ? ` (${cols})` : '';
     // ONLY: an inheritance parent copied after its child must not empty the child.
     await dst.query(`TRUNCATE ONLY ${t}`);
-    const writer = dst.query(copyFrom(`COPY ${t}${list} FROM STDIN`));
-    await pipeline(src.query(copyTo(`COPY ${t}${list} TO STDOUT`)), writer);
+    const writer = dst.query(new FramedCopyIn(`COPY ${t}${list} FROM STDIN`));
+    await pipeline(src.query(new FramedCopyOut(`COPY ${t}${list} TO STDOUT`)), writer);
     rows += writer.rowCount ?? 0;
   }
   return rows;

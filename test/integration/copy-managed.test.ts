@@ -10,11 +10,14 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { execa } from 'execa';
 import { connect, withClient, type ConnInfo } from '../../engine/conn';
+import { copyTables } from '../../engine/copy/copy';
 import { preDataDeps } from '../../engine/copy/pre-data-stages';
+import { inspect } from '../../engine/inspect';
 import { libpqUrl } from '../../engine/tool-exec';
 import { findClientTools } from '../../engine/tools';
 import { copyOnce, sourceUnchanged } from '../../engine/copy/once';
 import { PgrelocateError } from '../../engine/errors';
+import { copyUnlogged } from '../../engine/streaming/cutover-steps';
 import { startProfiledServer, type ProfiledServer } from '../../engine/local/profiles';
 import type { RunEvent } from '../../engine/runner';
 import { ExportedSnapshot } from '../../engine/streaming/snapshot';
@@ -116,6 +119,97 @@ describe('copy as a managed-service user: verification by the COPY command tags,
     } finally {
       await again.close();
     }
+  });
+
+  it("a COPY cut off mid-stream on either side fails with that server's error; nothing of it stays on the target", async function () {
+    const source = await src.createDatabase('cutoff');
+    const target = await dst.createDatabase('cutoff');
+    // About 25 MB: more than the sockets between hold, so the source is still sending when it is cancelled.
+    await sql(
+      source,
+      `CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g`,
+    );
+    const [big] = (await inspect(source, 'source')).database.tables;
+    const copy = async (): Promise<unknown> => {
+      const snap = await ExportedSnapshot.plain(source);
+      try {
+        return await copyTables(
+          source,
+          target,
+          snap.name,
+          [big!],
+          { jobs: 1, splitBytes: 1024 ** 3, sourceVersionNum: 120000 },
+          () => undefined,
+        ).then(
+          () => null,
+          (e: unknown) => e,
+        );
+      } finally {
+        await snap.close();
+      }
+    };
+    const count = async (): Promise<string> => (await sql<{ n: string }>(target, 'SELECT count(*)::text AS n FROM big'))[0]!.n;
+
+    // The source: its COPY blocked on a full socket (the target's COPY waits on a lock), cancelled, then let go. A
+    // backend acts on a cancel at its next row, so the error comes between rows, after data the relay has passed on.
+    await sql(target, 'CREATE TABLE big (id int PRIMARY KEY, v text)');
+    const holder = await connect(target, 'target');
+    const watcher = await connect(source, 'source');
+    try {
+      await holder.query('BEGIN; LOCK TABLE big');
+      const failed = copy();
+      let pid: number | undefined;
+      for (let i = 0; i < 600 && pid === undefined; i++) {
+        const r = await watcher.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY%TO STDOUT%' AND wait_event = 'ClientWrite' AND pid <> pg_backend_pid()`,
+        );
+        pid = r.rows[0]?.pid;
+        if (pid === undefined) await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.ok(pid, "the source's COPY waits on its socket");
+      await watcher.query('SELECT pg_cancel_backend($1)', [pid]);
+      await holder.query('COMMIT');
+      const err = await failed;
+      assert.ok(err instanceof Error, String(err));
+      assert.match(err.message, /canceling statement due to user request/);
+      assert.equal(await count(), '0');
+    } finally {
+      await holder.end();
+      await watcher.end();
+    }
+
+    // The target: a row its CHECK refuses, three quarters in.
+    await sql(target, 'DROP TABLE big; CREATE TABLE big (id int PRIMARY KEY CHECK (id < 150000), v text)');
+    const err = await copy();
+    assert.ok(err instanceof Error, String(err));
+    assert.match(err.message, /violates check constraint/);
+    assert.equal(await count(), '0');
+    // The cutover's resync of unlogged tables runs on the cutover's own sessions, which must stay usable (the fence
+    // is lifted through them): after the target's refusal, the source's session reads the rest of its COPY and drops it.
+    const s = await connect(source, 'source');
+    const d = await connect(target, 'target');
+    try {
+      const resync = await copyUnlogged(s, d, ['big']).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      assert.match(String(resync), /violates check constraint/);
+      const within = <T>(p: Promise<T>): Promise<T> =>
+        Promise.race([
+          p,
+          new Promise<T>((_, reject) => setTimeout(() => reject(new Error('the session hangs after the failed COPY')), 20000)),
+        ]);
+      assert.equal((await within(s.query<{ n: number }>('SELECT 1 AS n'))).rows[0]!.n, 1);
+      assert.equal((await within(d.query<{ n: number }>('SELECT 1 AS n'))).rows[0]!.n, 1);
+    } finally {
+      await Promise.all([s.end(), d.end()]);
+    }
+    // Nothing left behind on either side: no session of the copy still open.
+    const left = await sql<{ n: string }>(
+      source,
+      `SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'pgrelocate-copy'`,
+    );
+    assert.equal(left[0]!.n, '0');
   });
 
   it('a small table whose batched post-data fails once: nothing of the batch stays, each piece runs again on its own', async function () {
