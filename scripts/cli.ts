@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import { redact } from '../engine/conn';
 import { ExitCode, isPgrelocateError } from '../engine/errors';
@@ -41,8 +42,36 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Keep a large heap near what is live. By default V8 lets the old generation
+ * grow to up to four times what survived its last full collection before it
+ * collects again: copying 20,000 small tables, about 70 MB of live objects
+ * made a 373 MiB process. With a growth factor of 1.5 the same copy peaked at
+ * 224 MiB and took no longer. On a small heap the same factor costs CPU:
+ * pgbench's copy (13 MB live, a heap of 35 MB at most) used 2.0 s of CPU with
+ * it against 1.6 s without (medians of 4 alternating runs). So the factor
+ * applies only while the heap is over 64 MiB, checked twice a second. V8
+ * reads it at every collection; a heap limit, by contrast, is fixed once the
+ * heap exists, and a hard one would end a run whose live data is larger. A
+ * value given to node wins.
+ */
+let heapTuned = false;
+export function tuneHeap(execArgv: readonly string[] = process.execArgv): void {
+  if (heapTuned || execArgv.some((a) => a.startsWith('--heap-growing-percent'))) return;
+  heapTuned = true;
+  let tight = false;
+  setInterval(() => {
+    const large = v8.getHeapStatistics().total_heap_size > 64 * 1024 * 1024;
+    if (large === tight) return;
+    tight = large;
+    // 0 is V8's own, dynamic factor.
+    v8.setFlagsFromString(`--heap-growing-percent=${large ? 50 : 0}`);
+  }, 500).unref();
+}
+
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  tuneHeap();
   // Passfiles a killed pgrelocate could not remove go at the next start.
   sweepPassfiles();
   const program = buildProgram();

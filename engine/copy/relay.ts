@@ -6,7 +6,8 @@
  * again (a slice per row, a copy per chunk), and its writer frames each chunk
  * again: on narrow rows that was most of the relay's CPU. Here the reader only
  * steps over the 5-byte headers to find where the copy ends, and hands on
- * whole runs of messages as views of the socket's chunks.
+ * runs of whole messages as views of the socket's chunks (a message cut by a
+ * chunk's end goes on whole with the next).
  *
  * Both classes extend pg-copy-streams' own (which keep the query protocol,
  * error hand-back, CopyFail and command tags); only the byte handling is
