@@ -4,7 +4,8 @@
  * the source since its snapshot, and every table counted again on both sides
  * when something was (which then finds the rows the copy missed). A small
  * table's indexes, keys and ANALYZE go as one message, and each piece again on
- * its own when that message fails.
+ * its own when that message fails. A COPY cut off on either side fails with
+ * that server's error, and leaves no session waiting behind it.
  */
 import assert from 'node:assert/strict';
 import pg from 'pg';

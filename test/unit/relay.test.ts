@@ -19,7 +19,7 @@ interface Seen {
   readonly readOnAfterDestroy: boolean;
 }
 
-/** Feed `stream` to a FramedCopyOut in the given chunks, as the socket would, and see what it forwards and hands back to pg. */
+/** Feed `chunks` to a FramedCopyOut as the socket would (destroying it after chunk `destroyAfter`), and see what it forwards and hands back to pg. */
 async function feed(chunks: readonly Buffer[], destroyAfter = -1): Promise<Seen> {
   let payload = 0;
   const r = new FramedCopyOut('COPY t TO STDOUT', (n) => (payload += n));
