@@ -11,6 +11,9 @@
  */
 import type pg from 'pg';
 
+/** The fewest independent tables in a row worth a parallel stage: below it, one session loses less than starting more. */
+export const MIN_PARALLEL_RUN = 50;
+
 /** One stage of the restore: a list for one pg_restore, or lists for several at once. */
 export type PreDataStage =
   { readonly kind: 'serial'; readonly lines: string[] } | { readonly kind: 'parallel'; readonly lists: string[][] };
@@ -52,7 +55,7 @@ export interface PreDataDeps {
  * own when its table was made by an earlier stage (pg_dump sorts `t1_id_seq`
  * after `t199`). Pure.
  */
-export function preDataStages(lines: readonly string[], deps: PreDataDeps, jobs: number, minRun = 50): PreDataStage[] {
+export function preDataStages(lines: readonly string[], deps: PreDataDeps, jobs: number, minRun = MIN_PARALLEL_RUN): PreDataStage[] {
   const entries = lines.filter((l) => l.trim() && !l.startsWith(';'));
   const stages: PreDataStage[] = [];
   const serial = (ls: readonly string[]): void => {

@@ -10,7 +10,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { markResumed, parseRestoreErrors, type RestoreError } from '../restore-errors';
 import type { Emit } from '../runner';
 import { restoreSchemasFirst, withList } from '../schemas-first';
-import { preDataDeps, preDataStages, tableEntryOid, type PreDataDeps, type PreDataStage } from './pre-data-stages';
+import { MIN_PARALLEL_RUN, preDataDeps, preDataStages, tableEntryOid, type PreDataStage } from './pre-data-stages';
 import { libpqUrl, runTool } from '../tool-exec';
 import type { ClientTools } from '../tools';
 
@@ -75,8 +75,8 @@ export async function restoreSection(
     readonly jobs: number;
     readonly force: boolean;
     readonly resumed: boolean;
-    /** What pre-data's stages are planned from (`preDataDeps`, read on the source): runs of independent tables go over the jobs. */
-    readonly deps?: PreDataDeps;
+    /** The source the archive was dumped from: pre-data reads there which tables depend on no other relation, and creates runs of them over the jobs. */
+    readonly source?: ConnInfo;
   },
   emit: Emit,
 ): Promise<RestoreError[]> {
@@ -91,7 +91,7 @@ export async function restoreSection(
   try {
     // Not with --clean (--force): its drops run in reverse order over the whole list, which stages would break up.
     const stages =
-      section === 'pre-data' && opts.deps && opts.jobs > 1 && !opts.force ? stagesOf(first.entries, opts.jobs, opts.deps) : null;
+      section === 'pre-data' && opts.source && opts.jobs > 1 && !opts.force ? await stagesOf(first.entries, opts.jobs, opts.source) : null;
     if (!stages) runs.push(await runTool(tools.pgRestore, first.args, [target], { env }));
     else {
       const base = first.args.includes('-L') ? first.args.filter((a, i, all) => a !== '-L' && all[i - 1] !== '-L') : first.args;
@@ -140,9 +140,14 @@ export async function restoreSection(
   return errors;
 }
 
-/** The pre-data restore in stages, or null when nothing would run in parallel (one pg_restore then, as before). Pure. */
-function stagesOf(entries: readonly string[] | null, jobs: number, deps: PreDataDeps): PreDataStage[] | null {
-  if (!entries) return null;
+/**
+ * The pre-data restore in stages, or null when nothing would run in parallel (one pg_restore then, as before).
+ * The source is asked only when the archive has tables enough for a parallel run: a connection to a distant
+ * source costs several round trips.
+ */
+async function stagesOf(entries: readonly string[] | null, jobs: number, source: ConnInfo): Promise<PreDataStage[] | null> {
+  if (!entries || entries.filter((l) => tableEntryOid(l) !== null).length < MIN_PARALLEL_RUN) return null;
+  const deps = await withClient(source, 'source', preDataDeps);
   const stages = preDataStages(entries, deps, jobs);
   // pg_restore applies default privileges after every object of its run; one applied by an earlier stage
   // would grant on the tables a later stage creates.
@@ -165,9 +170,8 @@ export async function restoreWholeSchema(
   emit: Emit,
 ): Promise<number> {
   await dumpSchema(tools, source, file, opts.filter);
-  const deps = opts.jobs > 1 ? await withClient(source, 'source', preDataDeps) : undefined;
   let expected = 0;
   for (const section of ['pre-data', 'post-data'] as const)
-    expected += (await restoreSection(tools, target, file, section, { ...opts, ...(deps ? { deps } : {}) }, emit)).length;
+    expected += (await restoreSection(tools, target, file, section, { ...opts, source }, emit)).length;
   return expected;
 }

@@ -16,7 +16,6 @@ import { Slots } from './slots';
 import { type Emit, type Step } from '../runner';
 import { copyTables, type CopyResult, type PartCount } from './copy';
 import { dumpSchema, restoreSection } from './schema';
-import { preDataDeps } from './pre-data-stages';
 import { ExportedSnapshot } from '../streaming/snapshot';
 import { dropSlot } from '../streaming/artefacts';
 import type { StreamingMeta } from '../streaming/options';
@@ -67,13 +66,12 @@ const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
     async run(ctx, emit) {
       await dumpSchema(ctx.tools, ctx.source, ctx.schemaFile, dumpFilterArgs(ctx.pre.facts.filterPlan));
       if (ctx.doneBefore.has('schema-pre-data')) return { skipped: 'restored by the interrupted attempt' };
-      const deps = ctx.opts.jobs > 1 ? await withClient(ctx.source, 'source', preDataDeps) : undefined;
       const errors = await restoreSection(
         ctx.tools,
         ctx.target,
         ctx.schemaFile,
         'pre-data',
-        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed, ...(deps ? { deps } : {}) },
+        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed, source: ctx.source },
         emit,
       );
       return { expectedErrors: errors.length };
