@@ -301,14 +301,27 @@ export async function openClient(info: ConnInfo, extra: Partial<pg.ClientConfig>
     }
   };
   const cfg = clientConfig(info, extra);
+  const known = fellBack.get(info);
+  if (known !== undefined) return attempt({ ...cfg, ssl: known });
   try {
     return await attempt(cfg);
   } catch (e) {
     const fallback = sslFallback(info.sslmode, e);
     if (fallback === null) throw e;
-    return await attempt({ ...cfg, ssl: fallback });
+    const c = await attempt({ ...cfg, ssl: fallback });
+    fellBack.set(info, fallback);
+    return c;
   }
 }
+
+/**
+ * The second try that worked, per endpoint object: libpq goes on in plain TCP
+ * on the socket a server without TLS answered, but node-postgres closes it, so
+ * each session would pay a second connection (two round trips more, a run
+ * opens a dozen). Kept by object, so a test's new server on a reused port is
+ * tried afresh; a run passes its endpoints around as they were parsed.
+ */
+const fellBack = new WeakMap<ConnInfo, pg.ClientConfig['ssl']>();
 
 /**
  * libpq's second try: `prefer` connects without TLS when the server has none;
@@ -384,6 +397,52 @@ export async function withClient<T>(info: ConnInfo, label: string, fn: (c: pg.Cl
   } finally {
     await c.end().catch(() => undefined);
   }
+}
+
+/**
+ * Open sessions side by side: each costs several round trips (TCP, TLS,
+ * startup, authentication: about 0.1 s over a link of 20 ms), so one after
+ * another they add up. All or none: when one fails, those that opened are
+ * closed and its error is thrown.
+ */
+export async function openSessions(opens: readonly (() => Promise<pg.Client>)[]): Promise<pg.Client[]> {
+  const opened = await Promise.allSettled(opens.map((open) => open()));
+  const failed = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (!failed) return opened.map((o) => (o as PromiseFulfilledResult<pg.Client>).value);
+  await Promise.all(opened.map((o) => (o.status === 'fulfilled' ? o.value.end().catch(() => undefined) : undefined)));
+  throw failed.reason;
+}
+
+/**
+ * Queries without parameters sent as one message of the simple protocol: the
+ * server runs them in turn and answers in one round trip. node-postgres sends
+ * a query only after the last one's answer, so fifteen catalog reads one by
+ * one cost fifteen round trips (0.3 s at 20 ms). The batch runs as one
+ * implicit transaction, so one failing query fails them all: a read that may
+ * fail (a privilege a managed role lacks) goes on its own.
+ */
+export class QueryBatch {
+  private readonly queries: { sql: string; resolve: (rows: pg.QueryResultRow[]) => void }[] = [];
+
+  /** The rows of `sql`, once `run` has sent the batch. */
+  add<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
+    return new Promise<T[]>((resolve) => this.queries.push({ sql, resolve: resolve as (rows: pg.QueryResultRow[]) => void }));
+  }
+
+  async run(c: pg.Client): Promise<void> {
+    if (this.queries.length === 0) return;
+    // A newline before each separator: a query may end in a -- comment.
+    const r = (await c.query(this.queries.map((q) => q.sql).join('\n;\n'))) as unknown as pg.QueryResult | pg.QueryResult[];
+    const results = Array.isArray(r) ? r : [r];
+    if (results.length !== this.queries.length)
+      throw new Error(`A batch of ${this.queries.length} queries gave ${results.length} results: one held a semicolon of its own.`);
+    this.queries.forEach((q, i) => q.resolve(results[i]!.rows));
+  }
+}
+
+/** Run `fn` on `session` when it is an open client (left open), or on a new one to that endpoint (closed after). */
+export async function withSession<T>(session: ConnInfo | pg.Client, label: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  return session instanceof pg.Client ? fn(session) : withClient(session, label, fn);
 }
 
 /** Quote an identifier for SQL. */

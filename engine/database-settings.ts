@@ -6,7 +6,7 @@
  * database by name; failures on a managed target become warnings.
  */
 import type pg from 'pg';
-import { ident, literal, redact, withClient, type ConnInfo } from './conn';
+import { ident, literal, QueryBatch, redact, withSession, type ConnInfo } from './conn';
 import type { Emit } from './runner';
 
 /** Settings stored as lists, whose value pg_dump writes unquoted (GUC_LIST_QUOTE). */
@@ -33,27 +33,28 @@ export interface DatabaseProperties {
 }
 
 export async function readDatabaseProperties(c: pg.Client): Promise<DatabaseProperties> {
-  const settings = await c.query<{ role: string | null; entries: string[] }>(
+  const b = new QueryBatch();
+  const settingsQ = b.add<{ role: string | null; entries: string[] }>(
     `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setconfig AS entries
        FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
       WHERE d.datname = current_database() ORDER BY 1 NULLS FIRST`,
   );
-  const comment = await c.query<{ c: string | null }>(
+  const commentQ = b.add<{ c: string | null }>(
     `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = current_database()`,
   );
-  const grants = await c.query<{ grantee: string | null; privilege: string; grantable: boolean }>(
+  const grantsQ = b.add<{ grantee: string | null; privilege: string; grantable: boolean }>(
     `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege, a.is_grantable AS grantable
        FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
       WHERE d.datname = current_database() AND a.grantee <> d.datdba`,
   );
-  const explicitAcl = await c.query<{ has: boolean }>(
-    `SELECT datacl IS NOT NULL AS has FROM pg_database WHERE datname = current_database()`,
-  );
+  const explicitAclQ = b.add<{ has: boolean }>(`SELECT datacl IS NOT NULL AS has FROM pg_database WHERE datname = current_database()`);
+  await b.run(c);
+  const [settings, comment, grants, explicitAcl] = await Promise.all([settingsQ, commentQ, grantsQ, explicitAclQ]);
   return {
-    settings: settings.rows,
-    comment: comment.rows[0]?.c ?? null,
+    settings,
+    comment: comment[0]?.c ?? null,
     // A NULL datacl means the defaults (PUBLIC may CONNECT and TEMPORARY): nothing to copy.
-    grants: explicitAcl.rows[0]?.has ? grants.rows : [],
+    grants: explicitAcl[0]?.has ? grants : [],
   };
 }
 
@@ -84,17 +85,19 @@ export function propertyStatements(database: string, p: DatabaseProperties): str
  * Copy the source database's properties (its settings, per-role settings in
  * it, comment, grants) onto the target database. A statement the target
  * refuses is a warning, not a failure: the data is there either way.
+ * Either side may be a session the caller has open (a round trip cheaper
+ * than a new one) or an endpoint.
  */
 export async function applyDatabaseSettings(
-  source: ConnInfo,
-  target: ConnInfo,
+  source: ConnInfo | pg.Client,
+  target: ConnInfo | pg.Client,
   targetDatabase: string,
   emit: Emit,
 ): Promise<{ applied: number; warnings: string[] }> {
-  const props = await withClient(source, 'source', readDatabaseProperties);
+  const props = await withSession(source, 'source', readDatabaseProperties);
   const statements = propertyStatements(targetDatabase, props);
   const warnings: string[] = [];
-  await withClient(target, 'target', async (c) => {
+  await withSession(target, 'target', async (c) => {
     for (const sql of statements) {
       try {
         await c.query(sql);

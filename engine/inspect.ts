@@ -6,7 +6,7 @@
  */
 import { filterSql, type TableFilter } from './filter';
 import type pg from 'pg';
-import { withClient, type ConnInfo } from './conn';
+import { literal, QueryBatch, withClient, type ConnInfo } from './conn';
 
 /** The types with a default btree or hash operator class: the ones logical replication can compare for equality. */
 const EQ_TYPES = `SELECT oc.opcintype FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod WHERE am.amname IN ('btree', 'hash') AND oc.opcdefault`;
@@ -175,51 +175,46 @@ export async function inspectServer(c: pg.Client): Promise<ServerInfo> {
     )
   )[0]!;
   const versionNum = Number(v.num);
-  const settings: Record<string, string> = {};
-  for (const r of await rows<{ name: string; setting: string }>(c, `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`, [
-    SETTINGS,
-  ])) {
-    settings[r.name] = r.setting;
-  }
+  const b = new QueryBatch();
+  const settingRows = b.add<{ name: string; setting: string }>(
+    `SELECT name, setting FROM pg_settings WHERE name IN (${SETTINGS.map(literal).join(', ')})`,
+  );
   // lc_collate left pg_settings in 16; read it from the database.
-  if (!settings['lc_collate']) {
-    settings['lc_collate'] =
-      (await rows<{ c: string }>(c, `SELECT datcollate AS c FROM pg_database WHERE datname = current_database()`))[0]?.c ?? '';
-  }
-  const me = (
-    await rows<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean }>(
-      c,
-      `SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication FROM pg_roles WHERE rolname = current_user`,
-    )
-  )[0]!;
-  const managed = await rows<{ rolname: string }>(
-    c,
+  const collate = b.add<{ c: string }>(`SELECT datcollate AS c FROM pg_database WHERE datname = current_database()`);
+  const meRows = b.add<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean }>(
+    `SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication FROM pg_roles WHERE rolname = current_user`,
+  );
+  const managedRows = b.add<{ rolname: string }>(
     `SELECT rolname FROM pg_roles WHERE rolname IN ('rds_superuser', 'azure_pg_admin', 'cloudsqlsuperuser', 'rds_replication')
        AND pg_has_role(current_user, oid, 'MEMBER')`,
   );
-  const databases = await rows<{ name: string; bytes: string | null; owner: string }>(
-    c,
+  const databaseRows = b.add<{ name: string; bytes: string | null; owner: string }>(
     `SELECT datname AS name, pg_get_userbyid(datdba) AS owner,
             CASE WHEN has_database_privilege(datname, 'CONNECT') THEN pg_database_size(datname)::text END AS bytes
        FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname`,
   );
-  const roles = await rows<{ rolname: string; rolsuper: boolean; rolcanlogin: boolean; rolreplication: boolean }>(
-    c,
+  const roleRows = b.add<{ rolname: string; rolsuper: boolean; rolcanlogin: boolean; rolreplication: boolean }>(
     `SELECT rolname, rolsuper, rolcanlogin, rolreplication FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname`,
   );
-  const repl = (
-    await rows<{ slots: number; senders: number; sub: boolean }>(
-      c,
-      `SELECT (SELECT count(*)::int FROM pg_replication_slots) AS slots,
+  const replRows = b.add<{ slots: number; senders: number; sub: boolean }>(
+    `SELECT (SELECT count(*)::int FROM pg_replication_slots) AS slots,
             (SELECT count(*)::int FROM pg_stat_replication) AS senders,
             ${versionNum >= 160000 ? `pg_has_role(current_user, 'pg_create_subscription', 'MEMBER')` : 'false'} AS sub`,
-    )
-  )[0]!;
-  const lz4 =
+  );
+  const lz4Rows =
     versionNum >= 140000
-      ? (await rows<{ l: boolean }>(c, `SELECT 'lz4' = ANY(enumvals) AS l FROM pg_settings WHERE name = 'default_toast_compression'`))[0]
-          ?.l === true
-      : false;
+      ? b.add<{ l: boolean }>(`SELECT 'lz4' = ANY(enumvals) AS l FROM pg_settings WHERE name = 'default_toast_compression'`)
+      : Promise.resolve([]);
+  await b.run(c);
+  const settings: Record<string, string> = {};
+  for (const r of await settingRows) settings[r.name] = r.setting;
+  if (!settings['lc_collate']) settings['lc_collate'] = (await collate)[0]?.c ?? '';
+  const me = (await meRows)[0]!;
+  const managed = await managedRows;
+  const databases = await databaseRows;
+  const roles = await roleRows;
+  const repl = (await replRows)[0]!;
+  const lz4 = (await lz4Rows)[0]?.l === true;
   return {
     hasLz4: lz4,
     slotsUsed: repl.slots,
@@ -252,7 +247,8 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
       ? `(c.relrowsecurity AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user)
           AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')))`
       : 'false';
-  const tables = await rows<{
+  const b = new QueryBatch();
+  const tablesQ = b.add<{
     schema: string;
     name: string;
     kind: 'r' | 'p';
@@ -270,7 +266,6 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
     owned: boolean;
     no_eq: string[] | null;
   }>(
-    c,
     `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
             ${partitionOf} AS partition_of,
             greatest(c.reltuples, 0)::bigint::text AS reltuples,
@@ -309,8 +304,7 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} AND ${filterSql(filter)}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
   );
-  const sequences = await rows<{ schema: string; name: string; owned_by: string | null; readable: boolean }>(
-    c,
+  const sequencesQ = b.add<{ schema: string; name: string; owned_by: string | null; readable: boolean }>(
     `SELECT n.nspname AS schema, c.relname AS name, has_sequence_privilege(c.oid, 'SELECT') AS readable,
             (SELECT d.refobjid::regclass::text || '.' || a.attname FROM pg_depend d
                JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -319,15 +313,12 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
       WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} AND ${filterSql(filter)}
       ORDER BY 1, 2`,
   );
-  const matviews = await rows<{ schema: string; name: string; populated: boolean }>(
-    c,
+  const matviewsQ = b.add<{ schema: string; name: string; populated: boolean }>(
     `SELECT n.nspname AS schema, c.relname AS name, c.relispopulated AS populated FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'm' AND ${filterSql(filter)} ORDER BY 1, 2`,
   );
-  const counts = (
-    await rows<{ views: number; functions: number; los: number; objects: number; bytes: string; can_create: boolean }>(
-      c,
-      `SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND ${SYSTEM_SCHEMA_FILTER}) AS views,
+  const countsQ = b.add<{ views: number; functions: number; los: number; objects: number; bytes: string; can_create: boolean }>(
+    `SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND ${SYSTEM_SCHEMA_FILTER}) AS views,
             (SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}) AS functions,
             (SELECT count(*)::int FROM pg_largeobject_metadata) AS los,
@@ -343,44 +334,36 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
             (SELECT count(*)::int FROM pg_largeobject_metadata) AS objects,
             pg_database_size(current_database())::text AS bytes,
             has_database_privilege(current_database(), 'CREATE') AS can_create`,
-    )
-  )[0]!;
-  const extensions = await rows<{ name: string; version: string; schema: string }>(
-    c,
+  );
+  const extensionsQ = b.add<{ name: string; version: string; schema: string }>(
     `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1`,
   );
-  const available = await rows<{ name: string }>(c, `SELECT name FROM pg_available_extensions ORDER BY 1`);
-  const generated =
+  const availableQ = b.add<{ name: string }>(`SELECT name FROM pg_available_extensions ORDER BY 1`);
+  const generatedQ =
     versionNum >= 120000
-      ? await rows<{ t: string }>(
-          c,
+      ? b.add<{ t: string }>(
           `SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS t
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE a.attgenerated <> '' AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} ORDER BY 1`,
         )
-      : [];
-  const publications =
+      : Promise.resolve([]);
+  const publicationsQ =
     versionNum >= 100000
-      ? await rows<{ name: string; wide: boolean }>(
-          c,
+      ? b.add<{ name: string; wide: boolean }>(
           `SELECT p.pubname AS name, (p.puballtables ${
             versionNum >= 150000 ? 'OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid)' : ''
           }) AS wide
              FROM pg_publication p WHERE p.pubname NOT LIKE 'pgrelocate\\_%' ORDER BY 1`,
         )
-      : [];
-  const subscriptions =
+      : Promise.resolve([]);
+  // The reads that may fail, each on its own after the batch.
+  const subscriptionsSql =
     versionNum >= 100000
-      ? await rows<{ name: string }>(
-          c,
-          `SELECT s.subname AS name FROM pg_subscription s
-            WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.subname NOT LIKE 'pgrelocate\\_%' ORDER BY 1`,
-        ).catch(() => [])
-      : [];
-  const fenceRoles = await rows<{ name: string; alterable: boolean }>(
-    c,
-    `SELECT DISTINCT r.rolname AS name,
+      ? `SELECT s.subname AS name FROM pg_subscription s
+            WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.subname NOT LIKE 'pgrelocate\\_%' ORDER BY 1`
+      : null;
+  const fenceRolesSql = `SELECT DISTINCT r.rolname AS name,
             (me.rolsuper OR (me.rolcreaterole AND NOT r.rolsuper
               ${versionNum >= 160000 ? "AND pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION')" : ''})) AS alterable
        FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
@@ -388,38 +371,64 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
       WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) AND r.rolcanlogin
         AND r.rolname <> current_user AND r.rolname !~ '^pg_'
         AND EXISTS (SELECT 1 FROM unnest(s.setconfig) e WHERE e LIKE 'default_transaction_read_only=%')
-      ORDER BY 1`,
-  ).catch(() => []);
-  const db = (await rows<{ d: string }>(c, 'SELECT current_database() AS d'))[0]!.d;
-  const cFunctions = await rows<CFunction>(
-    c,
+      ORDER BY 1`;
+  const dbQ = b.add<{ d: string }>('SELECT current_database() AS d');
+  const cFunctionsQ = b.add<CFunction>(
     `SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS signature, p.probin AS library, p.prosrc AS symbol
        FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE l.lanname = 'c' AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}
       ORDER BY 1`,
   );
-  const lz4Columns =
+  const lz4ColumnsQ =
     versionNum >= 140000
-      ? await rows<{ table: string; column: string; matview: boolean }>(
-          c,
+      ? b.add<{ table: string; column: string; matview: boolean }>(
           `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS table, quote_ident(a.attname) AS column, c.relkind = 'm' AS matview
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE a.attcompression = 'l' AND c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND ${SYSTEM_SCHEMA_FILTER}
               AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} ORDER BY 1, 2`,
         )
-      : [];
+      : Promise.resolve([]);
   // 16 requires a child's column to be generated exactly when its parent's is.
-  const generatedOverPlain =
+  const generatedOverPlainQ =
     versionNum >= 120000
-      ? await rows<{ col: string }>(
-          c,
+      ? b.add<{ col: string }>(
           `SELECT DISTINCT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS col
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_inherits i ON i.inhrelid = c.oid
              JOIN pg_attribute pa ON pa.attrelid = i.inhparent AND pa.attname = a.attname AND NOT pa.attisdropped
             WHERE a.attgenerated <> '' AND pa.attgenerated = '' AND NOT a.attisdropped AND ${SYSTEM_SCHEMA_FILTER} ORDER BY 1`,
         )
-      : [];
+      : Promise.resolve([]);
+  await b.run(c);
+  const subscriptions = subscriptionsSql ? await rows<{ name: string }>(c, subscriptionsSql).catch(() => []) : [];
+  const fenceRoles = await rows<{ name: string; alterable: boolean }>(c, fenceRolesSql).catch(() => []);
+  const [
+    tables,
+    sequences,
+    matviews,
+    counts,
+    extensions,
+    available,
+    generated,
+    publications,
+    db,
+    cFunctions,
+    lz4Columns,
+    generatedOverPlain,
+  ] = await Promise.all([
+    tablesQ,
+    sequencesQ,
+    matviewsQ,
+    countsQ.then((r) => r[0]!),
+    extensionsQ,
+    availableQ,
+    generatedQ,
+    publicationsQ,
+    dbQ.then((r) => r[0]!.d),
+    cFunctionsQ,
+    lz4ColumnsQ,
+    generatedOverPlainQ,
+  ]);
   return {
     cFunctions,
     lz4Columns,

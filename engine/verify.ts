@@ -6,7 +6,7 @@
  */
 import pLimit from 'p-limit';
 import type pg from 'pg';
-import { connect, ident, literal, type ConnInfo } from './conn';
+import { connect, ident, literal, openSessions, type ConnInfo } from './conn';
 import { SYSTEM_SCHEMA_FILTER } from './inspect';
 import { filterSql, type TableFilter } from './filter';
 import { readSequences } from './sequences';
@@ -50,6 +50,8 @@ export interface VerifyResult {
   readonly rows: number;
   /** Tables whose counts came from the copy's COPY command tags (`counted`), not from reading them again. */
   readonly countedByCopy: number;
+  /** With `counted`: whether the source's server had moved past the copy's snapshot, so every table was read again. */
+  readonly sourceChanged?: boolean;
 }
 
 /** Session settings that make text output identical on both sides. */
@@ -254,9 +256,27 @@ export interface VerifyOptions {
    * them: sent by the source under the copy's snapshot, taken by the target.
    * In count mode these tables are compared by those numbers and not read
    * again (no key range either). Only valid while the source has not changed
-   * since that snapshot, which the caller proves.
+   * since that snapshot, which verification checks first (`since`).
    */
-  readonly counted?: ReadonlyMap<string, { readonly sent: number; readonly taken: number }>;
+  readonly counted?: {
+    readonly tables: ReadonlyMap<string, { readonly sent: number; readonly taken: number }>;
+    /**
+     * The copy's snapshot as `txid_current_snapshot()` gave it: the counts
+     * stand only if the source's server shows the same snapshot now.
+     */
+    readonly since: string;
+  };
+}
+
+/**
+ * Whether nothing was written on a server since the snapshot whose
+ * transaction ids are `xids`: a new snapshot is the same only if no
+ * transaction with an id (every write has one) began or ended in between.
+ * Autovacuum's ANALYZE and writes to other databases count too, so a busy
+ * server makes verification count again: never the other way round.
+ */
+export async function snapshotUnchanged(c: pg.Client, xids: string): Promise<boolean> {
+  return (await c.query<{ x: string }>('SELECT txid_current_snapshot()::text AS x')).rows[0]!.x === xids;
 }
 
 /** A qualified name as verification keys it (both parts quoted), from quote_ident's or ident's form. Pure. */
@@ -277,20 +297,38 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
   const jobs = Math.max(1, opts.jobs ?? 2);
   const open = async (info: ConnInfo, label: string, snapshot?: string): Promise<pg.Client> => {
     const c = await connect(info, label);
-    await c.query(STABLE_SESSION);
-    if (snapshot) await c.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
+    try {
+      // One round trip for the session's settings and its snapshot.
+      await c.query(
+        `${STABLE_SESSION}${snapshot ? `; BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT ${literal(snapshot)}` : ''}`,
+      );
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      throw e;
+    }
     return c;
   };
   const src: pg.Client[] = [];
   const dst: pg.Client[] = [];
+  // Beyond the first pair, sessions only for tables to read: at 20 ms a round trip each costs about 0.1 s.
+  const openPairs = async (n: number): Promise<void> => {
+    const opened = await openSessions([
+      ...Array.from({ length: n }, () => () => open(source, 'source', opts.snapshots?.source)),
+      ...Array.from({ length: n }, () => () => open(target, 'target', opts.snapshots?.target)),
+    ]);
+    src.push(...opened.slice(0, n));
+    dst.push(...opened.slice(n));
+  };
   try {
-    for (let i = 0; i < jobs; i++) {
-      src.push(await open(source, 'source', opts.snapshots?.source));
-      dst.push(await open(target, 'target', opts.snapshots?.target));
-    }
-    const [sTables, tTables] = await Promise.all([listTables(src[0]!, opts.filter), listTables(dst[0]!, opts.filter)]);
+    await openPairs(1);
+    const byCopy = mode === 'count' && !opts.snapshots ? opts.counted : undefined;
+    const [sTables, tTables, unchanged] = await Promise.all([
+      listTables(src[0]!, opts.filter),
+      listTables(dst[0]!, opts.filter),
+      byCopy ? snapshotUnchanged(src[0]!, byCopy.since) : false,
+    ]);
     for (const t of opts.exclude ?? []) sTables.delete(tableKey(t));
-    const counted = new Map(mode === 'count' ? [...(opts.counted ?? [])].map(([k, v]) => [tableKey(k), v] as const) : []);
+    const counted = new Map(unchanged && byCopy ? [...byCopy.tables].map(([k, v]) => [tableKey(k), v] as const) : []);
     const byTags: TableComparison[] = [];
     const toMeasure: TableShape[] = [];
     for (const t of sTables.values()) {
@@ -316,8 +354,10 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
         problem,
       });
     }
-    const limitS = pLimit(jobs);
-    const limitT = pLimit(jobs);
+    const batchList = verifyBatches(toMeasure);
+    await openPairs(Math.max(0, Math.min(jobs, batchList.length) - 1));
+    const limitS = pLimit(src.length);
+    const limitT = pLimit(dst.length);
     let done = byTags.length;
     const compare = (t: TableShape, s: Measured, d: Outcome | undefined): TableComparison => {
       const problems: string[] = [];
@@ -342,7 +382,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       };
     };
     const batches = await Promise.all(
-      verifyBatches(toMeasure).map(async (batch): Promise<TableComparison[]> => {
+      batchList.map(async (batch): Promise<TableComparison[]> => {
         const s = await measureBatch(src, limitS, batch, mode);
         const bad = s.find((x): x is { err: string } => 'err' in x);
         if (bad) throw new Error(`reading the source failed: ${bad.err}`);
@@ -396,6 +436,7 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
       seconds: (Date.now() - started) / 1000,
       rows: tables.reduce((s, t) => s + t.sourceRows, 0),
       countedByCopy: byTags.length,
+      ...(byCopy ? { sourceChanged: !unchanged } : {}),
     };
   } finally {
     await Promise.all([...src, ...dst].map((c) => c.end().catch(() => undefined)));

@@ -8,7 +8,7 @@
  */
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { connect, dropConnection, ident, type ConnInfo } from '../conn';
+import { connect, dropConnection, openSessions, ident, type ConnInfo } from '../conn';
 import { qualified, type TableInfo } from '../inspect';
 import { ProgressMeter, type Emit } from '../runner';
 import { FramedCopyIn, FramedCopyOut } from './relay';
@@ -170,8 +170,13 @@ async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes:
 /** Open a source session inside the exported snapshot. */
 export async function snapshotSession(source: ConnInfo, snapshot: string): Promise<pg.Client> {
   const c = await connect(source, 'source', { application_name: 'pgrelocate-copy' });
-  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  await c.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, '')}'`);
+  try {
+    // One round trip for both.
+    await c.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, '')}'`);
+  } catch (e) {
+    await c.end().catch(() => undefined);
+    throw e;
+  }
   return c;
 }
 
@@ -197,12 +202,15 @@ export async function copyTables(
   const dsts: pg.Client[] = [];
   try {
     // Every worker imports the snapshot now, while the exporting connection is still open.
-    for (let i = 0; i < jobs; i++) srcs.push(await snapshotSession(source, snapshot));
-    for (let i = 0; i < jobs; i++) {
-      const d = await connect(target, 'target', { application_name: 'pgrelocate-copy' });
-      await d.query('SET synchronous_commit = off');
-      dsts.push(d);
-    }
+    const opened = await openSessions([
+      ...Array.from({ length: jobs }, () => () => snapshotSession(source, snapshot)),
+      ...Array.from(
+        { length: jobs },
+        () => () => connect(target, 'target', { application_name: 'pgrelocate-copy', options: '-c synchronous_commit=off' }),
+      ),
+    ]);
+    srcs.push(...opened.slice(0, jobs));
+    dsts.push(...opened.slice(jobs));
     const infos = await copyInfo(srcs[0]!, tables, opts.sourceVersionNum);
     const splitBytes =
       opts.splitBytes > 0

@@ -15,7 +15,7 @@ import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunState, withScratchDir } from '../run';
 import { globalsSteps, parallelCopySteps, type CopyContext } from './steps';
 import { applyDatabaseSettings } from '../database-settings';
-import { verify } from '../verify';
+import { snapshotUnchanged, verify } from '../verify';
 import { type CopyResult } from './copy';
 import { copyLargeObjects, refreshMatviews, syncSequences } from '../streaming/cutover-steps';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../streaming/options';
@@ -37,7 +37,7 @@ const COPY_STEPS: Step<CopyContext>[] = [
         // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
         const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit, 'finish');
         // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
-        const settings = await applyDatabaseSettings(ctx.source, ctx.target, ctx.pre.target.database.name, emit);
+        const settings = await applyDatabaseSettings(src, dst, ctx.pre.target.database.name, emit);
         return {
           sequences,
           largeObjects: los.count,
@@ -55,22 +55,22 @@ const COPY_STEPS: Step<CopyContext>[] = [
     what: "row counts (by COPY's command tags while the source stayed still), or checksums with --verify checksum, of every table",
     async run(ctx, emit) {
       if (ctx.opts.verify === 'none') return { skipped: true };
-      // The copy's own counts stand for the tables' when nothing was written on the source since its snapshot;
-      // otherwise every table is counted again on both sides, which catches writes the copy missed.
-      const still = ctx.opts.verify === 'count' && ctx.copyXids ? await sourceUnchanged(ctx.source, ctx.copyXids) : false;
-      if (ctx.opts.verify === 'count' && !still)
-        emit({
-          type: 'log',
-          level: 'info',
-          message: "verify: transactions ran on the source's server since the copy's snapshot; counting every table again on both sides",
-        });
+      // The copy's own counts stand for the tables' when nothing was written on the source since its snapshot
+      // (verify checks that first); otherwise every table is counted again on both sides, which catches writes
+      // the copy missed.
       const v = await verify(ctx.source, ctx.target, {
         mode: ctx.opts.verify,
         jobs: ctx.opts.jobs,
         matviews: false,
         ...(ctx.opts.filter ? { filter: ctx.opts.filter } : {}),
-        ...(still && ctx.counted ? { counted: ctx.counted } : {}),
+        ...(ctx.copyXids && ctx.counted ? { counted: { tables: ctx.counted, since: ctx.copyXids } } : {}),
       });
+      if (v.sourceChanged)
+        emit({
+          type: 'log',
+          level: 'info',
+          message: "verify: transactions ran on the source's server since the copy's snapshot; every table was counted again on both sides",
+        });
       if (!v.ok) {
         throw new PgrelocateError(
           'verify-failed',
@@ -84,20 +84,9 @@ const COPY_STEPS: Step<CopyContext>[] = [
   },
 ];
 
-/**
- * Whether nothing was written on the source's server since the snapshot
- * whose transaction ids are `xids`: a new snapshot is the same only if no
- * transaction with an id (every write has one) began or ended in between.
- * Autovacuum's ANALYZE and writes to other databases count too, so a busy
- * server makes verification count again: never the other way round.
- */
+/** Whether nothing was written on the source's server since the snapshot whose transaction ids are `xids` (see snapshotUnchanged). */
 export async function sourceUnchanged(source: ConnInfo, xids: string): Promise<boolean> {
-  const now = await withClient(
-    source,
-    'source',
-    async (c) => (await c.query<{ x: string }>('SELECT txid_current_snapshot()::text AS x')).rows[0]!.x,
-  );
-  return now === xids;
+  return withClient(source, 'source', (c) => snapshotUnchanged(c, xids));
 }
 
 export interface CopyReport {

@@ -6,10 +6,11 @@
  * from PGPASSWORD or the passfile. Only the test of `disable` names that mode.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { toUrl, type ConnInfo } from '../../engine/conn';
+import { connect, toUrl, type ConnInfo } from '../../engine/conn';
 import { ExitCode } from '../../engine/errors';
 import { startServer, type LocalServer } from '../../engine/local/cluster';
 import { loadSample } from '../../scripts/sample-db';
@@ -66,6 +67,37 @@ describe('connection strings as libpq reads them (TLS, PGPASSWORD, passfile)', f
     assert.equal(req.exitCode, ExitCode.connection);
     assert.match(req.stderr, /does not support SSL/);
     assert.ok(!req.stderr.includes(source.password!) && !req.stdout.includes(source.password!));
+  });
+
+  it('after one fallback to plain TCP, the same endpoint connects in plain TCP at once (one connection, not two)', async function () {
+    // Counts the TCP connections the client opens, in front of the real server.
+    let accepted = 0;
+    const front = net.createServer((sock) => {
+      accepted++;
+      const back = net.connect(plain.port, plain.host);
+      sock.pipe(back).pipe(sock);
+      sock.on('error', () => back.destroy());
+      back.on('error', () => sock.destroy());
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    try {
+      const port = (front.address() as net.AddressInfo).port;
+      const info: ConnInfo = { ...plain.conn(), port };
+      assert.equal(info.sslmode, 'prefer');
+      const opened = async (c: ConnInfo): Promise<number> => {
+        const before = accepted;
+        const client = await connect(c, 'source');
+        const ssl = (await client.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
+        await client.end();
+        assert.equal(ssl, false);
+        return accepted - before;
+      };
+      assert.equal(await opened(info), 2, 'the first session tries TLS, then plain TCP');
+      assert.equal(await opened(info), 1, 'the next goes straight to plain TCP');
+      assert.equal(await opened({ ...info }), 2, 'an endpoint not yet seen tries TLS again');
+    } finally {
+      await new Promise((r) => front.close(r));
+    }
   });
 
   it('a plain URL to a server with TLS uses it everywhere; verify-full checks the certificate and the name', async function () {
