@@ -13,7 +13,7 @@ import { runTool } from '../tool-exec';
 import { PostDataPipeline } from './post-data';
 import { parseToc, sourceForeignKeys, sourceIndexes, sourcePartitionedTables, splitPostData, type PostDataSplit } from './post-data-plan';
 import { Slots } from './slots';
-import { type Emit, type Step } from '../runner';
+import { type Step } from '../runner';
 import { copyTables, type CopyResult, type PartCount } from './copy';
 import { dumpSchema, restoreSection } from './schema';
 import { ExportedSnapshot } from '../streaming/snapshot';
