@@ -180,6 +180,27 @@ export async function snapshotSession(source: ConnInfo, snapshot: string): Promi
   return c;
 }
 
+/** A copy's sessions: on the source inside its snapshot, on the target with asynchronous commit. */
+export interface CopySessions {
+  readonly sources: readonly pg.Client[];
+  readonly targets: readonly pg.Client[];
+}
+
+/**
+ * Open `jobs` sessions on each side, all at once. Every source session imports
+ * the snapshot now, while the exporting connection is still open.
+ */
+export async function openCopySessions(source: ConnInfo, target: ConnInfo, snapshot: string, jobs: number): Promise<CopySessions> {
+  const opened = await openSessions([
+    ...Array.from({ length: jobs }, () => () => snapshotSession(source, snapshot)),
+    ...Array.from(
+      { length: jobs },
+      () => () => connect(target, 'target', { application_name: 'pgrelocate-copy', options: '-c synchronous_commit=off' }),
+    ),
+  ]);
+  return { sources: opened.slice(0, jobs), targets: opened.slice(jobs) };
+}
+
 /** Copy every table's rows under `snapshot`. The target tables must exist and be empty. */
 export async function copyTables(
   source: ConnInfo,
@@ -193,6 +214,8 @@ export async function copyTables(
     readonly onPartCounted?: (t: TableInfo, count: PartCount) => void;
     /** Shared with the index builds of the post-data pipeline: each part holds one slot while it streams. */
     readonly slots?: Slots;
+    /** The sessions, opened beforehand by openCopySessions (`jobs` of each); closed here as those opened here are. */
+    readonly sessions?: CopySessions;
   },
   emit: Emit,
 ): Promise<CopyResult> {
@@ -201,16 +224,9 @@ export async function copyTables(
   const srcs: pg.Client[] = [];
   const dsts: pg.Client[] = [];
   try {
-    // Every worker imports the snapshot now, while the exporting connection is still open.
-    const opened = await openSessions([
-      ...Array.from({ length: jobs }, () => () => snapshotSession(source, snapshot)),
-      ...Array.from(
-        { length: jobs },
-        () => () => connect(target, 'target', { application_name: 'pgrelocate-copy', options: '-c synchronous_commit=off' }),
-      ),
-    ]);
-    srcs.push(...opened.slice(0, jobs));
-    dsts.push(...opened.slice(jobs));
+    const opened = opts.sessions ?? (await openCopySessions(source, target, snapshot, jobs));
+    srcs.push(...opened.sources);
+    dsts.push(...opened.targets);
     const infos = await copyInfo(srcs[0]!, tables, opts.sourceVersionNum);
     const splitBytes =
       opts.splitBytes > 0

@@ -13,7 +13,7 @@ import { analyzeMissing } from '../analyze';
 import { preflight, requireReady } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunState, withScratchDir } from '../run';
-import { globalsSteps, parallelCopySteps, type CopyContext } from './steps';
+import { globalsSteps, parallelCopySteps, releaseEarlyCopy, type CopyContext } from './steps';
 import { applyDatabaseSettings } from '../database-settings';
 import { snapshotUnchanged, verify } from '../verify';
 import { type CopyResult } from './copy';
@@ -142,8 +142,10 @@ async function copyOnceLocked(
           resumed: false,
           doneBefore: new Set(),
           schemaFile: path.join(dir, 'schema.dump'),
+          // The copy step follows pre-data directly here.
+          openCopyEarly: true,
         };
-        const results = await runSteps(COPY_STEPS, ctx, emit, state);
+        const results = await runSteps(COPY_STEPS, ctx, emit, state).finally(() => releaseEarlyCopy(ctx));
         const report: CopyReport = {
           runId: state.runId,
           steps: results,

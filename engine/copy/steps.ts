@@ -14,7 +14,7 @@ import { PostDataPipeline } from './post-data';
 import { parseToc, sourceForeignKeys, sourceIndexes, sourcePartitionedTables, splitPostData, type PostDataSplit } from './post-data-plan';
 import { Slots } from './slots';
 import { type Step } from '../runner';
-import { copyTables, type CopyResult, type PartCount } from './copy';
+import { copyTables, openCopySessions, type CopyResult, type CopySessions, type PartCount } from './copy';
 import { dumpSchema, restoreSection } from './schema';
 import { ExportedSnapshot } from '../streaming/snapshot';
 import { dropSlot } from '../streaming/artefacts';
@@ -26,6 +26,15 @@ export interface CopyContext extends StreamingRunContext<StreamingMeta> {
   copy?: CopyResult;
   /** Post-data's split, read while pre-data was restored (null: the archive could not be listed). */
   postPlan?: Promise<PostDataSplit | null>;
+  /**
+   * Open the copy's plain snapshot and sessions while pre-data is restored:
+   * only where the copy step follows pre-data directly. Bucardo's parallel
+   * copy sets up its triggers in between, and a snapshot taken before them
+   * would miss the writes made meanwhile.
+   */
+  readonly openCopyEarly?: boolean;
+  /** That snapshot and those sessions; the copy step takes them. */
+  earlyCopy?: Promise<EarlyCopy>;
   post?: PostDataPipeline | null;
   /** Rows per table (qualified) by the COPY command tags, both sides: verification's counts when the source stayed still. */
   counted?: Map<string, { sent: number; taken: number }>;
@@ -56,6 +65,54 @@ async function postDataPlan(ctx: CopyContext, tables: readonly TableInfo[]): Pro
   };
 }
 
+/** A plain snapshot and the copy's sessions in it, opened before the copy step needs them. */
+interface EarlyCopy {
+  readonly snap: ExportedSnapshot;
+  readonly sessions: CopySessions;
+}
+
+/**
+ * Open the copy's snapshot and sessions while pre-data is restored: over a
+ * link of 20 ms they cost about 0.2 s of round trips, which the target's
+ * restore then hides. A failure is the copy step's to report.
+ */
+function openEarlyCopy(ctx: CopyContext): Promise<EarlyCopy> {
+  const opening = (async () => {
+    const snap = await ExportedSnapshot.plain(ctx.source);
+    try {
+      return { snap, sessions: await openCopySessions(ctx.source, ctx.target, snap.name, Math.max(1, ctx.opts.jobs)) };
+    } catch (e) {
+      await snap.close();
+      throw e;
+    }
+  })();
+  opening.catch(() => undefined); // awaited by the copy step, or released
+  return opening;
+}
+
+async function closeEarlyCopy(e: { readonly snap: ExportedSnapshot | null; readonly sessions: CopySessions | null }): Promise<void> {
+  const sessions = e.sessions ? [...e.sessions.sources, ...e.sessions.targets] : [];
+  await Promise.all([e.snap?.close(), ...sessions.map((c) => c.end().catch(() => undefined))]);
+}
+
+/** The early snapshot and sessions, now the copy step's (null when none were opened). */
+async function takeEarlyCopy(ctx: CopyContext): Promise<EarlyCopy | null> {
+  const opening = ctx.earlyCopy;
+  ctx.earlyCopy = undefined;
+  return opening ? await opening : null;
+}
+
+/**
+ * Close the early snapshot and sessions when the copy step never took them
+ * (pre-data failed, or the run stopped between the steps).
+ */
+export async function releaseEarlyCopy(ctx: CopyContext): Promise<void> {
+  const opening = ctx.earlyCopy;
+  ctx.earlyCopy = undefined;
+  const e = await opening?.catch(() => null);
+  if (e) await closeEarlyCopy(e);
+}
+
 /** The tables the copy step copies. */
 function copiedTables(ctx: CopyContext): TableInfo[] {
   return ctx.pre.source.database.tables.filter((t) => t.kind === 'r');
@@ -78,74 +135,94 @@ const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
       plan.catch(() => undefined); // awaited below, or by the copy step when the restore fails first
       ctx.postPlan = plan;
       if (ctx.doneBefore.has('schema-pre-data')) return { skipped: 'restored by the interrupted attempt' };
-      const errors = await restoreSection(
-        ctx.tools,
-        ctx.target,
-        ctx.schemaFile,
-        'pre-data',
-        { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed, source: ctx.source },
-        emit,
-      );
-      await plan;
-      return { expectedErrors: errors.length };
+      // The copy's snapshot and sessions too, where the caller allows it (a plain snapshot; a slot's waits for the copy step).
+      if (ctx.openCopyEarly && !ctx.opts.streaming && !ctx.resumed) ctx.earlyCopy = openEarlyCopy(ctx);
+      try {
+        const errors = await restoreSection(
+          ctx.tools,
+          ctx.target,
+          ctx.schemaFile,
+          'pre-data',
+          { jobs: ctx.opts.jobs, force: ctx.opts.force, resumed: ctx.resumed, source: ctx.source },
+          emit,
+        );
+        await plan;
+        return { expectedErrors: errors.length };
+      } catch (e) {
+        await releaseEarlyCopy(ctx);
+        throw e;
+      }
     },
   },
   {
     name: 'copy',
     what: "{jobs} parallel COPY streams under one snapshot (the slot's when streaming), large tables split in ranges",
     async run(ctx, emit) {
-      const all = copiedTables(ctx);
-      // One budget of --jobs slots for copy streams and index builds together.
-      const slots = new Slots(Math.max(1, ctx.opts.jobs));
-      const plan = await (ctx.postPlan ?? postDataPlan(ctx, all));
-      ctx.post = plan
-        ? new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), plan, slots, ctx.resumed, emit)
-        : null;
-      const post = ctx.post;
-      if (ctx.resumed) {
-        // The interrupted attempt's snapshot died with its connection: start over from a new one.
-        await withClient(ctx.source, 'source', (c) => dropSlot(c, ctx.meta.names.slot));
-        await withClient(ctx.target, 'target', async (c) => {
-          // Foreign keys that attempt added would check (and refuse) rows copied before the ones they reference.
-          for (const fk of post?.foreignKeys ?? [])
-            await c.query(`ALTER TABLE ONLY ${fk.qualifiedTable} DROP CONSTRAINT IF EXISTS ${ident(fk.constraint)}`);
-          if (all.length > 0) await c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`);
-        });
-        emit({ type: 'log', level: 'info', message: 'resuming: target tables truncated, copying again from a new snapshot' });
-      }
-      const snap = ctx.opts.streaming
-        ? await ExportedSnapshot.create(ctx.source, ctx.meta.names.slot)
-        : await ExportedSnapshot.plain(ctx.source);
+      // Opened while pre-data was restored (a plain snapshot's run), and closed here if the copy never takes them.
+      const early = await takeEarlyCopy(ctx);
+      // What of them is still this step's to close: the snapshot until the inner try takes it, the sessions until copyTables does.
+      let earlySnap = early?.snap ?? null;
+      let earlySessions = early?.sessions ?? null;
       try {
-        ctx.meta.snapshotLsn = snap.lsn;
-        ctx.copyXids = snap.xids;
-        const counted = (ctx.counted = new Map());
-        await ctx.state.setMeta(ctx.meta);
-        ctx.copy = await copyTables(
-          ctx.source,
-          ctx.target,
-          snap.name,
-          all,
-          {
-            jobs: ctx.opts.jobs,
-            splitBytes: ctx.opts.splitBytes,
-            sourceVersionNum: ctx.pre.source.server.versionNum,
-            onPartCounted: (t: TableInfo, n: PartCount) => {
-              const k = qualified(t);
-              const was = counted.get(k) ?? { sent: 0, taken: 0 };
-              counted.set(k, { sent: was.sent + n.sent, taken: was.taken + n.taken });
+        const all = copiedTables(ctx);
+        // One budget of --jobs slots for copy streams and index builds together.
+        const slots = new Slots(Math.max(1, ctx.opts.jobs));
+        const plan = await (ctx.postPlan ?? postDataPlan(ctx, all));
+        ctx.post = plan
+          ? new PostDataPipeline(ctx.tools, ctx.target, ctx.schemaFile, path.dirname(ctx.schemaFile), plan, slots, ctx.resumed, emit)
+          : null;
+        const post = ctx.post;
+        if (ctx.resumed) {
+          // The interrupted attempt's snapshot died with its connection: start over from a new one.
+          await withClient(ctx.source, 'source', (c) => dropSlot(c, ctx.meta.names.slot));
+          await withClient(ctx.target, 'target', async (c) => {
+            // Foreign keys that attempt added would check (and refuse) rows copied before the ones they reference.
+            for (const fk of post?.foreignKeys ?? [])
+              await c.query(`ALTER TABLE ONLY ${fk.qualifiedTable} DROP CONSTRAINT IF EXISTS ${ident(fk.constraint)}`);
+            if (all.length > 0) await c.query(`TRUNCATE ${all.map((t) => qualified(t)).join(', ')}`);
+          });
+          emit({ type: 'log', level: 'info', message: 'resuming: target tables truncated, copying again from a new snapshot' });
+        }
+        const snap =
+          earlySnap ??
+          (ctx.opts.streaming ? await ExportedSnapshot.create(ctx.source, ctx.meta.names.slot) : await ExportedSnapshot.plain(ctx.source));
+        earlySnap = null;
+        try {
+          ctx.meta.snapshotLsn = snap.lsn;
+          ctx.copyXids = snap.xids;
+          const counted = (ctx.counted = new Map());
+          await ctx.state.setMeta(ctx.meta);
+          const sessions = earlySessions;
+          earlySessions = null;
+          ctx.copy = await copyTables(
+            ctx.source,
+            ctx.target,
+            snap.name,
+            all,
+            {
+              jobs: ctx.opts.jobs,
+              splitBytes: ctx.opts.splitBytes,
+              sourceVersionNum: ctx.pre.source.server.versionNum,
+              onPartCounted: (t: TableInfo, n: PartCount) => {
+                const k = qualified(t);
+                const was = counted.get(k) ?? { sent: 0, taken: 0 };
+                counted.set(k, { sent: was.sent + n.sent, taken: was.taken + n.taken });
+              },
+              ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`, qualified(t), t.bytes) } : {}),
+              ...(sessions ? { sessions } : {}),
             },
-            ...(post ? { slots, onTableCopied: (t: TableInfo) => post.tableCopied(`${t.schema}.${t.name}`, qualified(t), t.bytes) } : {}),
-          },
-          emit,
-        );
-      } catch (e) {
-        await ctx.post?.close();
-        throw e;
+            emit,
+          );
+        } catch (e) {
+          await ctx.post?.close();
+          throw e;
+        } finally {
+          await snap.close();
+        }
+        return { ...ctx.copy, snapshotLsn: snap.lsn };
       } finally {
-        await snap.close();
+        if (earlySnap || earlySessions) await closeEarlyCopy({ snap: earlySnap, sessions: earlySessions });
       }
-      return { ...ctx.copy, snapshotLsn: snap.lsn };
     },
   },
   {

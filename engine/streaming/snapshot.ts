@@ -8,7 +8,7 @@
  * not exist`.
  */
 import type pg from 'pg';
-import { connect, type ConnInfo } from '../conn';
+import { connect, QueryBatch, type ConnInfo } from '../conn';
 import { qualified, type TableInfo } from '../inspect';
 
 /** Names of the replication artefacts of one run (slot names are cluster-wide). */
@@ -84,12 +84,21 @@ export class ExportedSnapshot {
    */
   static async plain(source: ConnInfo): Promise<ExportedSnapshot> {
     const client = await connect(source, 'source', { application_name: 'pgrelocate-snapshot' });
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const r = await client.query<{ s: string; l: string; x: string }>(
-      `SELECT pg_export_snapshot() AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS l,
-              txid_current_snapshot()::text AS x`,
-    );
-    return new ExportedSnapshot(client, r.rows[0]!.s, r.rows[0]!.l, r.rows[0]!.x);
+    try {
+      // One round trip for both.
+      const b = new QueryBatch();
+      void b.add('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const r = b.add<{ s: string; l: string; x: string }>(
+        `SELECT pg_export_snapshot() AS s, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS l,
+                txid_current_snapshot()::text AS x`,
+      );
+      await b.run(client);
+      const row = (await r)[0]!;
+      return new ExportedSnapshot(client, row.s, row.l, row.x);
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
   }
 
   async close(): Promise<void> {

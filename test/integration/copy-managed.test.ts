@@ -146,6 +146,28 @@ describe('copy as a managed-service user: verification by the COPY command tags,
     );
   });
 
+  it("pre-data refused on the target: the snapshot and the sessions opened beside its restore are closed, and the error is the restore's", async function () {
+    const source = await src.createDatabase('early');
+    const target = await dst.createDatabase('early');
+    await load(source);
+    // A grant to a role the target lacks (globals skipped): the pre-data restore fails.
+    await sql(
+      source,
+      `DO $$ BEGIN CREATE ROLE only_on_source; EXCEPTION WHEN duplicate_object THEN NULL; END $$; GRANT SELECT ON big TO only_on_source`,
+    );
+    const err = await copyOnce(source, target, { jobs: 2, skipGlobals: true }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof PgrelocateError, String(err));
+    assert.match(err.message, /only_on_source/);
+    const left = await sql<{ a: string; n: string }>(
+      src.admin(),
+      `SELECT application_name AS a, count(*)::text AS n FROM pg_stat_activity WHERE datname = 'early' AND application_name LIKE 'pgrelocate%' GROUP BY 1`,
+    );
+    assert.deepEqual(left, []);
+  });
+
   it("the proof of stillness: a write in another database of the source's server, or an ANALYZE, counts as a change", async function () {
     const source = await src.createDatabase('proof');
     const other = await src.createDatabase('proof_other');
