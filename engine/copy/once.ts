@@ -6,7 +6,8 @@
 import { opt } from '../option-names';
 import { withRunLock } from '../run-lock';
 import path from 'node:path';
-import { connect, describe, withClient, type ConnInfo } from '../conn';
+import type pg from 'pg';
+import { connect, describe, openSessions, withClient, type ConnInfo } from '../conn';
 import type { Finding } from '../check';
 import { PgrelocateError } from '../errors';
 import { analyzeMissing } from '../analyze';
@@ -17,22 +18,77 @@ import { globalsSteps, parallelCopySteps, releaseEarlyCopy, type CopyContext } f
 import { applyDatabaseSettings } from '../database-settings';
 import { snapshotUnchanged, verify } from '../verify';
 import { type CopyResult } from './copy';
-import { copyLargeObjects, refreshMatviews, syncSequences } from '../streaming/cutover-steps';
+import { copyLargeObjects, refreshMatviews, setSequences } from '../streaming/cutover-steps';
+import { readSequences, type SequenceValue } from '../sequences';
 import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOptions } from '../streaming/options';
 
+/** The one-time copy's context: the copy steps', and the part of finishing begun beside post-data. */
+interface OnceContext extends CopyContext {
+  earlyFinish?: Promise<EarlyFinish>;
+}
+
+/** What finishing begins beside post-data: the source's sequence values, large objects copied, its two sessions still open. */
+interface EarlyFinish {
+  readonly src: pg.Client;
+  readonly dst: pg.Client;
+  readonly sequences: readonly SequenceValue[];
+  readonly largeObjects: number;
+}
+
+/**
+ * Finishing begun beside post-data: the sessions, the source's sequence
+ * values, the large objects. None waits for an index or a constraint, and
+ * over a link of 20 ms their round trips cost about 0.3 s, which the index
+ * builds then hide. The sequences are set on the target only after post-data:
+ * an index expression may call nextval there.
+ */
+function beginFinish(ctx: OnceContext): Promise<EarlyFinish> {
+  const begun = (async () => {
+    const [src, dst] = await openSessions([() => connect(ctx.source, 'source'), () => connect(ctx.target, 'target')]);
+    try {
+      const sequences = await readSequences(src!, ctx.opts.filter);
+      const los = await copyLargeObjects(src!, dst!);
+      return { src: src!, dst: dst!, sequences, largeObjects: los.count };
+    } catch (e) {
+      await Promise.all([src!.end(), dst!.end()].map((p) => p.catch(() => undefined)));
+      throw e;
+    }
+  })();
+  begun.catch(() => undefined); // the finish step's to report
+  return begun;
+}
+
+/** Close what beginFinish opened when the finish step never took it (post-data failed). */
+async function releaseEarlyFinish(ctx: OnceContext): Promise<void> {
+  const begun = ctx.earlyFinish;
+  ctx.earlyFinish = undefined;
+  const e = await begun?.catch(() => null);
+  if (e) await Promise.all([e.src.end(), e.dst.end()].map((p) => p.catch(() => undefined)));
+}
+
+const [globalsStep, preDataStep, copyStep, postDataStep] = [...globalsSteps<OnceContext>(), ...parallelCopySteps<OnceContext>()];
+
 /** The one-time copy: what a sync does, without slot, publication or subscription, then finished like a cutover. */
-const COPY_STEPS: Step<CopyContext>[] = [
-  ...globalsSteps<CopyContext>(),
-  ...parallelCopySteps<CopyContext>(),
+const COPY_STEPS: Step<OnceContext>[] = [
+  globalsStep!,
+  preDataStep!,
+  copyStep!,
+  {
+    ...postDataStep!,
+    run(ctx, emit) {
+      ctx.earlyFinish = beginFinish(ctx);
+      return postDataStep!.run(ctx, emit);
+    },
+  },
   {
     name: 'finish',
-    what: 'sequences, large objects, materialized views, statistics, database settings',
+    what: 'large objects (begun beside post-data), sequences, materialized views, statistics, database settings',
     async run(ctx, emit) {
-      const src = await connect(ctx.source, 'source');
-      const dst = await connect(ctx.target, 'target');
+      const begun = ctx.earlyFinish ?? beginFinish(ctx);
+      ctx.earlyFinish = undefined;
+      const { src, dst, sequences: values, largeObjects } = await begun;
       try {
-        const sequences = await syncSequences(src, dst, ctx.opts.filter);
-        const los = await copyLargeObjects(src, dst);
+        const sequences = await setSequences(dst, values);
         const matviews = await refreshMatviews(src, dst, ctx.opts.filter);
         // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
         const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit, 'finish');
@@ -40,7 +96,7 @@ const COPY_STEPS: Step<CopyContext>[] = [
         const settings = await applyDatabaseSettings(src, dst, ctx.pre.target.database.name, emit);
         return {
           sequences,
-          largeObjects: los.count,
+          largeObjects,
           matviews,
           analyzed: (ctx.post?.analyzed ?? 0) + analyzed,
           databaseSettings: settings.applied,
@@ -135,7 +191,7 @@ async function copyOnceLocked(
     (state) =>
       withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {
         const meta: StreamingMeta = { ...newMeta(state.runId, pre.source.database.name), ...(opts.filter ? { filter: opts.filter } : {}) };
-        const ctx: CopyContext = {
+        const ctx: OnceContext = {
           ...run,
           state,
           meta,
@@ -145,7 +201,9 @@ async function copyOnceLocked(
           // The copy step follows pre-data directly here.
           openCopyEarly: true,
         };
-        const results = await runSteps(COPY_STEPS, ctx, emit, state).finally(() => releaseEarlyCopy(ctx));
+        const results = await runSteps(COPY_STEPS, ctx, emit, state).finally(() =>
+          Promise.all([releaseEarlyCopy(ctx), releaseEarlyFinish(ctx)]),
+        );
         const report: CopyReport = {
           runId: state.runId,
           steps: results,

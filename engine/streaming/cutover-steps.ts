@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { ident, literal, serverVersionNum } from '../conn';
 import { FramedCopyIn, FramedCopyOut } from '../copy/relay';
 import { filterSql, type TableFilter } from '../filter';
-import { readSequences } from '../sequences';
+import { readSequences, type SequenceValue } from '../sequences';
 
 /**
  * Set every target sequence to the source's value. Returns how many. This
@@ -19,7 +19,11 @@ import { readSequences } from '../sequences';
  * with one statement, not two round trips per sequence.
  */
 export async function syncSequences(src: pg.Client, dst: pg.Client, filter?: TableFilter): Promise<number> {
-  const values = await readSequences(src, filter);
+  return setSequences(dst, await readSequences(src, filter));
+}
+
+/** Set the target's sequences to values read from the source, in one statement. */
+export async function setSequences(dst: pg.Client, values: readonly SequenceValue[]): Promise<number> {
   if (values.length > 0)
     await dst.query(`SELECT pg_catalog.setval(q::regclass, v::bigint, c) FROM unnest($1::text[], $2::text[], $3::bool[]) AS t(q, v, c)`, [
       values.map((s) => s.name),

@@ -168,6 +168,37 @@ describe('copy as a managed-service user: verification by the COPY command tags,
     assert.deepEqual(left, []);
   });
 
+  it("post-data refused on the target: the sessions finishing opened beside it are closed, and the error is the index build's", async function () {
+    const source = await src.createDatabase('late');
+    const target = await dst.createDatabase('late');
+    // An index whose function fails on the target's major only: every attempt to build it there fails.
+    await sql(
+      source,
+      `CREATE FUNCTION only_before_14(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS
+         $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN RAISE EXCEPTION 'refused on 14'; END IF; RETURN i; END $$;
+       CREATE SEQUENCE s; SELECT nextval('s');
+       CREATE TABLE t (id int PRIMARY KEY);
+       INSERT INTO t SELECT generate_series(1, 100);
+       CREATE INDEX t_refused ON t (only_before_14(id))`,
+    );
+    const err = await copyOnce(source, target, { jobs: 2, skipGlobals: true }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof PgrelocateError, String(err));
+    assert.match(err.message, /refused on 14/);
+    for (const [side, admin] of [
+      ['source', src.admin()],
+      ['target', dst.admin()],
+    ] as const) {
+      const left = await sql<{ a: string }>(
+        admin,
+        `SELECT application_name AS a FROM pg_stat_activity WHERE datname = 'late' AND application_name LIKE 'pgrelocate%'`,
+      );
+      assert.deepEqual(left, [], `no session left on the ${side}`);
+    }
+  });
+
   it("the proof of stillness: a write in another database of the source's server, or an ANALYZE, counts as a change", async function () {
     const source = await src.createDatabase('proof');
     const other = await src.createDatabase('proof_other');
