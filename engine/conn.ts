@@ -399,6 +399,16 @@ export async function withClient<T>(info: ConnInfo, label: string, fn: (c: pg.Cl
   }
 }
 
+/** Run `setup` on a session just opened (its settings, its snapshot); when that fails the session is closed, not left open. */
+export async function orClose<T>(c: pg.Client, setup: () => Promise<T>): Promise<T> {
+  try {
+    return await setup();
+  } catch (e) {
+    await c.end().catch(() => undefined);
+    throw e;
+  }
+}
+
 /**
  * Open sessions side by side: each costs several round trips (TCP, TLS,
  * startup, authentication: about 0.1 s over a link of 20 ms), so one after

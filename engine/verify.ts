@@ -6,7 +6,7 @@
  */
 import pLimit from 'p-limit';
 import type pg from 'pg';
-import { connect, ident, literal, openSessions, type ConnInfo } from './conn';
+import { connect, ident, literal, openSessions, orClose, type ConnInfo } from './conn';
 import { SYSTEM_SCHEMA_FILTER } from './inspect';
 import { filterSql, type TableFilter } from './filter';
 import { readSequences } from './sequences';
@@ -297,15 +297,12 @@ export async function verify(source: ConnInfo, target: ConnInfo, opts: VerifyOpt
   const jobs = Math.max(1, opts.jobs ?? 2);
   const open = async (info: ConnInfo, label: string, snapshot?: string): Promise<pg.Client> => {
     const c = await connect(info, label);
-    try {
-      // One round trip for the session's settings and its snapshot.
-      await c.query(
+    // One round trip for the session's settings and its snapshot.
+    await orClose(c, () =>
+      c.query(
         `${STABLE_SESSION}${snapshot ? `; BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT ${literal(snapshot)}` : ''}`,
-      );
-    } catch (e) {
-      await c.end().catch(() => undefined);
-      throw e;
-    }
+      ),
+    );
     return c;
   };
   const src: pg.Client[] = [];

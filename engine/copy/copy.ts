@@ -8,7 +8,7 @@
  */
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { connect, dropConnection, openSessions, ident, type ConnInfo } from '../conn';
+import { connect, dropConnection, openSessions, orClose, ident, type ConnInfo } from '../conn';
 import { qualified, type TableInfo } from '../inspect';
 import { ProgressMeter, type Emit } from '../runner';
 import { FramedCopyIn, FramedCopyOut } from './relay';
@@ -170,13 +170,10 @@ async function copyPart(src: pg.Client, dst: pg.Client, part: CopyPart, onBytes:
 /** Open a source session inside the exported snapshot. */
 export async function snapshotSession(source: ConnInfo, snapshot: string): Promise<pg.Client> {
   const c = await connect(source, 'source', { application_name: 'pgrelocate-copy' });
-  try {
-    // One round trip for both.
-    await c.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, '')}'`);
-  } catch (e) {
-    await c.end().catch(() => undefined);
-    throw e;
-  }
+  // One round trip for both.
+  await orClose(c, () =>
+    c.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, '')}'`),
+  );
   return c;
 }
 

@@ -8,7 +8,7 @@
  * not exist`.
  */
 import type pg from 'pg';
-import { connect, QueryBatch, type ConnInfo } from '../conn';
+import { connect, orClose, QueryBatch, type ConnInfo } from '../conn';
 import { qualified, type TableInfo } from '../inspect';
 
 /** Names of the replication artefacts of one run (slot names are cluster-wide). */
@@ -84,7 +84,7 @@ export class ExportedSnapshot {
    */
   static async plain(source: ConnInfo): Promise<ExportedSnapshot> {
     const client = await connect(source, 'source', { application_name: 'pgrelocate-snapshot' });
-    try {
+    return orClose(client, async () => {
       // One round trip for both.
       const b = new QueryBatch();
       void b.add('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -95,10 +95,7 @@ export class ExportedSnapshot {
       await b.run(client);
       const row = (await r)[0]!;
       return new ExportedSnapshot(client, row.s, row.l, row.x);
-    } catch (e) {
-      await client.end().catch(() => undefined);
-      throw e;
-    }
+    });
   }
 
   async close(): Promise<void> {
