@@ -8,9 +8,9 @@ import { literal, withClient, type ConnInfo } from './conn';
 import { runChecks, type CheckFacts, type Finding } from './check';
 import type { Strategy } from './strategies/names';
 import { isPgrelocateError, PgrelocateError } from './errors';
-import { checkFilter, isFiltered, readFilterPlan, type TableFilter } from './filter';
+import { checkFilter, isFiltered, readFilterPlan, type FilterPlan, type TableFilter } from './filter';
 import { inspect, type CFunction, type Inventory } from './inspect';
-import { selectClientTools, type ClientTools } from './tools';
+import { chooseClientTools, findClientTools, type ClientTools } from './tools';
 
 export interface PreflightOptions {
   readonly strategy: Strategy;
@@ -21,6 +21,12 @@ export interface PreflightOptions {
   readonly writesDump?: boolean;
   /** Which schemas and tables are migrated: the source's inventory lists only those. */
   readonly filter?: TableFilter;
+  /**
+   * Called once the source's inventory and usable client tools are known,
+   * before the target answers and the checks run, for work that only reads the
+   * source (the copy's schema dump). The caller stops that work if the checks refuse.
+   */
+  readonly onSourceKnown?: (source: Inventory, tools: ClientTools, filterPlan: FilterPlan | undefined) => void;
 }
 
 export interface Preflight {
@@ -46,15 +52,32 @@ export function defaultWorkDir(): string {
 
 export async function preflight(source: ConnInfo, target: ConnInfo, opts: PreflightOptions): Promise<Preflight> {
   const filter = isFiltered(opts.filter) ? checkFilter(opts.filter) : undefined;
-  const [s, t, filterPlan] = await Promise.all([
+  // The installed client tools are looked for while the servers answer.
+  const known = Promise.all([
     inspect(source, 'source', filter),
-    inspect(target, 'target'),
     filter ? withClient(source, 'source', (c) => readFilterPlan(c, filter)) : undefined,
-  ]);
+    findClientTools(),
+  ] as const);
+  const onSourceKnown = opts.onSourceKnown;
+  if (onSourceKnown) {
+    known.then(
+      ([inv, plan, installed]) => {
+        let usable: ClientTools;
+        try {
+          usable = chooseClientTools(installed, inv.server.major);
+        } catch {
+          return; // a finding of the checks below
+        }
+        onSourceKnown(inv, usable, plan);
+      },
+      () => undefined, // the preflight's own error
+    );
+  }
+  const [[s, filterPlan, installed], t] = await Promise.all([known, inspect(target, 'target')]);
   let tools: ClientTools | null = null;
   let toolFact: { major: number; version: string } | { error: string; fix: string };
   try {
-    tools = await selectClientTools(s.server.major);
+    tools = chooseClientTools(installed, s.server.major);
     toolFact = { major: tools.major, version: tools.version };
   } catch (e) {
     if (!isPgrelocateError(e)) throw e;

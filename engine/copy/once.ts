@@ -15,6 +15,8 @@ import { preflight, requireReady } from '../preflight';
 import { runSteps, type Emit, type Step, type StepResult } from '../runner';
 import { withRunState, withScratchDir } from '../run';
 import { globalsSteps, parallelCopySteps, releaseEarlyCopy, type CopyContext } from './steps';
+import { EarlySchemaDump } from './schema';
+import { dumpFilterArgs } from '../filter';
 import { applyDatabaseSettings } from '../database-settings';
 import { snapshotUnchanged, verify } from '../verify';
 import { type CopyResult } from './copy';
@@ -25,6 +27,8 @@ import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOpt
 /** The one-time copy's context: the copy steps', and the part of finishing begun beside post-data. */
 interface OnceContext extends CopyContext {
   earlyFinish?: Promise<EarlyFinish>;
+  /** Finishing's two sessions, handed on to verification. */
+  finished?: { readonly source: pg.Client; readonly target: pg.Client };
 }
 
 /** What finishing begins beside post-data: the source's sequence values, large objects copied, its two sessions still open. */
@@ -58,12 +62,18 @@ function beginFinish(ctx: OnceContext): Promise<EarlyFinish> {
   return begun;
 }
 
-/** Close what beginFinish opened when the finish step never took it (post-data failed). */
-async function releaseEarlyFinish(ctx: OnceContext): Promise<void> {
+/**
+ * Close what beginFinish opened when no step took it: post-data failed, or
+ * finishing, or verification did not run or failed.
+ */
+async function releaseFinishSessions(ctx: OnceContext): Promise<void> {
   const begun = ctx.earlyFinish;
+  const finished = ctx.finished;
   ctx.earlyFinish = undefined;
+  ctx.finished = undefined;
   const e = await begun?.catch(() => null);
-  if (e) await Promise.all([e.src.end(), e.dst.end()].map((p) => p.catch(() => undefined)));
+  const open = [e?.src, e?.dst, finished?.source, finished?.target].filter((c) => c !== undefined);
+  await Promise.all(open.map((c) => c.end().catch(() => undefined)));
 }
 
 const [globalsStep, preDataStep, copyStep, postDataStep] = [...globalsSteps<OnceContext>(), ...parallelCopySteps<OnceContext>()];
@@ -87,6 +97,7 @@ const COPY_STEPS: Step<OnceContext>[] = [
       const begun = ctx.earlyFinish ?? beginFinish(ctx);
       ctx.earlyFinish = undefined;
       const { src, dst, sequences: values, largeObjects } = await begun;
+      let handedOn = false;
       try {
         const sequences = await setSequences(dst, values);
         const matviews = await refreshMatviews(src, dst, ctx.opts.filter);
@@ -94,6 +105,9 @@ const COPY_STEPS: Step<OnceContext>[] = [
         const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit, 'finish');
         // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
         const settings = await applyDatabaseSettings(src, dst, ctx.pre.target.database.name, emit);
+        // Verification reads on these two sessions rather than opening its own.
+        ctx.finished = { source: src, target: dst };
+        handedOn = true;
         return {
           sequences,
           largeObjects,
@@ -102,7 +116,7 @@ const COPY_STEPS: Step<OnceContext>[] = [
           databaseSettings: settings.applied,
         };
       } finally {
-        await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
+        if (!handedOn) await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
       }
     },
   },
@@ -110,7 +124,7 @@ const COPY_STEPS: Step<OnceContext>[] = [
     name: 'verify',
     what: "row counts (by COPY's command tags while the source stayed still), or checksums with --verify checksum, of every table",
     async run(ctx, emit) {
-      if (ctx.opts.verify === 'none') return { skipped: true };
+      if (ctx.opts.verify === 'none') return { skipped: true }; // finishing's sessions are closed when the run ends
       // The copy's own counts stand for the tables' when nothing was written on the source since its snapshot
       // (verify checks that first); otherwise every table is counted again on both sides, which catches writes
       // the copy missed.
@@ -120,6 +134,7 @@ const COPY_STEPS: Step<OnceContext>[] = [
         matviews: false,
         ...(ctx.opts.filter ? { filter: ctx.opts.filter } : {}),
         ...(ctx.copyXids && ctx.counted ? { counted: { tables: ctx.counted, since: ctx.copyXids } } : {}),
+        ...(ctx.finished ? { sessions: ctx.finished } : {}),
       });
       if (v.sourceChanged)
         emit({
@@ -175,47 +190,65 @@ async function copyOnceLocked(
 ): Promise<CopyReport> {
   const started = Date.now();
   const opts = resolveStreamingOptions({ ...options, streaming: false });
-  const pre = await preflight(source, target, {
-    strategy: 'dump-restore',
-    force: opts.force,
-    workDir: opts.workDir,
-    writesDump: false,
-    ...(opts.filter ? { filter: opts.filter } : {}),
+  // The scratch directory is made before the preflight, which may begin the schema dump into it.
+  return withScratchDir(opts.workDir, `pgrelocate-schema-copy-${process.pid}-${Date.now().toString(36)}`, async (dir) => {
+    const schemaDump = new EarlySchemaDump(source, path.join(dir, 'schema.dump'));
+    try {
+      const pre = await preflight(source, target, {
+        strategy: 'dump-restore',
+        force: opts.force,
+        workDir: opts.workDir,
+        writesDump: false,
+        ...(opts.filter ? { filter: opts.filter } : {}),
+        onSourceKnown: (_s, tools, filterPlan) => schemaDump.start(tools, dumpFilterArgs(filterPlan)),
+      });
+      const tools = requireReady(pre);
+      return await copyWithState({ source, target, pre, tools, opts }, schemaDump, started, emit);
+    } finally {
+      await schemaDump.stop();
+    }
   });
-  const tools = requireReady(pre);
-  // What every step sees of this run besides its state.
-  const run = { source, target, pre, tools, opts };
+}
+
+/** The run after a passed preflight: its state on the target, the steps, the report. */
+async function copyWithState(
+  run: Pick<OnceContext, 'source' | 'target' | 'pre' | 'tools' | 'opts'>,
+  schemaDump: EarlySchemaDump,
+  started: number,
+  emit: Emit,
+): Promise<CopyReport> {
+  const { pre, opts } = run;
   return withRunState(
-    target,
-    { create: { strategy: 'copy', source: describe(source) } },
-    (state) =>
-      withScratchDir(opts.workDir, `pgrelocate-schema-${state.runId}`, async (dir) => {
-        const meta: StreamingMeta = { ...newMeta(state.runId, pre.source.database.name), ...(opts.filter ? { filter: opts.filter } : {}) };
-        const ctx: OnceContext = {
-          ...run,
-          state,
-          meta,
-          resumed: false,
-          doneBefore: new Set(),
-          schemaFile: path.join(dir, 'schema.dump'),
-          // The copy step follows pre-data directly here.
-          openCopyEarly: true,
-        };
-        const results = await runSteps(COPY_STEPS, ctx, emit, state).finally(() =>
-          Promise.all([releaseEarlyCopy(ctx), releaseEarlyFinish(ctx)]),
-        );
-        const report: CopyReport = {
-          runId: state.runId,
-          steps: results,
-          copy: ctx.copy ?? null,
-          seconds: (Date.now() - started) / 1000,
-          findings: pre.findings,
-        };
-        meta.phase = 'done';
-        await state.setMeta(meta);
-        await state.finish('done', report);
-        return report;
-      }),
+    run.target,
+    { create: { strategy: 'copy', source: describe(run.source) } },
+    async (state) => {
+      const meta: StreamingMeta = { ...newMeta(state.runId, pre.source.database.name), ...(opts.filter ? { filter: opts.filter } : {}) };
+      const ctx: OnceContext = {
+        ...run,
+        state,
+        meta,
+        resumed: false,
+        doneBefore: new Set(),
+        schemaFile: schemaDump.file,
+        schemaDump,
+        // The copy step follows pre-data directly here.
+        openCopyEarly: true,
+      };
+      const results = await runSteps(COPY_STEPS, ctx, emit, state).finally(() =>
+        Promise.all([releaseEarlyCopy(ctx), releaseFinishSessions(ctx)]),
+      );
+      const report: CopyReport = {
+        runId: state.runId,
+        steps: results,
+        copy: ctx.copy ?? null,
+        seconds: (Date.now() - started) / 1000,
+        findings: pre.findings,
+      };
+      meta.phase = 'done';
+      await state.setMeta(meta);
+      await state.finish('done', report);
+      return report;
+    },
     (state) => state.setPhase('copy', 'failed'),
   );
 }

@@ -51,14 +51,62 @@ export function sectionRestoreArgs(
   return args;
 }
 
-export async function dumpSchema(tools: ClientTools, source: ConnInfo, file: string, filter: readonly string[] = []): Promise<void> {
-  const r = await runTool(tools.pgDump, schemaDumpArgs(source, file, filter), [source]);
+export async function dumpSchema(
+  tools: ClientTools,
+  source: ConnInfo,
+  file: string,
+  filter: readonly string[] = [],
+  signal?: AbortSignal,
+): Promise<void> {
+  const r = await runTool(tools.pgDump, schemaDumpArgs(source, file, filter), [source], signal ? { signal } : {});
+  if (signal?.aborted) {
+    throw new PgrelocateError(
+      'schema-dump-failed',
+      'pg_dump --schema-only was stopped: the run ended first',
+      'See the error that ended the run.',
+    );
+  }
   if (r.exitCode !== 0) {
     throw new PgrelocateError(
       'schema-dump-failed',
       `pg_dump --schema-only failed: ${r.stderr.split('\n').slice(-8).join('\n')}`,
       'Fix the cause on the source and rerun.',
     );
+  }
+}
+
+/**
+ * The schema dump begun during the preflight, as soon as the source's version
+ * (which picks pg_dump) is known: over a link of 20 ms it starts about 0.3 s
+ * sooner. It only reads the source. The run takes it at pre-data; whatever
+ * ends the run first stops it, and `stop` returns once pg_dump has exited, so
+ * the dump never outlives a refused preflight.
+ */
+export class EarlySchemaDump {
+  private readonly abort = new AbortController();
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly source: ConnInfo,
+    readonly file: string,
+  ) {}
+
+  /** Begin the dump; a no-op once stopped, so a preflight's late callback cannot start one. */
+  start(tools: ClientTools, filter: readonly string[]): void {
+    if (this.running || this.abort.signal.aborted) return;
+    this.running = dumpSchema(tools, this.source, this.file, filter, this.abort.signal);
+    this.running.catch(() => undefined); // the pre-data step's to report
+  }
+
+  /** The dump's end, or null when it was never started (pre-data dumps then). */
+  get done(): Promise<void> | null {
+    return this.running;
+  }
+
+  /** End pg_dump if it still runs, and wait for it. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running?.catch(() => undefined);
   }
 }
 

@@ -15,7 +15,7 @@ import { parseToc, sourceForeignKeys, sourceIndexes, sourcePartitionedTables, sp
 import { Slots } from './slots';
 import { type Step } from '../runner';
 import { copyTables, openCopySessions, type CopyResult, type CopySessions, type PartCount } from './copy';
-import { dumpSchema, restoreSection } from './schema';
+import { dumpSchema, restoreSection, type EarlySchemaDump } from './schema';
 import { ExportedSnapshot } from '../streaming/snapshot';
 import { dropSlot } from '../streaming/artefacts';
 import type { StreamingMeta } from '../streaming/options';
@@ -24,6 +24,8 @@ import type { StreamingRunContext } from '../streaming/run';
 /** What the copy steps need; other strategies that reuse them (bucardo --parallel-copy) extend it. */
 export interface CopyContext extends StreamingRunContext<StreamingMeta> {
   copy?: CopyResult;
+  /** The schema dump begun during the preflight (the one-time copy's); pre-data dumps when it is absent or was never started. */
+  readonly schemaDump?: EarlySchemaDump;
   /** Post-data's split, read while pre-data was restored (null: the archive could not be listed). */
   postPlan?: Promise<PostDataSplit | null>;
   /**
@@ -129,7 +131,7 @@ const [preDataStep, copyStep, postDataStep] = ((): Step<CopyContext>[] => [
     name: 'schema-pre-data',
     what: 'types, tables, functions and views (pg_dump --schema-only, pre-data section)',
     async run(ctx, emit) {
-      await dumpSchema(ctx.tools, ctx.source, ctx.schemaFile, dumpFilterArgs(ctx.pre.facts.filterPlan));
+      await (ctx.schemaDump?.done ?? dumpSchema(ctx.tools, ctx.source, ctx.schemaFile, dumpFilterArgs(ctx.pre.facts.filterPlan)));
       // Read beside the restore (about 0.2 s of round trips over a link of 20 ms); the copy step builds on it.
       const plan = postDataPlan(ctx, copiedTables(ctx));
       plan.catch(() => undefined); // awaited below, or by the copy step when the restore fails first

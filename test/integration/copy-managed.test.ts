@@ -8,6 +8,9 @@
  * that server's error, and leaves no session waiting behind it.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { execa } from 'execa';
 import { connect, withClient, type ConnInfo } from '../../engine/conn';
@@ -23,6 +26,7 @@ import { startProfiledServer, type ProfiledServer } from '../../engine/local/pro
 import type { RunEvent } from '../../engine/runner';
 import { ExportedSnapshot } from '../../engine/streaming/snapshot';
 import { hasServer, newestPgDump, sql } from '../helpers/servers';
+import { DelayProxy } from '../../bench/topology';
 
 /** Three tables: one split into key ranges (several COPY pairs to add up), one small without a key, one empty. */
 async function load(source: ConnInfo): Promise<void> {
@@ -95,6 +99,13 @@ describe('copy as a managed-service user: verification by the COPY command tags,
       assert.equal(err.code, 'verify-failed');
       assert.match(err.message, /small.*rows differ \(source 3, target 2\)/);
       assert.ok(events.some((e) => e.type === 'log' && /every table was counted again/.test(e.message)));
+      // Verification read on finishing's sessions; its failure still closes them.
+      const pid = (writer as unknown as { processID: number }).processID;
+      const left = await sql<{ n: string }>(
+        src.admin(),
+        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = 'moving' AND application_name LIKE 'pgrelocate%' AND pid <> ${pid}`,
+      );
+      assert.deepEqual(left, [{ n: '0' }]);
     } finally {
       await writer.end();
     }
@@ -166,6 +177,65 @@ describe('copy as a managed-service user: verification by the COPY command tags,
       `SELECT application_name AS a, count(*)::text AS n FROM pg_stat_activity WHERE datname = 'early' AND application_name LIKE 'pgrelocate%' GROUP BY 1`,
     );
     assert.deepEqual(left, []);
+  });
+
+  it('a preflight refused after the schema dump began: pg_dump is ended before the error, and its scratch directory is gone', async function () {
+    const source = await src.createDatabase('refused');
+    const target = await dst.createDatabase('refused');
+    await load(source);
+    await sql(target, 'CREATE TABLE already_here (id int)'); // the refusal: a target that is not empty
+    // The source 100 ms away and the target 400 ms away: the source is known (and the dump begun) seconds before the
+    // target's answers refuse the run, and pg_dump's hundred round trips would go on for ten seconds more.
+    const [sp, tp] = await Promise.all([DelayProxy.start('127.0.0.1', source.port, 100), DelayProxy.start('127.0.0.1', target.port, 400)]);
+    const workDir = mkdtempSync(path.join(os.tmpdir(), 'pgrelocate-refused-'));
+    // pg_dump (application_name pgrelocate, like every tool of a run) holds its transaction open between its queries;
+    // the preflight's reads hold none.
+    const dumps = (): Promise<{ n: string }[]> =>
+      sql<{ n: string }>(
+        src.admin(),
+        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = 'refused' AND application_name = 'pgrelocate' AND xact_start IS NOT NULL`,
+      );
+    const sessions = (): Promise<{ n: string }[]> =>
+      sql<{ n: string }>(
+        src.admin(),
+        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = 'refused' AND application_name LIKE 'pgrelocate%'`,
+      );
+    try {
+      let seen = 0;
+      let polling = true;
+      const poll = (async () => {
+        while (polling) {
+          seen = Math.max(seen, Number((await dumps())[0]!.n));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      const started = Date.now();
+      const err = await copyOnce({ ...source, port: sp.port }, { ...target, port: tp.port }, { jobs: 2, skipGlobals: true, workDir }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const seconds = (Date.now() - started) / 1000;
+      polling = false;
+      await poll;
+      assert.ok(err instanceof PgrelocateError, String(err));
+      assert.equal(err.code, 'check-failed');
+      assert.match(err.message, /not empty/);
+      assert.equal(seen, 1, 'the schema dump had begun before the refusal');
+      // Its backend ends when pg_dump's connection closes, which the proxy passes on within its delay.
+      let left = '1';
+      for (let i = 0; i < 20 && left !== '0'; i++) {
+        left = (await sessions())[0]!.n;
+        if (left !== '0') await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(left, '0', `a session still connected ${seconds.toFixed(1)} s after the copy was started`);
+      assert.deepEqual(readdirSync(workDir), []);
+      const [t] = await sql<{ n: string }>(target, `SELECT count(*)::text AS n FROM pg_tables WHERE schemaname = 'public'`);
+      assert.equal(t!.n, '1', 'nothing was created on the target');
+    } finally {
+      sp.stop();
+      tp.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    }
   });
 
   it("post-data refused on the target: the sessions finishing opened beside it are closed, and the error is the index build's", async function () {

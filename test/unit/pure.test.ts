@@ -11,7 +11,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { installHint, parseToolVersion } from '../../engine/tools';
+import { chooseClientTools, installHint, parseToolVersion, type ClientTools } from '../../engine/tools';
+import { PgrelocateError } from '../../engine/errors';
 import { formatBytes, formatDuration, parseSize } from '../../engine/units';
 import { packageList } from '../../scripts/ensure-debian';
 import { rowCounts } from '../../scripts/sample-db';
@@ -49,6 +50,28 @@ describe('pure helpers', function () {
     });
     assert.equal(parseToolVersion('pg_dump (PostgreSQL) 9.6.24')!.major, 9.6);
     assert.match(installHint(17), /postgresql-client-17/);
+  });
+
+  it('client tools chosen for a source: the first set (newest, or PGRELOCATE_PG_BINDIR) at or above its major', function () {
+    const set = (major: number, bindir: string): ClientTools => ({
+      major,
+      version: `${major}.1`,
+      bindir,
+      pgDump: `${bindir}/pg_dump`,
+      pgDumpAll: `${bindir}/pg_dumpall`,
+      pgRestore: `${bindir}/pg_restore`,
+    });
+    const found = [set(14, '/opt/pg14'), set(17, '/usr/lib/postgresql/17/bin'), set(15, '/usr/lib/postgresql/15/bin')];
+    assert.equal(chooseClientTools(found, 12).bindir, '/opt/pg14');
+    assert.equal(chooseClientTools(found, 16).bindir, '/usr/lib/postgresql/17/bin');
+    assert.throws(
+      () => chooseClientTools(found, 18),
+      (e: unknown) => e instanceof PgrelocateError && e.code === 'client-tools-too-old' && /postgresql-client-18/.test(e.fix),
+    );
+    assert.throws(
+      () => chooseClientTools([], 16),
+      (e: unknown) => e instanceof PgrelocateError && e.code === 'no-client-tools',
+    );
   });
 
   it('passfile lines escape colons and backslashes, and the tool environment drops libpq variables', function () {
