@@ -6,8 +6,17 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { redact, toUrl, type ConnInfo } from './conn';
+
+/**
+ * execa, loaded when the first process starts rather than with the CLI: it
+ * and its dependencies take about 65 ms to load, which the preflight's waits
+ * on the servers then hide. Every module the CLI loads takes it from here.
+ */
+let execaModule: Promise<typeof import('execa')> | undefined;
+export function loadExeca(): Promise<typeof import('execa')> {
+  return (execaModule ??= import('execa'));
+}
 
 /** Escape a field of a .pgpass line. */
 export function pgpassField(v: string): string {
@@ -138,6 +147,7 @@ export async function runTool(file: string, args: readonly string[], conns: read
   const stderrLines: string[] = [];
   try {
     const [cmd, argv] = toolCommand(file, args);
+    const { execa } = await loadExeca();
     const sub = execa(cmd, argv, {
       reject: false,
       stdin: 'ignore',

@@ -5,8 +5,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
-import { withoutSecrets } from './tool-exec';
+import { loadExeca, withoutSecrets } from './tool-exec';
 import { PgrelocateError } from './errors';
 
 export interface ClientTools {
@@ -47,6 +46,7 @@ async function toolsIn(bindir: string): Promise<ClientTools | undefined> {
   const pgRestore = path.join(bindir, 'pg_restore');
   const pgDumpAll = path.join(bindir, 'pg_dumpall');
   if (![pgDump, pgRestore, pgDumpAll].every((p) => existsSync(p))) return undefined;
+  const { execa } = await loadExeca();
   const r = await execa(pgDump, ['--version'], { reject: false, extendEnv: false, env: withoutSecrets() });
   const v = r.exitCode === 0 ? parseToolVersion(r.stdout) : undefined;
   return v ? { ...v, bindir, pgDump, pgDumpAll, pgRestore } : undefined;

@@ -10,10 +10,10 @@ import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import pg from 'pg';
 import type { ConnInfo } from '../conn';
 import { toUrl } from '../conn';
+import { loadExeca } from '../tool-exec';
 import { availableMajors, findServerBinaries, type ServerBinaries } from './binaries';
 import { serverOsUser, type OsUser } from './os-user';
 
@@ -185,6 +185,7 @@ export class LocalServer {
     running.delete(this);
     const pgCtl = path.join(this.binaries.bindir, 'pg_ctl');
     const opts = { reject: false, ...(this.osUser ? { uid: this.osUser.uid, gid: this.osUser.gid } : {}) };
+    const { execa } = await loadExeca();
     const r = await execa(pgCtl, this.pgCtlArgs('fast'), opts);
     if (r.exitCode !== 0) await execa(pgCtl, this.pgCtlArgs('immediate'), opts);
     if (!this.keepData) rmSync(this.baseDir, { recursive: true, force: true });
@@ -208,6 +209,7 @@ export class LocalServer {
  * made by openssl as the server's OS user (the key must be theirs, mode 0600).
  */
 async function makeCertificate(dataDir: string, asUser: { uid?: number; gid?: number }, env: NodeJS.ProcessEnv): Promise<void> {
+  const { execa } = await loadExeca();
   const r = await execa(
     'openssl',
     [
@@ -241,6 +243,7 @@ async function makeCertificate(dataDir: string, asUser: { uid?: number; gid?: nu
 
 /** Start a fresh server of the given major. */
 export async function startServer(opts: LocalServerOptions): Promise<LocalServer> {
+  const { execa } = await loadExeca();
   const binaries = findServerBinaries(opts.major, opts.origin);
   if (!binaries) {
     throw new Error(

@@ -5,9 +5,8 @@
  * `runSteps`, so the state records it. Any failure before the switch lifts
  * the fence and keeps replication running.
  */
-import { execa } from 'execa';
 import { withRunLock } from '../run-lock';
-import { withoutSecrets } from '../tool-exec';
+import { loadExeca, withoutSecrets } from '../tool-exec';
 import { connect, describe, type ConnInfo } from '../conn';
 import { applyDatabaseSettings } from '../database-settings';
 import { isPgrelocateError, PgrelocateError } from '../errors';
@@ -108,6 +107,7 @@ function poolOf(c: CutoverContext): Pool | null {
 
 export async function runHook(cmd: string, label: string): Promise<void> {
   // A hook is the user's command: it gets their environment, less the passwords pgrelocate was given.
+  const { execa } = await loadExeca();
   const r = await execa(cmd, {
     shell: true,
     reject: false,

@@ -21,11 +21,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import type pg from 'pg';
 import { connect, ident, redact, withClient, type ConnInfo } from '../../conn';
 import { PgrelocateError } from '../../errors';
-import { pgpassLines } from '../../tool-exec';
+import { loadExeca, pgpassLines } from '../../tool-exec';
 
 export const BUCARDO_BIN = process.env['PGRELOCATE_BUCARDO'] ?? 'bucardo';
 
@@ -213,6 +212,7 @@ export class BucardoControl {
       opts.connectionFlags === false
         ? []
         : ['--dbhost', this.control.host, '--dbport', String(this.control.port), '--dbuser', 'bucardo', '--dbname', 'bucardo'];
+    const { execa } = await loadExeca();
     const r = await execa(BUCARDO_BIN, ['--no-bucardorc', ...flags, '--piddir', this.dir, ...args], {
       reject: false,
       stdin: 'ignore',
