@@ -19,7 +19,9 @@ export interface TableInfo {
   readonly unlogged: boolean;
   readonly partitionOf: string | null;
   readonly rowEstimate: number;
+  /** The table's and its TOAST table's files (pg_table_size). */
   readonly bytes: number;
+  /** `bytes` and its indexes' pages as pg_class last recorded them (CREATE INDEX, VACUUM, ANALYZE). */
   readonly totalBytes: number;
   /** Primary key columns, empty when the table has none. */
   readonly primaryKey: readonly string[];
@@ -269,7 +271,11 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
     `SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
             ${partitionOf} AS partition_of,
             greatest(c.reltuples, 0)::bigint::text AS reltuples,
-            pg_table_size(c.oid)::text AS bytes, pg_total_relation_size(c.oid)::text AS total_bytes,
+            sz.bytes::text AS bytes,
+            -- Its indexes as pg_class last recorded them (CREATE INDEX, VACUUM, ANALYZE): pg_indexes_size opens every index,
+            -- 0.1 s at 2,621 tables, for a figure only plan shows.
+            (sz.bytes + (SELECT coalesce(sum(ic.relpages), 0) FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid
+                          WHERE x.indrelid = c.oid) * current_setting('block_size')::bigint)::text AS total_bytes,
             (SELECT array_agg(a.attname::text ORDER BY k.ord)
                FROM pg_index x
                CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -301,8 +307,11 @@ export async function inspectDatabase(c: pg.Client, versionNum: number, filter?:
                          -- binary-coercible, as the apply worker's type cache finds them (varchar → text, cidr → inet)
                          OR et.oid IN (SELECT pc.castsource FROM pg_cast pc WHERE pc.castmethod = 'b' AND pc.casttarget IN (${EQ_TYPES})))) AS no_eq
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            -- Each size once per table: a size function stats every fork of the relation (and of its TOAST table),
+            -- and computed in the list and again in ORDER BY it took 0.29 s of a preflight at 2,621 tables (now 0.1 s).
+            CROSS JOIN LATERAL (SELECT pg_table_size(c.oid) AS bytes) sz
       WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} AND ${filterSql(filter)}
-      ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
+      ORDER BY sz.bytes DESC, n.nspname, c.relname`,
   );
   const sequencesQ = b.add<{ schema: string; name: string; owned_by: string | null; readable: boolean }>(
     `SELECT n.nspname AS schema, c.relname AS name, has_sequence_privilege(c.oid, 'SELECT') AS readable,
