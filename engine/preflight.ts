@@ -60,18 +60,9 @@ export async function preflight(source: ConnInfo, target: ConnInfo, opts: Prefli
   ] as const);
   const onSourceKnown = opts.onSourceKnown;
   if (onSourceKnown) {
-    known.then(
-      ([inv, plan, installed]) => {
-        let usable: ClientTools;
-        try {
-          usable = chooseClientTools(installed, inv.server.major);
-        } catch {
-          return; // a finding of the checks below
-        }
-        onSourceKnown(inv, usable, plan);
-      },
-      () => undefined, // the preflight's own error
-    );
+    // No usable tools is a finding of the checks below, and a failed inventory the preflight's own error;
+    // early work that fails to begin is done later by the caller.
+    known.then(([inv, plan, installed]) => onSourceKnown(inv, chooseClientTools(installed, inv.server.major), plan)).catch(() => undefined);
   }
   const [[s, filterPlan, installed], t] = await Promise.all([known, inspect(target, 'target')]);
   let tools: ClientTools | null = null;

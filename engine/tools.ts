@@ -54,8 +54,9 @@ async function toolsIn(bindir: string): Promise<ClientTools | undefined> {
 
 /**
  * Every installed set of client tools, newest first. The candidates are asked
- * for their versions side by side: Debian's /usr/bin/pg_dump is a Perl
- * wrapper, and one after another they took 90 ms of every preflight.
+ * for their versions side by side (and the preflight asks while the servers
+ * answer): one after another, after the inventories, they took 90 ms of every
+ * preflight, Debian's /usr/bin/pg_dump being a Perl wrapper.
  */
 export async function findClientTools(env: NodeJS.ProcessEnv = process.env): Promise<ClientTools[]> {
   const probed = await Promise.all(candidateBindirs(env).map((dir) => toolsIn(dir)));
