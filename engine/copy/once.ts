@@ -26,9 +26,8 @@ import { newMeta, resolveStreamingOptions, type StreamingMeta, type StreamingOpt
 
 /** The one-time copy's context: the copy steps', and the part of finishing begun beside post-data. */
 interface OnceContext extends CopyContext {
+  /** Finishing's sessions and early reads; verification reads on the same sessions, and the run's end closes them. */
   earlyFinish?: Promise<EarlyFinish>;
-  /** Finishing's two sessions, handed on to verification. */
-  finished?: { readonly source: pg.Client; readonly target: pg.Client };
 }
 
 /** What finishing begins beside post-data: the source's sequence values, large objects copied, its two sessions still open. */
@@ -62,18 +61,12 @@ function beginFinish(ctx: OnceContext): Promise<EarlyFinish> {
   return begun;
 }
 
-/**
- * Close what beginFinish opened when no step took it: post-data failed, or
- * finishing, or verification did not run or failed.
- */
+/** Close what beginFinish opened, when the run ends: after verification, or after whichever step failed. */
 async function releaseFinishSessions(ctx: OnceContext): Promise<void> {
   const begun = ctx.earlyFinish;
-  const finished = ctx.finished;
   ctx.earlyFinish = undefined;
-  ctx.finished = undefined;
   const e = await begun?.catch(() => null);
-  const open = [e?.src, e?.dst, finished?.source, finished?.target].filter((c) => c !== undefined);
-  await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+  if (e) await Promise.all([e.src.end(), e.dst.end()].map((p) => p.catch(() => undefined)));
 }
 
 const [globalsStep, preDataStep, copyStep, postDataStep] = [...globalsSteps<OnceContext>(), ...parallelCopySteps<OnceContext>()];
@@ -94,37 +87,29 @@ const COPY_STEPS: Step<OnceContext>[] = [
     name: 'finish',
     what: 'large objects (begun beside post-data), sequences, materialized views, statistics, database settings',
     async run(ctx, emit) {
-      const begun = ctx.earlyFinish ?? beginFinish(ctx);
-      ctx.earlyFinish = undefined;
-      const { src, dst, sequences: values, largeObjects } = await begun;
-      let handedOn = false;
-      try {
-        const sequences = await setSequences(dst, values);
-        const matviews = await refreshMatviews(src, dst, ctx.opts.filter);
-        // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
-        const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit, 'finish');
-        // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
-        const settings = await applyDatabaseSettings(src, dst, ctx.pre.target.database.name, emit);
-        // Verification reads on these two sessions rather than opening its own.
-        ctx.finished = { source: src, target: dst };
-        handedOn = true;
-        return {
-          sequences,
-          largeObjects,
-          matviews,
-          analyzed: (ctx.post?.analyzed ?? 0) + analyzed,
-          databaseSettings: settings.applied,
-        };
-      } finally {
-        if (!handedOn) await Promise.all([src.end(), dst.end()].map((p) => p.catch(() => undefined)));
-      }
+      const { src, dst, sequences: values, largeObjects } = await (ctx.earlyFinish ??= beginFinish(ctx));
+      const sequences = await setSequences(dst, values);
+      const matviews = await refreshMatviews(src, dst, ctx.opts.filter);
+      // Tables the pipeline did not analyze (no indexes, partitioned parents) and the refreshed materialized views.
+      const analyzed = await analyzeMissing(ctx.target, ctx.opts.jobs, emit, 'finish');
+      // ALTER DATABASE … SET and the rest: after the data, so no setting of the source's applies to the copy itself.
+      const settings = await applyDatabaseSettings(src, dst, ctx.pre.target.database.name, emit);
+      return {
+        sequences,
+        largeObjects,
+        matviews,
+        analyzed: (ctx.post?.analyzed ?? 0) + analyzed,
+        databaseSettings: settings.applied,
+      };
     },
   },
   {
     name: 'verify',
     what: "row counts (by COPY's command tags while the source stayed still), or checksums with --verify checksum, of every table",
     async run(ctx, emit) {
-      if (ctx.opts.verify === 'none') return { skipped: true }; // finishing's sessions are closed when the run ends
+      if (ctx.opts.verify === 'none') return { skipped: true };
+      // Finishing's two sessions (open until the run ends) rather than two new connections.
+      const finished = await ctx.earlyFinish;
       // The copy's own counts stand for the tables' when nothing was written on the source since its snapshot
       // (verify checks that first); otherwise every table is counted again on both sides, which catches writes
       // the copy missed.
@@ -134,7 +119,7 @@ const COPY_STEPS: Step<OnceContext>[] = [
         matviews: false,
         ...(ctx.opts.filter ? { filter: ctx.opts.filter } : {}),
         ...(ctx.copyXids && ctx.counted ? { counted: { tables: ctx.counted, since: ctx.copyXids } } : {}),
-        ...(ctx.finished ? { sessions: ctx.finished } : {}),
+        ...(finished ? { sessions: { source: finished.src, target: finished.dst } } : {}),
       });
       if (v.sourceChanged)
         emit({
